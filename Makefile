@@ -1,0 +1,30 @@
+# The two front-door commands are `make run` and `make test`; each builds its own virtualenv when missing.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint clean-var help
+
+help:
+	@echo "make run   - install (if needed) and run every service on its defaults (local RabbitMQ, SQLite under var/)"
+	@echo "make test  - install (if needed) and run the whole test suite (real RabbitMQ, PostgreSQL and SQLite)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/sanji run-all
+
+test: $(STAMP)
+	$(BIN)/python -m shared.testing.prepare_services
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+
+clean-var:
+	rm -rf var/

@@ -1,0 +1,89 @@
+"""Intake's tables. Personal data (name, ID number, phone) lives here and nowhere else."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.db import Base, UTCDateTime
+
+
+class CaseRecord(Base):
+    __tablename__ = "intake_cases"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_number: Mapped[str] = mapped_column(String(32), unique=True)
+    community_code: Mapped[str] = mapped_column(String(12), index=True)
+    bundle_code: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    catalogue_version: Mapped[str] = mapped_column(String(64))
+    submitted_by: Mapped[str] = mapped_column(String(128))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    applicant: Mapped[ApplicantRecord] = relationship(back_populates="case", cascade="all, delete-orphan")
+    items: Mapped[list[CaseItemRecord]] = relationship(back_populates="case", cascade="all, delete-orphan",
+                                                       order_by="CaseItemRecord.position")
+    deferred: Mapped[list[DeferredMaterialRecord]] = relationship(cascade="all, delete-orphan",
+                                                                  order_by="DeferredMaterialRecord.material_code")
+
+
+class ApplicantRecord(Base):
+    __tablename__ = "intake_applicants"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    id_number: Mapped[str] = mapped_column(String(18))
+    # Keyed hash, for look-ups (credit flags, repeat visits) without searching on the number in clear.
+    id_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    phone: Mapped[str] = mapped_column(String(20))
+
+    case: Mapped[CaseRecord] = relationship(back_populates="applicant")
+
+
+class CaseItemRecord(Base):
+    """One matter of a case, and where routing sent it (a read model fed by routing's events)."""
+
+    __tablename__ = "intake_case_items"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"), primary_key=True)
+    matter_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    item_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    level: Mapped[str | None] = mapped_column(String(16))
+    unit_code: Mapped[str | None] = mapped_column(String(12))
+    department_code: Mapped[str | None] = mapped_column(String(32))
+    legal_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    promised_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deadline_provisional: Mapped[bool | None] = mapped_column(Boolean)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    case: Mapped[CaseRecord] = relationship(back_populates="items")
+
+
+class DeferredMaterialRecord(Base):
+    __tablename__ = "intake_deferred_materials"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"), primary_key=True)
+    material_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    material_name: Mapped[str] = mapped_column(String(100))
+    matter_codes: Mapped[str] = mapped_column(String(500))  # space-separated matter codes
+    due_date: Mapped[date] = mapped_column(Date)
+    due_date_provisional: Mapped[bool] = mapped_column(Boolean)
+    consequence: Mapped[str] = mapped_column(String(200))
+
+
+class IdempotencyKeyRecord(Base):
+    """A retried submission with the same key returns the first case instead of making a second."""
+
+    __tablename__ = "intake_idempotency_keys"
+
+    community_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_digest: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

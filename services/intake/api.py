@@ -1,0 +1,32 @@
+"""The kiosk HTTP API, described once: the service serves these operations and the OpenAPI document."""
+
+from __future__ import annotations
+
+from services.intake.schemas import CaseSubmission, CaseView, CatalogueSummary, Health, Problem
+from shared.openapi import Operation, build_openapi
+
+API_VERSION = "1.0.0"
+
+OPERATIONS = [
+    Operation("POST", "/v1/cases", "Submit a case: one matter or a bundle (一件事)", CaseView, 201,
+              request_model=CaseSubmission,
+              headers=(("Idempotency-Key", "a retried submission with the same key returns the first case"),),
+              errors={400: "malformed JSON", 403: "the kiosk may not act for that community",
+                      413: "body too large", 415: "not JSON",
+                      422: "invalid input: validation_failed, invalid_id_number, unknown_community, "
+                           "unknown_bundle, unknown_matter, unknown_material, missing_material, "
+                           "material_not_deferrable, material_both_provided_and_deferred, "
+                           "proxy_not_allowed, idempotency_key_reused"}),
+    Operation("GET", "/v1/cases/{case_id}", "A case with each item's level, unit, department, status and deadline",
+              CaseView, errors={403: "the case belongs to another community", 404: "no such case"}),
+    Operation("GET", "/v1/catalogue", "Matters and bundles with their required materials", CatalogueSummary),
+    Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
+              errors={503: "broker or database unreachable"}),
+]
+
+
+def intake_openapi() -> dict:
+    return build_openapi(
+        "Sanji intake API", API_VERSION,
+        "Kiosks, windows and proxy agents submit cases for the residents of their own community.",
+        OPERATIONS, Problem)

@@ -1,0 +1,270 @@
+"""Intake handlers: take a submission in, keep the items read model, show a case.
+
+Each handler takes the message and its dependencies, changes state in one unit of work, and records
+the events it causes in the outbox of the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from services.intake.adapters.orm import (
+    ApplicantRecord,
+    CaseItemRecord,
+    CaseRecord,
+    DeferredMaterialRecord,
+    IdempotencyKeyRecord,
+)
+from services.intake.domain import SubmissionRefused, assess_submission, case_number
+from services.intake.schemas import (
+    BundleView,
+    CaseSubmission,
+    CaseView,
+    CatalogueSummary,
+    DeferredMaterialView,
+    ItemView,
+    MaterialView,
+    MatterView,
+)
+from shared.auth import Principal
+from shared.catalogue import Catalogue
+from shared.clock import Clock, new_id
+from shared.events import CaseSubmittedV1, CloudEvent, DeferredMaterial, ItemRoutedV1
+from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
+from shared.nameko_ext import PermanentError
+from shared.outbox import UnitOfWork
+from shared.workdays import SHANGHAI, WorkdayCalendar
+
+log = structlog.get_logger(__name__)
+
+ITEM_UPDATES_CONSUMER = "intake.item-updates"
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    catalogue: Catalogue
+    calendar: WorkdayCalendar
+    pii_key: bytes
+    deferral_working_days: int = 5
+
+
+class Forbidden(SubmissionRefused):
+    def __init__(self, reason: str, message: str, **details):
+        super().__init__(reason, message, status=403, **details)
+
+
+class NotFound(SubmissionRefused):
+    def __init__(self, reason: str, message: str, **details):
+        super().__init__(reason, message, status=404, **details)
+
+
+def check_may_act_for(principal: Principal, community_code: str, catalogue: Catalogue) -> None:
+    """A kiosk acts only for its own community; staff only inside their own jurisdiction."""
+    if principal.kind == "kiosk" and principal.unit_code == community_code:
+        return
+    if principal.kind == "staff" and community_code in catalogue.units and catalogue.is_within(
+            community_code, principal.unit_code):
+        return
+    raise Forbidden("community_forbidden", "this client may not act for that community",
+                    community_code=community_code)
+
+
+def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
+                unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
+    """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
+    check_may_act_for(principal, submission.community_code, rules.catalogue)
+    now = clock.now()
+    try:
+        id_number = validate_id_number(submission.applicant.id_number, today=now.astimezone(SHANGHAI).date())
+    except InvalidIdNumber as exc:
+        raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason) from None
+    accepted = assess_submission(
+        rules.catalogue, rules.calendar,
+        community_code=submission.community_code,
+        bundle_code=submission.bundle,
+        matter_codes=submission.matters,
+        provided=submission.materials.provided,
+        deferred=submission.materials.deferred,
+        channel=submission.channel.kind,
+        today=now.astimezone(SHANGHAI).date(),
+        deferral_working_days=rules.deferral_working_days,
+    )
+    for notice in accepted.deferred:
+        if notice.due_date_provisional:
+            log.warning("deferral due date computed without an official calendar for its year; "
+                        "add the year to the calendar override file", material=notice.material_code)
+    request_digest = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+
+    with unit_of_work as uow:
+        if idempotency_key:
+            replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
+            if replay is not None:
+                return replay, True
+        case_id = new_id()
+        structlog.contextvars.bind_contextvars(case_id=case_id)
+        record = CaseRecord(
+            id=case_id,
+            case_number=case_number(now.astimezone(SHANGHAI).date(), case_id),
+            community_code=accepted.community_code,
+            bundle_code=accepted.bundle.code if accepted.bundle else None,
+            channel=submission.channel.kind,
+            agent_id=submission.channel.agent_id,
+            description=submission.description,
+            catalogue_version=rules.catalogue.version,
+            submitted_by=principal.name,
+            submitted_at=now,
+        )
+        record.applicant = ApplicantRecord(
+            name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
+            id_fingerprint=id_number_fingerprint(id_number, rules.pii_key))
+        record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
+                        for position, matter in enumerate(accepted.matters)]
+        record.deferred = [DeferredMaterialRecord(
+            material_code=notice.material_code, material_name=notice.material_name,
+            matter_codes=" ".join(notice.matter_codes), due_date=notice.due_date,
+            due_date_provisional=notice.due_date_provisional, consequence=notice.consequence)
+            for notice in accepted.deferred]
+        uow.session.add(record)
+        if idempotency_key:
+            uow.session.add(IdempotencyKeyRecord(community_code=accepted.community_code, key=idempotency_key,
+                                                 request_digest=request_digest, case_id=case_id, created_at=now))
+        uow.publish(CaseSubmittedV1(
+            case_id=case_id,
+            case_number=record.case_number,
+            community_code=accepted.community_code,
+            catalogue_version=rules.catalogue.version,
+            bundle_code=record.bundle_code,
+            matter_codes=tuple(matter.code for matter in accepted.matters),
+            channel=submission.channel.kind,
+            agent_id=submission.channel.agent_id,
+            applicant_masked_name=mask_name(submission.applicant.name),
+            deferred_materials=tuple(
+                DeferredMaterial(matter_code=matter_code, material_code=notice.material_code,
+                                 due_date=notice.due_date)
+                for notice in accepted.deferred for matter_code in notice.matter_codes),
+            submitted_at=now,
+        ))
+        try:
+            uow.commit()
+        except IntegrityError:
+            # Another request with the same idempotency key won the race: answer with its case.
+            uow.session.rollback()
+            replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
+            if replay is None:
+                raise
+            return replay, True
+        log.info("case submitted", case_number=record.case_number, matters=len(record.items),
+                 deferred=len(record.deferred))
+        return case_view(record, rules.catalogue), False
+
+
+def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
+            rules: IntakeRules) -> CaseView | None:
+    existing = uow.session.get(IdempotencyKeyRecord, (community_code, key))
+    if existing is None:
+        return None
+    if existing.request_digest != request_digest:
+        raise SubmissionRefused("idempotency_key_reused",
+                                "this Idempotency-Key was used for a different submission", status=422)
+    return case_view(uow.session.get(CaseRecord, existing.case_id), rules.catalogue)
+
+
+def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, rules: IntakeRules) -> CaseView:
+    with unit_of_work as uow:
+        record = uow.session.get(CaseRecord, case_id)
+        if record is None:
+            record = uow.session.scalar(select(CaseRecord).where(CaseRecord.case_number == case_id))
+        if record is None:
+            raise NotFound("case_not_found", "no case with that id or number")
+        check_may_act_for(principal, record.community_code, rules.catalogue)
+        return case_view(record, rules.catalogue)
+
+
+def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
+    """Update the case's item from an item event; False when the event was already applied."""
+    payload = event.payload()
+    with unit_of_work as uow:
+        if not uow.claim_message(ITEM_UPDATES_CONSUMER, event):
+            return False
+        if isinstance(payload, ItemRoutedV1):
+            _apply_routed(uow, payload, event)
+        uow.commit()
+        return True
+
+
+def _apply_routed(uow: UnitOfWork, routed: ItemRoutedV1, event: CloudEvent) -> None:
+    item = uow.session.get(CaseItemRecord, (routed.case_id, routed.matter_code))
+    if item is None:
+        raise PermanentError("routed item names a case or matter intake does not hold")
+    # Events may arrive out of order; an older one never overwrites a newer state.
+    if item.updated_at is None or item.updated_at <= event.time:
+        item.item_id = routed.item_id
+        item.status = routed.status
+        item.level = routed.level
+        item.unit_code = routed.unit_code
+        item.department_code = routed.department_code
+        item.legal_deadline = routed.legal_deadline
+        item.promised_deadline = routed.promised_deadline
+        item.deadline_provisional = routed.deadline_provisional
+        item.updated_at = event.time
+
+
+def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
+    def unit_name(code: str | None) -> str | None:
+        return catalogue.units[code].name if code in catalogue.units else None
+
+    def department_name(code: str | None) -> str | None:
+        return catalogue.departments[code].name if code in catalogue.departments else None
+
+    def matter_name(code: str) -> str:
+        return catalogue.matters[code].name if code in catalogue.matters else code
+
+    return CaseView(
+        case_id=record.id,
+        case_number=record.case_number,
+        community_code=record.community_code,
+        bundle_code=record.bundle_code,
+        catalogue_version=record.catalogue_version,
+        channel=record.channel,
+        submitted_at=record.submitted_at,
+        applicant_name=mask_name(record.applicant.name),
+        items=[ItemView(
+            matter_code=item.matter_code, matter_name=matter_name(item.matter_code), status=item.status,
+            item_id=item.item_id, level=item.level, unit_code=item.unit_code, unit_name=unit_name(item.unit_code),
+            department_code=item.department_code, department_name=department_name(item.department_code),
+            promised_deadline=item.promised_deadline, legal_deadline=item.legal_deadline,
+            deadline_provisional=item.deadline_provisional) for item in record.items],
+        deferred_materials=[DeferredMaterialView(
+            material_code=deferred.material_code, material_name=deferred.material_name,
+            matter_codes=deferred.matter_codes.split(), due_date=deferred.due_date,
+            due_date_provisional=deferred.due_date_provisional, consequence=deferred.consequence)
+            for deferred in record.deferred],
+    )
+
+
+def catalogue_summary(catalogue: Catalogue) -> CatalogueSummary:
+    def materials_of(matters) -> list[MaterialView]:
+        seen: dict[str, MaterialView] = {}
+        for matter in matters:
+            for material in matter.materials:
+                known = seen.get(material.code)
+                # One set of materials for a bundle: deferrable only if every matter allows it.
+                deferrable = material.deferrable and (known is None or known.deferrable)
+                seen[material.code] = MaterialView(code=material.code, name=material.name, deferrable=deferrable)
+        return list(seen.values())
+
+    return CatalogueSummary(
+        version=catalogue.version,
+        matters=[MatterView(code=m.code, name=m.name, department=m.department, lowest_level=str(m.lowest_level),
+                            kind=str(m.kind), legal_days=m.legal_days, promised_days=m.promised_days,
+                            proxy_allowed=m.proxy_allowed, prerequisites=list(m.prerequisites),
+                            materials=materials_of([m])) for m in catalogue.matters.values()],
+        bundles=[BundleView(code=b.code, name=b.name, matters=list(b.matters),
+                            materials=materials_of(catalogue.expand(bundle_code=b.code)))
+                 for b in catalogue.bundles.values()],
+    )

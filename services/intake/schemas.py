@@ -1,0 +1,137 @@
+"""The kiosk API's request and response bodies. The OpenAPI document is generated from these models."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
+DivisionCode = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Applicant(_Strict):
+    name: str = Field(min_length=1, max_length=50, examples=["刘金花"])
+    id_number: str = Field(min_length=1, max_length=32, description="18-character resident ID (GB 11643)")
+    phone: str = Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", description="mobile or landline")
+
+
+class Materials(_Strict):
+    provided: list[Code] = Field(default_factory=list, max_length=50)
+    deferred: list[Code] = Field(default_factory=list, max_length=50,
+                                 description="容缺: deferrable materials the applicant commits to supply later")
+
+
+class Channel(_Strict):
+    kind: Literal["kiosk", "window", "proxy"] = "kiosk"
+    agent_id: str | None = Field(default=None, max_length=64, description="required for proxy (代办)")
+
+    @model_validator(mode="after")
+    def _proxy_names_its_agent(self) -> Channel:
+        if self.kind == "proxy" and not self.agent_id:
+            raise ValueError("a proxy submission names the agent (agent_id)")
+        return self
+
+
+class CaseSubmission(_Strict):
+    community_code: DivisionCode
+    bundle: Code | None = Field(default=None, description="a bundle (一件事) code")
+    matters: list[Code] = Field(default_factory=list, max_length=20, description="single matters, or extras")
+    applicant: Applicant
+    materials: Materials = Field(default_factory=Materials)
+    channel: Channel = Field(default_factory=Channel)
+    description: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _asks_for_something(self) -> CaseSubmission:
+        if not self.bundle and not self.matters:
+            raise ValueError("name a bundle or at least one matter")
+        return self
+
+
+class ItemView(BaseModel):
+    matter_code: str
+    matter_name: str
+    status: str = Field(description="submitted (not yet routed), queued, waiting (for a prerequisite), …")
+    item_id: str | None = None
+    level: Literal["community", "street", "district"] | None = None
+    unit_code: str | None = None
+    unit_name: str | None = None
+    department_code: str | None = None
+    department_name: str | None = None
+    promised_deadline: datetime | None = None
+    legal_deadline: datetime | None = None
+    deadline_provisional: bool | None = None
+
+
+class DeferredMaterialView(BaseModel):
+    material_code: str
+    material_name: str
+    matter_codes: list[str]
+    due_date: date
+    due_date_provisional: bool
+    consequence: str
+
+
+class CaseView(BaseModel):
+    case_id: str
+    case_number: str
+    community_code: str
+    bundle_code: str | None
+    catalogue_version: str
+    channel: str
+    submitted_at: datetime
+    applicant_name: str = Field(description="masked")
+    items: list[ItemView]
+    deferred_materials: list[DeferredMaterialView] = Field(description="the 容缺 notice")
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    reason: str = Field(description="machine-readable reason, e.g. invalid_id_number, community_forbidden")
+    request_id: str
+
+
+class MaterialView(BaseModel):
+    code: str
+    name: str
+    deferrable: bool
+
+
+class MatterView(BaseModel):
+    code: str
+    name: str
+    department: str
+    lowest_level: str
+    kind: str
+    legal_days: int
+    promised_days: int
+    proxy_allowed: bool
+    prerequisites: list[str]
+    materials: list[MaterialView]
+
+
+class BundleView(BaseModel):
+    code: str
+    name: str
+    matters: list[str]
+    materials: list[MaterialView] = Field(description="one set of materials for the whole bundle")
+
+
+class CatalogueSummary(BaseModel):
+    version: str
+    matters: list[MatterView]
+    bundles: list[BundleView]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    service: str
+    checks: dict[str, bool]

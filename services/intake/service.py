@@ -1,0 +1,81 @@
+"""Intake's nameko entrypoints: parse, call one handler, answer. The rules are in domain.py and handlers.py."""
+
+from __future__ import annotations
+
+import json
+
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from services.intake import handlers
+from services.intake.api import intake_openapi
+from services.intake.dependencies import Authenticator, Rules
+from services.intake.domain import SubmissionRefused
+from services.intake.schemas import CaseSubmission
+from shared.http import ApiError, api_endpoint, json_response, read_json
+from shared.nameko_ext import ClockProvider, Storage, consume_events
+from shared.topology import INTAKE_ITEM_UPDATES
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+
+
+def _as_api_error(refused: SubmissionRefused) -> ApiError:
+    return ApiError(refused.status, refused.reason, refused.message, **refused.details)
+
+
+class IntakeService:
+    name = "intake"
+
+    storage = Storage()
+    rules = Rules()
+    authenticate = Authenticator()
+    clock = ClockProvider()
+
+    @http("POST", "/v1/cases")
+    @api_endpoint
+    def submit_case(self, request):
+        principal = self.authenticate(request.headers.get("Authorization"))
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise ApiError(400, "invalid_idempotency_key",
+                           f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+        submission = read_json(request, CaseSubmission)
+        try:
+            view, replayed = handlers.submit_case(
+                submission, principal=principal, idempotency_key=idempotency_key,
+                unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, clock=self.clock)
+        except SubmissionRefused as refused:
+            raise _as_api_error(refused) from None
+        headers = {"Location": f"/v1/cases/{view.case_id}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return json_response(201, view, headers)
+
+    @http("GET", "/v1/cases/<string:case_id>")
+    @api_endpoint
+    def get_case(self, request, case_id):
+        principal = self.authenticate(request.headers.get("Authorization"))
+        try:
+            view = handlers.get_case(case_id, principal=principal,
+                                     unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules)
+        except SubmissionRefused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(200, view)
+
+    @http("GET", "/v1/catalogue")
+    @api_endpoint
+    def catalogue(self, request):
+        self.authenticate(request.headers.get("Authorization"))
+        return json_response(200, handlers.catalogue_summary(self.rules.catalogue))
+
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        return Response(json.dumps(intake_openapi(), ensure_ascii=False), content_type="application/json")
+
+    @http("GET", "/health")
+    def health(self, request):
+        return json_response(*self.storage.health())
+
+    @consume_events(INTAKE_ITEM_UPDATES)
+    def on_item_event(self, event):
+        handlers.apply_item_event(event, unit_of_work=self.storage.unit_of_work(self.clock))

@@ -1,0 +1,78 @@
+"""Bearer-token authentication for kiosks, staff and department systems.
+
+Each token is bound to one principal: a kind and the unit whose jurisdiction it acts in. The tokens
+file lists each token by its SHA-256 digest, so the file itself grants nothing if read. A development
+file may list ``token:`` in clear for convenience; production files should carry ``sha256:`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from shared.http import ApiError
+
+PrincipalKind = Literal["kiosk", "staff", "department"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    kind: PrincipalKind
+    unit_code: str            # a kiosk's community; a staff member's or department's unit
+    department: str | None = None
+
+
+class TokenFileError(ValueError):
+    pass
+
+
+class TokenRegistry:
+    def __init__(self, principals_by_digest: dict[str, Principal]):
+        self._by_digest = principals_by_digest
+
+    @staticmethod
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def from_file(cls, path: Path) -> TokenRegistry:
+        try:
+            document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise TokenFileError(f"tokens file {path}: {exc.strerror}") from None
+        principals: dict[str, Principal] = {}
+        for index, entry in enumerate(document.get("tokens", [])):
+            where = f"tokens file {path}, entry {index + 1} ({entry.get('name', '?')})"
+            if "sha256" in entry:
+                digest = str(entry["sha256"]).lower()
+            elif "token" in entry:
+                digest = cls.digest(str(entry["token"]))
+            else:
+                raise TokenFileError(f"{where}: needs 'sha256' (or 'token' in development)")
+            kind = entry.get("kind")
+            if kind not in ("kiosk", "staff", "department"):
+                raise TokenFileError(f"{where}: kind must be kiosk, staff or department")
+            unit = str(entry.get("unit", ""))
+            if len(unit) != 12 or not unit.isdigit():
+                raise TokenFileError(f"{where}: unit must be a 12-digit division code")
+            if digest in principals:
+                raise TokenFileError(f"{where}: the same token is listed twice")
+            principals[digest] = Principal(name=str(entry.get("name", f"client-{index + 1}")), kind=kind,
+                                           unit_code=unit, department=entry.get("department"))
+        return cls(principals)
+
+    def authenticate(self, authorization_header: str | None) -> Principal:
+        scheme, _, token = (authorization_header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <token>'")
+        # Looking up the digest leaks nothing useful through timing: learning a digest's prefix does
+        # not help find a token that hashes to it.
+        principal = self._by_digest.get(self.digest(token.strip()))
+        if principal is None:
+            raise ApiError(401, "unauthenticated", "the bearer token is not recognised")
+        return principal

@@ -1,0 +1,202 @@
+"""The `sanji` command: run, migrate and inspect the services.
+
+    sanji run-all                 every service, each in its own process, on the defaults (make run)
+    sanji serve SERVICE           one service in the foreground (what a container runs)
+    sanji migrate SERVICE|all     bring a service's tables to the latest schema
+    sanji wait-for-deps           wait until the broker and the database answer
+    sanji declare-topology        declare exchanges and queues on the broker
+    sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
+"""
+
+from __future__ import annotations
+
+import warnings
+
+# We chose eventlet through nameko 2.14; its deprecation notice is for new projects, not our users.
+warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
+
+import eventlet
+
+eventlet.monkey_patch()  # nameko runs on eventlet; patch before anything opens a socket
+
+import argparse
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from shared.config import SERVICES, Settings, nameko_config
+
+SERVICE_CLASSES = {
+    "intake": "services.intake.service:IntakeService",
+    "routing": "services.routing.service:RoutingService",
+}
+
+
+class CommandFailed(Exception):
+    """A problem the user can act on: printed as one line, exit status 1, no traceback."""
+
+
+def _service_class(service: str):
+    module_name, _, class_name = SERVICE_CLASSES[service].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _configure_logging(settings: Settings) -> None:
+    from shared.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+
+
+def require_broker(settings: Settings) -> None:
+    from kombu.utils.url import maybe_sanitize_url
+
+    from shared.health import broker_reachable
+
+    if not broker_reachable(settings.amqp_uri, timeout=3):
+        raise CommandFailed(
+            f"RabbitMQ is not reachable at {maybe_sanitize_url(settings.amqp_uri)}: start it with "
+            "`rabbitmq-server -detached` (or point SANJI_AMQP_URI at a running broker)")
+
+
+def check_catalogue(settings: Settings) -> str:
+    from shared.catalogue import CatalogueError, load_catalogue
+    from shared.workdays import CalendarFileError, WorkdayCalendar
+
+    try:
+        catalogue = load_catalogue(settings.catalogue_dir)
+        WorkdayCalendar.from_file(settings.calendar_overrides)
+    except (CatalogueError, CalendarFileError, OSError) as exc:
+        raise CommandFailed(f"configuration refused: {exc}") from None
+    return catalogue.version
+
+
+def cmd_serve(args) -> None:
+    from nameko.cli.run import run
+
+    settings = Settings.from_env(args.service)
+    _configure_logging(settings)
+    check_catalogue(settings)
+    require_broker(settings)
+    run([_service_class(args.service)], nameko_config(args.service, settings))
+
+
+def cmd_migrate(args) -> None:
+    from shared.migrate import migrate
+
+    for service in SERVICES if args.service == "all" else [args.service]:
+        migrate(service, Settings.from_env(service).database_url)
+        print(f"{service}: schema up to date")
+
+
+def cmd_wait_for_deps(args) -> None:
+    from shared.db import create_db_engine
+    from shared.health import broker_reachable, database_reachable
+
+    settings = Settings.from_env(args.service)
+    engine = create_db_engine(settings.database_url)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        broker, database = broker_reachable(settings.amqp_uri), database_reachable(engine)
+        if broker and database:
+            return
+        if time.monotonic() > deadline:
+            missing = " and ".join(name for name, ok in (("broker", broker), ("database", database)) if not ok)
+            raise CommandFailed(f"gave up after {args.timeout}s waiting for the {missing}")
+        time.sleep(1)
+
+
+def cmd_declare_topology(args) -> None:
+    from kombu import Connection
+
+    from shared.topology import declare_topology
+
+    settings = Settings.from_env()
+    require_broker(settings)
+    with Connection(settings.amqp_uri) as connection:
+        declare_topology(connection)
+    print("topology declared")
+
+
+def cmd_check_catalogue(args) -> None:
+    settings = Settings.from_env()
+    if args.directory:
+        settings = Settings(**{**settings.__dict__, "catalogue_dir": args.directory})
+    print(f"catalogue {check_catalogue(settings)} is valid")
+
+
+def cmd_run_all(args) -> None:
+    """Migrate, then run each service as its own process, as devops would; stop them all on Ctrl-C."""
+    settings = Settings.from_env()
+    version = check_catalogue(settings)
+    require_broker(settings)
+    cmd_migrate(argparse.Namespace(service="all"))
+    intake_port = Settings.from_env("intake").http_port
+    print(f"catalogue {version}; kiosk API on http://{settings.http_host}:{intake_port}/v1 "
+          f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
+    processes = {service: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service])
+                 for service in SERVICES}
+    stopping = False
+
+    def stop_all(*_):
+        nonlocal stopping
+        stopping = True
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    while True:
+        for service, process in processes.items():
+            code = process.poll()
+            if code is not None and not stopping:
+                print(f"{service} exited with status {code}; stopping the others", file=sys.stderr, flush=True)
+                stop_all()
+        if all(process.poll() is not None for process in processes.values()):
+            break
+        time.sleep(0.2)
+    if any(process.returncode not in (0, -signal.SIGTERM) for process in processes.values()) and not stopping:
+        raise CommandFailed("a service stopped unexpectedly")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sanji", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run-all", help="run every service on its defaults").set_defaults(func=cmd_run_all)
+    serve = commands.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=SERVICES)
+    serve.set_defaults(func=cmd_serve)
+    migrate = commands.add_parser("migrate", help="migrate a service's tables")
+    migrate.add_argument("service", choices=(*SERVICES, "all"))
+    migrate.set_defaults(func=cmd_migrate)
+    wait = commands.add_parser("wait-for-deps", help="wait for the broker and the database")
+    wait.add_argument("service", nargs="?", choices=SERVICES, default=None)
+    wait.add_argument("--timeout", type=int, default=60)
+    wait.set_defaults(func=cmd_wait_for_deps)
+    commands.add_parser("declare-topology", help="declare exchanges and queues").set_defaults(
+        func=cmd_declare_topology)
+    check = commands.add_parser("check-catalogue", help="validate a catalogue directory")
+    check.add_argument("directory", nargs="?")
+    check.set_defaults(func=cmd_check_catalogue)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except CommandFailed as exc:
+        print(f"sanji: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

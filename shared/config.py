@@ -1,0 +1,96 @@
+"""Configuration from the environment, with defaults that work on a laptop.
+
+Every variable is listed in README.md ("Configuration"). Services read the nameko container config
+built by ``nameko_config`` rather than the environment directly, so tests can point one service at a
+throwaway vhost or database without touching process-wide state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SERVICES = ("intake", "routing")
+
+# Each service gets its own HTTP port by default so `make run` can run them side by side.
+DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001}
+
+DEV_PII_KEY = "dev-only-pii-key-change-me"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_uri: str
+    database_url: str
+    http_host: str
+    http_port: int | None
+    log_format: str
+    log_level: str
+    catalogue_dir: Path
+    tokens_file: Path
+    calendar_overrides: Path
+    var_dir: Path
+    pii_key: str
+    max_workers: int
+    relay_poll_seconds: float
+
+    @classmethod
+    def from_env(cls, service: str | None = None) -> Settings:
+        var_dir = Path(_env("SANJI_VAR_DIR", str(REPO_ROOT / "var")))
+        prefix = f"SANJI_{service.upper()}_" if service else None
+        # One database URL for all services, a per-service override, and by default one SQLite file
+        # per service: each service owns its data, and SQLite allows one writer per file.
+        database_url = (
+            (os.environ.get(f"{prefix}DATABASE_URL", "").strip() if prefix else "")
+            or _env("SANJI_DATABASE_URL", f"sqlite:///{var_dir}/{service or 'sanji'}.db")
+        )
+        port_text = (os.environ.get(f"{prefix}HTTP_PORT", "").strip() if prefix else "") or os.environ.get(
+            "SANJI_HTTP_PORT", ""
+        ).strip()
+        http_port = int(port_text) if port_text else DEFAULT_HTTP_PORTS.get(service or "", None)
+        return cls(
+            amqp_uri=_env("SANJI_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+            database_url=database_url,
+            http_host=_env("SANJI_HTTP_HOST", "127.0.0.1"),
+            http_port=http_port,
+            log_format=_env("SANJI_LOG_FORMAT", "auto"),
+            log_level=_env("SANJI_LOG_LEVEL", "INFO"),
+            catalogue_dir=Path(_env("SANJI_CATALOGUE_DIR", str(REPO_ROOT / "catalogue" / "nanjing"))),
+            tokens_file=Path(_env("SANJI_TOKENS_FILE", str(REPO_ROOT / "config" / "dev-tokens.yaml"))),
+            calendar_overrides=Path(
+                _env("SANJI_CALENDAR_OVERRIDES", str(REPO_ROOT / "config" / "calendar-overrides.yaml"))
+            ),
+            var_dir=var_dir,
+            pii_key=_env("SANJI_PII_KEY", DEV_PII_KEY),
+            max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
+            relay_poll_seconds=float(_env("SANJI_RELAY_POLL_SECONDS", "0.5")),
+        )
+
+
+def nameko_config(service: str, settings: Settings) -> dict:
+    """The nameko container config for one service: nameko's own keys plus ours."""
+    config = {
+        "AMQP_URI": settings.amqp_uri,
+        "max_workers": settings.max_workers,
+        "SERIALIZER": "json",
+        "ACCEPT": ["json", "cloudevents"],
+        "DATABASE_URL": settings.database_url,
+        "SANJI_SERVICE": service,
+        "SANJI_CATALOGUE_DIR": str(settings.catalogue_dir),
+        "SANJI_TOKENS_FILE": str(settings.tokens_file),
+        "SANJI_CALENDAR_OVERRIDES": str(settings.calendar_overrides),
+        "SANJI_PII_KEY": settings.pii_key,
+        "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
+        "LOGGING": {"version": 1, "disable_existing_loggers": False},
+    }
+    if settings.http_port is not None:
+        config["WEB_SERVER_ADDRESS"] = f"{settings.http_host}:{settings.http_port}"
+    return config

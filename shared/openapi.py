@@ -1,0 +1,66 @@
+"""OpenAPI 3.1 documents generated from the same pydantic models that validate the traffic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str                       # OpenAPI path, e.g. /v1/cases/{case_id}
+    summary: str
+    response_model: type[BaseModel]
+    success_status: int = 200
+    request_model: type[BaseModel] | None = None
+    errors: dict[int, str] = field(default_factory=dict)
+    authenticated: bool = True
+    headers: tuple[tuple[str, str], ...] = ()   # (name, description) of optional request headers
+
+
+def build_openapi(title: str, version: str, description: str, operations: list[Operation],
+                  error_model: type[BaseModel]) -> dict:
+    models = {op.response_model for op in operations} | {op.request_model for op in operations
+                                                         if op.request_model} | {error_model}
+    keyed = [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)]
+    refs, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
+
+    def ref(model):
+        return refs[(model, "validation")]
+
+    paths: dict[str, dict] = {}
+    for op in operations:
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in _path_parameters(op.path)]
+        parameters += [{"name": name, "in": "header", "required": False, "description": text,
+                        "schema": {"type": "string", "maxLength": 128}} for name, text in op.headers]
+        responses = {str(op.success_status): {"description": "success",
+                                              "content": {"application/json": {"schema": ref(op.response_model)}}}}
+        errors = dict(op.errors)
+        if op.authenticated:
+            errors.setdefault(401, "missing or unknown bearer token")
+        for status, text in sorted(errors.items()):
+            responses[str(status)] = {"description": text,
+                                      "content": {"application/problem+json": {"schema": ref(error_model)}}}
+        operation: dict = {"summary": op.summary, "responses": responses}
+        if parameters:
+            operation["parameters"] = parameters
+        if op.request_model is not None:
+            operation["requestBody"] = {"required": True,
+                                        "content": {"application/json": {"schema": ref(op.request_model)}}}
+        operation["security"] = [{"bearer": []}] if op.authenticated else []
+        paths.setdefault(op.path, {})[op.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {"schemas": definitions.get("$defs", {}),
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+def _path_parameters(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]

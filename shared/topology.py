@@ -1,0 +1,68 @@
+"""The RabbitMQ topology every service relies on, declared up front.
+
+nameko publishes with ``mandatory=False``: an event published before its consumer's queue exists is
+confirmed and silently dropped. So the exchanges, queues and bindings are declared here, once, and
+each service declares the whole topology on start (declaring is idempotent) before its relay publishes.
+``deploy/rabbitmq/definitions.json`` holds the same topology for the broker to load at start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kombu import Exchange, Queue, binding
+
+EVENTS_EXCHANGE_NAME = "sanji.events"
+DEAD_LETTER_EXCHANGE_NAME = "sanji.dead-letter"
+DEAD_LETTER_QUEUE_NAME = "sanji.dead-letters"
+
+# A message redelivered this many times (the handler kept failing, or the consumer died holding it)
+# is dead-lettered by the broker itself, so a poison message cannot loop forever.
+DELIVERY_LIMIT = 5
+
+events_exchange = Exchange(EVENTS_EXCHANGE_NAME, type="topic", durable=True)
+dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE_NAME, type="topic", durable=True)
+
+
+@dataclass(frozen=True)
+class ConsumerQueue:
+    """A durable quorum queue one service consumes from, bound to the event routing keys it handles."""
+
+    name: str
+    binding_keys: tuple[str, ...]
+    arguments: dict = field(
+        default_factory=lambda: {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE_NAME,
+        }
+    )
+
+    def kombu_queue(self) -> Queue:
+        return Queue(
+            self.name,
+            bindings=[binding(events_exchange, routing_key=key) for key in self.binding_keys],
+            durable=True,
+            queue_arguments=self.arguments,
+        )
+
+
+ROUTING_CASE_SUBMITTED = ConsumerQueue("routing.case-submitted", ("case.submitted.#",))
+INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#",))
+
+CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, INTAKE_ITEM_UPDATES)
+
+dead_letter_queue = Queue(
+    DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,
+    queue_arguments={"x-queue-type": "quorum"},
+)
+
+
+def declare_topology(connection) -> None:
+    """Declare exchanges, the dead-letter queue and every consumer queue with its bindings."""
+    channel = connection.default_channel
+    events_exchange(channel).declare()
+    dead_letter_exchange(channel).declare()
+    dead_letter_queue(channel).declare()
+    for consumer_queue in CONSUMER_QUEUES:
+        consumer_queue.kombu_queue()(channel).declare()

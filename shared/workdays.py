@@ -1,0 +1,418 @@
+"""Chinese working-day calendar for legal and promised time limits (法定时限, 承诺时限).
+
+Which day is a working day comes from, in this order of precedence:
+  1. single days fixed by the override file (its ``overrides`` entries and the days listed under ``years``);
+  2. a year listed in the override file: every other day follows the plain Monday-Friday rule, because
+     the file lists that year's whole arrangement (the library is not consulted for it);
+  3. the ``chinese_calendar`` library (package ``chinesecalendar``) for the years its data covers;
+  4. otherwise nothing official is known. The Monday-Friday rule is *assumed*, a CalendarCoverageWarning
+     is emitted and the year is reported back (WorkdayResult.assumed_years, the provisional flag of
+     deadline_at) so that callers can flag the deadline instead of presenting a guess as fact.
+
+Next year's arrangement is published by the General Office of the State Council late in the year, often
+before the library has it; that is what the override file (config/calendar-overrides.yaml) is for.
+
+This module never reads the clock: every "now" is a parameter. Datetimes must be timezone-aware; working
+days are counted on the calendar of Asia/Shanghai whatever zone the datetime is expressed in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+import yaml
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DEFAULT_END_OF_DAY = time(17, 30)
+
+_ONE_DAY = timedelta(days=1)
+_SECONDS_PER_DAY = 86400
+_NO_OVERRIDES: Mapping[date, bool] = MappingProxyType({})
+# Python 3.11's date.fromisoformat also accepts "20270101" and week dates; the file format is stricter.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_YEAR = re.compile(r"\d{4}", re.ASCII)
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class CalendarCoverageWarning(UserWarning):
+    """Working days were computed for a year without an official arrangement (weekends-only guess)."""
+
+
+class CalendarFileError(ValueError):
+    """The calendar override file is unreadable or inconsistent; the message names the file and entry."""
+
+
+@dataclass(frozen=True)
+class WorkdayResult:
+    date: date
+    # Years for which no arrangement was known and the Monday-Friday rule was assumed.
+    assumed_years: frozenset[int] = frozenset()
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.assumed_years)
+
+
+class WorkdayCalendar:
+    def __init__(
+        self,
+        overrides: Mapping[date, bool] = _NO_OVERRIDES,
+        covered_years: Iterable[int] = (),
+        *,
+        library: ModuleType | None = chinese_calendar,
+    ) -> None:
+        """``overrides`` maps single days to "is a working day"; ``covered_years`` are years whose whole
+        arrangement is in ``overrides``; ``library`` is the chinese_calendar module, or None to use none."""
+        for day in overrides:
+            _require_date(day)
+        self._overrides: dict[date, bool] = dict(overrides)
+        self._covered_years = frozenset(covered_years)
+        self._library = library
+        self._library_covers_year: dict[int, bool] = {}
+        self._assumed_years_seen: set[int] = set()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> WorkdayCalendar:
+        """Load an override file (format: config/calendar-overrides.yaml) on top of chinese_calendar."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CalendarFileError(f"{path}: cannot read the calendar file: {exc}") from exc
+        try:
+            document = yaml.load(text, Loader=_DatesAsTextLoader)
+        except yaml.YAMLError as exc:
+            raise CalendarFileError(f"{path}: not valid YAML: {exc}") from exc
+        try:
+            overrides, covered_years = _parse_calendar_document(document)
+        except _EntryProblem as problem:
+            raise CalendarFileError(f"{path}: {problem}") from None
+        return cls(overrides, covered_years)
+
+    @property
+    def assumed_years_seen(self) -> frozenset[int]:
+        """Every year this calendar has had to guess for so far (for health checks and monitoring)."""
+        return frozenset(self._assumed_years_seen)
+
+    def covers(self, year: int) -> bool:
+        return year in self._covered_years or self._library_covers(year)
+
+    def is_workday(self, d: date) -> bool:
+        """Whether ``d`` is a working day. For a day in an uncovered year (and not overridden) this is the
+        Monday-Friday guess, with a CalendarCoverageWarning."""
+        _require_date(d)
+        workday, assumed = self._classify(d)
+        if assumed:
+            self._report_assumed({d.year})
+        return workday
+
+    def add_workdays(self, start: date, days: int) -> WorkdayResult:
+        """The day ``days`` working days after ``start``; ``start`` itself is never counted.
+
+        So for ``days`` >= 1 the result is the ``days``-th working day strictly after ``start`` (and
+        ``workdays_between(start, result) == days``). ``days == 0`` means "today": ``start`` if it is a
+        working day, otherwise the next working day.
+        """
+        _require_date(start)
+        assumed: set[int] = set()
+        result = self._add_workdays(start, days, assumed)
+        self._report_assumed(assumed)
+        return WorkdayResult(result, frozenset(assumed))
+
+    def workdays_between(self, start: date, end: date) -> int:
+        """Working days in (start, end]; when ``end`` is before ``start``, minus the working days in
+        (end, start]."""
+        _require_date(start)
+        _require_date(end)
+        if end < start:
+            return -self.workdays_between(end, start)
+        assumed: set[int] = set()
+        count = sum(1 for day in _days(start + _ONE_DAY, end) if self._is_workday(day, assumed))
+        self._report_assumed(assumed)
+        return count
+
+    def deadline_at(
+        self, start: datetime, days: int, end_of_day: time = DEFAULT_END_OF_DAY
+    ) -> tuple[datetime, bool]:
+        """Deadline at ``end_of_day`` (Shanghai time) of the day ``add_workdays`` gives for the Shanghai
+        date of ``start``; the bool is True when the deadline is provisional (see module docstring).
+
+        A deadline is never at or before its start: with ``days == 0`` and a start after closing time on
+        a working day, the deadline moves to the end of the next working day.
+        """
+        local_start = _in_shanghai(start, "start")
+        if end_of_day.tzinfo is not None:
+            raise ValueError("end_of_day must be a naive time; it is read as Asia/Shanghai time")
+        assumed: set[int] = set()
+        due_day = self._add_workdays(local_start.date(), days, assumed)
+        deadline = datetime.combine(due_day, end_of_day, tzinfo=SHANGHAI)
+        if deadline <= local_start:
+            deadline = datetime.combine(
+                self._add_workdays(local_start.date(), 1, assumed), end_of_day, tzinfo=SHANGHAI
+            )
+        self._report_assumed(assumed)
+        return deadline, bool(assumed)
+
+    def used_share(self, start: datetime, deadline: datetime, now: datetime) -> float:
+        """Share of the working time between ``start`` and ``deadline`` that has elapsed at ``now``.
+
+        Working time is measured in whole Shanghai calendar days: a working day counts from midnight to
+        midnight, a non-working day not at all, and the day of ``start``, of ``deadline`` and of ``now``
+        count for the part of them inside the interval. Office hours are deliberately ignored; the figure
+        is for thresholds such as "warn at 80 %", not for billing hours. Returns 0.0 before ``start``,
+        1.0 at ``deadline`` and more than 1.0 once the deadline has passed (it only grows on working days).
+        """
+        local_start = _in_shanghai(start, "start")
+        local_deadline = _in_shanghai(deadline, "deadline")
+        local_now = _in_shanghai(now, "now")
+        if local_deadline <= local_start:
+            raise ValueError("deadline must be after start")
+        assumed: set[int] = set()
+        budget = self._working_seconds(local_start, local_deadline, assumed)
+        if budget == 0:
+            raise ValueError("there is no working time between start and deadline")
+        used = self._working_seconds(local_start, local_now, assumed) if local_now > local_start else 0.0
+        self._report_assumed(assumed)
+        return used / budget
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _classify(self, day: date) -> tuple[bool, bool]:
+        """(is a working day, whether that was assumed rather than known)."""
+        if day in self._overrides:
+            return self._overrides[day], False
+        if day.year in self._covered_years:
+            return _is_monday_to_friday(day), False
+        if self._library_covers(day.year):
+            return bool(self._library.is_workday(day)), False
+        return _is_monday_to_friday(day), True
+
+    def _is_workday(self, day: date, assumed: set[int]) -> bool:
+        workday, was_assumed = self._classify(day)
+        if was_assumed:
+            assumed.add(day.year)
+        return workday
+
+    def _library_covers(self, year: int) -> bool:
+        if self._library is None:
+            return False
+        if year not in self._library_covers_year:
+            try:
+                self._library.is_workday(date(year, 1, 1))
+            except NotImplementedError:  # the library's way of saying it has no data for the year
+                self._library_covers_year[year] = False
+            else:
+                self._library_covers_year[year] = True
+        return self._library_covers_year[year]
+
+    def _add_workdays(self, start: date, days: int, assumed: set[int]) -> date:
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise TypeError("days must be an int")
+        if days < 0:
+            raise ValueError("days must not be negative")
+        day = start
+        if days == 0:
+            while not self._is_workday(day, assumed):
+                day += _ONE_DAY
+            return day
+        remaining = days
+        while remaining:
+            day += _ONE_DAY
+            if self._is_workday(day, assumed):
+                remaining -= 1
+        return day
+
+    def _working_seconds(self, begin: datetime, end: datetime, assumed: set[int]) -> float:
+        seconds = 0.0
+        for day in _days(begin.date(), end.date()):
+            if not self._is_workday(day, assumed):
+                continue
+            day_start = datetime.combine(day, time(0), tzinfo=SHANGHAI)
+            overlap = min(end, day_start + _ONE_DAY) - max(begin, day_start)
+            seconds += max(overlap.total_seconds(), 0.0)
+        return seconds
+
+    def _report_assumed(self, years: set[int]) -> None:
+        if not years:
+            return
+        self._assumed_years_seen.update(years)
+        listed = ", ".join(str(year) for year in sorted(years))
+        warnings.warn(
+            CalendarCoverageWarning(
+                f"no official holiday arrangement loaded for {listed}: working days there assume "
+                "Monday-Friday, so the result is provisional. Add the year to "
+                "config/calendar-overrides.yaml or upgrade chinesecalendar."
+            ),
+            stacklevel=3,  # point at the caller of the public method
+        )
+
+
+def _is_monday_to_friday(day: date) -> bool:
+    return day.weekday() < 5
+
+
+def _days(first: date, last: date) -> Iterable[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += _ONE_DAY
+
+
+def _require_date(value: object) -> None:
+    # datetime is a subclass of date, but an aware datetime's .date() depends on its zone, and
+    # datetime(...) == date(...) is always False, so overrides would silently miss.
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise TypeError(f"expected a datetime.date, got {type(value).__name__}")
+
+
+def _in_shanghai(moment: datetime, name: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(SHANGHAI)
+
+
+# --- the override file -------------------------------------------------------------------------------
+
+
+class _DatesAsTextLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so that an impossible date such as 2027-02-30 is reported
+    with the entry it is in instead of failing inside the YAML parser, and that refuses duplicate keys,
+    which plain YAML loading resolves silently by keeping the last one (two ``2027:`` blocks would lose
+    the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_DatesAsTextLoader.yaml_implicit_resolvers = {
+    first_char: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first_char, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _EntryProblem(Exception):
+    """Raised while reading the document; from_file turns it into a CalendarFileError naming the file."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+
+
+def _parse_calendar_document(document: Any) -> tuple[dict[date, bool], set[int]]:
+    if document is None:  # a file holding only comments
+        return {}, set()
+    if not isinstance(document, dict):
+        raise _EntryProblem("top level", "expected a mapping with the keys 'years' and 'overrides'")
+    _reject_unknown_keys(document, {"years", "overrides"}, "top level")
+
+    fixed_days: dict[date, bool] = {}
+    fixed_by: dict[date, str] = {}  # which entry fixed each day, to name both sides of a contradiction
+    covered_years: set[int] = set()
+
+    def fix(day: date, workday: bool, where: str) -> None:
+        if day in fixed_days and fixed_days[day] != workday:
+            raise _EntryProblem(where, f"{day} is also given the opposite status by {fixed_by[day]}")
+        fixed_days[day] = workday
+        fixed_by.setdefault(day, where)
+
+    years = document.get("years") or {}
+    if not isinstance(years, dict):
+        raise _EntryProblem("years", "expected a mapping from year to its arrangement")
+    for year_key, arrangement in years.items():
+        year = _parse_year(year_key)
+        where = f"years.{year}"
+        if not isinstance(arrangement, dict):
+            raise _EntryProblem(where, "expected a mapping with the keys 'holidays' and 'workdays'")
+        _reject_unknown_keys(arrangement, {"holidays", "workdays"}, where)
+        holidays = _parse_date_list(arrangement.get("holidays"), f"{where}.holidays")
+        workdays = _parse_date_list(arrangement.get("workdays"), f"{where}.workdays")
+        if not holidays:
+            # Listing a year makes it count as covered; an empty placeholder would hide the gap.
+            raise _EntryProblem(where, "lists no holidays; give the year's whole arrangement or leave it out")
+        for entry_where, day in holidays + workdays:
+            if day.year != year:
+                raise _EntryProblem(entry_where, f"{day} is not in {year}")
+        for entry_where, day in workdays:
+            if _is_monday_to_friday(day):
+                raise _EntryProblem(
+                    entry_where,
+                    f"{day} is a {_WEEKDAY_NAMES[day.weekday()]}; "
+                    "'workdays' lists weekend days made into working days (调休)",
+                )
+        for entry_where, day in holidays:
+            fix(day, False, entry_where)
+        for entry_where, day in workdays:
+            fix(day, True, entry_where)
+        covered_years.add(year)
+
+    overrides = document.get("overrides") or []
+    if not isinstance(overrides, list):
+        raise _EntryProblem("overrides", "expected a list of {date, workday, note} entries")
+    for index, entry in enumerate(overrides):
+        where = f"overrides[{index}]"
+        if not isinstance(entry, dict):
+            raise _EntryProblem(
+                where, "expected a mapping with the keys 'date', 'workday' and optionally 'note'"
+            )
+        _reject_unknown_keys(entry, {"date", "workday", "note"}, where)
+        if "date" not in entry or "workday" not in entry:
+            raise _EntryProblem(where, "needs both 'date' and 'workday'")
+        day = _parse_date(entry["date"], f"{where}.date")
+        if not isinstance(entry["workday"], bool):
+            raise _EntryProblem(f"{where}.workday", "must be true or false")
+        if "note" in entry and not isinstance(entry["note"], str):
+            raise _EntryProblem(f"{where}.note", "must be text")
+        fix(day, entry["workday"], where)
+
+    return fixed_days, covered_years
+
+
+def _reject_unknown_keys(mapping: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(str(key) for key in mapping if key not in allowed)
+    if unknown:
+        raise _EntryProblem(
+            where, f"unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}"
+        )
+
+
+def _parse_year(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not _YEAR.fullmatch(str(value)):
+        raise _EntryProblem(f"years.{value}", "a year must be written as four digits, e.g. 2027")
+    return int(value)
+
+
+def _parse_date_list(value: Any, where: str) -> list[tuple[str, date]]:
+    """The dates of a list, each paired with its entry name for error messages."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _EntryProblem(where, "expected a list of YYYY-MM-DD dates")
+    return [(f"{where}[{index}]", _parse_date(item, f"{where}[{index}]")) for index, item in enumerate(value)]
+
+
+def _parse_date(value: Any, where: str) -> date:
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise _EntryProblem(where, f"{value!r} is not a real date") from None
+    raise _EntryProblem(where, f"{value!r} is not a date written as YYYY-MM-DD")
