@@ -55,6 +55,16 @@ class DeferredMaterial(BaseModel):
     due_date: date
 
 
+def item_routing_key(verb: str, district_code: str, level: str, unit_code: str, department_code: str) -> str:
+    """``item.<verb>.<district>.<level>.<unit>.<department>``, so that with one topic pattern
+
+    - a district department binds ``item.*.320113000000.*.*.police`` (its items at every level),
+    - a street binds ``item.*.*.street.320113003000.*`` (everything at its own desks),
+    - a dashboard binds ``item.routed.#``.
+    """
+    return f"item.{verb}.{district_code}.{level}.{unit_code}.{department_code}"
+
+
 class CaseSubmittedV1(EventPayload):
     """A resident's case was taken in: one submission, one or more matters."""
 
@@ -91,6 +101,7 @@ class ItemRoutedV1(EventPayload):
     department_code: str
     level: Level
     unit_code: str = Field(pattern=r"^\d{12}$")
+    district_code: str = Field(pattern=r"^\d{12}$", description="the district whose line the item is in")
     community_code: str = Field(pattern=r"^\d{12}$")
     status: Literal["queued", "waiting"] = Field(
         description="waiting: a prerequisite matter in the same case is not resolved yet"
@@ -105,7 +116,7 @@ class ItemRoutedV1(EventPayload):
     routed_at: datetime
 
     def routing_key(self) -> str:
-        return f"item.routed.{self.level}.{self.unit_code}.{self.department_code}"
+        return item_routing_key("routed", self.district_code, self.level, self.unit_code, self.department_code)
 
     def subject(self) -> str:
         return self.item_id

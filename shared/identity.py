@@ -127,7 +127,9 @@ def id_number_fingerprint(value: str, key: bytes) -> str:
     """HMAC-SHA256 (hex) of the normalised number, for lookups without keeping the number in clear.
 
     The number is validated first (InvalidIdNumber if it is not valid), so "x" and "X" spellings share
-    a fingerprint and garbage never gets one. The key must stay secret and fixed: there are few enough
+    a fingerprint and garbage never gets one. The birth date is not compared with today here, so that a
+    fingerprint never depends on the clock: check that with validate_id_number and the caller's own
+    "today" before fingerprinting. The key must stay secret and fixed: there are few enough
     valid numbers that anyone holding the key can recover a number from its fingerprint by trying them
     all, and changing the key orphans every stored fingerprint.
     """
@@ -135,7 +137,7 @@ def id_number_fingerprint(value: str, key: bytes) -> str:
         raise TypeError("fingerprint key must be bytes")
     if len(key) < MIN_FINGERPRINT_KEY_BYTES:
         raise ValueError(f"fingerprint key must be at least {MIN_FINGERPRINT_KEY_BYTES} bytes")
-    normalised = validate_id_number(value)
+    normalised = validate_id_number(value, today=date.max)
     return hmac.new(key, normalised.encode("ascii"), hashlib.sha256).hexdigest()
 
 

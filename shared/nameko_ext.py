@@ -150,7 +150,8 @@ class EventConsumer(Consumer):
             self._reject(message)
         else:
             attempts = int((message.headers or {}).get("x-delivery-count", 0)) + 1
-            delay = min(0.1 * 2 ** attempts, 5.0)
+            base = float(self.container.config.get("SANJI_RETRY_BASE_SECONDS", 0.1))
+            delay = min(base * 2 ** attempts, 5.0)
             bound.warning("handler failed; requeueing", attempt=attempts, retry_in_s=delay,
                           error=type(error).__name__)
             eventlet.sleep(delay)

@@ -16,9 +16,9 @@ EVENTS_EXCHANGE_NAME = "sanji.events"
 DEAD_LETTER_EXCHANGE_NAME = "sanji.dead-letter"
 DEAD_LETTER_QUEUE_NAME = "sanji.dead-letters"
 
-# A message redelivered this many times (the handler kept failing, or the consumer died holding it)
-# is dead-lettered by the broker itself, so a poison message cannot loop forever.
-DELIVERY_LIMIT = 5
+# The broker dead-letters a message returned more than this many times (the handler kept failing, or
+# the consumer died holding it): at most DELIVERY_LIMIT + 1 = 5 delivery attempts, never an endless loop.
+DELIVERY_LIMIT = 4
 
 events_exchange = Exchange(EVENTS_EXCHANGE_NAME, type="topic", durable=True)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE_NAME, type="topic", durable=True)

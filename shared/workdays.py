@@ -36,7 +36,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_END_OF_DAY = time(17, 30)
 
 _ONE_DAY = timedelta(days=1)
-_SECONDS_PER_DAY = 86400
 _NO_OVERRIDES: Mapping[date, bool] = MappingProxyType({})
 # Python 3.11's date.fromisoformat also accepts "20270101" and week dates; the file format is stricter.
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -134,12 +133,11 @@ class WorkdayCalendar:
         (end, start]."""
         _require_date(start)
         _require_date(end)
-        if end < start:
-            return -self.workdays_between(end, start)
+        earlier, later, sign = (start, end, 1) if start <= end else (end, start, -1)
         assumed: set[int] = set()
-        count = sum(1 for day in _days(start + _ONE_DAY, end) if self._is_workday(day, assumed))
+        count = sum(1 for day in _days(earlier + _ONE_DAY, later) if self._is_workday(day, assumed))
         self._report_assumed(assumed)
-        return count
+        return sign * count
 
     def deadline_at(
         self, start: datetime, days: int, end_of_day: time = DEFAULT_END_OF_DAY

@@ -77,6 +77,9 @@ def check_may_act_for(principal: Principal, community_code: str, catalogue: Cata
 def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
                 unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
     """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
+    if submission.community_code not in rules.catalogue.units:
+        raise SubmissionRefused("unknown_community", f"unknown community code {submission.community_code!r}",
+                                community_code=submission.community_code)
     check_may_act_for(principal, submission.community_code, rules.catalogue)
     now = clock.now()
     try:

@@ -24,6 +24,7 @@ class RoutingDecision:
     department_code: str
     level: Level
     unit_code: str
+    district_code: str
     status: str                      # "queued", or "waiting" for a prerequisite in the same case
     waiting_for: tuple[str, ...]
     legal_deadline: datetime
@@ -56,6 +57,7 @@ def route_case(catalogue: Catalogue, calendar: WorkdayCalendar, *, community_cod
     for code in matter_codes:
         matter = catalogue.matter(code)
         level, unit_code = entitled_desk(catalogue, community_code, matter)
+        district_code = catalogue.unit_at(community_code, Level.DISTRICT).code
         waiting_for = tuple(prerequisite for prerequisite in matter.prerequisites if prerequisite in in_case)
         legal_deadline, legal_provisional = calendar.deadline_at(submitted_at, matter.legal_days)
         promised_deadline, promised_provisional = calendar.deadline_at(submitted_at, matter.promised_days)
@@ -64,6 +66,7 @@ def route_case(catalogue: Catalogue, calendar: WorkdayCalendar, *, community_cod
             department_code=matter.department,
             level=level,
             unit_code=unit_code,
+            district_code=district_code,
             status="waiting" if waiting_for else "queued",
             waiting_for=waiting_for,
             legal_deadline=legal_deadline,

@@ -59,7 +59,8 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
             uow.publish(ItemRoutedV1(
                 item_id=item.id, case_id=item.case_id, case_number=item.case_number,
                 matter_code=item.matter_code, department_code=item.department_code, level=item.level,
-                unit_code=item.unit_code, community_code=item.community_code, status=decision.status,
+                unit_code=item.unit_code, district_code=decision.district_code,
+                community_code=item.community_code, status=decision.status,
                 waiting_for=decision.waiting_for, legal_deadline=item.legal_deadline,
                 promised_deadline=item.promised_deadline, deadline_provisional=item.deadline_provisional,
                 catalogue_version=item.catalogue_version, routed_at=now))

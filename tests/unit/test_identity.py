@@ -244,6 +244,15 @@ def test_fingerprint_is_stable_and_depends_on_key_and_number():
     assert len(first) == 64 and set(first) <= set("0123456789abcdef")
 
 
+def test_fingerprint_does_not_depend_on_the_clock():
+    # Valid for a caller whose injected clock says 2099; the real date must not make it fail.
+    born_in_2098 = make_valid_id_number("32011320980101001")
+    assert validate_id_number(born_in_2098, today=date(2099, 1, 1)) == born_in_2098
+    assert len(id_number_fingerprint(born_in_2098, FINGERPRINT_KEY)) == 64
+    with pytest.raises(InvalidIdNumber):
+        id_number_fingerprint(make_valid_id_number("32011320980230001"), FINGERPRINT_KEY)  # 30 February
+
+
 def test_fingerprint_refuses_invalid_numbers_and_weak_keys():
     with pytest.raises(InvalidIdNumber):
         id_number_fingerprint(PUBLIC_SAMPLE[:17] + "1", FINGERPRINT_KEY)

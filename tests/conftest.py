@@ -1,0 +1,102 @@
+"""Fixtures shared by the integration and end-to-end tests.
+
+Integration tests run against the real RabbitMQ (a throwaway vhost per test, from nameko's
+``rabbit_config``) and a real database. Every database test runs twice: on SQLite (the embedded
+default) and on PostgreSQL (production). ``SANJI_TEST_DATABASES=sqlite`` narrows that for a quick run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from shared.config import REPO_ROOT, Settings, nameko_config
+from shared.db import dispose_engines, normalise_url
+from shared.logging import configure_logging
+from shared.migrate import migrate
+
+TEST_DATABASES = [name.strip() for name in os.environ.get("SANJI_TEST_DATABASES", "sqlite,postgresql").split(",")
+                  if name.strip()]
+POSTGRES_ADMIN_URL = os.environ.get("SANJI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MIGRATED_SERVICES = ("intake", "routing")
+
+warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
+
+
+def pytest_configure(config):
+    configure_logging("console", "INFO")
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh PostgreSQL database for the session, migrated once, dropped at the end."""
+    name = f"sanji_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    for service in MIGRATED_SERVICES:
+        migrate(service, url)
+    yield url
+    dispose_engines()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as connection:
+        tables = [t for t in inspect(connection).get_table_names() if t != "alembic_version"]
+        if tables:
+            connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=TEST_DATABASES)
+def database_url(request, tmp_path):
+    """A migrated, empty database: a new SQLite file per test, or the session's PostgreSQL emptied."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sanji.db'}"
+        for service in MIGRATED_SERVICES:
+            migrate(service, url)
+    elif request.param == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+        _truncate_all(url)
+    else:
+        raise pytest.UsageError(f"unknown test database {request.param!r}")
+    yield url
+    dispose_engines()
+
+
+@pytest.fixture
+def make_service_config(rabbit_config, database_url, tmp_path):
+    """The nameko config of one service under test: the test's vhost and database, free HTTP ports."""
+
+    def make(service: str, web_port: int | None = None, **overrides) -> dict:
+        settings = Settings.from_env(service)
+        config = nameko_config(service, settings)
+        config.update(
+            AMQP_URI=rabbit_config["AMQP_URI"],
+            DATABASE_URL=database_url,
+            SANJI_TOKENS_FILE=str(REPO_ROOT / "config" / "dev-tokens.yaml"),
+            SANJI_CATALOGUE_DIR=str(REPO_ROOT / "catalogue" / "nanjing"),
+            SANJI_CALENDAR_OVERRIDES=str(REPO_ROOT / "config" / "calendar-overrides.yaml"),
+            SANJI_RETRY_BASE_SECONDS=0.01,
+            SANJI_RELAY_POLL_SECONDS=0.1,
+            WEB_SERVER_ADDRESS=f"127.0.0.1:{web_port or 0}",
+        )
+        config.update(overrides)
+        return config
+
+    return make
+
+
+@pytest.fixture
+def shipped_catalogue_dir() -> Path:
+    return REPO_ROOT / "catalogue" / "nanjing"

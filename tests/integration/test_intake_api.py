@@ -1,0 +1,193 @@
+"""The kiosk API against a real database and broker: receipts, bad input, idempotency, authorisation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.intake.service import IntakeService
+from tests.support.cases import (
+    MAIGAOQIAO_STAFF,
+    XINHE_COMMUNITY,
+    XINHE_KIOSK,
+    XUANWU_COMMUNITY,
+    XUANWU_KIOSK,
+    migrant_bundle,
+)
+from tests.support.db import INTAKE_TABLES, count_rows
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def intake(container_factory, make_service_config, web_config_port):
+    container = container_factory(IntakeService, make_service_config("intake", web_port=web_config_port))
+    container.start()
+    return container
+
+
+def post_case(web_session, body, headers=XINHE_KIOSK, **extra_headers):
+    data = body if isinstance(body, str | bytes) else json.dumps(body, ensure_ascii=False)
+    return web_session.post("/v1/cases", data=data,
+                            headers={"Content-Type": "application/json", **headers, **extra_headers})
+
+
+def test_a_bundle_submission_returns_the_receipt_with_its_deferral_notice(intake, web_session, database_url):
+    response = post_case(web_session, migrant_bundle())
+
+    assert response.status_code == 201, response.text
+    receipt = response.json()
+    assert response.headers["Location"] == f"/v1/cases/{receipt['case_id']}"
+    assert receipt["case_number"].startswith("SJ")
+    assert receipt["applicant_name"] == "刘**"
+    assert [item["matter_code"] for item in receipt["items"]] == [
+        "residence-permit", "birth-registration-proof", "vocational-training-signup", "employment-registration"]
+    deferred = {notice["material_code"]: notice for notice in receipt["deferred_materials"]}
+    assert set(deferred) == {"landlord-property-certificate-copy", "landlord-id-copy", "job-or-school-proof",
+                             "spouse-id-card", "education-certificate"}
+    assert deferred["landlord-id-copy"]["matter_codes"] == ["residence-permit"]
+    assert all(notice["consequence"] for notice in deferred.values())
+    assert receipt["catalogue_version"].startswith("2026.11.1+")
+    counts = count_rows(database_url, *INTAKE_TABLES)
+    assert counts == {"intake_cases": 1, "intake_applicants": 1, "intake_case_items": 4,
+                      "intake_deferred_materials": 5, "intake_idempotency_keys": 0, "outbox_messages": 1}
+
+    fetched = web_session.get(f"/v1/cases/{receipt['case_id']}", headers=XINHE_KIOSK)
+    assert fetched.status_code == 200
+    assert fetched.json()["case_number"] == receipt["case_number"]
+
+
+def _without_applicant_field(field):
+    body = migrant_bundle()
+    del body["applicant"][field]
+    return body
+
+
+BAD_INPUTS = {
+    "malformed_json": ('{"community_code": "320113003021", ', 400, "malformed_json"),
+    "invalid_id_checksum": (migrant_bundle(applicant={"name": "刘金花", "id_number": "11010519491231002Y",
+                                                      "phone": "13912345678"}), 422, "invalid_id_number"),
+    "invalid_id_length": (migrant_bundle(applicant={"name": "刘金花", "id_number": "1101051949",
+                                                    "phone": "13912345678"}), 422, "invalid_id_number"),
+    "missing_id": (_without_applicant_field("id_number"), 422, "validation_failed"),
+    "unknown_matter": (migrant_bundle(bundle=None, matters=["no-such-matter"]), 422, "unknown_matter"),
+    "unknown_bundle": (migrant_bundle(bundle="no-such-bundle"), 422, "unknown_bundle"),
+    "unknown_community": (migrant_bundle(community_code="320113003999"), 422, "unknown_community"),
+    "oversized_description": (migrant_bundle(description="长" * 2001), 422, "validation_failed"),
+    "oversized_body": (migrant_bundle(description="x" * 70_000), 413, "payload_too_large"),
+    "unknown_field": (migrant_bundle(id_card_photo="..."), 422, "validation_failed"),
+    "main_material_deferred": (migrant_bundle(materials={"provided": ["photo", "rental-contract", "labour-contract"],
+                                                         "deferred": ["id-card"]}), 422, "material_not_deferrable"),
+    "material_missing": (migrant_bundle(materials={"provided": ["id-card", "photo", "rental-contract"],
+                                                   "deferred": []}), 422, "missing_material"),
+    "nothing_asked": (migrant_bundle(bundle=None, matters=[]), 422, "validation_failed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_refused_with_a_reason_and_writes_nothing(case, intake, web_session, database_url):
+    body, status, reason = BAD_INPUTS[case]
+
+    response = post_case(web_session, body)
+
+    assert response.status_code == status, response.text
+    problem = response.json()
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert problem["reason"] == reason
+    assert problem["status"] == status
+    assert "Traceback" not in response.text
+    assert "11010519491231002Y" not in response.text  # a refused number is not echoed back
+    assert set(count_rows(database_url, *INTAKE_TABLES).values()) == {0}
+
+
+def test_street_staff_may_not_act_for_a_community_of_another_street(intake, web_session, database_url):
+    response = post_case(web_session, migrant_bundle(community_code=XUANWU_COMMUNITY), headers=MAIGAOQIAO_STAFF)
+    assert response.status_code == 403
+    assert response.json()["reason"] == "community_forbidden"
+    assert set(count_rows(database_url, *INTAKE_TABLES).values()) == {0}
+
+
+def test_street_staff_submit_for_a_community_of_their_street(intake, web_session):
+    response = post_case(web_session, migrant_bundle(channel={"kind": "window"}), headers=MAIGAOQIAO_STAFF)
+    assert response.status_code == 201, response.text
+
+
+def test_a_kiosk_may_not_act_for_another_community(intake, web_session, database_url):
+    response = post_case(web_session, migrant_bundle(community_code=XUANWU_COMMUNITY))
+
+    assert response.status_code == 403
+    assert response.json()["reason"] == "community_forbidden"
+    assert set(count_rows(database_url, *INTAKE_TABLES).values()) == {0}
+
+
+def test_a_kiosk_may_not_read_another_communitys_case(intake, web_session):
+    case_id = post_case(web_session, migrant_bundle()).json()["case_id"]
+
+    response = web_session.get(f"/v1/cases/{case_id}", headers=XUANWU_KIOSK)
+
+    assert response.status_code == 403
+    assert response.json()["reason"] == "community_forbidden"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic abc"}])
+def test_every_client_authenticates(headers, intake, web_session, database_url):
+    response = post_case(web_session, migrant_bundle(), headers=headers)
+
+    assert response.status_code == 401
+    assert response.json()["reason"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert set(count_rows(database_url, *INTAKE_TABLES).values()) == {0}
+
+
+def test_a_retried_submission_with_the_same_idempotency_key_returns_the_first_case(intake, web_session,
+                                                                                  database_url):
+    first = post_case(web_session, migrant_bundle(), **{"Idempotency-Key": "kiosk-7-0001"})
+    retried = post_case(web_session, migrant_bundle(), **{"Idempotency-Key": "kiosk-7-0001"})
+
+    assert first.status_code == retried.status_code == 201
+    assert retried.json()["case_id"] == first.json()["case_id"]
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    counts = count_rows(database_url, "intake_cases", "outbox_messages", "intake_idempotency_keys")
+    assert counts == {"intake_cases": 1, "outbox_messages": 1, "intake_idempotency_keys": 1}
+
+
+def test_an_idempotency_key_reused_for_another_submission_is_refused(intake, web_session, database_url):
+    post_case(web_session, migrant_bundle(), **{"Idempotency-Key": "kiosk-7-0002"})
+
+    response = post_case(web_session, migrant_bundle(description="另一件事"), **{"Idempotency-Key": "kiosk-7-0002"})
+
+    assert response.status_code == 422
+    assert response.json()["reason"] == "idempotency_key_reused"
+    assert count_rows(database_url, "intake_cases")["intake_cases"] == 1
+
+
+def test_the_catalogue_lists_matters_bundles_and_materials(intake, web_session):
+    response = web_session.get("/v1/catalogue", headers=XINHE_KIOSK)
+
+    assert response.status_code == 200
+    catalogue = response.json()
+    bundles = {bundle["code"]: bundle for bundle in catalogue["bundles"]}
+    assert {"migrant-bundle", "social-insurance-transfer", "enterprise-change"} <= set(bundles)
+    materials = {m["code"]: m["deferrable"] for m in bundles["migrant-bundle"]["materials"]}
+    assert materials["id-card"] is False and materials["landlord-id-copy"] is True
+    assert len(catalogue["matters"]) >= 8
+
+
+def test_health_reports_broker_and_database(intake, web_session):
+    response = web_session.get("/health")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"broker": True, "database": True}
+
+
+def test_an_unknown_case_is_404(intake, web_session):
+    response = web_session.get("/v1/cases/00000000-0000-0000-0000-000000000000", headers=XINHE_KIOSK)
+    assert response.status_code == 404
+    assert response.json()["reason"] == "case_not_found"
+
+
+def test_staff_of_a_street_read_a_case_of_their_community(intake, web_session):
+    case_id = post_case(web_session, migrant_bundle()).json()["case_id"]
+    assert web_session.get(f"/v1/cases/{case_id}", headers=MAIGAOQIAO_STAFF).status_code == 200
+    assert XINHE_COMMUNITY in web_session.get(f"/v1/cases/{case_id}", headers=MAIGAOQIAO_STAFF).text

@@ -1,0 +1,77 @@
+"""Bus helpers for tests: publish raw messages, read a queue, follow events with the example subscriber."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import eventlet
+from kombu import Connection, Producer
+
+from shared.config import REPO_ROOT
+from shared.events import CLOUDEVENTS_CONTENT_TYPE
+from shared.topology import DEAD_LETTER_QUEUE_NAME, declare_topology, events_exchange
+
+sys.path.insert(0, str(Path(REPO_ROOT) / "examples"))
+import department_subscriber  # noqa: E402  (the runnable example is the code under test)
+
+
+def publish_raw(amqp_uri: str, body, routing_key: str, content_type: str = CLOUDEVENTS_CONTENT_TYPE) -> None:
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        declare_topology(connection)
+        producer = Producer(connection.channel(), exchange=events_exchange)
+        payload = body if isinstance(body, str | bytes) else json.dumps(body)
+        producer.publish(payload, routing_key=routing_key, content_type=content_type, content_encoding="utf-8",
+                         delivery_mode=2)
+
+
+def drain_queue(amqp_uri: str, queue_name: str, *, expect: int, timeout: float = 10.0) -> list:
+    """Get messages from a queue until ``expect`` arrived or the timeout passed."""
+    messages = []
+    deadline = time.monotonic() + timeout
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        while len(messages) < expect and time.monotonic() < deadline:
+            message = channel.basic_get(queue_name, no_ack=True)
+            if message is None:
+                eventlet.sleep(0.05)
+                continue
+            messages.append(message)
+    return messages
+
+
+def dead_letters(amqp_uri: str, expect: int, timeout: float = 15.0) -> list:
+    return drain_queue(amqp_uri, DEAD_LETTER_QUEUE_NAME, expect=expect, timeout=timeout)
+
+
+class EventFollower:
+    """Runs the example department subscriber in a greenthread and collects what it receives."""
+
+    def __init__(self, amqp_uri: str, queue_name: str, *patterns: str):
+        self.events: list[dict] = []
+        self.arrival_times: list[float] = []
+        ready = eventlet.Event()
+
+        def on_event(event):
+            self.events.append(event)
+            self.arrival_times.append(time.monotonic())
+
+        self._thread = eventlet.spawn(department_subscriber.subscribe, amqp_uri, queue_name, patterns, on_event,
+                                      timeout=60, ready=lambda: ready.send(True))
+        ready.wait()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            eventlet.sleep(0.01)
+        return self.events
+
+    def settle(self, seconds: float = 0.5) -> list[dict]:
+        """Wait a little longer, so an event that should not arrive has its chance to."""
+        eventlet.sleep(seconds)
+        return self.events
+
+    def stop(self):
+        self._thread.kill()
