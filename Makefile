@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/sanji run-all
 
 test: $(STAMP)
-	$(BIN)/python -m shared.testing.prepare_services
+	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -6,6 +6,7 @@
     sanji wait-for-deps           wait until the broker and the database answer
     sanji declare-topology        declare exchanges and queues on the broker
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
+    sanji write-docs [DIR]        regenerate the OpenAPI and AsyncAPI documents
 """
 
 from __future__ import annotations
@@ -162,6 +163,21 @@ def cmd_run_all(args) -> None:
         raise CommandFailed("a service stopped unexpectedly")
 
 
+def cmd_write_docs(args) -> None:
+    """Regenerate the committed API documents (a test fails when they drift from the models)."""
+    import json
+    from pathlib import Path
+
+    from services.intake.api import intake_openapi
+    from shared.asyncapi import asyncapi_document
+
+    docs = Path(args.directory)
+    docs.mkdir(parents=True, exist_ok=True)
+    for name, document in (("openapi.json", intake_openapi()), ("asyncapi.json", asyncapi_document())):
+        (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {docs / name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanji", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-catalogue", help="validate a catalogue directory")
     check.add_argument("directory", nargs="?")
     check.set_defaults(func=cmd_check_catalogue)
+    docs = commands.add_parser("write-docs", help="regenerate docs/openapi.json and docs/asyncapi.json")
+    docs.add_argument("directory", nargs="?", default="docs")
+    docs.set_defaults(func=cmd_write_docs)
     return parser
 
 
