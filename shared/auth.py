@@ -8,6 +8,7 @@ file may list ``token:`` in clear for convenience; production files should carry
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,8 @@ from typing import Literal
 import yaml
 
 from shared.http import ApiError
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 PrincipalKind = Literal["kiosk", "staff", "department"]
 
@@ -47,9 +50,13 @@ class TokenRegistry:
             raise TokenFileError(f"tokens file {path}: {exc.strerror}") from None
         principals: dict[str, Principal] = {}
         for index, entry in enumerate(document.get("tokens", [])):
+            if not isinstance(entry, dict):
+                raise TokenFileError(f"tokens file {path}, entry {index + 1}: must be a mapping")
             where = f"tokens file {path}, entry {index + 1} ({entry.get('name', '?')})"
             if "sha256" in entry:
                 digest = str(entry["sha256"]).lower()
+                if not _SHA256_HEX.fullmatch(digest):
+                    raise TokenFileError(f"{where}: sha256 must be 64 hexadecimal digits")
             elif "token" in entry:
                 digest = cls.digest(str(entry["token"]))
             else:

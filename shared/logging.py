@@ -14,7 +14,7 @@ import structlog
 
 # 18-character resident ID (17 digits + digit or X) and mainland mobile numbers, not inside longer digit runs.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 
 
 def redact_text(text: str) -> str:

@@ -107,8 +107,9 @@ class OutboxRelay:
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
-            connection = Connection(self._amqp_uri, transport_options={"confirm_publish": True},
-                                    heartbeat=0)  # no heartbeat thread here: a dead link surfaces on publish and is rebuilt
+            # No heartbeats: nothing here would service them between batches. A dead link surfaces on the
+            # next publish, which fails the batch, and the connection is rebuilt.
+            connection = Connection(self._amqp_uri, transport_options={"confirm_publish": True}, heartbeat=0)
             connection.ensure_connection(max_retries=1)
             declare_topology(connection)
             self._connection = connection

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import re
+import subprocess
 from pathlib import Path, PurePosixPath
 
 import jsonschema
@@ -236,19 +237,22 @@ def test_each_app_service_serves_itself(app_services):
 def test_app_services_can_scale(app_services):
     for name, service in app_services.items():
         assert "container_name" not in service, f"{name!r} sets container_name, so it cannot be scaled"
-    assert "ports" not in app_services["routing"], "routing publishes a port, so --scale routing=3 would clash"
+    assert "ports" not in app_services["routing"], "routing publishes a port: --scale routing=3 would clash"
 
 
 def test_http_settings_agree_with_ports_and_healthcheck(app_services):
     for name, service in app_services.items():
         env = _environment(service)
-        assert env.get("SANJI_HTTP_HOST") == "0.0.0.0", f"{name!r} must listen on all interfaces in a container"
+        assert env.get("SANJI_HTTP_HOST") == "0.0.0.0", f"{name!r} must listen on all interfaces"
         port = env.get("SANJI_HTTP_PORT")
         assert port and port.isdigit(), f"{name!r}: SANJI_HTTP_PORT must be a fixed number, got {port!r}"
         probe = " ".join(service["healthcheck"]["test"])
         assert f":{port}/health" in probe, f"{name!r}: the healthcheck does not probe port {port}"
         for mapping in service.get("ports") or []:
-            target = str(mapping.get("target")) if isinstance(mapping, dict) else str(mapping).rsplit(":", 1)[-1]
+            if isinstance(mapping, dict):
+                target = str(mapping.get("target"))
+            else:
+                target = str(mapping).rsplit(":", 1)[-1]
             assert target == port, f"{name!r} publishes container port {target}, but listens on {port}"
     assert any(str(p).endswith(":8000") for p in app_services["intake"].get("ports", [])), (
         "intake must publish its HTTP port 8000"
@@ -372,3 +376,46 @@ def test_definitions_are_self_contained_and_hold_no_credentials(definitions):
         "definitions.json is committed: the broker user comes from the environment (docker-compose.yml)"
     )
     assert "password" not in DEFINITIONS_FILE.read_text(encoding="utf-8")
+
+
+def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
+    """Runs the rabbitmq service's entrypoint script with its paths moved under tmp_path and stubs for
+    chown and the image's docker-entrypoint.sh. Returns (exit code, written files, stub calls)."""
+    entrypoint = services["rabbitmq"]["entrypoint"]
+    assert entrypoint[:3] == ["/bin/sh", "-eu", "-c"], entrypoint
+    script = entrypoint[3].replace("$$", "$").replace("/etc/rabbitmq/", f"{tmp_path}/etc/rabbitmq/")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    calls = tmp_path / "calls.log"
+    for name in ("chown", "docker-entrypoint.sh"):
+        (stubs / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n')
+        (stubs / name).chmod(0o755)
+    result = subprocess.run(
+        ["/bin/sh", "-eu", "-c", script],
+        env={"PATH": f"{stubs}:/usr/bin:/bin",
+             "RABBITMQ_DEFAULT_USER": user, "RABBITMQ_DEFAULT_PASS": password},
+        capture_output=True, text=True, timeout=30,
+    )
+    written = {p.name: p for p in (tmp_path / "etc" / "rabbitmq" / "definitions.d").glob("*")}
+    return result.returncode, written, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_rabbitmq_entrypoint_writes_the_broker_user_then_starts_the_server(services, tmp_path):
+    code, written, calls = _run_rabbitmq_entrypoint(services, tmp_path, "sanji", "s3cret-Pw_1")
+    assert code == 0
+    assert list(written) == ["10-broker-user.json"]
+    user_file = written["10-broker-user.json"]
+    assert user_file.stat().st_mode & 0o077 == 0, "the file holding the broker password is readable by others"
+    definitions = json.loads(user_file.read_text())
+    assert definitions["users"] == [{"name": "sanji", "password": "s3cret-Pw_1", "tags": ["administrator"]}]
+    assert {"name": "/"} in definitions["vhosts"]
+    assert definitions["permissions"] == [
+        {"user": "sanji", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    ]
+    assert calls[-1] == "docker-entrypoint.sh rabbitmq-server", calls
+    assert any(call.startswith("chown rabbitmq:rabbitmq") for call in calls), calls
+
+
+def test_rabbitmq_entrypoint_refuses_a_password_that_would_break_the_json(services, tmp_path):
+    code, written, calls = _run_rabbitmq_entrypoint(services, tmp_path, "sanji", 'pa"ss')
+    assert code != 0 and not written and not calls

