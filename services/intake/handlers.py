@@ -124,6 +124,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         )
         record.applicant = ApplicantRecord(
             name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
+            email=submission.applicant.email,
             id_fingerprint=id_number_fingerprint(id_number, rules.pii_key))
         record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
                         for position, matter in enumerate(accepted.matters)]
@@ -215,6 +216,19 @@ def _apply_routed(uow: UnitOfWork, routed: ItemRoutedV1, event: CloudEvent) -> N
         item.promised_deadline = routed.promised_deadline
         item.deadline_provisional = routed.deadline_provisional
         item.updated_at = event.time
+
+
+def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
+    """The resident's contact details for the notification service, asked by case id over RPC.
+
+    Personal data travels only in this point-to-point reply, never in an event, and is never logged.
+    """
+    with unit_of_work as uow:
+        record = uow.session.get(CaseRecord, case_id)
+        if record is None:
+            return None
+        return {"case_id": record.id, "case_number": record.case_number, "name": record.applicant.name,
+                "phone": record.applicant.phone, "email": record.applicant.email}
 
 
 def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:

@@ -19,6 +19,8 @@ class Applicant(_Strict):
     name: str = Field(min_length=1, max_length=50, examples=["刘金花"])
     id_number: str = Field(min_length=1, max_length=32, description="18-character resident ID (GB 11643)")
     phone: str = Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", description="mobile or landline")
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                              description="optional; for notices by email")
 
 
 class Materials(_Strict):

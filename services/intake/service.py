@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from nameko.rpc import rpc
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
@@ -75,6 +76,11 @@ class IntakeService:
     @http("GET", "/health")
     def health(self, request):
         return json_response(*self.storage.health())
+
+    @rpc
+    def applicant_contact(self, case_id: str):
+        """Internal, for the notification service: the resident's name, phone and email for a case."""
+        return handlers.applicant_contact(case_id, unit_of_work=self.storage.unit_of_work(self.clock))
 
     @consume_events(INTAKE_ITEM_UPDATES)
     def on_item_event(self, event):

@@ -40,6 +40,7 @@ class ApplicantRecord(Base):
     # Keyed hash, for look-ups (credit flags, repeat visits) without searching on the number in clear.
     id_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     phone: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
 
     case: Mapped[CaseRecord] = relationship(back_populates="applicant")
 
