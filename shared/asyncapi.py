@@ -7,12 +7,6 @@ from pydantic.json_schema import models_json_schema
 from shared.events import PAYLOAD_TYPES, CloudEvent
 from shared.topology import EVENTS_EXCHANGE_NAME
 
-# Routing-key templates per event type, as ``EventPayload.routing_key`` builds them.
-ADDRESS_TEMPLATES = {
-    "cn.sanji.case.submitted.v1": "case.submitted.{community_code}",
-    "cn.sanji.item.routed.v1": "item.routed.{district_code}.{level}.{unit_code}.{department_code}",
-}
-
 SUBSCRIPTION_EXAMPLES = {
     "cn.sanji.item.routed.v1": [
         "item.*.320113000000.*.*.police  (栖霞区 公安: its items at every level)",
@@ -30,7 +24,7 @@ def asyncapi_document(version: str = "1.0.0") -> dict:
     for model in payload_models:
         event_type = model.event_type
         name = event_type.removeprefix("cn.sanji.").replace(".", "_")
-        address = ADDRESS_TEMPLATES[event_type]
+        address = model.routing_key_template
         parameters = {part[1:-1]: {"description": f"the event's {part[1:-1]}"}
                       for part in address.split(".") if part.startswith("{")}
         messages[name] = {

@@ -48,8 +48,14 @@ class TokenRegistry:
             document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except OSError as exc:
             raise TokenFileError(f"tokens file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise TokenFileError(f"tokens file {path}: not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(document, dict) or not isinstance(document.get("tokens"), list):
+            raise TokenFileError(f"tokens file {path}: expected a mapping with a 'tokens' list")
+        if not document["tokens"]:
+            raise TokenFileError(f"tokens file {path}: lists no tokens, so no client could authenticate")
         principals: dict[str, Principal] = {}
-        for index, entry in enumerate(document.get("tokens", [])):
+        for index, entry in enumerate(document["tokens"]):
             if not isinstance(entry, dict):
                 raise TokenFileError(f"tokens file {path}, entry {index + 1}: must be a mapping")
             where = f"tokens file {path}, entry {index + 1} ({entry.get('name', '?')})"

@@ -36,9 +36,11 @@ class EventPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_type: ClassVar[str]
+    # The AMQP routing key, with the payload's fields in braces; documented as is in the AsyncAPI file.
+    routing_key_template: ClassVar[str]
 
     def routing_key(self) -> str:
-        raise NotImplementedError
+        return self.routing_key_template.format(**self.model_dump(mode="json"))
 
     def subject(self) -> str:
         raise NotImplementedError
@@ -55,14 +57,14 @@ class DeferredMaterial(BaseModel):
     due_date: date
 
 
-def item_routing_key(verb: str, district_code: str, level: str, unit_code: str, department_code: str) -> str:
+def item_routing_key_template(verb: str) -> str:
     """``item.<verb>.<district>.<level>.<unit>.<department>``, so that with one topic pattern
 
     - a district department binds ``item.*.320113000000.*.*.police`` (its items at every level),
     - a street binds ``item.*.*.street.320113003000.*`` (everything at its own desks),
     - a dashboard binds ``item.routed.#``.
     """
-    return f"item.{verb}.{district_code}.{level}.{unit_code}.{department_code}"
+    return f"item.{verb}.{{district_code}}.{{level}}.{{unit_code}}.{{department_code}}"
 
 
 class CaseSubmittedV1(EventPayload):
@@ -82,17 +84,18 @@ class CaseSubmittedV1(EventPayload):
     deferred_materials: tuple[DeferredMaterial, ...] = ()
     submitted_at: datetime
 
-    def routing_key(self) -> str:
-        return f"case.submitted.{self.community_code}"
+    routing_key_template: ClassVar[str] = "case.submitted.{community_code}"
 
     def subject(self) -> str:
         return self.case_id
 
 
-class ItemRoutedV1(EventPayload):
-    """One matter of a case reached the queue of the unit and department entitled to handle it."""
+ItemStatus = Literal["waiting", "queued", "claimed", "accepted", "supplement_requested", "resolved", "rejected",
+                     "terminated"]
 
-    event_type: ClassVar[str] = TYPE_PREFIX + "item.routed.v1"
+
+class ItemEvent(EventPayload):
+    """What every item event carries: the item, its case, and where it stands (the routing-key fields)."""
 
     item_id: str
     case_id: str
@@ -103,27 +106,188 @@ class ItemRoutedV1(EventPayload):
     unit_code: str = Field(pattern=r"^\d{12}$")
     district_code: str = Field(pattern=r"^\d{12}$", description="the district whose line the item is in")
     community_code: str = Field(pattern=r"^\d{12}$")
-    status: Literal["queued", "waiting"] = Field(
-        description="waiting: a prerequisite matter in the same case is not resolved yet"
-    )
-    waiting_for: tuple[str, ...] = ()
+    status: ItemStatus = Field(description="the item's status after this event")
+    occurred_at: datetime
+
+    verb: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "verb" in cls.__dict__:
+            cls.routing_key_template = item_routing_key_template(cls.verb)
+
+    def subject(self) -> str:
+        return self.item_id
+
+
+class ItemRoutedV1(ItemEvent):
+    """An item reached the queue of the unit and department entitled to handle it (first routing, or again
+    after a return or an escalation)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.routed.v1"
+    verb: ClassVar[str] = "routed"
+
+    route_reason: Literal["submitted", "returned", "escalated"] = "submitted"
+    waiting_for: tuple[str, ...] = Field(default=(), description="prerequisite matters of the same case")
     legal_deadline: datetime
     promised_deadline: datetime
     deadline_provisional: bool = Field(
         description="True when the working-day calendar did not cover a year the deadline spans"
     )
     catalogue_version: str
-    routed_at: datetime
 
-    def routing_key(self) -> str:
-        return item_routing_key("routed", self.district_code, self.level, self.unit_code, self.department_code)
+
+class ItemActionV1(ItemEvent):
+    """A member of staff (or a department system) acted on an item."""
+
+    actor: str = Field(description="the account that acted: a name, never personal data of the resident")
+
+
+class ItemClaimedV1(ItemActionV1):
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.claimed.v1"
+    verb: ClassVar[str] = "claimed"
+
+
+class ItemAcceptedV1(ItemActionV1):
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.accepted.v1"
+    verb: ClassVar[str] = "accepted"
+
+
+class ItemSupplementRequestedV1(ItemActionV1):
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.supplement-requested.v1"
+    verb: ClassVar[str] = "supplement-requested"
+
+    material_codes: tuple[str, ...] = Field(min_length=1)
+    due_date: date
+    clock_paused: bool = Field(description="whether the promised-limit clock stops while waiting")
+
+
+class ItemSupplementSuppliedV1(ItemActionV1):
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.supplement-supplied.v1"
+    verb: ClassVar[str] = "supplement-supplied"
+
+    material_codes: tuple[str, ...] = Field(min_length=1)
+    promised_deadline: datetime = Field(description="moved on by the paused time, where the clock was paused")
+
+
+class Delivery(BaseModel):
+    """How the resident gets the result: at a window, or brought to the door by a social worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["pickup", "door"]
+    place: str | None = Field(default=None, max_length=200, description="the window, for pickup")
+    agent_id: str | None = Field(default=None, max_length=64, description="the social worker, for door delivery")
+    scheduled_for: datetime | None = None
+
+
+class ItemResolvedV1(ItemActionV1):
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.resolved.v1"
+    verb: ClassVar[str] = "resolved"
+
+    result: str = Field(max_length=500, description="the outcome, e.g. the permit number")
+    delivery: Delivery
+
+
+class ItemRejectedV1(ItemActionV1):
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.rejected.v1"
+    verb: ClassVar[str] = "rejected"
+
+    reason_code: str
+    note: str = Field(default="", max_length=500)
+
+
+class ItemReturnedV1(ItemActionV1):
+    """退单: the unit says the item is not its own; an item.routed to the next unit follows."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.returned.v1"
+    verb: ClassVar[str] = "returned"
+
+    reason_code: str
+    note: str = Field(default="", max_length=500)
+    return_count: int
+
+
+class ItemReleasedV1(ItemEvent):
+    """A waiting item's prerequisite resolved: it enters its queue with a fresh clock."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.released.v1"
+    verb: ClassVar[str] = "released"
+
+    legal_deadline: datetime
+    promised_deadline: datetime
+    deadline_provisional: bool
+
+
+class ItemTerminatedV1(ItemEvent):
+    """The item was closed without a result by a rule, not by staff."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.terminated.v1"
+    verb: ClassVar[str] = "terminated"
+
+    reason_code: Literal["deferral_expired", "prerequisite_rejected", "prerequisite_terminated"]
+    note: str = ""
+
+
+class CustodyRecordedV1(ItemActionV1):
+    """代办: a hand-over of material or result by a social worker (who, when, what)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.custody-recorded.v1"
+    verb: ClassVar[str] = "custody-recorded"
+
+    step: Literal["collected_at_home", "handed_to_window", "result_collected", "result_delivered"]
+    what: str = Field(max_length=300)
+
+
+class DeferralReminderV1(EventPayload):
+    """容缺: a deferred material is due soon; the notification service reminds the resident."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "case.deferral-reminder.v1"
+
+    case_id: str
+    case_number: str
+    community_code: str = Field(pattern=r"^\d{12}$")
+    material_code: str
+    matter_codes: tuple[str, ...]
+    due_date: date
+
+    routing_key_template: ClassVar[str] = "case.deferral-reminder.{community_code}"
 
     def subject(self) -> str:
-        return self.item_id
+        return self.case_id
+
+
+class ItemOutcome(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    item_id: str
+    matter_code: str
+    status: Literal["resolved", "rejected", "terminated"]
+
+
+class CaseCompletedV1(EventPayload):
+    """Every item of the case is resolved, rejected or terminated: one completion, one trip for the resident."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "case.completed.v1"
+
+    case_id: str
+    case_number: str
+    community_code: str = Field(pattern=r"^\d{12}$")
+    outcomes: tuple[ItemOutcome, ...]
+    delivery: Delivery | None = Field(description="one delivery for all results; none if nothing was granted")
+    completed_at: datetime
+
+    routing_key_template: ClassVar[str] = "case.completed.{community_code}"
+
+    def subject(self) -> str:
+        return self.case_id
 
 
 PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
-    payload.event_type: payload for payload in (CaseSubmittedV1, ItemRoutedV1)
+    payload.event_type: payload
+    for payload in (CaseSubmittedV1, ItemRoutedV1, ItemClaimedV1, ItemAcceptedV1, ItemSupplementRequestedV1,
+                    ItemSupplementSuppliedV1, ItemResolvedV1, ItemRejectedV1, ItemReturnedV1, ItemReleasedV1,
+                    ItemTerminatedV1, CustodyRecordedV1, DeferralReminderV1, CaseCompletedV1)
 }
 
 

@@ -127,5 +127,6 @@ def _deferral_notice(material_code: str, matters: tuple[Matter, ...], calendar: 
 
 
 def case_number(submitted_on: date, case_id: str) -> str:
-    """A short number a resident can read out at a window: date plus the case id's first 8 hex digits."""
-    return f"SJ{submitted_on:%Y%m%d}-{case_id.replace('-', '')[:8].upper()}"
+    """A number a resident can read out at a window: the date plus 12 hex digits of the random case id
+    (48 bits: a collision within one day is negligible even at a city's volume)."""
+    return f"SJ{submitted_on:%Y%m%d}-{case_id.replace('-', '')[:12].upper()}"

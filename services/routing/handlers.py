@@ -63,7 +63,7 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
                 community_code=item.community_code, status=decision.status,
                 waiting_for=decision.waiting_for, legal_deadline=item.legal_deadline,
                 promised_deadline=item.promised_deadline, deadline_provisional=item.deadline_provisional,
-                catalogue_version=item.catalogue_version, routed_at=now))
+                catalogue_version=item.catalogue_version, occurred_at=now))
             if decision.deadline_provisional:
                 log.warning("deadline computed without an official calendar for its year; add the year to "
                             "the calendar override file", matter=decision.matter_code)

@@ -305,13 +305,13 @@ def test_deferral_due_date_skips_the_national_day_holiday(catalogue: Catalogue, 
 # ── Case number ───────────────────────────────────────────────────────────────────────────────────
 
 
-def test_case_number_is_sj_date_and_the_first_eight_hex_digits_of_the_case_id() -> None:
+def test_case_number_is_sj_date_and_the_first_twelve_hex_digits_of_the_case_id() -> None:
     number = case_number(date(2026, 9, 30), "3f2a9c1e-7b44-4d1a-9e0f-5c6d7e8f9a0b")
-    assert number == "SJ20260930-3F2A9C1E"
-    assert re.fullmatch(r"SJ\d{8}-[0-9A-F]{8}", number)
+    assert number == "SJ20260930-3F2A9C1E7B44"
+    assert re.fullmatch(r"SJ\d{8}-[0-9A-F]{12}", number)
 
 
 def test_case_number_uses_the_day_it_is_given_and_ignores_the_id_dashes() -> None:
-    assert case_number(date(2027, 1, 4), "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d") == "SJ20270104-0A1B2C3D"
-    # Dashes are removed before taking 8 characters, so an id written without dashes gives the same number.
-    assert case_number(date(2027, 1, 4), "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d") == "SJ20270104-0A1B2C3D"
+    assert case_number(date(2027, 1, 4), "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d") == "SJ20270104-0A1B2C3D4E5F"
+    # Dashes are removed before taking 12 characters, so an id written without dashes gives the same number.
+    assert case_number(date(2027, 1, 4), "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d") == "SJ20270104-0A1B2C3D4E5F"

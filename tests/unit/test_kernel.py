@@ -160,11 +160,8 @@ def test_the_same_token_listed_twice_is_refused_even_in_different_forms(tmp_path
     assert "twice" in message
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG shared/auth.py:45-51: a malformed document escapes as TypeError, AttributeError or "
-                          "yaml.YAMLError instead of TokenFileError naming the file")
-@pytest.mark.parametrize("document", ["tokens:\n", "- name: a-list-not-a-mapping\n", "tokens: [\n"],
-                         ids=["tokens-null", "top-level-list", "invalid-yaml"])
+@pytest.mark.parametrize("document", ["tokens:\n", "tokens: []\n", "- name: a-list-not-a-mapping\n", "tokens: [\n"],
+                         ids=["tokens-null", "tokens-empty", "top-level-list", "invalid-yaml"])
 def test_a_malformed_tokens_document_is_a_token_file_error(tmp_path: Path, document: str) -> None:
     with pytest.raises(TokenFileError, match="tokens file"):
         TokenRegistry.from_file(write(tmp_path, document))
@@ -283,7 +280,7 @@ def item_routed(**overrides) -> ItemRoutedV1:
         level="street", unit_code=MAIGAOQIAO, district_code=QIXIA, community_code=XINHE_JIAYUAN,
         status="queued", waiting_for=(), legal_deadline=datetime(2026, 10, 27, 9, 30, tzinfo=UTC),
         promised_deadline=datetime(2026, 10, 20, 9, 30, tzinfo=UTC), deadline_provisional=False,
-        catalogue_version="2026.11.1+abcdef012345", routed_at=AT,
+        catalogue_version="2026.11.1+abcdef012345", occurred_at=AT,
     )
     fields.update(overrides)
     return ItemRoutedV1(**fields)

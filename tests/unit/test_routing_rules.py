@@ -28,7 +28,7 @@ from shared.catalogue import (
     UnknownCode,
     load_catalogue,
 )
-from shared.events import ItemRoutedV1, item_routing_key
+from shared.events import ItemReturnedV1, ItemRoutedV1
 from shared.workdays import SHANGHAI, CalendarCoverageWarning, WorkdayCalendar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -368,7 +368,7 @@ def routed_event(decision: RoutingDecision, community: str) -> ItemRoutedV1:
         district_code=decision.district_code, community_code=community, status=decision.status,
         waiting_for=decision.waiting_for, legal_deadline=decision.legal_deadline,
         promised_deadline=decision.promised_deadline, deadline_provisional=decision.deadline_provisional,
-        catalogue_version="2026.11.1+000000000000", routed_at=ORDINARY_MONDAY)
+        catalogue_version="2026.11.1+000000000000", occurred_at=ORDINARY_MONDAY)
 
 
 def test_routed_item_key_names_district_level_unit_and_department(
@@ -377,7 +377,8 @@ def test_routed_item_key_names_district_level_unit_and_department(
     assert police_item.routing_key() == f"item.routed.{QIXIA}.street.{MAIGAOQIAO}.police"
     assert re.fullmatch(r"item\.routed\.\d{12}\.(community|street|district)\.\d{12}\.[a-z][a-z0-9-]*",
                         police_item.routing_key())
-    assert item_routing_key("returned", QIXIA, "district", QIXIA, "hrss") == (
+    assert ItemReturnedV1.routing_key_template.format(
+        district_code=QIXIA, level="district", unit_code=QIXIA, department_code="hrss") == (
         f"item.returned.{QIXIA}.district.{QIXIA}.hrss")
 
 
