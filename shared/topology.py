@@ -49,8 +49,9 @@ class ConsumerQueue:
 
 ROUTING_CASE_SUBMITTED = ConsumerQueue("routing.case-submitted", ("case.submitted.#",))
 INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#",))
+NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#"))
 
-CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, INTAKE_ITEM_UPDATES)
+CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,

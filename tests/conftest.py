@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from shared.config import REPO_ROOT, Settings, nameko_config
+from shared.config import REPO_ROOT, SERVICES, Settings, nameko_config
 from shared.db import dispose_engines, normalise_url
 from shared.logging import configure_logging
 from shared.migrate import migrate
@@ -23,7 +23,7 @@ from shared.migrate import migrate
 TEST_DATABASES = [name.strip() for name in os.environ.get("SANJI_TEST_DATABASES", "sqlite,postgresql").split(",")
                   if name.strip()]
 POSTGRES_ADMIN_URL = os.environ.get("SANJI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-MIGRATED_SERVICES = ("intake", "routing")
+MIGRATED_SERVICES = SERVICES  # every service has its own migration branch
 
 warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
 
