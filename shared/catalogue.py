@@ -25,6 +25,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -326,6 +327,19 @@ class _ManifestFiles(_Frozen):
     departments: Name
     matters: Name
     bundles: Name
+    reasons: Name
+
+
+class Reason(_Frozen):
+    """A coded reason staff give when they reject or return an item (so the reasons can be counted)."""
+
+    code: Code
+    name: Name
+
+
+class _Reasons(_Frozen):
+    reject: tuple[Reason, ...]
+    return_: tuple[Reason, ...] = Field(alias="return")
 
 
 def _release_version(value: str) -> str:
@@ -355,6 +369,8 @@ class Catalogue:
     departments: Mapping[str, Department]
     matters: Mapping[str, Matter]
     bundles: Mapping[str, Bundle]
+    reject_reasons: Mapping[str, Reason]
+    return_reasons: Mapping[str, Reason]
 
     # Lookups ------------------------------------------------------------------------------------
 
@@ -655,6 +671,10 @@ def load_catalogue(directory: str | Path) -> Catalogue:
     bundles_file, bundles_document = documents["bundles"]
     bundles = _build_entries(Bundle, bundles_document, bundles_file, "bundles", "bundle")
     _check_bundles(bundles, matters, bundles_file)
+    reasons_file, reasons_document = documents["reasons"]
+    reasons = _build(_Reasons, reasons_document, reasons_file, None)
+    reject_reasons = _unique_reasons(reasons.reject, reasons_file, "reject")
+    return_reasons = _unique_reasons(reasons.return_, reasons_file, "return")
 
     return Catalogue(
         version=f"{manifest.version}+{fingerprint.hexdigest()[:12]}",
@@ -663,7 +683,18 @@ def load_catalogue(directory: str | Path) -> Catalogue:
         departments=MappingProxyType(departments),
         matters=MappingProxyType(matters),
         bundles=MappingProxyType(bundles),
+        reject_reasons=MappingProxyType(reject_reasons),
+        return_reasons=MappingProxyType(return_reasons),
     )
+
+
+def _unique_reasons(reasons: tuple[Reason, ...], file: str, kind: str) -> dict[str, Reason]:
+    if not reasons:
+        raise CatalogueError(file, kind, "lists no reasons")
+    repeated = _duplicates(reason.code for reason in reasons)
+    if repeated:
+        raise CatalogueError(file, kind, f"reason code {repeated[0]!r} is listed twice")
+    return {reason.code: reason for reason in reasons}
 
 
 def _read_listed_file(directory: Path, role: str, file: str) -> bytes:

@@ -292,13 +292,13 @@ def test_expand_refuses_unknown_codes_and_a_bare_string(catalogue: Catalogue) ->
 
 
 def test_version_is_the_manifest_version_plus_a_content_hash(catalogue: Catalogue, copy_dir: Path) -> None:
-    assert re.fullmatch(r"2026\.11\.1\+[0-9a-f]{12}", catalogue.version)
+    assert re.fullmatch(r"2026\.11\.2\+[0-9a-f]{12}", catalogue.version)
     assert load_catalogue(copy_dir).version == catalogue.version  # same bytes, same version
 
     matters_file = copy_dir / "matters.yaml"
     matters_file.write_bytes(matters_file.read_bytes() + b"\n# an edit without a version bump\n")
     edited = load_catalogue(copy_dir)
-    assert edited.version.startswith("2026.11.1+")
+    assert edited.version.startswith("2026.11.2+")
     assert edited.version != catalogue.version
 
 
@@ -644,3 +644,14 @@ def test_directory_without_manifest(tmp_path: Path) -> None:
 def test_data_file_of_the_wrong_shape(copy_dir: Path) -> None:
     (copy_dir / "bundles.yaml").write_text("- migrant-bundle\n", encoding="utf-8")
     rejected(copy_dir, "bundles.yaml: expected a mapping with a 'bundles' list")
+
+
+def test_reject_and_return_reasons_are_coded(catalogue: Catalogue) -> None:
+    assert "not-our-matter" in catalogue.return_reasons
+    assert catalogue.reject_reasons["not-eligible"].name == "不符合办理条件"
+
+
+def test_a_reason_code_listed_twice_is_refused(broken) -> None:
+    directory = broken("reasons.yaml", lambda doc: doc["return"].append(dict(doc["return"][0])))
+    with pytest.raises(CatalogueError, match=r"reasons.yaml: return: reason code 'not-our-matter' is listed twice"):
+        load_catalogue(directory)
