@@ -6,7 +6,7 @@
     sanji wait-for-deps           wait until the broker and the database answer
     sanji declare-topology        declare exchanges and queues on the broker
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
-    sanji write-docs [DIR]        regenerate the OpenAPI and AsyncAPI documents
+    sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
 """
 
 from __future__ import annotations
@@ -169,11 +169,13 @@ def cmd_write_docs(args) -> None:
     from pathlib import Path
 
     from services.intake.api import intake_openapi
+    from services.routing.api import routing_openapi
     from shared.asyncapi import asyncapi_document
 
     docs = Path(args.directory)
-    docs.mkdir(parents=True, exist_ok=True)
-    for name, document in (("openapi.json", intake_openapi()), ("asyncapi.json", asyncapi_document())):
+    (docs / "openapi").mkdir(parents=True, exist_ok=True)
+    for name, document in (("openapi/intake.json", intake_openapi()), ("openapi/routing.json", routing_openapi()),
+                           ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
 
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-catalogue", help="validate a catalogue directory")
     check.add_argument("directory", nargs="?")
     check.set_defaults(func=cmd_check_catalogue)
-    docs = commands.add_parser("write-docs", help="regenerate docs/openapi.json and docs/asyncapi.json")
+    docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json and docs/asyncapi.json")
     docs.add_argument("directory", nargs="?", default="docs")
     docs.set_defaults(func=cmd_write_docs)
     return parser

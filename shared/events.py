@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import ClassVar, Literal
 
 from kombu.serialization import register
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.clock import new_id
 
@@ -179,6 +179,14 @@ class Delivery(BaseModel):
     place: str | None = Field(default=None, max_length=200, description="the window, for pickup")
     agent_id: str | None = Field(default=None, max_length=64, description="the social worker, for door delivery")
     scheduled_for: datetime | None = None
+
+    @model_validator(mode="after")
+    def _says_where(self) -> Delivery:
+        if self.method == "pickup" and not self.place:
+            raise ValueError("a pickup names its place (the window)")
+        if self.method == "door" and not self.agent_id:
+            raise ValueError("a door delivery names the social worker (agent_id)")
+        return self
 
 
 class ItemResolvedV1(ItemActionV1):

@@ -52,18 +52,25 @@ def read_json(request: Request, model: type[BaseModel]) -> BaseModel:
     raw = request.stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
-    if request.mimetype != "application/json":
+    if not raw.strip():
+        document = {}  # an action with nothing to say (claim, accept) may send no body
+    elif request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc.msg}"
-                       if isinstance(exc, json.JSONDecodeError) else "request body is not UTF-8") from None
+    else:
+        document = _parse_json(raw)
     try:
         return model.model_validate(document)
     except ValidationError as exc:
         raise ApiError(422, "validation_failed", "request body does not match the schema",
                        errors=describe_validation_errors(exc)) from None
+
+
+def _parse_json(raw: bytes):
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc.msg}"
+                       if isinstance(exc, json.JSONDecodeError) else "request body is not UTF-8") from None
 
 
 def describe_validation_errors(exc: ValidationError) -> list[dict]:

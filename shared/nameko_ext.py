@@ -11,6 +11,7 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
 from pydantic import ValidationError
 
+from shared.auth import TokenRegistry
 from shared.clock import Clock, SystemClock
 from shared.db import session_factory, shared_engine
 from shared.events import CloudEvent, UnknownEventType, source_of
@@ -34,6 +35,16 @@ class ClockProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.clock
+
+
+class Authenticator(DependencyProvider):
+    """``self.authenticate(request)`` gives the caller's Principal, or raises ApiError 401."""
+
+    def setup(self):
+        self.registry = TokenRegistry.from_file(self.container.config["SANJI_TOKENS_FILE"])
+
+    def get_dependency(self, worker_ctx):
+        return lambda request: self.registry.authenticate(request.headers.get("Authorization"))
 
 
 class Storage(DependencyProvider):

@@ -12,7 +12,8 @@ set -eu
 
 if [ "${1:-}" = "serve" ] && [ "$#" -ge 2 ]; then
     service=$2
-    sanji wait-for-deps --timeout "${SANJI_WAIT_TIMEOUT:-60}"
+    # Naming the service makes it check that service's own database (SANJI_<SERVICE>_DATABASE_URL).
+    sanji wait-for-deps "$service" --timeout "${SANJI_WAIT_TIMEOUT:-60}"
     sanji migrate "$service"
     exec sanji "$@"
 fi

@@ -1,11 +1,10 @@
-"""Intake's nameko dependencies: the rules it applies (catalogue, calendar) and who may call it."""
+"""Intake's nameko dependency: the rules it applies (catalogue, calendar), loaded once at start."""
 
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
 
 from services.intake.handlers import IntakeRules
-from shared.auth import TokenRegistry
 from shared.catalogue import load_catalogue
 from shared.workdays import WorkdayCalendar
 
@@ -24,11 +23,3 @@ class Rules(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.rules
-
-
-class Authenticator(DependencyProvider):
-    def setup(self):
-        self.registry = TokenRegistry.from_file(self.container.config["SANJI_TOKENS_FILE"])
-
-    def get_dependency(self, worker_ctx):
-        return self.registry.authenticate

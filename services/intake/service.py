@@ -10,11 +10,11 @@ from werkzeug.wrappers import Response
 
 from services.intake import handlers
 from services.intake.api import intake_openapi
-from services.intake.dependencies import Authenticator, Rules
+from services.intake.dependencies import Rules
 from services.intake.domain import SubmissionRefused
 from services.intake.schemas import CaseSubmission
 from shared.http import ApiError, api_endpoint, json_response, read_json
-from shared.nameko_ext import ClockProvider, Storage, consume_events
+from shared.nameko_ext import Authenticator, ClockProvider, Storage, consume_events
 from shared.topology import INTAKE_ITEM_UPDATES
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
@@ -35,7 +35,7 @@ class IntakeService:
     @http("POST", "/v1/cases")
     @api_endpoint
     def submit_case(self, request):
-        principal = self.authenticate(request.headers.get("Authorization"))
+        principal = self.authenticate(request)
         idempotency_key = request.headers.get("Idempotency-Key")
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ApiError(400, "invalid_idempotency_key",
@@ -55,7 +55,7 @@ class IntakeService:
     @http("GET", "/v1/cases/<string:case_id>")
     @api_endpoint
     def get_case(self, request, case_id):
-        principal = self.authenticate(request.headers.get("Authorization"))
+        principal = self.authenticate(request)
         try:
             view = handlers.get_case(case_id, principal=principal,
                                      unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules)
@@ -66,7 +66,7 @@ class IntakeService:
     @http("GET", "/v1/catalogue")
     @api_endpoint
     def catalogue(self, request):
-        self.authenticate(request.headers.get("Authorization"))
+        self.authenticate(request)
         return json_response(200, handlers.catalogue_summary(self.rules.catalogue))
 
     @http("GET", "/openapi.json")

@@ -1,10 +1,11 @@
-"""Routing's nameko dependency: the catalogue and calendar it routes by, loaded once at start."""
+"""Routing's nameko dependency: the catalogue, calendar and return policy it works by, loaded once at start."""
 
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
 
-from services.routing.handlers import RoutingRules
+from services.routing.item_actions import WorkRules
+from services.routing.lifecycle import ReturnPolicy
 from shared.catalogue import load_catalogue
 from shared.workdays import WorkdayCalendar
 
@@ -12,8 +13,11 @@ from shared.workdays import WorkdayCalendar
 class Rules(DependencyProvider):
     def setup(self):
         config = self.container.config
-        self.rules = RoutingRules(catalogue=load_catalogue(config["SANJI_CATALOGUE_DIR"]),
-                                  calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]))
+        self.rules = WorkRules(
+            catalogue=load_catalogue(config["SANJI_CATALOGUE_DIR"]),
+            calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
+            return_policy=ReturnPolicy(max_returns=int(config.get("SANJI_MAX_RETURNS", 2))),
+        )
 
     def get_dependency(self, worker_ctx):
         return self.rules

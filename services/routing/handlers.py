@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import structlog
 
-from services.routing.adapters.orm import RoutedItem
+from services.routing.adapters.orm import DeferredMaterial, RoutedCase, RoutedItem
 from services.routing.domain import RoutingImpossible, route_case
-from shared.catalogue import Catalogue, UnknownCode
+from services.routing.follow_ups import SYSTEM_ACTOR
+from services.routing.item_actions import WorkRules
+from services.routing.item_events import item_event, record_change
+from shared.catalogue import UnknownCode
 from shared.clock import new_id
 from shared.events import CaseSubmittedV1, CloudEvent, ItemRoutedV1
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
-from shared.workdays import WorkdayCalendar
 
 log = structlog.get_logger(__name__)
 
 CASE_SUBMITTED_CONSUMER = "routing.case-submitted"
 
 
-@dataclass(frozen=True)
-class RoutingRules:
-    catalogue: Catalogue
-    calendar: WorkdayCalendar
-
-
-def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: RoutingRules) -> int:
+def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: WorkRules) -> int:
     """Create and route the case's items; returns how many were created (0 for a redelivery)."""
     submitted = event.payload()
     if not isinstance(submitted, CaseSubmittedV1):
@@ -46,6 +40,11 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
             log.info("case already routed; redelivery ignored")
             return 0
         now = uow.clock.now()
+        uow.session.add(RoutedCase(case_id=submitted.case_id, case_number=submitted.case_number,
+                                   community_code=submitted.community_code))
+        deferred_by_matter: dict[str, list] = {}
+        for deferred in submitted.deferred_materials:
+            deferred_by_matter.setdefault(deferred.matter_code, []).append(deferred)
         for decision in decisions:
             item = RoutedItem(
                 id=new_id(), case_id=submitted.case_id, case_number=submitted.case_number,
@@ -54,16 +53,19 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
                 unit_code=decision.unit_code, status=decision.status, waiting_for=" ".join(decision.waiting_for),
                 legal_deadline=decision.legal_deadline, promised_deadline=decision.promised_deadline,
                 deadline_provisional=decision.deadline_provisional,
-                catalogue_version=rules.catalogue.version, routed_at=now)
+                catalogue_version=rules.catalogue.version, routed_at=now, clock_started_at=now, placed_at=now,
+                return_count=0, returns_locked=False, updated_at=now)
             uow.session.add(item)
-            uow.publish(ItemRoutedV1(
-                item_id=item.id, case_id=item.case_id, case_number=item.case_number,
-                matter_code=item.matter_code, department_code=item.department_code, level=item.level,
-                unit_code=item.unit_code, district_code=decision.district_code,
-                community_code=item.community_code, status=decision.status,
-                waiting_for=decision.waiting_for, legal_deadline=item.legal_deadline,
-                promised_deadline=item.promised_deadline, deadline_provisional=item.deadline_provisional,
-                catalogue_version=item.catalogue_version, occurred_at=now))
+            for deferred in deferred_by_matter.get(decision.matter_code, ()):
+                uow.session.add(DeferredMaterial(item_id=item.id, material_code=deferred.material_code,
+                                                 case_id=item.case_id, due_date=deferred.due_date, state="pending"))
+            record_change(uow, item, actor=SYSTEM_ACTOR, action="route", from_status=None, at=now,
+                          level=item.level, unit_code=item.unit_code,
+                          event=item_event(ItemRoutedV1, item, at=now, waiting_for=decision.waiting_for,
+                                           legal_deadline=item.legal_deadline,
+                                           promised_deadline=item.promised_deadline,
+                                           deadline_provisional=item.deadline_provisional,
+                                           catalogue_version=item.catalogue_version))
             if decision.deadline_provisional:
                 log.warning("deadline computed without an official calendar for its year; add the year to "
                             "the calendar override file", matter=decision.matter_code)

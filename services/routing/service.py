@@ -1,14 +1,38 @@
-"""Routing's nameko entrypoints: consume submitted cases; serve /health."""
+"""Routing's nameko entrypoints: route submitted cases, serve the staff API, sweep due 容缺 materials."""
 
 from __future__ import annotations
 
-from nameko.web.handlers import http
+import json
 
-from services.routing import handlers
+from nameko.timer import timer
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from services.routing import handlers, item_actions, sweeps
+from services.routing.api import ACTION_BODIES, routing_openapi
 from services.routing.dependencies import Rules
-from shared.http import json_response
-from shared.nameko_ext import ClockProvider, Storage, consume_events
+from services.routing.lifecycle import Action, TransitionRefused
+from services.routing.schemas import CustodyStep, ItemList
+from shared.http import ApiError, api_endpoint, json_response, read_json
+from shared.nameko_ext import Authenticator, ClockProvider, Storage, consume_events
 from shared.topology import ROUTING_CASE_SUBMITTED
+
+SWEEP_INTERVAL_SECONDS = 30
+MAX_PAGE = 200
+
+
+def _as_api_error(refused: TransitionRefused) -> ApiError:
+    return ApiError(getattr(refused, "status", 409), refused.reason, refused.message, **refused.details)
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, "invalid_query", "overdue must be true or false")
 
 
 class RoutingService:
@@ -17,10 +41,80 @@ class RoutingService:
     storage = Storage()
     rules = Rules()
     clock = ClockProvider()
+    authenticate = Authenticator()
 
     @consume_events(ROUTING_CASE_SUBMITTED)
     def on_case_submitted(self, event):
         handlers.route_submitted_case(event, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules)
+
+    @timer(interval=SWEEP_INTERVAL_SECONDS)
+    def sweep_deferrals(self):
+        return sweeps.sweep_deferrals(lambda: self.storage.unit_of_work(self.clock), rules=self.rules,
+                                      now=self.clock.now())
+
+    @http("GET", "/v1/items")
+    @api_endpoint
+    def list_items(self, request):
+        principal = self.authenticate(request)
+        try:
+            limit = min(int(request.args.get("limit", 50)), MAX_PAGE)
+            offset = max(int(request.args.get("offset", 0)), 0)
+        except ValueError:
+            raise ApiError(400, "invalid_query", "limit and offset are integers") from None
+        try:
+            items, total = item_actions.list_queue(
+                principal, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, now=self.clock.now(),
+                status=request.args.get("status"), matter=request.args.get("matter"),
+                overdue=_flag(request.args.get("overdue")), limit=limit, offset=offset)
+        except TransitionRefused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(200, ItemList(items=items, total=total))
+
+    @http("GET", "/v1/items/<string:item_id>")
+    @api_endpoint
+    def get_item(self, request, item_id):
+        principal = self.authenticate(request)
+        try:
+            view = item_actions.get_item(item_id, principal, unit_of_work=self.storage.unit_of_work(self.clock),
+                                         rules=self.rules, now=self.clock.now())
+        except TransitionRefused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(200, view)
+
+    @http("POST", "/v1/items/<string:item_id>/custody")
+    @api_endpoint
+    def record_custody(self, request, item_id):
+        principal = self.authenticate(request)
+        body = read_json(request, CustodyStep)
+        try:
+            view = item_actions.record_custody(item_id, principal, body, rules=self.rules, now=self.clock.now(),
+                                               unit_of_work=self.storage.unit_of_work(self.clock))
+        except TransitionRefused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(200, view)
+
+    @http("POST", "/v1/items/<string:item_id>/<string:action_name>")
+    @api_endpoint
+    def act_on_item(self, request, item_id, action_name):
+        principal = self.authenticate(request)
+        try:
+            action = Action(action_name)
+        except ValueError:
+            action = None
+        if action not in ACTION_BODIES:
+            raise ApiError(404, "unknown_action", f"no action {action_name!r}",
+                           actions=sorted(str(a) for a in ACTION_BODIES))
+        body = read_json(request, ACTION_BODIES[action])
+        try:
+            view = item_actions.act(item_id, action, principal, body, rules=self.rules, now=self.clock.now(),
+                                    unit_of_work=self.storage.unit_of_work(self.clock))
+        except TransitionRefused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(200, view)
+
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        return Response(json.dumps(routing_openapi(), ensure_ascii=False), content_type="application/json")
 
     @http("GET", "/health")
     def health(self, request):

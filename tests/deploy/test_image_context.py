@@ -439,19 +439,19 @@ def run_entrypoint(tmp_path):
 
 def test_entrypoint_waits_and_migrates_before_serving(run_entrypoint):
     assert run_entrypoint("serve", "intake") == (
-        0, ["wait-for-deps --timeout 60", "migrate intake", "serve intake"],
+        0, ["wait-for-deps intake --timeout 60", "migrate intake", "serve intake"],
     )
     assert run_entrypoint("serve", "routing", SANJI_WAIT_TIMEOUT="5") == (
-        0, ["wait-for-deps --timeout 5", "migrate routing", "serve routing"],
+        0, ["wait-for-deps routing --timeout 5", "migrate routing", "serve routing"],
     )
 
 
 def test_entrypoint_does_not_serve_when_a_step_fails(run_entrypoint):
     assert run_entrypoint("serve", "intake", STUB_FAIL_ON="migrate") == (
-        3, ["wait-for-deps --timeout 60", "migrate intake"],
+        3, ["wait-for-deps intake --timeout 60", "migrate intake"],
     )
     assert run_entrypoint("serve", "intake", STUB_FAIL_ON="wait-for-deps") == (
-        3, ["wait-for-deps --timeout 60"],
+        3, ["wait-for-deps intake --timeout 60"],
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 from nameko.testing.services import entrypoint_waiter
 
 from services.routing import handlers
-from services.routing.handlers import RoutingRules
+from services.routing.item_actions import WorkRules
 from services.routing.service import RoutingService
 from shared.catalogue import load_catalogue
 from shared.clock import FrozenClock
@@ -40,7 +40,7 @@ def routing(container_factory, make_service_config):
 
 
 def test_the_handler_twice_given_one_event_routes_once(database_url, shipped_catalogue_dir):
-    rules = RoutingRules(load_catalogue(shipped_catalogue_dir),
+    rules = WorkRules(load_catalogue(shipped_catalogue_dir),
                          WorkdayCalendar.from_file(shipped_catalogue_dir.parent.parent / "config" /
                                                    "calendar-overrides.yaml"))
     factory = session_factory(shared_engine(database_url))

@@ -1,0 +1,66 @@
+"""The staff and department HTTP API, described once: served by the routing service and in its OpenAPI."""
+
+from __future__ import annotations
+
+from services.routing.lifecycle import Action
+from services.routing.schemas import (
+    CodedDecision,
+    CustodyStep,
+    Health,
+    ItemList,
+    ItemView,
+    NoBody,
+    Problem,
+    Resolution,
+    SupplementRecord,
+    SupplementRequest,
+)
+from shared.openapi import Operation, build_openapi
+
+API_VERSION = "1.0.0"
+
+ACTION_BODIES = {
+    Action.CLAIM: NoBody,
+    Action.ACCEPT: NoBody,
+    Action.REQUEST_SUPPLEMENT: SupplementRequest,
+    Action.RECORD_SUPPLEMENT: SupplementRecord,
+    Action.RESOLVE: Resolution,
+    Action.REJECT: CodedDecision,
+    Action.RETURN: CodedDecision,
+}
+
+_ACTION_SUMMARIES = {
+    Action.CLAIM: "Claim the item (one owner at a time)",
+    Action.ACCEPT: "Accept the item (受理)",
+    Action.REQUEST_SUPPLEMENT: "Ask for supplementary material; pauses the clock where the matter allows",
+    Action.RECORD_SUPPLEMENT: "Record supplementary or 容缺 material received",
+    Action.RESOLVE: "Resolve with a result and how it reaches the resident",
+    Action.REJECT: "Reject with a coded reason",
+    Action.RETURN: "Return as not ours (退单) with a coded reason, within the return limit",
+}
+
+_ACTION_ERRORS = {403: "outside your jurisdiction", 404: "no such item",
+                  409: "not allowed now: transition_not_allowed (with current_status), not_item_owner, "
+                       "claimed_by_other, return_limit_passed, returns_exhausted, nothing_owed",
+                  422: "invalid body: validation_failed, unknown_reason, unknown_material"}
+
+OPERATIONS = [
+    Operation("GET", "/v1/items", "Your open items, closest to their promised deadline first; "
+              "filters: status, matter, overdue, limit, offset", ItemList,
+              errors={403: "not a staff or department client"}),
+    Operation("GET", "/v1/items/{item_id}", "One item with its history and 容缺 materials", ItemView,
+              errors={403: "outside your jurisdiction", 404: "no such item"}),
+    *[Operation("POST", f"/v1/items/{{item_id}}/{action}", _ACTION_SUMMARIES[action], ItemView,
+                request_model=ACTION_BODIES[action], errors=_ACTION_ERRORS) for action in ACTION_BODIES],
+    Operation("POST", "/v1/items/{item_id}/custody", "代办: record a hand-over of material or result", ItemView,
+              request_model=CustodyStep, errors={403: "outside your jurisdiction", 404: "no such item",
+                                                 409: "the item is closed"}),
+    Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
+              errors={503: "broker or database unreachable"}),
+]
+
+
+def routing_openapi() -> dict:
+    return build_openapi(
+        "Sanji staff and department API", API_VERSION,
+        "Staff and department systems work the items of their own jurisdiction.", OPERATIONS, Problem)

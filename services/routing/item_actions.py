@@ -1,0 +1,300 @@
+"""Staff and department work on items: the queue, one item's view, and every action through the state table.
+
+Each action locks the item's case, checks the caller's jurisdiction and the item's owner, asks the
+lifecycle table whether the transition is allowed, applies it, appends history, records the event,
+then settles the case (dependents released or closed, completion) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from services.routing.adapters.orm import DeferredMaterial, ItemHistoryEntry, RoutedItem
+from services.routing.follow_ups import lock_case, pending_deferrals, settle_case
+from services.routing.item_events import item_event, record_change
+from services.routing.lifecycle import (
+    OPEN_STATUSES,
+    Action,
+    ReturnPolicy,
+    TransitionRefused,
+    decide_return,
+    next_status,
+    resume_after_pause,
+)
+from services.routing.schemas import (
+    CodedDecision,
+    CustodyStep,
+    DeferredMaterialView,
+    HistoryEntryView,
+    ItemView,
+    Resolution,
+    SupplementRecord,
+    SupplementRequest,
+)
+from shared.auth import Principal
+from shared.catalogue import Catalogue, Level
+from shared.events import (
+    CustodyRecordedV1,
+    Delivery,
+    ItemAcceptedV1,
+    ItemClaimedV1,
+    ItemRejectedV1,
+    ItemResolvedV1,
+    ItemReturnedV1,
+    ItemRoutedV1,
+    ItemSupplementRequestedV1,
+    ItemSupplementSuppliedV1,
+)
+from shared.outbox import UnitOfWork
+from shared.workdays import SHANGHAI, WorkdayCalendar
+
+# Division codes are hierarchical: a unit's jurisdiction is every code starting with its own prefix.
+_PREFIX_LENGTH = {Level.DISTRICT: 6, Level.STREET: 9, Level.COMMUNITY: 12}
+
+
+class ItemForbidden(TransitionRefused):
+    status = 403
+
+
+class ItemNotFound(TransitionRefused):
+    status = 404
+
+
+class InvalidAction(TransitionRefused):
+    status = 422
+
+
+@dataclass(frozen=True)
+class WorkRules:
+    catalogue: Catalogue
+    calendar: WorkdayCalendar
+    return_policy: ReturnPolicy = ReturnPolicy()
+
+
+def jurisdiction_prefix(principal: Principal, catalogue: Catalogue) -> str:
+    if principal.kind not in ("staff", "department") or principal.unit_code not in catalogue.units:
+        raise ItemForbidden("item_forbidden", "only staff and department systems work items")
+    return principal.unit_code[:_PREFIX_LENGTH[catalogue.units[principal.unit_code].level]]
+
+
+def check_in_scope(principal: Principal, item: RoutedItem, catalogue: Catalogue) -> None:
+    prefix = jurisdiction_prefix(principal, catalogue)
+    if not item.unit_code.startswith(prefix) or (principal.department not in (None, item.department_code)):
+        raise ItemForbidden("item_forbidden", "this item is outside your jurisdiction")
+
+
+def list_queue(principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRules, now: datetime,
+               status: str | None = None, matter: str | None = None, overdue: bool | None = None,
+               limit: int = 50, offset: int = 0) -> tuple[list[ItemView], int]:
+    """The caller's open items, closest to their promised deadline first."""
+    prefix = jurisdiction_prefix(principal, rules.catalogue)
+    query = select(RoutedItem).where(RoutedItem.unit_code.startswith(prefix))
+    if principal.department:
+        query = query.where(RoutedItem.department_code == principal.department)
+    query = query.where(RoutedItem.status == status) if status else query.where(
+        RoutedItem.status.in_(sorted(OPEN_STATUSES)))
+    if matter:
+        query = query.where(RoutedItem.matter_code == matter)
+    if overdue is not None:
+        query = query.where((RoutedItem.promised_deadline < now) if overdue else (RoutedItem.promised_deadline >= now))
+    with unit_of_work as uow:
+        total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = uow.session.scalars(query.order_by(RoutedItem.promised_deadline, RoutedItem.id)
+                                   .limit(limit).offset(offset)).all()
+        return [item_view(uow, item, rules, now) for item in rows], total
+
+
+def get_item(item_id: str, principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRules,
+             now: datetime) -> ItemView:
+    with unit_of_work as uow:
+        item = _find(uow, item_id)
+        check_in_scope(principal, item, rules.catalogue)
+        return item_view(uow, item, rules, now, with_history=True)
+
+
+def act(item_id: str, action: Action, principal: Principal, body, *, unit_of_work: UnitOfWork, rules: WorkRules,
+        now: datetime) -> ItemView:
+    """Apply one staff action; raises TransitionRefused (409), ItemForbidden (403), ItemNotFound, InvalidAction."""
+    with unit_of_work as uow:
+        item = _find(uow, item_id)
+        check_in_scope(principal, item, rules.catalogue)
+        case = lock_case(uow, item.case_id)
+        if uow.session.get_bind().dialect.name == "postgresql":
+            uow.session.refresh(item, with_for_update=True)  # read it again under the case lock
+        if item.claimed_by not in (None, principal.name) and action is not Action.CLAIM:
+            raise TransitionRefused("not_item_owner", f"the item is claimed by {item.claimed_by}",
+                                    current_status=item.status, claimed_by=item.claimed_by)
+        if action is Action.CLAIM and item.claimed_by not in (None, principal.name):
+            raise TransitionRefused("claimed_by_other", f"the item is already claimed by {item.claimed_by}",
+                                    current_status=item.status, claimed_by=item.claimed_by)
+        previous = item.status
+        item.status = next_status(previous, action)
+        APPLY[action](uow, item, principal, body, rules, now, previous)
+        settle_case(uow, case, catalogue=rules.catalogue, calendar=rules.calendar, now=now)
+        uow.commit()
+        return item_view(uow, item, rules, now, with_history=True)
+
+
+def record_custody(item_id: str, principal: Principal, body: CustodyStep, *, unit_of_work: UnitOfWork,
+                   rules: WorkRules, now: datetime) -> ItemView:
+    """代办: a hand-over of material or result; recorded, not a change of status."""
+    with unit_of_work as uow:
+        item = _find(uow, item_id)
+        check_in_scope(principal, item, rules.catalogue)
+        if item.status in ("rejected", "terminated"):
+            raise TransitionRefused("transition_not_allowed", f"nothing changes hands for a {item.status} item",
+                                    current_status=item.status)
+        actor = body.agent_id or principal.name
+        record_change(uow, item, actor=actor, action="custody", from_status=item.status, at=now,
+                      note=body.what, step=body.step, recorded_by=principal.name,
+                      event=item_event(CustodyRecordedV1, item, at=now, actor=actor, step=body.step, what=body.what))
+        uow.commit()
+        return item_view(uow, item, rules, now, with_history=True)
+
+
+# ── one function per action: the effects beyond the status change ──────────────────────────────────
+
+
+def _claim(uow, item, principal, body, rules, now, previous):
+    item.claimed_by = principal.name
+    record_change(uow, item, actor=principal.name, action="claim", from_status=previous, at=now,
+                  event=item_event(ItemClaimedV1, item, at=now, actor=principal.name))
+
+
+def _accept(uow, item, principal, body, rules, now, previous):
+    record_change(uow, item, actor=principal.name, action="accept", from_status=previous, at=now, note=body.note,
+                  event=item_event(ItemAcceptedV1, item, at=now, actor=principal.name))
+
+
+def _request_supplement(uow, item, principal, body: SupplementRequest, rules, now, previous):
+    matter = rules.catalogue.matter(item.matter_code)
+    unknown = sorted(set(body.materials) - {material.code for material in matter.materials})
+    if unknown:
+        raise InvalidAction("unknown_material", "these materials are not asked for by the matter", materials=unknown)
+    due = rules.calendar.add_workdays(now.astimezone(SHANGHAI).date(), body.due_in_working_days).date
+    if matter.supplement_pauses_clock:
+        item.clock_paused_at = now
+    record_change(uow, item, actor=principal.name, action="request-supplement", from_status=previous, at=now,
+                  note=body.note, materials=body.materials, due_date=due.isoformat(),
+                  event=item_event(ItemSupplementRequestedV1, item, at=now, actor=principal.name,
+                                   material_codes=tuple(body.materials), due_date=due,
+                                   clock_paused=matter.supplement_pauses_clock))
+
+
+def _record_supplement(uow, item, principal, body: SupplementRecord, rules, now, previous):
+    owed = {deferral.material_code: deferral for deferral in pending_deferrals(uow, item.id)}
+    for code in body.materials:
+        if code in owed:
+            owed[code].state = "supplied"
+    if previous != "supplement_requested" and not set(body.materials) & set(owed):
+        raise TransitionRefused("nothing_owed", "none of these materials is owed for this item",
+                                current_status=previous)
+    if item.clock_paused_at is not None:
+        item.promised_deadline = resume_after_pause(rules.calendar, item.promised_deadline, item.clock_paused_at, now)
+        item.clock_paused_at = None
+    record_change(uow, item, actor=principal.name, action="record-supplement", from_status=previous, at=now,
+                  note=body.note, materials=body.materials,
+                  event=item_event(ItemSupplementSuppliedV1, item, at=now, actor=principal.name,
+                                   material_codes=tuple(body.materials), promised_deadline=item.promised_deadline))
+
+
+def _resolve(uow, item, principal, body: Resolution, rules, now, previous):
+    item.result = body.result
+    item.delivery_json = body.delivery.model_dump_json()
+    record_change(uow, item, actor=principal.name, action="resolve", from_status=previous, at=now,
+                  note=body.result, delivery=body.delivery.model_dump(mode="json"),
+                  event=item_event(ItemResolvedV1, item, at=now, actor=principal.name, result=body.result,
+                                   delivery=body.delivery))
+
+
+def _reject(uow, item, principal, body: CodedDecision, rules, now, previous):
+    if body.reason_code not in rules.catalogue.reject_reasons:
+        raise InvalidAction("unknown_reason", "not a reject reason of the catalogue", reason_code=body.reason_code,
+                            allowed=sorted(rules.catalogue.reject_reasons))
+    item.closed_reason = body.reason_code
+    record_change(uow, item, actor=principal.name, action="reject", from_status=previous, at=now,
+                  reason_code=body.reason_code, note=body.note,
+                  event=item_event(ItemRejectedV1, item, at=now, actor=principal.name, reason_code=body.reason_code,
+                                   note=body.note))
+
+
+def _return(uow, item, principal, body: CodedDecision, rules, now, previous):
+    if body.reason_code not in rules.catalogue.return_reasons:
+        raise InvalidAction("unknown_reason", "not a return reason of the catalogue", reason_code=body.reason_code,
+                            allowed=sorted(rules.catalogue.return_reasons))
+    decision = decide_return(rules.catalogue, rules.calendar, matter=rules.catalogue.matter(item.matter_code),
+                             community_code=item.community_code, level=Level(item.level), placed_at=item.placed_at,
+                             now=now, return_count=item.return_count, returns_locked=item.returns_locked,
+                             policy=rules.return_policy)
+    item.return_count += 1
+    returned_from = (item.level, item.unit_code)
+    # The returning unit hears of its own return under its own placement…
+    returned = item_event(ItemReturnedV1, item, at=now, actor=principal.name, reason_code=body.reason_code,
+                          note=body.note, return_count=item.return_count)
+    record_change(uow, item, actor=principal.name, action="return", from_status=previous, at=now,
+                  reason_code=body.reason_code, note=body.note, returned_from=list(returned_from),
+                  to=[str(decision.level), decision.unit_code], event=returned)
+    # …and the next unit receives it as a routed item, keeping the resident's original deadlines.
+    item.level, item.unit_code = str(decision.level), decision.unit_code
+    item.claimed_by = None
+    item.placed_at = now
+    item.returns_locked = decision.returns_locked
+    uow.publish(item_event(ItemRoutedV1, item, at=now, route_reason="returned", waiting_for=item.waiting_for_codes,
+                           legal_deadline=item.legal_deadline, promised_deadline=item.promised_deadline,
+                           deadline_provisional=item.deadline_provisional, catalogue_version=item.catalogue_version))
+
+
+APPLY = {
+    Action.CLAIM: _claim,
+    Action.ACCEPT: _accept,
+    Action.REQUEST_SUPPLEMENT: _request_supplement,
+    Action.RECORD_SUPPLEMENT: _record_supplement,
+    Action.RESOLVE: _resolve,
+    Action.REJECT: _reject,
+    Action.RETURN: _return,
+}
+
+
+def _find(uow: UnitOfWork, item_id: str) -> RoutedItem:
+    item = uow.session.get(RoutedItem, item_id)
+    if item is None:
+        raise ItemNotFound("item_not_found", "no item with that id")
+    return item
+
+
+def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime,
+              with_history: bool = False) -> ItemView:
+    catalogue, calendar = rules.catalogue, rules.calendar
+    measured_at = item.clock_paused_at or now
+    used = (calendar.used_share(item.clock_started_at, item.promised_deadline, measured_at)
+            if item.promised_deadline > item.clock_started_at else 1.0)
+    deferrals = uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id == item.id)
+                                    .order_by(DeferredMaterial.material_code)).all()
+    history = None
+    if with_history:
+        entries = uow.session.scalars(select(ItemHistoryEntry).where(ItemHistoryEntry.item_id == item.id)
+                                      .order_by(ItemHistoryEntry.seq)).all()
+        history = [HistoryEntryView(at=e.at, actor=e.actor, action=e.action, from_status=e.from_status,
+                                    to_status=e.to_status, reason_code=e.reason_code, note=e.note,
+                                    details=json.loads(e.details)) for e in entries]
+    return ItemView(
+        item_id=item.id, case_id=item.case_id, case_number=item.case_number, matter_code=item.matter_code,
+        matter_name=catalogue.matters[item.matter_code].name if item.matter_code in catalogue.matters else "",
+        department_code=item.department_code, level=item.level, unit_code=item.unit_code,
+        unit_name=catalogue.units[item.unit_code].name if item.unit_code in catalogue.units else "",
+        status=item.status, claimed_by=item.claimed_by, waiting_for=list(item.waiting_for_codes),
+        legal_deadline=item.legal_deadline, promised_deadline=item.promised_deadline,
+        deadline_provisional=item.deadline_provisional, promised_time_used=round(used, 4),
+        overdue=item.status in OPEN_STATUSES and item.clock_paused_at is None and now > item.promised_deadline,
+        clock_paused=item.clock_paused_at is not None, return_count=item.return_count, result=item.result,
+        delivery=Delivery.model_validate_json(item.delivery_json) if item.delivery_json else None,
+        deferred_materials=[DeferredMaterialView(material_code=d.material_code, due_date=d.due_date, state=d.state)
+                            for d in deferrals],
+        history=history,
+    )
+
+

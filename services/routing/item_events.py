@@ -1,0 +1,31 @@
+"""Building item events and history entries from an item row: one place, so every event carries the
+same placement fields and every change leaves a history line."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from services.routing.adapters.orm import ItemHistoryEntry, RoutedItem
+from shared.events import ItemEvent
+from shared.outbox import UnitOfWork
+
+
+def item_event(event_class: type[ItemEvent], item: RoutedItem, *, at: datetime, **fields) -> ItemEvent:
+    return event_class(
+        item_id=item.id, case_id=item.case_id, case_number=item.case_number, matter_code=item.matter_code,
+        department_code=item.department_code, level=item.level, unit_code=item.unit_code,
+        district_code=item.unit_code[:6] + "000000", community_code=item.community_code, status=item.status,
+        occurred_at=at, **fields)
+
+
+def record_change(uow: UnitOfWork, item: RoutedItem, *, actor: str, action: str, from_status: str | None,
+                  at: datetime, event: ItemEvent | None = None, reason_code: str | None = None, note: str = "",
+                  **details) -> None:
+    """Append the history line and record the event, in the caller's transaction."""
+    uow.session.add(ItemHistoryEntry(item_id=item.id, at=at, actor=actor, action=action, from_status=from_status,
+                                     to_status=item.status, reason_code=reason_code, note=note,
+                                     details=json.dumps(details, ensure_ascii=False, default=str)))
+    item.updated_at = at
+    if event is not None:
+        uow.publish(event)

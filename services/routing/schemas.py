@@ -1,0 +1,110 @@
+"""The staff and department API's bodies. The OpenAPI document is generated from these models."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.events import Delivery
+
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class NoBody(_Strict):
+    note: str = Field(default="", max_length=500)
+
+
+class SupplementRequest(_Strict):
+    materials: list[Code] = Field(min_length=1, max_length=20)
+    due_in_working_days: int = Field(default=5, ge=1, le=30)
+    note: str = Field(default="", max_length=500)
+
+
+class SupplementRecord(_Strict):
+    materials: list[Code] = Field(min_length=1, max_length=20)
+    note: str = Field(default="", max_length=500)
+
+
+class Resolution(_Strict):
+    result: str = Field(min_length=1, max_length=500, description="the outcome, e.g. the permit number")
+    delivery: Delivery
+
+
+class CodedDecision(_Strict):
+    reason_code: Code = Field(description="from the catalogue's reasons.yaml")
+    note: str = Field(default="", max_length=500)
+
+
+class CustodyStep(_Strict):
+    step: Literal["collected_at_home", "handed_to_window", "result_collected", "result_delivered"]
+    what: str = Field(min_length=1, max_length=300, description="which materials or results changed hands")
+    agent_id: str | None = Field(default=None, max_length=64, description="the social worker, if not the caller")
+
+
+class DeferredMaterialView(BaseModel):
+    material_code: str
+    due_date: date
+    state: Literal["pending", "supplied", "expired"]
+
+
+class HistoryEntryView(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str
+    reason_code: str | None
+    note: str
+    details: dict
+
+
+class ItemView(BaseModel):
+    item_id: str
+    case_id: str
+    case_number: str
+    matter_code: str
+    matter_name: str
+    department_code: str
+    level: str
+    unit_code: str
+    unit_name: str
+    status: str
+    claimed_by: str | None
+    waiting_for: list[str]
+    legal_deadline: datetime
+    promised_deadline: datetime
+    deadline_provisional: bool
+    promised_time_used: float = Field(description="share of the promised working time used (1.0 = due now)")
+    overdue: bool
+    clock_paused: bool
+    return_count: int
+    result: str | None = None
+    delivery: Delivery | None = None
+    deferred_materials: list[DeferredMaterialView] = []
+    history: list[HistoryEntryView] | None = None
+
+
+class ItemList(BaseModel):
+    items: list[ItemView]
+    total: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    service: str
+    checks: dict[str, bool]
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    reason: str = Field(description="machine-readable, e.g. transition_not_allowed, item_forbidden")
+    request_id: str
+    current_status: str | None = Field(default=None, description="on 409: the item's status now")
