@@ -81,9 +81,16 @@ def jurisdiction_prefix(principal: Principal, catalogue: Catalogue) -> str:
     return principal.unit_code[:_PREFIX_LENGTH[catalogue.units[principal.unit_code].level]]
 
 
-def check_in_scope(principal: Principal, item: RoutedItem, catalogue: Catalogue) -> None:
+def check_in_scope(principal: Principal, item: RoutedItem, catalogue: Catalogue, *,
+                   residents_items_too: bool = False) -> None:
+    """The item sits at a unit of the caller's jurisdiction (and department, for a department system).
+
+    ``residents_items_too``: also an item of a case from the caller's communities, wherever it is
+    handled, so a community's social worker can record hand-overs for her residents' items at the street.
+    """
     prefix = jurisdiction_prefix(principal, catalogue)
-    if not item.unit_code.startswith(prefix) or (principal.department not in (None, item.department_code)):
+    placed_here = item.unit_code.startswith(prefix) or (residents_items_too and item.community_code.startswith(prefix))
+    if not placed_here or principal.department not in (None, item.department_code):
         raise ItemForbidden("item_forbidden", "this item is outside your jurisdiction")
 
 
@@ -144,7 +151,7 @@ def record_custody(item_id: str, principal: Principal, body: CustodyStep, *, uni
     """代办: a hand-over of material or result; recorded, not a change of status."""
     with unit_of_work as uow:
         item = _find(uow, item_id)
-        check_in_scope(principal, item, rules.catalogue)
+        check_in_scope(principal, item, rules.catalogue, residents_items_too=True)
         if item.status in ("rejected", "terminated"):
             raise TransitionRefused("transition_not_allowed", f"nothing changes hands for a {item.status} item",
                                     current_status=item.status)

@@ -1,0 +1,304 @@
+"""Staff work the items that reach them: every rule driven through the HTTP API and the bus, on a frozen clock."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import eventlet
+import pytest
+
+from shared.clock import FrozenClock
+from tests.support.routing_harness import RoutingHarness, at, routing_on
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(at(2026, 11, 30, 9, 0))  # a Monday
+
+
+@pytest.fixture
+def routing(container_factory, make_service_config, web_config_port, web_session, rabbit_config, database_url, clock):
+    container = container_factory(routing_on(clock), make_service_config("routing", web_port=web_config_port))
+    container.start()
+    return RoutingHarness(container, web_session, rabbit_config["AMQP_URI"], database_url, clock)
+
+
+# ── Working-day deadlines ───────────────────────────────────────────────────────────────────────────
+
+
+def test_a_promised_deadline_spans_the_national_day_holiday(routing, clock):
+    clock._at = at(2026, 9, 30, 10, 0)  # the last working day before 国庆 (Oct 1-7 off, Sat Oct 10 worked)
+    items = routing.items(routing.submit("residence-permit"))
+
+    item = routing.get(items["residence-permit"])
+
+    # 10 working days: Oct 8, 9, 10 (调休 Saturday), 12, 13, 14, 15, 16, 19, 20.
+    assert item["promised_deadline"].startswith("2026-10-20T09:30")  # 17:30 Shanghai
+    assert item["legal_deadline"].startswith("2026-10-27T09:30")     # 15 working days
+    assert item["deadline_provisional"] is False
+
+
+def test_a_make_up_saturday_counts_as_a_working_day(routing, clock):
+    clock._at = at(2026, 10, 9, 10, 0)  # Friday before the 调休 Saturday 2026-10-10
+    item = routing.get(routing.items(routing.submit("employment-registration"))["employment-registration"])
+    assert item["promised_deadline"].startswith("2026-10-10T09:30")  # one working day: the Saturday
+
+
+def test_a_deadline_in_a_year_the_calendar_does_not_cover_is_flagged(routing, clock):
+    clock._at = at(2026, 12, 28, 10, 0)
+    item = routing.get(routing.items(routing.submit("residence-permit"))["residence-permit"])
+    assert item["deadline_provisional"] is True
+    assert item["promised_deadline"] > "2027-01-01"
+
+
+def test_the_share_of_promised_time_used_grows_with_working_days(routing, clock):
+    item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    assert routing.get(item_id)["promised_time_used"] < 0.05
+    clock._at = at(2026, 12, 7, 9, 0)  # five working days later, of ten
+    used = routing.get(item_id)["promised_time_used"]
+    assert 0.4 < used < 0.6
+
+
+# ── Claiming, the state table, jurisdiction ──────────────────────────────────────────────────────────
+
+
+def test_one_owner_at_a_time_and_disallowed_transitions_get_409_with_the_state(routing):
+    item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]  # at 迈皋桥街道
+
+    refused = routing.act(item_id, "resolve", "maigaoqiao", {"result": "x", "delivery": {
+        "method": "pickup", "place": "窗口"}}, expect=409)
+    assert (refused["reason"], refused["current_status"]) == ("transition_not_allowed", "queued")
+    routing.act(item_id, "claim", "maigaoqiao")
+    taken = routing.act(item_id, "claim", "qixia", expect=409)
+    assert taken["reason"] == "claimed_by_other"
+    assert routing.act(item_id, "accept", "qixia", expect=409)["reason"] == "not_item_owner"
+    accepted = routing.act(item_id, "accept", "maigaoqiao")
+    assert accepted["status"] == "accepted"
+    assert [entry["action"] for entry in accepted["history"]] == ["route", "claim", "accept"]
+    assert [event["data"]["status"] for event in routing.outbox("item.claimed.v1")] == ["claimed"]
+
+
+def test_staff_of_another_street_get_403(routing):
+    item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    response = routing.web.get(f"/v1/items/{item_id}", headers={"Authorization": "Bearer dev-staff-xiaolingwei"})
+    assert response.status_code == 403
+    assert response.json()["reason"] == "item_forbidden"
+    assert routing.act(item_id, "claim", "xiaolingwei", expect=403)["reason"] == "item_forbidden"
+
+
+def test_a_department_system_sees_only_its_department(routing):
+    items = routing.items(routing.submit("residence-permit", "social-insurance-stop"))
+    assert routing.act(items["residence-permit"], "claim", "qixia-hrss", expect=403)["reason"] == "item_forbidden"
+    routing.act(items["social-insurance-stop"], "claim", "qixia-hrss")
+
+
+def test_the_queue_lists_open_items_in_scope_closest_deadline_first(routing):
+    routing.submit("residence-permit")               # street, promised 10 days
+    routing.submit("vocational-training-signup")     # street, promised 3 days
+    routing.submit("social-insurance-stop")          # district: not in the street's queue
+
+    response = routing.web.get("/v1/items", headers={"Authorization": "Bearer dev-staff-maigaoqiao"})
+
+    assert response.status_code == 200
+    listed = response.json()
+    assert [item["matter_code"] for item in listed["items"]] == ["vocational-training-signup", "residence-permit"]
+    assert listed["total"] == 2
+    district = routing.web.get("/v1/items?matter=social-insurance-stop",
+                               headers={"Authorization": "Bearer dev-staff-qixia"}).json()
+    assert [item["matter_code"] for item in district["items"]] == ["social-insurance-stop"]
+    kiosk = routing.web.get("/v1/items", headers={"Authorization": "Bearer dev-kiosk-xinhe"})
+    assert kiosk.status_code == 403
+
+
+def test_the_overdue_filter(routing, clock):
+    routing.submit("vocational-training-signup")  # promised 3 working days: Thursday 12-03 17:30
+    clock._at = at(2026, 12, 4, 9, 0)
+    overdue = routing.web.get("/v1/items?overdue=true", headers={"Authorization": "Bearer dev-staff-qixia"}).json()
+    assert [item["matter_code"] for item in overdue["items"]] == ["vocational-training-signup"]
+    assert overdue["items"][0]["overdue"] is True
+
+
+# ── Supplements and 容缺 ───────────────────────────────────────────────────────────────────────────
+
+
+def test_a_supplement_request_pauses_the_clock_and_the_supplement_resumes_it(routing, clock):
+    item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    routing.act(item_id, "claim", "maigaoqiao")
+    routing.act(item_id, "accept", "maigaoqiao")
+    before = routing.get(item_id)["promised_deadline"]
+
+    paused = routing.act(item_id, "request-supplement", "maigaoqiao", {"materials": ["photo"]})
+    assert (paused["status"], paused["clock_paused"]) == ("supplement_requested", True)
+    clock._at = at(2026, 12, 3, 10, 0)  # three working days later
+    resumed = routing.act(item_id, "record-supplement", "maigaoqiao", {"materials": ["photo"]})
+
+    assert (resumed["status"], resumed["clock_paused"]) == ("accepted", False)
+    assert before.startswith("2026-12-14") and resumed["promised_deadline"].startswith("2026-12-17")
+
+
+def test_deferred_material_supplied_in_time_lets_the_item_continue(routing, clock):
+    case_id = routing.submit("residence-permit", deferred=(("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
+    item_id = routing.items(case_id)["residence-permit"]
+
+    supplied = routing.act(item_id, "record-supplement", "maigaoqiao", {"materials": ["landlord-id-copy"]})
+    clock._at = at(2026, 12, 8, 9, 0)
+    routing.sweep()
+
+    assert supplied["deferred_materials"] == [{"material_code": "landlord-id-copy", "due_date": "2026-12-04",
+                                               "state": "supplied"}]
+    assert routing.get(item_id)["status"] == "queued"
+    assert routing.outbox("item.terminated.v1") == []
+    assert routing.outbox("case.deferral-reminder.v1") == []
+
+
+def test_deferred_material_expired_terminates_the_item_after_one_reminder(routing, clock):
+    case_id = routing.submit("residence-permit", "vocational-training-signup", deferred=(
+        ("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
+    items = routing.items(case_id)
+
+    clock._at = at(2026, 12, 3, 9, 0)   # one working day before the due date
+    routing.sweep()
+    routing.sweep()                      # a second sweep (another replica, say) reminds nobody again
+    clock._at = at(2026, 12, 7, 9, 0)   # past the due date (Friday 12-04)
+    routing.sweep()
+
+    reminders = routing.outbox("case.deferral-reminder.v1")
+    assert [(r["data"]["material_code"], r["data"]["due_date"]) for r in reminders] == [
+        ("landlord-id-copy", "2026-12-04")]
+    terminated = routing.outbox("item.terminated.v1")
+    assert [(t["data"]["item_id"], t["data"]["reason_code"]) for t in terminated] == [
+        (items["residence-permit"], "deferral_expired")]
+    assert routing.get(items["vocational-training-signup"])["status"] == "queued"  # the other item goes on
+
+
+# ── Returns ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_return_inside_its_limit_reroutes_up_the_line(routing, clock):
+    item_id = routing.items(routing.submit("employment-registration"))["employment-registration"]  # community
+
+    clock._at = at(2026, 12, 1, 15, 0)
+    returned = routing.act(item_id, "return", "xinhe", {"reason_code": "not-our-matter", "note": "应由街道办理"})
+
+    assert (returned["level"], returned["unit_code"], returned["status"]) == ("street", "320113003000", "queued")
+    rerouted = [e["data"] for e in routing.outbox("item.routed.v1") if e["data"]["route_reason"] == "returned"]
+    assert [(r["level"], r["unit_code"]) for r in rerouted] == [("street", "320113003000")]
+    assert [e["data"]["unit_code"] for e in routing.outbox("item.returned.v1")] == ["320113003021"]
+
+
+def test_a_return_past_its_limit_is_refused(routing, clock):
+    item_id = routing.items(routing.submit("employment-registration"))["employment-registration"]
+    clock._at = at(2026, 12, 3, 9, 0)  # three working days after it arrived; the limit is two
+    refused = routing.act(item_id, "return", "xinhe", {"reason_code": "not-our-matter"}, expect=409)
+    assert refused["reason"] == "return_limit_passed"
+
+
+def test_ping_pong_goes_up_a_level_and_then_stops(routing):
+    item_id = routing.items(routing.submit("employment-registration"))["employment-registration"]
+
+    routing.act(item_id, "return", "xinhe", {"reason_code": "wrong-level"})            # community -> street
+    at_district = routing.act(item_id, "return", "maigaoqiao", {"reason_code": "wrong-level"})  # -> district
+    refused = routing.act(item_id, "return", "qixia", {"reason_code": "wrong-level"}, expect=409)
+
+    assert (at_district["level"], at_district["return_count"]) == ("district", 2)
+    assert refused["reason"] == "returns_exhausted"
+    assert routing.act(item_id, "return", "qixia", {"reason_code": "no-such-reason"}, expect=422)["reason"] in (
+        "unknown_reason", "validation_failed")
+
+
+# ── Bundles ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_resolved_prerequisite_releases_its_dependent_with_a_fresh_clock(routing, clock):
+    items = routing.items(routing.submit("residence-permit", "flexible-employment-insurance"))
+    waiting = routing.get(items["flexible-employment-insurance"])
+    assert (waiting["status"], waiting["waiting_for"]) == ("waiting", ["residence-permit"])
+    assert routing.act(items["flexible-employment-insurance"], "claim", "qixia", expect=409)["current_status"] == (
+        "waiting")
+
+    clock._at = at(2026, 12, 8, 10, 0)
+    routing.work_to_resolution(items["residence-permit"], "maigaoqiao")
+
+    released = routing.get(items["flexible-employment-insurance"])
+    assert released["status"] == "queued"
+    assert released["promised_deadline"].startswith("2026-12-15")  # 5 working days from the release
+    assert [e["data"]["item_id"] for e in routing.outbox("item.released.v1")] == [items["flexible-employment-insurance"]]
+    assert routing.outbox("case.completed.v1") == []
+
+
+def test_a_rejected_prerequisite_closes_its_dependent_and_completes_the_case(routing):
+    items = routing.items(routing.submit("residence-permit", "flexible-employment-insurance"))
+
+    routing.act(items["residence-permit"], "claim", "maigaoqiao")
+    routing.act(items["residence-permit"], "reject", "maigaoqiao", {"reason_code": "not-eligible"})
+
+    closed = routing.get(items["flexible-employment-insurance"])
+    assert closed["status"] == "terminated"
+    assert [e["data"]["reason_code"] for e in routing.outbox("item.terminated.v1")] == ["prerequisite_rejected"]
+    (completed,) = routing.outbox("case.completed.v1")
+    assert {o["status"] for o in completed["data"]["outcomes"]} == {"rejected", "terminated"}
+    assert completed["data"]["delivery"] is None
+
+
+def test_a_bundle_completes_once_with_one_trip_for_the_resident(routing):
+    items = routing.items(routing.submit("residence-permit", "vocational-training-signup", "employment-registration"))
+
+    routing.work_to_resolution(items["residence-permit"], "maigaoqiao")
+    routing.work_to_resolution(items["vocational-training-signup"], "maigaoqiao")
+    assert routing.outbox("case.completed.v1") == []
+    routing.work_to_resolution(items["employment-registration"], "xinhe",
+                               delivery={"method": "door", "agent_id": "sw-017"})
+
+    (completed,) = routing.outbox("case.completed.v1")
+    assert completed["data"]["delivery"] == {"method": "door", "place": None, "agent_id": "sw-017",
+                                             "scheduled_for": None}
+    assert len(completed["data"]["outcomes"]) == 3
+
+
+def test_proxy_hand_overs_are_recorded_in_the_item_history(routing):
+    item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    for step, what in (("collected_at_home", "租赁合同原件"), ("handed_to_window", "租赁合同原件")):
+        response = routing.web.post(f"/v1/items/{item_id}/custody", json={"step": step, "what": what,
+                                                                          "agent_id": "sw-017"},
+                                    headers={"Authorization": "Bearer dev-staff-xinhe"})
+        assert response.status_code == 200, response.text
+    history = routing.get(item_id)["history"]
+    custody = [(e["actor"], e["details"]["step"], e["note"]) for e in history if e["action"] == "custody"]
+    assert custody == [("sw-017", "collected_at_home", "租赁合同原件"), ("sw-017", "handed_to_window", "租赁合同原件")]
+    assert len(routing.outbox("item.custody-recorded.v1")) == 2
+
+
+# ── Two replicas ───────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_bundle_completes_exactly_once_when_its_last_items_resolve_together_in_two_replicas(
+        container_factory, make_service_config, rabbit_config, database_url, clock, web_session, web_config_port):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share a database only on PostgreSQL; SQLite runs one replica")
+    import requests
+    from nameko.testing.utils import find_free_port
+
+    first = container_factory(routing_on(clock), make_service_config("routing", web_port=web_config_port))
+    second_port = find_free_port()
+    second = container_factory(routing_on(clock), make_service_config("routing", web_port=second_port))
+    first.start()
+    second.start()
+    harness = RoutingHarness(first, web_session, rabbit_config["AMQP_URI"], database_url, clock)
+    items = harness.items(harness.submit("residence-permit", "vocational-training-signup"))
+    for item_id in items.values():
+        harness.act(item_id, "claim", "maigaoqiao")
+        harness.act(item_id, "accept", "maigaoqiao")
+
+    def resolve(port, item_id):
+        return requests.post(f"http://127.0.0.1:{port}/v1/items/{item_id}/resolve",
+                             json={"result": "已办结", "delivery": {"method": "pickup", "place": "7号窗口"}},
+                             headers={"Authorization": "Bearer dev-staff-maigaoqiao"}, timeout=10)
+
+    pool = eventlet.GreenPool()
+    responses = list(pool.starmap(resolve, [(web_config_port, items["residence-permit"]),
+                                            (second_port, items["vocational-training-signup"])]))
+
+    assert [response.status_code for response in responses] == [200, 200]
+    assert len(harness.outbox("case.completed.v1")) == 1
