@@ -37,6 +37,7 @@ class Settings:
     catalogue_dir: Path
     tokens_file: Path
     calendar_overrides: Path
+    credit_flags: Path
     var_dir: Path
     pii_key: str
     max_workers: int
@@ -68,6 +69,7 @@ class Settings:
             calendar_overrides=Path(
                 _env("SANJI_CALENDAR_OVERRIDES", str(REPO_ROOT / "config" / "calendar-overrides.yaml"))
             ),
+            credit_flags=Path(_env("SANJI_CREDIT_FLAGS_FILE", str(REPO_ROOT / "config" / "credit-flags.yaml"))),
             var_dir=var_dir,
             pii_key=_env("SANJI_PII_KEY", DEV_PII_KEY),
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
@@ -87,6 +89,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_CATALOGUE_DIR": str(settings.catalogue_dir),
         "SANJI_TOKENS_FILE": str(settings.tokens_file),
         "SANJI_CALENDAR_OVERRIDES": str(settings.calendar_overrides),
+        "SANJI_CREDIT_FLAGS_FILE": str(settings.credit_flags),
         "SANJI_PII_KEY": settings.pii_key,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
         "LOGGING": {"version": 1, "disable_existing_loggers": False},

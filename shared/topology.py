@@ -48,7 +48,7 @@ class ConsumerQueue:
 
 
 ROUTING_CASE_SUBMITTED = ConsumerQueue("routing.case-submitted", ("case.submitted.#",))
-INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#",))
+INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#", "case.completed.#"))
 NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#"))
 
 CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS)
@@ -67,3 +67,28 @@ def declare_topology(connection) -> None:
     dead_letter_queue(channel).declare()
     for consumer_queue in CONSUMER_QUEUES:
         consumer_queue.kombu_queue()(channel).declare()
+
+
+def broker_definitions(vhost: str = "/") -> dict:
+    """The same topology in RabbitMQ's definitions format, for the broker to load at start
+    (``deploy/rabbitmq/definitions.json`` is written from this by ``sanji write-docs``)."""
+
+    def exchange(ex: Exchange) -> dict:
+        return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": True, "auto_delete": False,
+                "internal": False, "arguments": {}}
+
+    def queue(name: str, arguments: dict) -> dict:
+        return {"name": name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": dict(arguments)}
+
+    def bind(source: str, destination: str, key: str) -> dict:
+        return {"source": source, "vhost": vhost, "destination": destination, "destination_type": "queue",
+                "routing_key": key, "arguments": {}}
+
+    return {
+        "vhosts": [{"name": vhost}],
+        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange)],
+        "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
+                  + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES],
+        "bindings": [bind(DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, "#")]
+                    + [bind(EVENTS_EXCHANGE_NAME, q.name, key) for q in CONSUMER_QUEUES for key in q.binding_keys],
+    }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
 from nameko.extensions import DependencyProvider
 
 from services.intake.handlers import IntakeRules
@@ -19,7 +22,24 @@ class Rules(DependencyProvider):
             calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
             pii_key=config["SANJI_PII_KEY"].encode(),
             deferral_working_days=int(config.get("SANJI_DEFERRAL_WORKING_DAYS", 5)),
+            bad_credit_fingerprints=load_credit_flags(config["SANJI_CREDIT_FLAGS_FILE"]),
         )
 
     def get_dependency(self, worker_ctx):
         return self.rules
+
+
+class CreditFlagsError(ValueError):
+    pass
+
+
+def load_credit_flags(path) -> frozenset[str]:
+    """Fingerprints of applicants flagged for bad credit; a malformed file stops the service at start."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CreditFlagsError(f"credit flags file {path}: {exc}") from None
+    flagged = document.get("flagged") or [] if isinstance(document, dict) else None
+    if not isinstance(flagged, list) or not all(isinstance(f, str) and len(f) == 64 for f in flagged):
+        raise CreditFlagsError(f"credit flags file {path}: 'flagged' must list 64-hex-digit fingerprints")
+    return frozenset(fingerprint.lower() for fingerprint in flagged)

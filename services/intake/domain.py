@@ -57,6 +57,7 @@ def assess_submission(
     channel: str,
     today: date,
     deferral_working_days: int,
+    bad_credit: bool = False,
 ) -> AcceptedSubmission:
     """Check a submission against the catalogue; return what is taken in, or raise SubmissionRefused."""
     try:
@@ -79,6 +80,10 @@ def assess_submission(
                                     matters=refused)
 
     provided_codes, deferred_codes = set(provided), set(deferred)
+    if deferred_codes and bad_credit:
+        raise SubmissionRefused("deferral_refused_bad_credit",
+                                "容缺受理不适用于信用记录不良的申请人：请备齐全部材料后再提交 "
+                                "(accepting with missing material is not open to applicants flagged for bad credit)")
     both = sorted(provided_codes & deferred_codes)
     if both:
         raise SubmissionRefused("material_both_provided_and_deferred",

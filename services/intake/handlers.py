@@ -34,7 +34,7 @@ from services.intake.schemas import (
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
-from shared.events import CaseSubmittedV1, CloudEvent, DeferredMaterial, ItemRoutedV1
+from shared.events import CaseCompletedV1, CaseSubmittedV1, CloudEvent, DeferredMaterial, Delivery, ItemEvent
 from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
@@ -42,7 +42,7 @@ from shared.workdays import SHANGHAI, WorkdayCalendar
 
 log = structlog.get_logger(__name__)
 
-ITEM_UPDATES_CONSUMER = "intake.item-updates"
+ITEM_UPDATES_CONSUMER = "intake.item-updates"  # also takes case completions
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class IntakeRules:
     calendar: WorkdayCalendar
     pii_key: bytes
     deferral_working_days: int = 5
+    bad_credit_fingerprints: frozenset[str] = frozenset()
 
 
 class Forbidden(SubmissionRefused):
@@ -86,6 +87,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         id_number = validate_id_number(submission.applicant.id_number, today=now.astimezone(SHANGHAI).date())
     except InvalidIdNumber as exc:
         raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason) from None
+    fingerprint = id_number_fingerprint(id_number, rules.pii_key)
     accepted = assess_submission(
         rules.catalogue, rules.calendar,
         community_code=submission.community_code,
@@ -96,6 +98,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         channel=submission.channel.kind,
         today=now.astimezone(SHANGHAI).date(),
         deferral_working_days=rules.deferral_working_days,
+        bad_credit=fingerprint in rules.bad_credit_fingerprints,
     )
     for notice in accepted.deferred:
         if notice.due_date_provisional:
@@ -125,7 +128,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         record.applicant = ApplicantRecord(
             name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
             email=submission.applicant.email,
-            id_fingerprint=id_number_fingerprint(id_number, rules.pii_key))
+            id_fingerprint=fingerprint)
         record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
                         for position, matter in enumerate(accepted.matters)]
         record.deferred = [DeferredMaterialRecord(
@@ -195,27 +198,38 @@ def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
     with unit_of_work as uow:
         if not uow.claim_message(ITEM_UPDATES_CONSUMER, event):
             return False
-        if isinstance(payload, ItemRoutedV1):
-            _apply_routed(uow, payload, event)
+        if isinstance(payload, ItemEvent):
+            _apply_item_event(uow, payload, event)
+        elif isinstance(payload, CaseCompletedV1):
+            _apply_case_completed(uow, payload)
         uow.commit()
         return True
 
 
-def _apply_routed(uow: UnitOfWork, routed: ItemRoutedV1, event: CloudEvent) -> None:
-    item = uow.session.get(CaseItemRecord, (routed.case_id, routed.matter_code))
+def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> None:
+    item = uow.session.get(CaseItemRecord, (update.case_id, update.matter_code))
     if item is None:
-        raise PermanentError("routed item names a case or matter intake does not hold")
+        raise PermanentError("item event names a case or matter intake does not hold")
     # Events may arrive out of order; an older one never overwrites a newer state.
-    if item.updated_at is None or item.updated_at <= event.time:
-        item.item_id = routed.item_id
-        item.status = routed.status
-        item.level = routed.level
-        item.unit_code = routed.unit_code
-        item.department_code = routed.department_code
-        item.legal_deadline = routed.legal_deadline
-        item.promised_deadline = routed.promised_deadline
-        item.deadline_provisional = routed.deadline_provisional
-        item.updated_at = event.time
+    if item.updated_at is not None and item.updated_at > update.occurred_at:
+        return
+    item.item_id = update.item_id
+    item.status = update.status
+    item.level = update.level
+    item.unit_code = update.unit_code
+    item.department_code = update.department_code
+    for deadline_field in ("legal_deadline", "promised_deadline", "deadline_provisional"):
+        if deadline_field in type(update).model_fields:  # routed, released, supplement supplied
+            setattr(item, deadline_field, getattr(update, deadline_field))
+    item.updated_at = update.occurred_at
+
+
+def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:
+    case = uow.session.get(CaseRecord, completed.case_id)
+    if case is None:
+        raise PermanentError("completed case is not one intake holds")
+    case.completed_at = completed.completed_at
+    case.delivery_json = completed.delivery.model_dump_json() if completed.delivery else None
 
 
 def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
@@ -250,6 +264,8 @@ def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
         channel=record.channel,
         submitted_at=record.submitted_at,
         applicant_name=mask_name(record.applicant.name),
+        completed_at=record.completed_at,
+        delivery=Delivery.model_validate_json(record.delivery_json) if record.delivery_json else None,
         items=[ItemView(
             matter_code=item.matter_code, matter_name=matter_name(item.matter_code), status=item.status,
             item_id=item.item_id, level=item.level, unit_code=item.unit_code, unit_name=unit_name(item.unit_code),

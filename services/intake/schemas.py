@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.events import Delivery
+
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 DivisionCode = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 
@@ -89,6 +91,8 @@ class CaseView(BaseModel):
     channel: str
     submitted_at: datetime
     applicant_name: str = Field(description="masked")
+    completed_at: datetime | None = Field(default=None, description="when every item reached a final state")
+    delivery: Delivery | None = Field(default=None, description="how the resident collects all results, once")
     items: list[ItemView]
     deferred_materials: list[DeferredMaterialView] = Field(description="the 容缺 notice")
 

@@ -191,3 +191,26 @@ def test_staff_of_a_street_read_a_case_of_their_community(intake, web_session):
     case_id = post_case(web_session, migrant_bundle()).json()["case_id"]
     assert web_session.get(f"/v1/cases/{case_id}", headers=MAIGAOQIAO_STAFF).status_code == 200
     assert XINHE_COMMUNITY in web_session.get(f"/v1/cases/{case_id}", headers=MAIGAOQIAO_STAFF).text
+
+
+FLAGGED_ID_NUMBER = "320113198501010011"  # listed in config/credit-flags.yaml by fingerprint
+
+
+def test_an_applicant_flagged_for_bad_credit_is_refused_deferral(intake, web_session, database_url):
+    flagged = migrant_bundle(applicant={"name": "王五", "id_number": FLAGGED_ID_NUMBER, "phone": "13912345679"})
+
+    response = post_case(web_session, flagged)
+
+    assert response.status_code == 422
+    assert response.json()["reason"] == "deferral_refused_bad_credit"
+    assert "容缺" in response.json()["title"]
+    assert set(count_rows(database_url, *INTAKE_TABLES).values()) == {0}
+
+
+def test_an_applicant_flagged_for_bad_credit_may_still_submit_a_complete_case(intake, web_session):
+    complete = migrant_bundle(
+        applicant={"name": "王五", "id_number": FLAGGED_ID_NUMBER, "phone": "13912345679"},
+        materials={"provided": ["id-card", "photo", "rental-contract", "labour-contract",
+                                "landlord-property-certificate-copy", "landlord-id-copy", "job-or-school-proof",
+                                "spouse-id-card", "education-certificate"], "deferred": []})
+    assert post_case(web_session, complete).status_code == 201

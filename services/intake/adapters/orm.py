@@ -23,6 +23,8 @@ class CaseRecord(Base):
     catalogue_version: Mapped[str] = mapped_column(String(64))
     submitted_by: Mapped[str] = mapped_column(String(128))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_json: Mapped[str | None] = mapped_column(Text)
 
     applicant: Mapped[ApplicantRecord] = relationship(back_populates="case", cascade="all, delete-orphan")
     items: Mapped[list[CaseItemRecord]] = relationship(back_populates="case", cascade="all, delete-orphan",
