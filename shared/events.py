@@ -265,6 +265,35 @@ class DeferralReminderV1(EventPayload):
         return self.case_id
 
 
+class EscalationOrderedV1(EventPayload):
+    """The escalation service orders an item up its line (the community's internal loop ran out, or an
+    unanswered call-in). Routing moves the item and announces the move with item.escalated and item.routed."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "escalation.ordered.v1"
+    routing_key_template: ClassVar[str] = "escalation.ordered.{district_code}"
+
+    item_id: str
+    district_code: str = Field(pattern=r"^\d{12}$")
+    from_level: Level = Field(description="the level the order was made for; a stale order is ignored")
+    reason: Literal["internal_loop_expired", "whistle_unacknowledged", "supervisor_decision"]
+    note: str = Field(default="", max_length=500)
+    ordered_at: datetime
+
+    def subject(self) -> str:
+        return self.item_id
+
+
+class ItemEscalatedV1(ItemEvent):
+    """An item moved up its line: now at the level, unit and queue it names."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.escalated.v1"
+    verb: ClassVar[str] = "escalated"
+
+    from_level: Level
+    from_unit_code: str = Field(pattern=r"^\d{12}$")
+    reason: Literal["internal_loop_expired", "whistle_unacknowledged", "supervisor_decision"]
+
+
 class ItemOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -295,7 +324,8 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
     payload.event_type: payload
     for payload in (CaseSubmittedV1, ItemRoutedV1, ItemClaimedV1, ItemAcceptedV1, ItemSupplementRequestedV1,
                     ItemSupplementSuppliedV1, ItemResolvedV1, ItemRejectedV1, ItemReturnedV1, ItemReleasedV1,
-                    ItemTerminatedV1, CustodyRecordedV1, DeferralReminderV1, CaseCompletedV1)
+                    ItemTerminatedV1, CustodyRecordedV1, DeferralReminderV1, CaseCompletedV1, EscalationOrderedV1,
+                    ItemEscalatedV1)
 }
 
 

@@ -51,7 +51,10 @@ ROUTING_CASE_SUBMITTED = ConsumerQueue("routing.case-submitted", ("case.submitte
 INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#", "case.completed.#"))
 NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#"))
 
-CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS)
+ROUTING_ESCALATION_ORDERS = ConsumerQueue("routing.escalation-orders", ("escalation.ordered.#",))
+
+CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS, INTAKE_ITEM_UPDATES,
+                                              NOTIFICATION_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,

@@ -6,12 +6,14 @@ import structlog
 
 from services.routing.adapters.orm import DeferredMaterial, RoutedCase, RoutedItem
 from services.routing.domain import RoutingImpossible, route_case
-from services.routing.follow_ups import SYSTEM_ACTOR
+from services.routing.follow_ups import SYSTEM_ACTOR, lock_case
 from services.routing.item_actions import WorkRules
 from services.routing.item_events import item_event, record_change
-from shared.catalogue import UnknownCode
+from services.routing.lifecycle import OPEN_STATUSES, Action, level_above_with_desk, next_status
+from shared.catalogue import Level, UnknownCode
 from shared.clock import new_id
-from shared.events import CaseSubmittedV1, CloudEvent, ItemRoutedV1
+from shared.db import is_postgres
+from shared.events import CaseSubmittedV1, CloudEvent, EscalationOrderedV1, ItemEscalatedV1, ItemRoutedV1
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 
@@ -73,3 +75,50 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
         log.info("case routed", items=len(decisions),
                  levels=sorted({str(decision.level) for decision in decisions}))
         return len(decisions)
+
+
+ESCALATION_ORDERS_CONSUMER = "routing.escalation-orders"
+
+
+def escalate_item(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: WorkRules) -> bool:
+    """Move an item up its line on the escalation service's order; False if nothing moved.
+
+    An order made for a level the item has already left (a redelivery, or a return in between), or for
+    an item already decided, is recorded as handled and changes nothing.
+    """
+    order = event.payload()
+    if not isinstance(order, EscalationOrderedV1):
+        raise PermanentError(f"{ESCALATION_ORDERS_CONSUMER} cannot handle {event.type}")
+    with unit_of_work as uow:
+        if not uow.claim_message(ESCALATION_ORDERS_CONSUMER, event):
+            return False
+        item = uow.session.get(RoutedItem, order.item_id)
+        if item is None:
+            raise PermanentError("escalation order names an item routing does not hold")
+        lock_case(uow, item.case_id)
+        if is_postgres(uow.session.get_bind()):
+            uow.session.refresh(item, with_for_update=True)
+        matter = rules.catalogue.matter(item.matter_code)
+        above = level_above_with_desk(rules.catalogue, matter, Level(item.level))
+        if item.status not in OPEN_STATUSES or item.level != order.from_level or above is None:
+            log.info("escalation order changes nothing", item_id=item.id, status=item.status, level=item.level)
+            uow.commit()
+            return False
+        now = uow.clock.now()
+        previous, from_level, from_unit = item.status, item.level, item.unit_code
+        item.status = next_status(previous, Action.ESCALATE)
+        item.level, item.unit_code = str(above), rules.catalogue.unit_at(item.community_code, above).code
+        item.claimed_by = None
+        item.placed_at = now
+        record_change(uow, item, actor=SYSTEM_ACTOR, action=str(Action.ESCALATE), from_status=previous, at=now,
+                      reason_code=order.reason, note=order.note, from_level=from_level, from_unit_code=from_unit,
+                      event=item_event(ItemEscalatedV1, item, at=now, from_level=from_level,
+                                       from_unit_code=from_unit, reason=order.reason))
+        uow.publish(item_event(ItemRoutedV1, item, at=now, route_reason="escalated",
+                               waiting_for=item.waiting_for_codes, legal_deadline=item.legal_deadline,
+                               promised_deadline=item.promised_deadline,
+                               deadline_provisional=item.deadline_provisional,
+                               catalogue_version=item.catalogue_version))
+        uow.commit()
+        log.info("item escalated", item_id=item.id, to_level=item.level, reason=order.reason)
+        return True

@@ -25,6 +25,7 @@ class Action(StrEnum):
     RETURN = "return"
     RELEASE = "release"        # by rule: a prerequisite resolved
     TERMINATE = "terminate"    # by rule: deferred material expired, or a prerequisite failed
+    ESCALATE = "escalate"      # by the escalation service: the item moves up its line
 
 
 OPEN_STATUSES = frozenset({"waiting", "queued", "claimed", "accepted", "supplement_requested"})
@@ -54,6 +55,12 @@ TRANSITIONS: dict[tuple[str, Action], str] = {
     ("supplement_requested", Action.RECORD_SUPPLEMENT): "accepted",
     ("supplement_requested", Action.REJECT): "rejected",
     ("supplement_requested", Action.TERMINATE): "terminated",
+    # Moving up the line releases the owner; work already accepted stays accepted.
+    ("waiting", Action.ESCALATE): "waiting",
+    ("queued", Action.ESCALATE): "queued",
+    ("claimed", Action.ESCALATE): "queued",
+    ("accepted", Action.ESCALATE): "accepted",
+    ("supplement_requested", Action.ESCALATE): "supplement_requested",
 }
 
 # Actions staff take through the API (the others are taken by rules).
@@ -109,11 +116,8 @@ def decide_return(catalogue: Catalogue, calendar: WorkdayCalendar, *, matter: Ma
         raise TransitionRefused("return_limit_passed",
                                 f"items may be returned within {matter.return_limit_days} working days; "
                                 f"{used} have passed", return_limit_days=matter.return_limit_days)
-    department = catalogue.department(matter.department)
     line = catalogue.line_of(community_code)
-    above = level.above()
-    while above is not None and not department.has_desk_at(above):
-        above = above.above()
+    above = level_above_with_desk(catalogue, matter, level)
     if above is None:
         raise TransitionRefused("no_unit_above",
                                 "this is the top of the line: the district decides and cannot return it")
@@ -153,6 +157,15 @@ def deferral_reminder_due(calendar: WorkdayCalendar, *, due_date, today, remind_
 def deferral_expired(*, due_date, today) -> bool:
     """A deferred material is due by the end of its due date."""
     return today > due_date
+
+
+def level_above_with_desk(catalogue: Catalogue, matter: Matter, level: Level) -> Level | None:
+    """The next level up the line where the matter's department has a desk, or None at the top."""
+    department = catalogue.department(matter.department)
+    above = level.above()
+    while above is not None and not department.has_desk_at(above):
+        above = above.above()
+    return above
 
 
 def one_trip_delivery(deliveries: list[Delivery], community_name: str) -> Delivery | None:

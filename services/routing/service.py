@@ -15,7 +15,7 @@ from services.routing.lifecycle import Action, TransitionRefused
 from services.routing.schemas import CustodyStep, ItemList
 from shared.http import ApiError, api_endpoint, json_response, read_json
 from shared.nameko_ext import Authenticator, ClockProvider, Storage, consume_events
-from shared.topology import ROUTING_CASE_SUBMITTED
+from shared.topology import ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS
 
 SWEEP_INTERVAL_SECONDS = 30
 MAX_PAGE = 200
@@ -46,6 +46,10 @@ class RoutingService:
     @consume_events(ROUTING_CASE_SUBMITTED)
     def on_case_submitted(self, event):
         handlers.route_submitted_case(event, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules)
+
+    @consume_events(ROUTING_ESCALATION_ORDERS)
+    def on_escalation_ordered(self, event):
+        handlers.escalate_item(event, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules)
 
     @timer(interval=SWEEP_INTERVAL_SECONDS)
     def sweep_deferrals(self):

@@ -302,3 +302,36 @@ def test_a_bundle_completes_exactly_once_when_its_last_items_resolve_together_in
 
     assert [response.status_code for response in responses] == [200, 200]
     assert len(harness.outbox("case.completed.v1")) == 1
+
+
+# ── Escalation orders (from the escalation service) ────────────────────────────────────────────────
+
+
+def order_escalation(routing, item_id, from_level, reason="internal_loop_expired"):
+    from nameko.testing.services import entrypoint_waiter
+
+    from shared.events import CloudEvent, EscalationOrderedV1
+    from tests.support.bus import publish_raw
+
+    order = EscalationOrderedV1(item_id=item_id, district_code="320113000000", from_level=from_level, reason=reason,
+                                ordered_at=routing.clock.now())
+    with entrypoint_waiter(routing.container, "on_escalation_ordered"):
+        publish_raw(routing.amqp, CloudEvent.wrap(order, source="/sanji/escalation", time=routing.clock.now())
+                    .model_dump_json(), order.routing_key())
+
+
+def test_an_escalation_order_moves_the_item_up_its_line_once(routing):
+    item_id = routing.items(routing.submit("property-management-complaint"))["property-management-complaint"]
+    routing.act(item_id, "claim", "xinhe")
+
+    order_escalation(routing, item_id, "community")
+    order_escalation(routing, item_id, "community")  # a stale second order: the item has left the community
+
+    item = routing.get(item_id)
+    assert (item["level"], item["unit_code"], item["status"], item["claimed_by"]) == (
+        "street", "320113003000", "queued", None)
+    escalated = routing.outbox("item.escalated.v1")
+    assert [(e["data"]["from_level"], e["data"]["level"], e["data"]["reason"]) for e in escalated] == [
+        ("community", "street", "internal_loop_expired")]
+    assert [e["data"]["route_reason"] for e in routing.outbox("item.routed.v1")] == ["submitted", "escalated"]
+    assert [entry["action"] for entry in item["history"]] == ["route", "claim", "escalate"]
