@@ -14,7 +14,8 @@ from services.intake.dependencies import Rules
 from services.intake.domain import SubmissionRefused
 from services.intake.schemas import CaseSubmission
 from shared.http import ApiError, api_endpoint, json_response, read_json
-from shared.nameko_ext import Authenticator, ClockProvider, Storage, consume_events
+from shared.nameko_ext import consume_events
+from shared.service_base import SanjiService
 from shared.topology import INTAKE_ITEM_UPDATES
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
@@ -24,13 +25,10 @@ def _as_api_error(refused: SubmissionRefused) -> ApiError:
     return ApiError(refused.status, refused.reason, refused.message, **refused.details)
 
 
-class IntakeService:
+class IntakeService(SanjiService):
     name = "intake"
 
-    storage = Storage()
     rules = Rules()
-    authenticate = Authenticator()
-    clock = ClockProvider()
 
     @http("POST", "/v1/cases")
     @api_endpoint
@@ -73,9 +71,6 @@ class IntakeService:
     def openapi(self, request):
         return Response(json.dumps(intake_openapi(), ensure_ascii=False), content_type="application/json")
 
-    @http("GET", "/health")
-    def health(self, request):
-        return json_response(*self.storage.health())
 
     @rpc
     def applicant_contact(self, case_id: str):

@@ -14,7 +14,8 @@ from services.routing.dependencies import Rules
 from services.routing.lifecycle import Action, TransitionRefused
 from services.routing.schemas import CustodyStep, ItemList
 from shared.http import ApiError, api_endpoint, json_response, read_json
-from shared.nameko_ext import Authenticator, ClockProvider, Storage, consume_events
+from shared.nameko_ext import consume_events
+from shared.service_base import SanjiService
 from shared.topology import ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS
 
 SWEEP_INTERVAL_SECONDS = 30
@@ -35,13 +36,10 @@ def _flag(value: str | None) -> bool | None:
     raise ApiError(400, "invalid_query", "overdue must be true or false")
 
 
-class RoutingService:
+class RoutingService(SanjiService):
     name = "routing"
 
-    storage = Storage()
     rules = Rules()
-    clock = ClockProvider()
-    authenticate = Authenticator()
 
     @consume_events(ROUTING_CASE_SUBMITTED)
     def on_case_submitted(self, event):
@@ -120,6 +118,3 @@ class RoutingService:
     def openapi(self, request):
         return Response(json.dumps(routing_openapi(), ensure_ascii=False), content_type="application/json")
 
-    @http("GET", "/health")
-    def health(self, request):
-        return json_response(*self.storage.health())

@@ -3,6 +3,7 @@ the committed documents, the served document or the entrypoints drift from them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ def test_every_event_type_is_documented_with_the_routing_key_it_is_published_wit
 
 def _served_routes(service_class) -> set[tuple[str, str]]:
     served = set()
-    for attribute in vars(service_class).values():
+    for _, attribute in inspect.getmembers(service_class):  # inherited entrypoints (/health) too
         for entrypoint in getattr(attribute, "nameko_entrypoints", ()):
             if isinstance(entrypoint, HttpRequestHandler):
                 served.add((entrypoint.method, re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", entrypoint.url)))

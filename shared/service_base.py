@@ -1,0 +1,25 @@
+"""What every Sanji service has: storage with its outbox relay, a clock, authentication, and /health.
+
+Services subclass ``SanjiService``; nameko finds entrypoints on base classes too, so operational
+endpoints live here once.
+"""
+
+from __future__ import annotations
+
+from nameko.web.handlers import http
+
+from shared.http import json_response
+from shared.nameko_ext import Authenticator, ClockProvider, Storage
+
+
+class SanjiService:
+    name = "sanji"  # each service sets its own
+
+    storage = Storage()
+    clock = ClockProvider()
+    authenticate = Authenticator()
+
+    @http("GET", "/health")
+    def health(self, request):
+        """200 when the broker and the database answer, 503 otherwise (for probes and load balancers)."""
+        return json_response(*self.storage.health())
