@@ -33,6 +33,7 @@ from shared.config import SERVICES, Settings, nameko_config
 SERVICE_CLASSES = {
     "intake": "services.intake.service:IntakeService",
     "routing": "services.routing.service:RoutingService",
+    "notification": "services.notification.service:NotificationService",
 }
 
 
@@ -62,6 +63,23 @@ def require_broker(settings: Settings) -> None:
             "`rabbitmq-server -detached` (or point SANJI_AMQP_URI at a running broker)")
 
 
+def require_topology(settings: Settings) -> None:
+    """Declare the topology once before serving, so a broker holding an older, incompatible topology
+    (a queue declared with other arguments) is reported in one line instead of a reconnect loop."""
+    from amqp.exceptions import PreconditionFailed
+    from kombu import Connection
+
+    from shared.topology import declare_topology
+
+    try:
+        with Connection(settings.amqp_uri) as connection:
+            declare_topology(connection)
+    except PreconditionFailed as exc:
+        raise CommandFailed(
+            f"RabbitMQ holds a queue declared differently from this version's topology ({exc.reply_text}). "
+            "Drain it, then delete it (rabbitmqctl delete_queue NAME) so it is declared anew.") from None
+
+
 def check_catalogue(settings: Settings) -> str:
     from shared.catalogue import CatalogueError, load_catalogue
     from shared.workdays import CalendarFileError, WorkdayCalendar
@@ -81,6 +99,7 @@ def cmd_serve(args) -> None:
     _configure_logging(settings)
     check_catalogue(settings)
     require_broker(settings)
+    require_topology(settings)
     run([_service_class(args.service)], nameko_config(args.service, settings))
 
 
@@ -133,6 +152,7 @@ def cmd_run_all(args) -> None:
     settings = Settings.from_env()
     version = check_catalogue(settings)
     require_broker(settings)
+    require_topology(settings)
     cmd_migrate(argparse.Namespace(service="all"))
     intake_port = Settings.from_env("intake").http_port
     print(f"catalogue {version}; kiosk API on http://{settings.http_host}:{intake_port}/v1 "
