@@ -28,3 +28,12 @@ lint: $(STAMP)
 
 clean-var:
 	rm -rf var/
+
+.PHONY: bench bench-quick
+bench: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.run --quick

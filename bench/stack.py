@@ -1,0 +1,183 @@
+"""A whole Sanji stack as real processes, isolated for one measurement run.
+
+Each run gets its own RabbitMQ vhost (through the management API) and its own PostgreSQL database, so
+it cannot disturb, or be disturbed by, anything else on the broker. Services are started exactly as
+devops would (`sanji serve <service>`), each replica its own process with its own HTTP port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+from shared.db import normalise_url
+from shared.migrate import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+MANAGEMENT = os.environ.get("SANJI_BENCH_RABBIT_API", "http://127.0.0.1:15672/api")
+BROKER_AUTH = ("guest", "guest")
+POSTGRES_ADMIN_URL = os.environ.get("SANJI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    service: str
+    replica: int
+    port: int
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.replica}"
+
+
+@dataclass
+class Stack:
+    label: str
+    replicas: dict[str, int] = field(default_factory=lambda: {"intake": 1, "routing": 1, "notification": 1})
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        suffix = uuid.uuid4().hex[:8]
+        self.vhost = f"sanji-{self.label}-{suffix}"
+        self.database = f"sanji_{self.label.replace('-', '_')}_{suffix}"
+        self.database_url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.database}"
+        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(self.vhost, safe='')}"
+        self.workdir = REPO / "var" / "bench" / self.vhost
+        self.processes: list[ServiceProcess] = []
+
+    # ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
+
+    def create(self) -> Stack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        vhost = urllib.parse.quote(self.vhost, safe="")
+        requests.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=BROKER_AUTH, timeout=10).raise_for_status()
+        requests.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=BROKER_AUTH, timeout=10,
+                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+        admin = create_engine(normalise_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{self.database}"'))
+        admin.dispose()
+        for service in ("intake", "routing", "notification"):
+            migrate(service, self.database_url)
+        from kombu import Connection
+
+        from shared.topology import declare_topology
+
+        with Connection(self.amqp_uri) as connection:
+            declare_topology(connection)
+        return self
+
+    def env(self, service: str, port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SANJI_AMQP_URI": self.amqp_uri,
+            "SANJI_DATABASE_URL": self.database_url,
+            "SANJI_HTTP_PORT": str(port),
+            "SANJI_LOG_FORMAT": "json",
+            "SANJI_LOG_LEVEL": os.environ.get("SANJI_BENCH_LOG_LEVEL", "WARNING"),
+            "SANJI_VAR_DIR": str(self.workdir),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def start(self, timeout: float = 60) -> Stack:
+        for service, count in self.replicas.items():
+            for replica in range(count):
+                self.start_process(ServiceProcess(service, replica, free_port()))
+        self.wait_healthy(timeout)
+        return self
+
+    def start_process(self, proc: ServiceProcess) -> ServiceProcess:
+        proc.log_path = self.workdir / f"{proc.name}.log"
+        log = open(proc.log_path, "ab")  # noqa: SIM115 - owned by the child for its whole life
+        proc.process = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", proc.service],
+                                        env=self.env(proc.service, proc.port), cwd=REPO, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        if proc not in self.processes:
+            self.processes.append(proc)
+        return proc
+
+    def wait_healthy(self, timeout: float = 60, processes=None) -> None:
+        deadline = time.monotonic() + timeout
+        for proc in processes or self.processes:
+            while True:
+                if proc.process.poll() is not None:
+                    raise RuntimeError(f"{proc.name} exited with {proc.process.returncode}; see {proc.log_path}")
+                try:
+                    if requests.get(f"http://127.0.0.1:{proc.port}/health", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{proc.name} not healthy after {timeout}s; see {proc.log_path}")
+                time.sleep(0.2)
+
+    def of(self, service: str) -> list[ServiceProcess]:
+        return [proc for proc in self.processes if proc.service == service]
+
+    def url(self, service: str = "intake", replica: int = 0) -> str:
+        return f"http://127.0.0.1:{self.of(service)[replica].port}"
+
+    def signal(self, proc: ServiceProcess, signum: int) -> None:
+        if proc.process and proc.process.poll() is None:
+            proc.process.send_signal(signum)
+
+    def stop(self, grace: float = 30) -> None:
+        for proc in self.processes:
+            self.signal(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.processes:
+            if proc.process is None:
+                continue
+            try:
+                proc.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.process.kill()
+                proc.process.wait()
+
+    def destroy(self) -> None:
+        self.stop()
+        admin = create_engine(normalise_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+        admin.dispose()
+        requests.delete(f"{MANAGEMENT}/vhosts/{urllib.parse.quote(self.vhost, safe='')}", auth=BROKER_AUTH,
+                        timeout=10)
+
+    # ── reading the outcome from the databases ─────────────────────────────────────────────────────
+
+    def scalar(self, sql: str, **params):
+        engine = create_engine(normalise_url(self.database_url))
+        try:
+            with engine.connect() as connection:
+                return connection.execute(text(sql), params).scalar()
+        finally:
+            engine.dispose()
+
+    def rows(self, sql: str, **params) -> list:
+        engine = create_engine(normalise_url(self.database_url))
+        try:
+            with engine.connect() as connection:
+                return list(connection.execute(text(sql), params))
+        finally:
+            engine.dispose()
