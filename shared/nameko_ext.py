@@ -5,17 +5,22 @@ Entrypoints stay thin: they parse, bind log context, and call one handler with a
 
 from __future__ import annotations
 
+import time
+
 import eventlet
 import structlog
+from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared.auth import TokenRegistry
 from shared.clock import Clock, SystemClock
 from shared.db import session_factory, shared_engine
 from shared.events import CloudEvent, UnknownEventType, source_of
-from shared.health import health_report
+from shared.health import LinkState, health_report
+from shared.metrics import for_container
 from shared.outbox import UnitOfWork
 from shared.relay import OutboxRelay
 from shared.topology import ConsumerQueue
@@ -56,12 +61,15 @@ class Storage(DependencyProvider):
         self.engine = shared_engine(config["DATABASE_URL"])
         self.session_factory = session_factory(self.engine)
         self.clock = SystemClock()
+        self.metrics = for_container(self.container)
+        self.metrics.register_storage(self.engine, source_of(self.service))
         self.relay = OutboxRelay(
             self.session_factory,
             amqp_uri=config["AMQP_URI"],
             source=source_of(self.service),
             clock=self.clock,
             poll_seconds=float(config.get("SANJI_RELAY_POLL_SECONDS", 0.5)),
+            metrics=self.metrics,
         )
         self._relay_thread = None
 
@@ -94,8 +102,11 @@ class StorageAccess:
                           clock=clock or provider.clock, on_events_committed=provider.relay.wake)
 
     def health(self) -> tuple[int, dict]:
+        """The broker as the service's own consumer and relay connections see it (``shared.health``)."""
         provider = self._provider
-        return health_report(provider.service, provider.container.config["AMQP_URI"], provider.engine)
+        links = [extension.broker_link for extension in provider.container.extensions
+                 if isinstance(extension, DeadLetteringQueueConsumer)] + [provider.relay.broker_link]
+        return health_report(provider.service, provider.container.config["AMQP_URI"], provider.engine, links)
 
 
 class DeadLetteringQueueConsumer(QueueConsumer):
@@ -103,7 +114,28 @@ class DeadLetteringQueueConsumer(QueueConsumer):
 
     Without this, a message with a foreign content type raises inside kombu's drain loop on every
     redelivery and stalls the whole queue.
+
+    It also keeps ``broker_link``: up once the consumers are ready, down when the connection is lost
+    or a reconnect fails (what ``/health`` reports).
     """
+
+    def __init__(self):
+        super().__init__()
+        self.broker_link = LinkState("consumer", required=True)
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+        self.broker_link.mark_up()
+
+    def on_connection_error(self, exc, interval):
+        self.broker_link.mark_down(exc)
+        super().on_connection_error(exc, interval)
+
+    def consume(self, *args, **kwargs):
+        try:
+            yield from super().consume(*args, **kwargs)
+        finally:  # the connection was lost (kombu reconnects from run()), or the consumer is stopping
+            self.broker_link.mark_down("consumer connection closed")
 
     def get_consumers(self, consumer_cls, channel):
         consumers = super().get_consumers(consumer_cls, channel)
@@ -124,16 +156,25 @@ class EventConsumer(Consumer):
     - Success: ack.
     - Permanent failure (unparseable envelope, unknown type, invalid payload, ``PermanentError``):
       reject without requeue, so the broker dead-letters it at once.
-    - Anything else is taken as transient (database down, lock timeout): requeue after a short
-      backoff. The quorum queue counts deliveries and dead-letters the message at its delivery limit,
-      so even a misclassified poison message stops after a bounded number of attempts.
+    - The database or broker unreachable (an outage, a restart): the message is kept and the handler
+      run again in place, with backoff, for up to about a minute. An outage is nobody's poison, so it
+      must not use up the message's delivery budget and send good messages to the dead letters.
+    - Anything else (a bug, a lock timeout): requeue after a short backoff. The quorum queue counts
+      deliveries and dead-letters the message at its delivery limit, so even a misclassified poison
+      message stops after a bounded number of attempts.
     """
+
+    OUTAGE_RETRIES = 10          # 0.5 s doubling to a 10 s cap: about 65 s in all
 
     queue_consumer = DeadLetteringQueueConsumer()
 
     def __init__(self, consumer_queue: ConsumerQueue, **kwargs):
         self.consumer_queue = consumer_queue
         super().__init__(queue=consumer_queue.kombu_queue(), requeue_on_error=True, **kwargs)
+
+    def setup(self):
+        super().setup()
+        for_container(self.container).declare_handler(self.method_name, self.consumer_queue.name)
 
     def handle_message(self, body, message):
         try:
@@ -143,15 +184,24 @@ class EventConsumer(Consumer):
             log.error("dead-lettering a message that is not a valid CloudEvent",
                       queue=self.consumer_queue.name, errors=exc.error_count())
             self._reject(message)
+            for_container(self.container).failed(self.method_name, self.consumer_queue.name, "dead_lettered")
             return
-        context_data = self.unpack_message_headers(message)
-        handle_result = _partial_result(self, message, event)
-        self.container.spawn_worker(self, (event,), {}, context_data=context_data,
-                                    handle_result=handle_result)
+        self._spawn(message, event, outage_retry=0)
 
-    def handle_event_result(self, message, event, worker_ctx, result=None, exc_info=None):
+    def _spawn(self, message, event: CloudEvent, outage_retry: int) -> None:
+        context_data = self.unpack_message_headers(message)
+        handle_result = _partial_result(self, message, event, outage_retry)
+        try:
+            self.container.spawn_worker(self, (event,), {}, context_data=context_data,
+                                        handle_result=handle_result)
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def handle_event_result(self, message, event, worker_ctx, result=None, exc_info=None, outage_retry=0):
+        metrics = for_container(self.container)
         if exc_info is None:
             self.queue_consumer.ack_message(message)
+            metrics.handled(self.method_name, self.consumer_queue.name)
             return result, exc_info
         error = exc_info[1]
         bound = log.bind(queue=self.consumer_queue.name, event_id=event.id, event_type=event.type)
@@ -159,6 +209,13 @@ class EventConsumer(Consumer):
             bound.error("dead-lettering an event that can never be handled", error=type(error).__name__,
                         reason=str(error)[:300])
             self._reject(message)
+            metrics.failed(self.method_name, self.consumer_queue.name, "dead_lettered")
+        elif is_outage(error) and outage_retry < self.OUTAGE_RETRIES:
+            delay = min(0.5 * 2 ** outage_retry, 10.0)
+            bound.warning("database or broker unreachable; retrying in place", retry_in_s=delay,
+                          error=type(error).__name__)
+            metrics.failed(self.method_name, self.consumer_queue.name, "retried_in_place")
+            eventlet.spawn_after(delay, self._spawn, message, event, outage_retry + 1)
         else:
             attempts = int((message.headers or {}).get("x-delivery-count", 0)) + 1
             base = float(self.container.config.get("SANJI_RETRY_BASE_SECONDS", 0.1))
@@ -167,6 +224,7 @@ class EventConsumer(Consumer):
                           error=type(error).__name__)
             eventlet.sleep(delay)
             self.queue_consumer.requeue_message(message)
+            metrics.failed(self.method_name, self.consumer_queue.name, "requeued")
         return result, exc_info
 
     @staticmethod
@@ -175,9 +233,20 @@ class EventConsumer(Consumer):
             message.reject(requeue=False)
 
 
-def _partial_result(consumer: EventConsumer, message, event: CloudEvent):
+def is_outage(error: BaseException) -> bool:
+    """The database or the broker cannot be reached (as opposed to a bug or a bad message)."""
+    if isinstance(error, DBAPIError) and (error.connection_invalidated or isinstance(error, OperationalError)):
+        return True
+    return isinstance(error, OperationalError | ConnectionError | TimeoutError)
+
+
+def _partial_result(consumer: EventConsumer, message, event: CloudEvent, outage_retry: int = 0):
+    arrived = time.perf_counter()
+
     def handle_result(worker_ctx, result=None, exc_info=None):
-        return consumer.handle_event_result(message, event, worker_ctx, result, exc_info)
+        for_container(consumer.container).observe_handler(consumer.method_name, consumer.consumer_queue.name,
+                                                          time.perf_counter() - arrived)
+        return consumer.handle_event_result(message, event, worker_ctx, result, exc_info, outage_retry)
 
     return handle_result
 

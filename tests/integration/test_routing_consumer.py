@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import eventlet
 import pytest
 from nameko.testing.services import entrypoint_waiter
 
@@ -92,7 +93,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_five_attempts(routi
 
     def always_failing(event, **_):
         attempts.append(event.id)
-        raise ConnectionError("database unreachable (simulated)")
+        raise RuntimeError("a bug that fails every time (simulated)")
 
     monkeypatch.setattr(handlers, "route_submitted_case", always_failing)
     event, routing_key = case_submitted()
@@ -104,3 +105,30 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_five_attempts(routi
     assert CloudEvent.model_validate_json(dead[0].body).id == event.id
     assert len(attempts) == 5
     assert count_rows(database_url, "routing_items")["routing_items"] == 0
+
+
+def test_a_database_outage_is_waited_out_without_using_up_the_delivery_budget(routing, rabbit_config, monkeypatch,
+                                                                            database_url):
+    from sqlalchemy.exc import OperationalError
+
+    real_handler = handlers.route_submitted_case
+    calls = []
+
+    def unreachable_then_back(event, **kwargs):
+        calls.append(event.id)
+        if len(calls) <= 6:  # more failures than the delivery limit allows redeliveries
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database restarting (simulated)"))
+        return real_handler(event, **kwargs)
+
+    monkeypatch.setattr(handlers, "route_submitted_case", unreachable_then_back)
+    monkeypatch.setattr("shared.nameko_ext.EventConsumer.OUTAGE_RETRIES", 10)
+    monkeypatch.setattr("shared.nameko_ext.eventlet.spawn_after",
+                        lambda delay, fn, *args: eventlet.spawn(fn, *args))  # no waiting in a test
+    event, routing_key = case_submitted()
+    with entrypoint_waiter(routing, "on_case_submitted", timeout=20,
+                           callback=lambda worker_ctx, result, exc_info: exc_info is None):
+        publish_raw(rabbit_config["AMQP_URI"], event.model_dump_json(), routing_key)
+
+    assert len(calls) == 7
+    assert count_rows(database_url, "routing_items")["routing_items"] == 2
+    assert dead_letters(rabbit_config["AMQP_URI"], expect=1, timeout=1) == []
