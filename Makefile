@@ -37,3 +37,12 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m bench.run --quick
+
+.PHONY: chaos chaos-quick
+chaos: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.chaos
+
+chaos-quick: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.chaos --quick

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 
 from bench.load import closed_loop, open_loop
 from bench.raw_broker import measure_raw_throughput
