@@ -239,7 +239,8 @@ def check(stack: Stack, load: SteadyLoad) -> dict:
                                         "items": items_per_case[case_id], "notes": notes_per_case[case_id]})
         else:
             verdicts["acknowledged_and_present"] += 1
-    return {"verdicts": dict(verdicts), "lost_examples": lost_examples[:5], "duplicated_examples": duplicated_examples[:5]}
+    return {"verdicts": dict(verdicts), "lost_examples": lost_examples[:5],
+            "duplicated_examples": duplicated_examples[:5]}
 
 
 def recovery_after(stack: Stack, restarted_at: float, offered_rate: float) -> float | None:
