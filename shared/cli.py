@@ -6,6 +6,7 @@
     sanji wait-for-deps           wait until the broker and the database answer
     sanji declare-topology        declare exchanges and queues on the broker
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
+    sanji dead-letters list|replay  what could not be handled; send it back after a fix
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
 """
 
@@ -22,6 +23,7 @@ eventlet.monkey_patch()  # nameko runs on eventlet; patch before anything opens 
 
 import argparse
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -206,6 +208,24 @@ def cmd_write_docs(args) -> None:
     print(f"wrote {definitions}")
 
 
+def cmd_dead_letters(args) -> None:
+    from shared.dead_letters import list_dead_letters, replay_dead_letters
+
+    settings = Settings.from_env()
+    require_broker(settings)
+    if args.action == "list":
+        letters = list_dead_letters(settings.amqp_uri)
+        for letter in letters:
+            print(json.dumps(letter.as_row(), ensure_ascii=False))
+        print(f"{len(letters)} dead-lettered message(s)", file=sys.stderr)
+        return
+    if not (args.all or args.event_id or args.queue):
+        raise CommandFailed("say what to replay: --event-id ID (repeatable), --queue NAME, or --all")
+    count = replay_dead_letters(settings.amqp_uri, event_ids=set(args.event_id) if args.event_id else None,
+                                queue=args.queue)
+    print(f"replayed {count} message(s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanji", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-catalogue", help="validate a catalogue directory")
     check.add_argument("directory", nargs="?")
     check.set_defaults(func=cmd_check_catalogue)
+    dead = commands.add_parser("dead-letters", help="list dead-lettered messages, or replay them after a fix")
+    dead.add_argument("action", choices=("list", "replay"))
+    dead.add_argument("--event-id", action="append", help="replay only this event (repeatable)")
+    dead.add_argument("--queue", help="replay only what died in this queue")
+    dead.add_argument("--all", action="store_true", help="replay everything")
+    dead.set_defaults(func=cmd_dead_letters)
     docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json and docs/asyncapi.json")
     docs.add_argument("directory", nargs="?", default="docs")
     docs.set_defaults(func=cmd_write_docs)

@@ -132,3 +132,42 @@ def test_a_database_outage_is_waited_out_without_using_up_the_delivery_budget(ro
     assert len(calls) == 7
     assert count_rows(database_url, "routing_items")["routing_items"] == 2
     assert dead_letters(rabbit_config["AMQP_URI"], expect=1, timeout=1) == []
+
+
+def test_an_operator_lists_dead_letters_and_replays_them_after_a_fix(routing, rabbit_config, monkeypatch,
+                                                                    database_url):
+    from shared.dead_letters import list_dead_letters, replay_dead_letters
+
+    amqp = rabbit_config["AMQP_URI"]
+    real_handler = handlers.route_submitted_case
+    monkeypatch.setattr(handlers, "route_submitted_case",
+                        lambda event, **kwargs: (_ for _ in ()).throw(RuntimeError("bug (simulated)")))
+    event, routing_key = case_submitted()
+    publish_raw(amqp, event.model_dump_json(), routing_key)
+    assert len(dead_letters_after(amqp, event.id)) == 1
+
+    listed = list_dead_letters(amqp)
+    assert [(d.event_id, d.queue, d.reason) for d in listed] == [(event.id, "routing.case-submitted", "delivery_limit")]
+    assert list_dead_letters(amqp) == listed  # listing takes nothing away
+
+    monkeypatch.setattr(handlers, "route_submitted_case", real_handler)  # the fix is deployed
+    with entrypoint_waiter(routing, "on_case_submitted"):
+        assert replay_dead_letters(amqp, event_ids={event.id}) == 1
+
+    assert count_rows(database_url, "routing_items")["routing_items"] == 2
+    assert list_dead_letters(amqp) == []
+
+
+def dead_letters_after(amqp, event_id, timeout=20.0):
+    """Wait until the event is in the dead-letter queue (without taking it)."""
+    import time
+
+    from shared.dead_letters import list_dead_letters
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [d for d in list_dead_letters(amqp) if d.event_id == event_id]
+        if found:
+            return found
+        eventlet.sleep(0.1)
+    return []
