@@ -1,7 +1,8 @@
 """structlog set-up: JSON in production, readable in a terminal, ids bound per message or request.
 
 Personal data must never reach a log line. Code logs ids and codes only; as a second line of defence
-``redact_personal_data`` masks anything shaped like an ID-card number or a mobile phone number.
+``redact_personal_data`` masks anything shaped like an ID-card number, an e-mail address or a mobile
+phone number.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import structlog
 # 18-character resident ID (17 digits + digit or X) and mainland mobile numbers, not inside longer digit runs.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
 def redact_text(text: str) -> str:
     text = _ID_NUMBER.sub("[id-number redacted]", text)
+    text = _EMAIL.sub("[email redacted]", text)
     return _PHONE.sub("[phone redacted]", text)
 
 
@@ -68,6 +71,9 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     # kombu and amqp are chatty at INFO about every connection; warnings still show.
     for noisy in ("amqp", "kombu", "nameko.containers", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # nameko logs whole RPC request and reply bodies at DEBUG; intake's contact reply holds personal data.
+    for bodies in ("nameko.rpc", "nameko.messaging"):
+        logging.getLogger(bodies).setLevel(max(logging.INFO, root.level))
 
 
 def get_logger(name: str | None = None):

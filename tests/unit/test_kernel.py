@@ -370,3 +370,9 @@ def test_case_submitted_needs_at_least_one_matter_and_a_known_channel() -> None:
     with pytest.raises(ValidationError):
         case_submitted(channel="fax")
     assert case_submitted().routing_key() == f"case.submitted.{XINHE_JIAYUAN}"
+
+
+def test_redact_text_masks_email_addresses() -> None:
+    from shared.logging import redact_text
+
+    assert redact_text("sent to liu.jinhua@example.cn ok") == "sent to [email redacted] ok"
