@@ -46,3 +46,13 @@ chaos: $(STAMP)
 chaos-quick: $(STAMP)
 	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m bench.chaos --quick
+
+.PHONY: k8s-definitions k8s-render
+# deploy/k8s/base carries a copy of the broker definitions (Kustomize reads no file outside its directory).
+k8s-definitions:
+	cp deploy/rabbitmq/definitions.json deploy/k8s/base/rabbitmq/definitions.json
+
+# Render an overlay without a cluster: make k8s-render OVERLAY=prod
+k8s-render: $(STAMP)
+	@if command -v kubectl >/dev/null 2>&1; then kubectl kustomize deploy/k8s/overlays/$(or $(OVERLAY),prod); \
+	else $(BIN)/python scripts/kustomize_lite.py deploy/k8s/overlays/$(or $(OVERLAY),prod); fi

@@ -262,6 +262,8 @@ class Matter(_Frozen):
     internal_loop_days: WorkingDays | None = None
     supplement_pauses_clock: StrictBool = True
     return_limit_days: WorkingDays = 2
+    # 吹哨: departments called in when an item of this matter reaches the street or the district by escalation.
+    call_in_departments: tuple[Code, ...] = ()
 
     @model_validator(mode="after")
     def _limits_consistent(self) -> Matter:
@@ -288,6 +290,10 @@ class Matter(_Frozen):
             raise ValueError(f"material {', '.join(map(repr, repeated))} is listed more than once")
         if repeated := _duplicates(self.prerequisites):
             raise ValueError(f"prerequisite {', '.join(map(repr, repeated))} is listed more than once")
+        if repeated := _duplicates(self.call_in_departments):
+            raise ValueError(f"call_in_departments lists {', '.join(map(repr, repeated))} more than once")
+        if self.department in self.call_in_departments:
+            raise ValueError(f"call_in_departments names the matter's own department '{self.department}'")
         return self
 
     @property
@@ -607,6 +613,14 @@ def _check_matters(matters: Mapping[str, Matter], departments: Mapping[str, Depa
         for prerequisite in matter.prerequisites:
             if prerequisite not in matters:
                 raise CatalogueError(file, label, f"unknown prerequisite '{prerequisite}'")
+        for called in matter.call_in_departments:
+            called_department = departments.get(called)
+            if called_department is None:
+                raise CatalogueError(file, label, f"call_in_departments: unknown department '{called}'")
+            # Calls are made at the street and the district: the department must have a desk at one of them.
+            if not (called_department.has_desk_at(Level.STREET) or called_department.has_desk_at(Level.DISTRICT)):
+                raise CatalogueError(file, label, f"call_in_departments: department '{called}' has no desk at "
+                                                  "the street or the district, where departments are called in")
 
     if cycle := _prerequisite_cycle(matters):
         raise CatalogueError(file, f"matter '{cycle[0]}'", f"prerequisite cycle {' -> '.join(cycle)}")

@@ -8,6 +8,7 @@
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
+    sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SERVICE_CLASSES = {
     "intake": "services.intake.service:IntakeService",
     "routing": "services.routing.service:RoutingService",
     "notification": "services.notification.service:NotificationService",
+    "escalation": "services.escalation.service:EscalationService",
 }
 
 
@@ -190,6 +192,7 @@ def cmd_write_docs(args) -> None:
     import json
     from pathlib import Path
 
+    from services.escalation.api import escalation_openapi
     from services.intake.api import intake_openapi
     from services.routing.api import routing_openapi
     from shared.asyncapi import asyncapi_document
@@ -197,6 +200,7 @@ def cmd_write_docs(args) -> None:
     docs = Path(args.directory)
     (docs / "openapi").mkdir(parents=True, exist_ok=True)
     for name, document in (("openapi/intake.json", intake_openapi()), ("openapi/routing.json", routing_openapi()),
+                           ("openapi/escalation.json", escalation_openapi()),
                            ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
@@ -224,6 +228,19 @@ def cmd_dead_letters(args) -> None:
     count = replay_dead_letters(settings.amqp_uri, event_ids=set(args.event_id) if args.event_id else None,
                                 queue=args.queue)
     print(f"replayed {count} message(s)")
+
+
+def cmd_report(args) -> None:
+    """办不成事 and escalation figures for a period, from the escalation service's database."""
+    from services.escalation.reporting import ReportError, write_report
+
+    settings = Settings.from_env("escalation")
+    try:
+        written = write_report(settings, date_from=args.date_from, date_to=args.date_to, out_dir=args.out)
+    except ReportError as exc:
+        raise CommandFailed(str(exc)) from None
+    for path in written:
+        print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json and docs/asyncapi.json")
     docs.add_argument("directory", nargs="?", default="docs")
     docs.set_defaults(func=cmd_write_docs)
+    report = commands.add_parser("report", help="办不成事 and escalation figures for a period (CSV and HTML)")
+    report.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD (Shanghai)")
+    report.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD, included")
+    report.add_argument("--out", required=True, help="directory for the CSV files and index.html")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

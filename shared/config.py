@@ -8,15 +8,15 @@ throwaway vhost or database without touching process-wide state.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("intake", "routing")
+SERVICES = ("intake", "routing", "notification", "escalation")
 
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
-DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001}
+DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003}
 
 DEV_PII_KEY = "dev-only-pii-key-change-me"
 
@@ -42,6 +42,12 @@ class Settings:
     pii_key: str
     max_workers: int
     relay_poll_seconds: float
+    # Every SANJI_NOTIFICATION_* variable, passed on as is; the notification service reads and checks
+    # them (services/notification/settings.py, listed in docs/notifications.md).
+    notification: dict[str, str] = field(default_factory=dict)
+    # Every SANJI_ESCALATION_* variable, passed on as is; the escalation service reads and checks them
+    # (services/escalation/settings.py, listed in docs/escalation.md).
+    escalation: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -74,6 +80,12 @@ class Settings:
             pii_key=_env("SANJI_PII_KEY", DEV_PII_KEY),
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
             relay_poll_seconds=float(_env("SANJI_RELAY_POLL_SECONDS", "0.5")),
+            notification={name: value.strip() for name, value in os.environ.items()
+                          if name.startswith("SANJI_NOTIFICATION_") and value.strip()
+                          and name not in ("SANJI_NOTIFICATION_DATABASE_URL", "SANJI_NOTIFICATION_HTTP_PORT")},
+            escalation={name: value.strip() for name, value in os.environ.items()
+                        if name.startswith("SANJI_ESCALATION_") and value.strip()
+                        and name not in ("SANJI_ESCALATION_DATABASE_URL", "SANJI_ESCALATION_HTTP_PORT")},
         )
 
 
@@ -92,6 +104,9 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_CREDIT_FLAGS_FILE": str(settings.credit_flags),
         "SANJI_PII_KEY": settings.pii_key,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
+        "SANJI_VAR_DIR": str(settings.var_dir),
+        **settings.notification,
+        **settings.escalation,
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
     if settings.http_port is not None:

@@ -320,12 +320,240 @@ class CaseCompletedV1(EventPayload):
         return self.case_id
 
 
+# ── Escalation: 督办, 吹哨 and the 办不成事 window (published by the escalation service; reports also by intake)
+
+
+class ItemDeadlineWarningV1(ItemEvent):
+    """督办: an item has used the configured share of its promised time (80 % by default).
+
+    Escalation notices describe the item as the escalation service last heard of it: ``occurred_at`` is the
+    time of that state (routing's last change), so a read model never lets a notice overwrite a newer state;
+    ``raised_at`` is when the notice was raised."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.deadline-warning.v1"
+    verb: ClassVar[str] = "deadline-warning"
+
+    share_used: float = Field(ge=0, description="the share of the promised working time used when warned")
+    promised_deadline: datetime
+    raised_at: datetime
+
+
+class ItemSupervisionEscalatedV1(ItemEvent):
+    """督办: an item broke its promised limit (first escalation) or its legal limit (second escalation); the
+    supervising unit named here takes it up. The item itself stays where it is."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.supervision-escalated.v1"
+    verb: ClassVar[str] = "supervision-escalated"
+
+    stage: Literal["promised_breach", "legal_breach"]
+    deadline: datetime = Field(description="the limit that was broken")
+    supervising_level: Level
+    supervising_unit_code: str = Field(pattern=r"^\d{12}$")
+    raised_at: datetime
+
+
+class WhistleEvent(EventPayload):
+    """What every 吹哨 event carries: the call, its item, and the called department's desk.
+
+    Routing key ``whistle.<verb>.<district>.<level>.<unit>.<department>`` names the called desk, so a
+    department binds ``whistle.*.320113000000.*.*.housing`` for every call to it in 栖霞区."""
+
+    call_id: str
+    item_id: str
+    case_id: str
+    matter_code: str
+    department_code: str = Field(description="the department called in")
+    level: Level = Field(description="the level of the called department's desk")
+    unit_code: str = Field(pattern=r"^\d{12}$", description="the unit of the called department's desk")
+    district_code: str = Field(pattern=r"^\d{12}$")
+    caller_level: Level = Field(description="the level the item reached, whose unit blows the whistle")
+    caller_unit_code: str = Field(pattern=r"^\d{12}$")
+    occurred_at: datetime
+
+    verb: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "verb" in cls.__dict__:
+            cls.routing_key_template = (f"whistle.{cls.verb}.{{district_code}}.{{level}}.{{unit_code}}"
+                                        ".{department_code}")
+
+    def subject(self) -> str:
+        return self.call_id
+
+
+class WhistleCalledV1(WhistleEvent):
+    """吹哨: an item reached the street or the district by escalation; a department it names is called in and
+    must acknowledge by ``ack_due_at``."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "whistle.called.v1"
+    verb: ClassVar[str] = "called"
+
+    ack_due_at: datetime
+
+
+class WhistleAcknowledgedV1(WhistleEvent):
+    """报到: the called department acknowledged in time."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "whistle.acknowledged.v1"
+    verb: ClassVar[str] = "acknowledged"
+
+    acknowledged_by: str = Field(description="the department system's account")
+
+
+class WhistleEscalatedV1(WhistleEvent):
+    """A call went unacknowledged past its limit: it is escalated to the level above the caller (at the district,
+    to the district's own supervision), and the item is ordered up its line where there is a level above."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "whistle.escalated.v1"
+    verb: ClassVar[str] = "escalated"
+
+    ack_due_at: datetime
+    escalated_to_level: Level
+    escalated_to_unit_code: str = Field(pattern=r"^\d{12}$")
+    item_ordered_up: bool
+
+
+ReportClass = Literal["simple", "complex", "special"]
+
+
+class ReportEvent(EventPayload):
+    """What every 办不成事 report event carries. Never the reporter's name, phone or own words: those stay in
+    the service that took the report. Routing key ``report.<verb>.<district>.<unit>``, the unit being the one
+    the report belongs to (where it was first asked)."""
+
+    report_id: str
+    report_number: str
+    district_code: str = Field(pattern=r"^\d{12}$")
+    unit_code: str = Field(pattern=r"^\d{12}$", description="the unit of the first person asked")
+    occurred_at: datetime
+
+    verb: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "verb" in cls.__dict__:
+            cls.routing_key_template = f"report.{cls.verb}.{{district_code}}.{{unit_code}}"
+
+    def subject(self) -> str:
+        return self.report_id
+
+
+class ReportFiledV1(ReportEvent):
+    """办不成事: someone reported a request that could not get done, at a kiosk or to a member of staff."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.filed.v1"
+    verb: ClassVar[str] = "filed"
+
+    channel: Literal["kiosk", "staff"]
+    community_code: str | None = Field(default=None, pattern=r"^\d{12}$", description="the reporter's community")
+    case_id: str | None = None
+    item_id: str | None = None
+    matter_code: str | None = None
+    department_code: str | None = None
+    level: Level | None = Field(default=None, description="the level of the item concerned, if any")
+    report_class: ReportClass | None = Field(default=None, description="none until someone classifies it")
+    cause_code: str | None = None
+    owner: str = Field(description="the account of the first person asked (首问负责)")
+
+
+class ReportClassifiedV1(ReportEvent):
+    """A report got its class and cause; a complex one owes a department opinion, a special one has the time
+    limit given to the person."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.classified.v1"
+    verb: ClassVar[str] = "classified"
+
+    report_class: ReportClass
+    cause_code: str
+    department_code: str | None = None
+    opinion_due_at: datetime | None = None
+    time_limit_at: datetime | None = None
+    classified_by: str
+
+
+class ReportAssignedV1(ReportEvent):
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.assigned.v1"
+    verb: ClassVar[str] = "assigned"
+
+    specialist: str
+    assigned_by: str
+
+
+class ReportContactRecordedV1(ReportEvent):
+    """The specialist contacted a department (or received its opinion). What was said stays in the record."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.contact-recorded.v1"
+    verb: ClassVar[str] = "contact-recorded"
+
+    department_code: str
+    contact_kind: Literal["contact", "opinion"]
+    specialist: str
+
+
+class ReportDeferralGrantedV1(ReportEvent):
+    """容缺受理 as a coordination outcome: the item may go ahead while these materials are still missing; the
+    escalation service follows them up until ``due_date``."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.deferral-granted.v1"
+    verb: ClassVar[str] = "deferral-granted"
+
+    item_id: str
+    case_id: str
+    matter_code: str
+    department_code: str
+    material_codes: tuple[str, ...] = Field(min_length=1)
+    due_date: date
+    granted_by: str
+
+
+class ReportClosedV1(ReportEvent):
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.closed.v1"
+    verb: ClassVar[str] = "closed"
+
+    outcome: Literal["solved", "explained", "referred", "deferral_granted", "not_solvable"]
+    closed_by: str
+
+
+class ReportReturnVisitedV1(ReportEvent):
+    """回访: the person was asked whether the problem is solved."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.return-visited.v1"
+    verb: ClassVar[str] = "return-visited"
+
+    agrees_solved: bool
+    visited_by: str
+
+
+class ReportReopenedV1(ReportEvent):
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.reopened.v1"
+    verb: ClassVar[str] = "reopened"
+
+    reason: Literal["return_visit_disagreed", "deferral_material_overdue"]
+    reopen_count: int
+
+
+class ReportOverdueV1(ReportEvent):
+    """A complex report's department opinion, or a special report's time limit, passed without it."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "report.overdue.v1"
+    verb: ClassVar[str] = "overdue"
+
+    limit: Literal["opinion", "time_limit"]
+    due_at: datetime
+    supervising_unit_code: str = Field(pattern=r"^\d{12}$")
+
+
 PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
     payload.event_type: payload
     for payload in (CaseSubmittedV1, ItemRoutedV1, ItemClaimedV1, ItemAcceptedV1, ItemSupplementRequestedV1,
                     ItemSupplementSuppliedV1, ItemResolvedV1, ItemRejectedV1, ItemReturnedV1, ItemReleasedV1,
                     ItemTerminatedV1, CustodyRecordedV1, DeferralReminderV1, CaseCompletedV1, EscalationOrderedV1,
-                    ItemEscalatedV1)
+                    ItemEscalatedV1,
+                    ItemDeadlineWarningV1, ItemSupervisionEscalatedV1, WhistleCalledV1, WhistleAcknowledgedV1,
+                    WhistleEscalatedV1, ReportFiledV1, ReportClassifiedV1, ReportAssignedV1, ReportContactRecordedV1,
+                    ReportDeferralGrantedV1, ReportClosedV1, ReportReturnVisitedV1, ReportReopenedV1,
+                    ReportOverdueV1)
 }
 
 

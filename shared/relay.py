@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from shared.clock import Clock
 from shared.db import is_postgres
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
+from shared.health import LinkState
 from shared.outbox import OutboxMessage
 from shared.topology import declare_topology, events_exchange
 
@@ -26,7 +27,7 @@ log = structlog.get_logger(__name__)
 
 class OutboxRelay:
     def __init__(self, session_factory: sessionmaker, *, amqp_uri: str, source: str, clock: Clock,
-                 poll_seconds: float = 0.5, batch_size: int = 200):
+                 poll_seconds: float = 0.5, batch_size: int = 200, metrics=None):
         self._session_factory = session_factory
         self._amqp_uri = amqp_uri
         self._source = source
@@ -37,6 +38,10 @@ class OutboxRelay:
         self._stopping = threading.Event()
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        # shared.metrics.ServiceMetrics (published/failed counters), when the service has one.
+        self._metrics = metrics
+        # Opened lazily, so "never used" is healthy; down after a failed publish until one gets through.
+        self.broker_link = LinkState("relay", required=False)
 
     def wake(self) -> None:
         """Called after a local commit with events, so they go out now rather than at the next poll."""
@@ -51,9 +56,14 @@ class OutboxRelay:
         while not self._stopping.is_set():
             try:
                 published = self.publish_pending()
+                if self.broker_link.up is False:  # another replica may have sent our rows: check anyway
+                    self._ensure_producer()
+                    self.broker_link.mark_up()
                 failures = 0
             except Exception:  # noqa: BLE001 - the relay must outlive any broker or database outage
                 failures += 1
+                if self._metrics is not None:
+                    self._metrics.relay_failures.inc()
                 delay = min(0.2 * 2 ** failures, 10.0)
                 log.warning("outbox relay failed; retrying", source=self._source, retry_in_s=delay,
                             exc_info=True)
@@ -86,19 +96,26 @@ class OutboxRelay:
             rows = session.scalars(query).all()
             if not rows:
                 return 0
-            producer = self._ensure_producer()
-            for row in rows:
-                # confirm_publish makes each publish wait for the broker's ack (raises on nack).
-                producer.publish(
-                    row.body,
-                    routing_key=row.routing_key,
-                    content_type=CLOUDEVENTS_CONTENT_TYPE,
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    message_id=row.event_id,
-                    type=row.event_type,
-                    retry=False,
-                )
+            try:
+                producer = self._ensure_producer()
+                for row in rows:
+                    # confirm_publish makes each publish wait for the broker's ack (raises on nack).
+                    producer.publish(
+                        row.body,
+                        routing_key=row.routing_key,
+                        content_type=CLOUDEVENTS_CONTENT_TYPE,
+                        content_encoding="utf-8",
+                        delivery_mode=2,
+                        message_id=row.event_id,
+                        type=row.event_type,
+                        retry=False,
+                    )
+            except Exception as exc:
+                self.broker_link.mark_down(exc)
+                raise
+            self.broker_link.mark_up()
+            if self._metrics is not None:
+                self._metrics.relay_published.inc(len(rows))
             session.execute(update(OutboxMessage)
                             .where(OutboxMessage.seq.in_([row.seq for row in rows]))
                             .values(published_at=self._clock.now()))

@@ -1,4 +1,4 @@
-"""What every Sanji service has: storage with its outbox relay, a clock, authentication, and /health.
+"""What every Sanji service has: storage with its outbox relay, a clock, authentication, /health and /metrics.
 
 Services subclass ``SanjiService``; nameko finds entrypoints on base classes too, so operational
 endpoints live here once.
@@ -7,8 +7,10 @@ endpoints live here once.
 from __future__ import annotations
 
 from nameko.web.handlers import http
+from werkzeug.wrappers import Response
 
 from shared.http import json_response
+from shared.metrics import Metrics
 from shared.nameko_ext import Authenticator, ClockProvider, Storage
 
 
@@ -18,8 +20,15 @@ class SanjiService:
     storage = Storage()
     clock = ClockProvider()
     authenticate = Authenticator()
+    telemetry = Metrics()
 
     @http("GET", "/health")
     def health(self, request):
         """200 when the broker and the database answer, 503 otherwise (for probes and load balancers)."""
         return json_response(*self.storage.health())
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        """Prometheus text format: this container's handlers, relay, outbox and (routing) items."""
+        body, content_type = self.telemetry.exposition()
+        return Response(body, content_type=content_type)

@@ -53,8 +53,14 @@ NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#"))
 
 ROUTING_ESCALATION_ORDERS = ConsumerQueue("routing.escalation-orders", ("escalation.ordered.#",))
 
+# Routing's item changes (not the escalation service's own notices, also on item.*), and reports filed at kiosks.
+ESCALATION_EVENTS = ConsumerQueue("escalation.events", tuple(
+    f"item.{verb}.#" for verb in ("routed", "released", "claimed", "accepted", "supplement-requested",
+                                  "supplement-supplied", "resolved", "rejected", "returned", "terminated",
+                                  "escalated")) + ("report.filed.#",))
+
 CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS, INTAKE_ITEM_UPDATES,
-                                              NOTIFICATION_EVENTS)
+                                              NOTIFICATION_EVENTS, ESCALATION_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,

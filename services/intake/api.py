@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.intake.failure_reports import FailureReportReceipt, FailureReportSubmission
 from services.intake.schemas import CaseSubmission, CaseView, CatalogueSummary, Health, Problem
 from shared.openapi import Operation, build_openapi
 
@@ -19,6 +20,10 @@ OPERATIONS = [
                            "proxy_not_allowed, idempotency_key_reused"}),
     Operation("GET", "/v1/cases/{case_id}", "A case with each item's level, unit, department, status and deadline",
               CaseView, errors={403: "the case belongs to another community", 404: "no such case"}),
+    Operation("POST", "/v1/failure-reports", "办不成事: report a request that could not get done (the reporter's "
+              "name and phone stay in intake)", FailureReportReceipt, 201, request_model=FailureReportSubmission,
+              errors={403: "the client may not act for that community", 404: "no such case",
+                      422: "validation_failed, unknown_community, unknown_item, case_of_another_community"}),
     Operation("GET", "/v1/catalogue", "Matters and bundles with their required materials", CatalogueSummary),
     Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
               errors={503: "broker or database unreachable"}),

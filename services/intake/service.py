@@ -8,7 +8,7 @@ from nameko.rpc import rpc
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.intake import handlers
+from services.intake import failure_reports, handlers
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.domain import SubmissionRefused
@@ -60,6 +60,18 @@ class IntakeService(SanjiService):
         except SubmissionRefused as refused:
             raise _as_api_error(refused) from None
         return json_response(200, view)
+
+    @http("POST", "/v1/failure-reports")
+    @api_endpoint
+    def file_failure_report(self, request):
+        principal = self.authenticate(request)
+        submission = read_json(request, failure_reports.FailureReportSubmission)
+        try:
+            receipt = failure_reports.file_report(submission, principal=principal, rules=self.rules,
+                                                  unit_of_work=self.storage.unit_of_work(self.clock), clock=self.clock)
+        except SubmissionRefused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(201, receipt)
 
     @http("GET", "/v1/catalogue")
     @api_endpoint

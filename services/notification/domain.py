@@ -10,6 +10,7 @@ Time, randomness and the catalogue's names are passed in, so every rule is testa
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from shared.catalogue import Catalogue
 from shared.events import (
@@ -272,6 +274,20 @@ def template_keys(rules: Mapping[str, tuple[Rule, ...]] = RULES) -> set[tuple[st
             for channel in AUDIENCE_CHANNELS[rule.audience]}
 
 
+def sample_renderings(events: Iterable[EventPayload], names: Names,
+                      rules: Mapping[str, tuple[Rule, ...]] = RULES) -> list[tuple[str, str, dict]]:
+    """(kind, channel, context) for every rule each sample event meets, its condition aside: what the
+    start-up check renders every template with."""
+    return [(rule.kind, channel, rule.context(event, names))
+            for event in events for rule in rules.get(event.event_type, ())
+            for channel in AUDIENCE_CHANNELS[rule.audience]]
+
+
+def event_types_without_samples(events: Iterable[EventPayload],
+                                rules: Mapping[str, tuple[Rule, ...]] = RULES) -> set[str]:
+    return set(rules) - {event.event_type for event in events}
+
+
 # ── Recipients ──────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -410,9 +426,18 @@ def plan(event_type: str, event: EventPayload, *, now: datetime, names: Names,
     return planned
 
 
+MAX_CAUSE_CHARS = 255
+
+
 def cause_of(event_key: str, kind: str) -> str:
-    """The cause in the delivery log's unique key (recipient, channel, cause): the event and the message kind."""
-    return f"{event_key}/{kind}"
+    """The cause in the delivery log's unique key (recipient, channel, cause): the event and the message kind.
+
+    An event key too long for the column (ids are chosen by the publisher) is replaced by its SHA-256,
+    which keeps the key unique and the same on every redelivery."""
+    cause = f"{event_key}/{kind}"
+    if len(cause) <= MAX_CAUSE_CHARS:
+        return cause
+    return f"sha256:{hashlib.sha256(event_key.encode()).hexdigest()}/{kind}"
 
 
 # ── Sending: outcomes, retries, rate limits ─────────────────────────────────────────────────────────
@@ -577,7 +602,16 @@ def address_hint(channel: str, address: str) -> str:
         return mask_phone(address)
     if channel == "email":
         return mask_email(address)
-    return address
+    return safe_url(address)[:128]
+
+
+def safe_url(url: str) -> str:
+    """A URL without the credentials or query string it may carry, for logs and the delivery log."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return parts.scheme + "://…" if parts.scheme else "…"
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def scrub(text: str, limit: int = 300) -> str:

@@ -139,7 +139,8 @@ def test_a_supplement_request_pauses_the_clock_and_the_supplement_resumes_it(rou
 
 
 def test_deferred_material_supplied_in_time_lets_the_item_continue(routing, clock):
-    case_id = routing.submit("residence-permit", deferred=(("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
+    case_id = routing.submit("residence-permit",
+                             deferred=(("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
     item_id = routing.items(case_id)["residence-permit"]
 
     supplied = routing.act(item_id, "record-supplement", "maigaoqiao", {"materials": ["landlord-id-copy"]})
@@ -224,7 +225,8 @@ def test_a_resolved_prerequisite_releases_its_dependent_with_a_fresh_clock(routi
     released = routing.get(items["flexible-employment-insurance"])
     assert released["status"] == "queued"
     assert released["promised_deadline"].startswith("2026-12-15")  # 5 working days from the release
-    assert [e["data"]["item_id"] for e in routing.outbox("item.released.v1")] == [items["flexible-employment-insurance"]]
+    released_ids = [e["data"]["item_id"] for e in routing.outbox("item.released.v1")]
+    assert released_ids == [items["flexible-employment-insurance"]]
     assert routing.outbox("case.completed.v1") == []
 
 

@@ -292,13 +292,13 @@ def test_expand_refuses_unknown_codes_and_a_bare_string(catalogue: Catalogue) ->
 
 
 def test_version_is_the_manifest_version_plus_a_content_hash(catalogue: Catalogue, copy_dir: Path) -> None:
-    assert re.fullmatch(r"2026\.11\.2\+[0-9a-f]{12}", catalogue.version)
+    assert re.fullmatch(r"2026\.11\.3\+[0-9a-f]{12}", catalogue.version)
     assert load_catalogue(copy_dir).version == catalogue.version  # same bytes, same version
 
     matters_file = copy_dir / "matters.yaml"
     matters_file.write_bytes(matters_file.read_bytes() + b"\n# an edit without a version bump\n")
     edited = load_catalogue(copy_dir)
-    assert edited.version.startswith("2026.11.2+")
+    assert edited.version.startswith("2026.11.3+")
     assert edited.version != catalogue.version
 
 

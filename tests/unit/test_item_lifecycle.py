@@ -59,8 +59,12 @@ def test_every_open_status_can_be_terminated_by_rule():
     assert {status for status, action in TRANSITIONS if action is Action.TERMINATE} == OPEN_STATUSES
 
 
-def _return(matter_code="employment-registration", level=Level.COMMUNITY, placed=shanghai(2026, 11, 30, 9),
-            now=shanghai(2026, 12, 1, 9), count=0, locked=False, max_returns=2):
+MONDAY_MORNING = shanghai(2026, 11, 30, 9)
+TUESDAY_MORNING = shanghai(2026, 12, 1, 9)
+
+
+def _return(matter_code="employment-registration", level=Level.COMMUNITY, placed=MONDAY_MORNING,
+            now=TUESDAY_MORNING, count=0, locked=False, max_returns=2):
     return decide_return(CATALOGUE, CALENDAR, matter=CATALOGUE.matter(matter_code), community_code=XINHE,
                          level=level, placed_at=placed, now=now, return_count=count, returns_locked=locked,
                          policy=ReturnPolicy(max_returns=max_returns))

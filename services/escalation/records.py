@@ -1,0 +1,125 @@
+"""Building blocks every escalation handler uses: deadline rows, row locks, the action log, and events built
+from rows (one place, so every event carries the same placement fields)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from services.escalation.adapters.orm import (
+    Deadline,
+    EscalationAction,
+    EscalationItem,
+    FailureReport,
+    WhistleCall,
+)
+from services.escalation.domain import DeadlineKind
+from services.escalation.settings import Cause, EscalationSettings
+from shared.catalogue import Catalogue
+from shared.clock import new_id
+from shared.db import is_postgres
+from shared.events import ItemEvent, ReportEvent, WhistleEvent
+from shared.outbox import UnitOfWork
+from shared.workdays import WorkdayCalendar
+
+
+@dataclass(frozen=True)
+class EscalationRules:
+    catalogue: Catalogue
+    calendar: WorkdayCalendar
+    settings: EscalationSettings
+    causes: dict[str, Cause]
+
+
+# ── Row locks: always the subject (item, report or grant) first, then its deadlines ─────────────────
+
+
+def lock(uow: UnitOfWork, model, key, *, skip_locked: bool = False):
+    """The row under a write lock on PostgreSQL (SQLite serialises writers anyway); None if it does not exist,
+    or with ``skip_locked`` if another transaction holds it."""
+    primary_key = model.__mapper__.primary_key[0]
+    query = select(model).where(primary_key == key)
+    if is_postgres(uow.session.get_bind()):
+        query = query.with_for_update(skip_locked=skip_locked)
+    return uow.session.scalars(query).one_or_none()
+
+
+# ── Deadline rows ───────────────────────────────────────────────────────────────────────────────────
+
+
+def arm(uow: UnitOfWork, *, key: str, kind: DeadlineKind, subject_type: str, subject_id: str, due_at: datetime,
+        now: datetime, call_id: str | None = None) -> Deadline | None:
+    """Make the deadline ``key`` pending at ``due_at``. A deadline that has fired stays fired (each fires once);
+    one that was cancelled (a paused clock, say) is armed again. Returns the row, or None if it already fired."""
+    row = uow.session.scalars(select(Deadline).where(Deadline.key == key)).one_or_none()
+    if row is None:
+        row = Deadline(id=new_id(), key=key, kind=str(kind), subject_type=subject_type, subject_id=subject_id,
+                       call_id=call_id, due_at=due_at, state="pending", created_at=now)
+        uow.session.add(row)
+        return row
+    if row.state == "fired":
+        return None
+    row.state, row.due_at = "pending", due_at
+    return row
+
+
+def cancel(uow: UnitOfWork, *, key: str) -> None:
+    uow.session.execute(update(Deadline).where(Deadline.key == key, Deadline.state == "pending")
+                        .values(state="cancelled"))
+
+
+def cancel_all(uow: UnitOfWork, *, subject_id: str, kinds: tuple[DeadlineKind, ...] | None = None) -> None:
+    statement = update(Deadline).where(Deadline.subject_id == subject_id, Deadline.state == "pending")
+    if kinds is not None:
+        statement = statement.where(Deadline.kind.in_([str(kind) for kind in kinds]))
+    uow.session.execute(statement.values(state="cancelled"))
+
+
+def supervision_key(kind: DeadlineKind, item: EscalationItem) -> str:
+    return f"{kind}:{item.item_id}:{item.clock_cycle}"
+
+
+# ── The action log ──────────────────────────────────────────────────────────────────────────────────
+
+
+def record_action(uow: UnitOfWork, kind: str, *, at: datetime, item: EscalationItem | None = None,
+                  report: FailureReport | None = None, **details) -> None:
+    source = item if item is not None else report
+    uow.session.add(EscalationAction(
+        kind=kind, at=at, item_id=item.item_id if item is not None else getattr(report, "item_id", None),
+        report_id=report.report_id if report is not None else None,
+        matter_code=getattr(source, "matter_code", None), department_code=getattr(source, "department_code", None),
+        level=details.pop("level", getattr(source, "level", None)),
+        unit_code=details.pop("unit_code", getattr(source, "unit_code", None)),
+        community_code=getattr(source, "community_code", None), district_code=getattr(source, "district_code", None),
+        details=json.dumps(details, ensure_ascii=False, default=str)))
+
+
+# ── Events from rows ────────────────────────────────────────────────────────────────────────────────
+
+
+def item_notice(event_class: type[ItemEvent], item: EscalationItem, **fields) -> ItemEvent:
+    """An escalation notice about an item, describing it as of the last routing change the service saw
+    (``occurred_at``), so a read model never lets it overwrite a newer state."""
+    return event_class(
+        item_id=item.item_id, case_id=item.case_id, case_number=item.case_number, matter_code=item.matter_code,
+        department_code=item.department_code, level=item.level, unit_code=item.unit_code,
+        district_code=item.district_code, community_code=item.community_code, status=item.status,
+        occurred_at=item.as_of, **fields)
+
+
+def whistle_event(event_class: type[WhistleEvent], call: WhistleCall, item: EscalationItem, *, at: datetime,
+                  **fields) -> WhistleEvent:
+    return event_class(
+        call_id=call.call_id, item_id=call.item_id, case_id=item.case_id, matter_code=item.matter_code,
+        department_code=call.department_code, level=call.level, unit_code=call.unit_code,
+        district_code=call.district_code, caller_level=call.caller_level, caller_unit_code=call.caller_unit_code,
+        occurred_at=at, **fields)
+
+
+def report_event(event_class: type[ReportEvent], report: FailureReport, *, at: datetime, **fields) -> ReportEvent:
+    return event_class(report_id=report.report_id, report_number=report.report_number,
+                       district_code=report.district_code, unit_code=report.unit_code, occurred_at=at, **fields)

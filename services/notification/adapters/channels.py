@@ -1,0 +1,228 @@
+"""Channel adapters, one interface: ``send(OutgoingMessage) -> SendResult``.
+
+Each adapter says what happened in the terms the retry rules understand: sent, transient (try again
+later), permanent (never going to work), skipped. None raises for a delivery problem, and none puts an
+address into a result's detail: providers' error texts are scrubbed before they are kept or logged.
+
+- SMS: ``SmsGateway`` posts to an HTTP gateway; ``FileSink`` writes to a file for development.
+- Email: ``SmtpEmail`` over SMTP (STARTTLS and login optional); ``FileSink`` for development.
+- Webhook: ``WebhookSender`` posts the JSON document signed with HMAC-SHA256 (see ``signature``).
+The staff inbox is a table of our own and is written in the transaction that plans the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Protocol
+
+import requests
+
+from services.notification.domain import (
+    Outcome,
+    SendResult,
+    classify_http_status,
+    normalise_mobile,
+    plausible_email,
+    safe_url,
+    scrub,
+)
+
+SIGNATURE_VERSION = "v1"
+TIMESTAMP_HEADER = "X-Sanji-Timestamp"
+SIGNATURE_HEADER = "X-Sanji-Signature"
+DELIVERY_HEADER = "X-Sanji-Delivery-Id"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    delivery_id: str
+    to: str = field(repr=False)              # a phone number, an email address or a webhook URL
+    subject: str
+    body: str
+    sent_at: datetime                        # the service clock's now: a webhook's signed timestamp
+    document: str | None = None              # the JSON body of a webhook
+    secret: str | None = field(default=None, repr=False)
+
+
+class Sender(Protocol):
+    description: str                         # for the start-up log line: where messages go
+
+    def send(self, message: OutgoingMessage) -> SendResult: ...
+
+
+def _http_failure(response: requests.Response) -> str:
+    reason = ""
+    try:
+        document = response.json()
+        if isinstance(document, dict):
+            reason = str(document.get("error") or document.get("code") or document.get("message") or "")
+    except ValueError:
+        reason = response.text[:200]
+    return f"HTTP {response.status_code}" + (f": {scrub(reason, 200)}" if reason else "")
+
+
+def _post(session: requests.Session, url: str, *, timeout: float, **kwargs) -> SendResult:
+    try:
+        response = session.post(url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.Timeout:
+        return SendResult(Outcome.TRANSIENT, f"no answer within {timeout:g}s")
+    except requests.RequestException as exc:
+        return SendResult(Outcome.TRANSIENT, f"connection failed ({type(exc).__name__})")
+    outcome = classify_http_status(response.status_code)
+    if outcome is Outcome.SENT:
+        reference = None
+        try:
+            document = response.json()
+            if isinstance(document, dict) and document.get("message_id") is not None:
+                reference = str(document["message_id"])[:128]
+        except ValueError:
+            pass
+        return SendResult(Outcome.SENT, f"HTTP {response.status_code}", reference)
+    return SendResult(outcome, _http_failure(response))
+
+
+class SmsGateway:
+    """An HTTP SMS gateway: ``POST <url>`` with ``{"to", "text", "client_ref"}`` and a bearer API key.
+
+    2xx is sent; 408, 425, 429 and 5xx are transient; any other status (400 invalid number, 401, 403)
+    is permanent. ``client_ref`` is the delivery id, so a gateway that dedupes can drop a resend.
+    A number that is not a mainland mobile number fails at once, without a request.
+    """
+
+    def __init__(self, url: str, api_key: str | None, *, timeout: float):
+        self.url = url
+        self.description = f"SMS gateway {safe_url(url)}"
+        self._timeout = timeout
+        self._session = requests.Session()
+        if api_key:
+            self._session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        phone = normalise_mobile(message.to)
+        if phone is None:
+            return SendResult(Outcome.PERMANENT, "invalid_number: not a mainland mobile number")
+        return _post(self._session, self.url, timeout=self._timeout,
+                     json={"to": phone, "text": message.body, "client_ref": message.delivery_id})
+
+
+class FileSink:
+    """Development stand-in for a provider: appends each message as a JSON line to a file under var/.
+
+    The file holds real addresses: it is for a laptop, never for production.
+    """
+
+    def __init__(self, path: Path, channel: str):
+        self.path = Path(path)
+        self.channel = channel
+        self.description = f"{channel} file sink {self.path}"
+        self._lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if self.channel == "sms" and normalise_mobile(message.to) is None:
+            return SendResult(Outcome.PERMANENT, "invalid_number: not a mainland mobile number")
+        if self.channel == "email" and not plausible_email(message.to):
+            return SendResult(Outcome.PERMANENT, "invalid_address")
+        line = json.dumps({"delivery_id": message.delivery_id, "at": message.sent_at.isoformat(), "to": message.to,
+                           "subject": message.subject, "body": message.body}, ensure_ascii=False)
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as sink:
+                    sink.write(line + "\n")
+        except OSError as exc:
+            return SendResult(Outcome.TRANSIENT, f"cannot write the sink file ({exc.strerror})")
+        return SendResult(Outcome.SENT, "written to the development sink")
+
+
+class SmtpEmail:
+    """Email over SMTP, one connection per message, UTF-8 text with the delivery id as Message-ID.
+
+    A 5xx answer about this message (recipient refused, message refused) is permanent; connection
+    problems, timeouts, 4xx answers and authentication failures (a configuration problem that fixing
+    the configuration cures) are transient.
+    """
+
+    def __init__(self, host: str, port: int, *, sender: str, timeout: float, username: str | None = None,
+                 password: str | None = None, starttls: bool = False):
+        self.description = f"SMTP server {host}:{port}"
+        self._host, self._port, self._sender, self._timeout = host, port, sender, timeout
+        self._username, self._password, self._starttls = username, password, starttls
+
+    def _message(self, message: OutgoingMessage) -> EmailMessage:
+        email = EmailMessage()
+        email["Subject"] = message.subject
+        email["From"] = self._sender
+        email["To"] = message.to
+        email["Date"] = format_datetime(message.sent_at)
+        email["Message-ID"] = f"<{message.delivery_id}@sanji.notification>"
+        email[DELIVERY_HEADER] = message.delivery_id
+        email.set_content(message.body, charset="utf-8")
+        return email
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if not plausible_email(message.to):
+            return SendResult(Outcome.PERMANENT, "invalid_address")
+        email = self._message(message)
+        try:
+            with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
+                if self._starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self._username:
+                    smtp.login(self._username, self._password or "")
+                smtp.send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()), (550, b""))
+            return SendResult(Outcome.PERMANENT if code >= 500 else Outcome.TRANSIENT,
+                              f"recipient refused: {code} {_smtp_text(text)}")
+        except smtplib.SMTPAuthenticationError as exc:
+            return SendResult(Outcome.TRANSIENT, f"SMTP login refused: {exc.smtp_code}")
+        except smtplib.SMTPResponseException as exc:
+            return SendResult(Outcome.PERMANENT if exc.smtp_code >= 500 else Outcome.TRANSIENT,
+                              f"SMTP {exc.smtp_code} {_smtp_text(exc.smtp_error)}")
+        except TimeoutError:
+            return SendResult(Outcome.TRANSIENT, f"no answer within {self._timeout:g}s")
+        except (smtplib.SMTPException, OSError) as exc:
+            return SendResult(Outcome.TRANSIENT, f"SMTP connection failed ({type(exc).__name__})")
+        return SendResult(Outcome.SENT, "accepted by the SMTP server")
+
+
+def _smtp_text(text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return scrub(text, 200)
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>``: what docs/notifications.md tells receivers."""
+    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+class WebhookSender:
+    """POSTs the delivery's JSON document to a department system, signed so the receiver can check it
+    came from us, unchanged, and recently (a replay of an old request is refused by its timestamp)."""
+
+    description = "department webhooks"
+
+    def __init__(self, *, timeout: float):
+        self._timeout = timeout
+        self._session = requests.Session()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if message.document is None or not message.secret:
+            return SendResult(Outcome.PERMANENT, "nothing to sign or no secret configured")
+        body = message.document.encode("utf-8")
+        timestamp = str(int(message.sent_at.timestamp()))
+        headers = {"Content-Type": "application/json; charset=utf-8", TIMESTAMP_HEADER: timestamp,
+                   SIGNATURE_HEADER: signature(message.secret, timestamp, body), DELIVERY_HEADER: message.delivery_id}
+        return _post(self._session, message.to, timeout=self._timeout, data=body, headers=headers)

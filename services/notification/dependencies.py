@@ -1,0 +1,140 @@
+"""Notification's nameko dependencies: rules, templates and channels built and checked once, at start.
+
+A broken template, a missing variable, an unknown webhook scope or an invalid setting raises in
+``setup``, so the service does not start, rather than failing when a resident's message is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+import eventlet
+import structlog
+from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
+
+from services.notification import domain, samples
+from services.notification.adapters.channels import FileSink, SmsGateway, SmtpEmail, WebhookSender
+from services.notification.handlers import Dispatcher, NotificationRules
+from services.notification.rendering import MessageTemplates, TemplateProblems
+from services.notification.settings import NotificationConfigError, NotificationSettings
+from shared.catalogue import Catalogue, UnknownCode, load_catalogue
+
+log = structlog.get_logger(__name__)
+
+
+def _within(catalogue: Catalogue):
+    def within(unit: str, scope: str) -> bool:
+        try:
+            return catalogue.is_within(unit, scope)
+        except UnknownCode:
+            return False
+
+    return within
+
+
+def check_webhooks(settings: NotificationSettings, catalogue: Catalogue) -> None:
+    department_kinds = {rule.kind for rules in domain.RULES.values() for rule in rules if rule.audience == "department"}
+    for hook in settings.webhooks:
+        if hook.scope is not None and hook.scope not in catalogue.units:
+            raise NotificationConfigError(f"webhook {hook.name}: scope {hook.scope} is not a unit of the catalogue")
+        if hook.department is not None and hook.department not in catalogue.departments:
+            raise NotificationConfigError(f"webhook {hook.name}: department {hook.department!r} is not in the "
+                                          "catalogue")
+        unknown = set(hook.kinds) - department_kinds
+        if unknown:
+            known = ", ".join(sorted(department_kinds))
+            raise NotificationConfigError(f"webhook {hook.name}: no department message kind "
+                                          f"{', '.join(sorted(unknown))} (known: {known})")
+
+
+def check_templates(templates: MessageTemplates, names: domain.Names) -> None:
+    events = samples.sample_events()
+    problems = templates.check(domain.template_keys(), domain.sample_renderings(events, names))
+    problems += [f"no sample event for {event_type} in services/notification/samples.py"
+                 for event_type in sorted(domain.event_types_without_samples(events))]
+    if problems:
+        raise TemplateProblems(templates.directory, problems)
+
+
+def build_senders(settings: NotificationSettings) -> dict:
+    if settings.sms_url:
+        sms = SmsGateway(settings.sms_url, settings.sms_api_key, timeout=settings.send_timeout)
+    else:
+        sms = FileSink(settings.sms_sink, "sms")
+    if settings.smtp_host:
+        email = SmtpEmail(settings.smtp_host, settings.smtp_port, sender=settings.email_from,
+                          timeout=settings.send_timeout, username=settings.smtp_username,
+                          password=settings.smtp_password, starttls=settings.smtp_starttls)
+    else:
+        email = FileSink(settings.email_sink, "email")
+    return {"sms": sms, "email": email, "webhook": WebhookSender(timeout=settings.send_timeout)}
+
+
+class WithholdRpcReplyBodies(logging.Filter):
+    """nameko logs every RPC reply body at DEBUG ("RPC reply event complete <reply> <body>"). Intake's
+    answer to ``applicant_contact`` is the resident's name, phone and email: keep the line, drop the body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("RPC reply event complete") and isinstance(record.args, tuple):
+            record.args = (*record.args[:1], "[reply body withheld]")
+        return True
+
+
+def withhold_rpc_reply_bodies() -> None:
+    rpc_logger = logging.getLogger("nameko.rpc")
+    if not any(isinstance(existing, WithholdRpcReplyBodies) for existing in rpc_logger.filters):
+        rpc_logger.addFilter(WithholdRpcReplyBodies())
+
+
+class Notifier(DependencyProvider):
+    """``self.notifier.rules`` (planning), ``.dispatcher`` (sending), ``.settings``, ``.catalogue``."""
+
+    def setup(self):
+        withhold_rpc_reply_bodies()
+        config = self.container.config
+        self.settings = NotificationSettings.from_config(config)
+        self.catalogue = load_catalogue(config["SANJI_CATALOGUE_DIR"])
+        names = domain.CatalogueNames(self.catalogue)
+        check_webhooks(self.settings, self.catalogue)
+        templates = MessageTemplates(self.settings.templates_dir)
+        check_templates(templates, names)
+        self.rules = NotificationRules(names=names, templates=templates, webhooks=self.settings.webhooks,
+                                       within=_within(self.catalogue), quiet_hours=self.settings.quiet_hours)
+        senders = build_senders(self.settings)
+        self.dispatcher = Dispatcher(
+            senders=senders, webhooks={hook.name: hook for hook in self.settings.webhooks},
+            limiter=domain.RateLimiter(self.settings.rate_limits), retry=self.settings.retry,
+            quiet_hours=self.settings.quiet_hours, rng=random.SystemRandom(), batch_size=self.settings.batch_size,
+            lease=timedelta(seconds=self.settings.lease_seconds))
+        quiet = self.settings.quiet_hours
+        log.info("notification channels ready", **{channel: sender.description for channel, sender in senders.items()},
+                 webhooks=len(self.settings.webhooks),
+                 quiet_hours=f"{quiet.start:%H:%M}-{quiet.end:%H:%M}" if quiet.enabled else "off")
+
+    def run_all(self, function, items):
+        """Send a batch concurrently, at most ``SANJI_NOTIFICATION_CONCURRENCY`` at a time."""
+        return eventlet.GreenPool(self.settings.concurrency).imap(function, items)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class SweepTimer(Timer):
+    """nameko's timer, its interval read from the container config (so tests and operators can set it).
+
+    It fires in every replica; the sweep's row locks make that safe."""
+
+    def __init__(self, setting: str, default: float, **kwargs):
+        self.setting = setting
+        super().__init__(interval=default, eager=True, **kwargs)
+
+    def setup(self):
+        configured = self.container.config.get(self.setting)
+        if configured not in (None, ""):
+            self.interval = float(configured)
+
+
+sweep_timer = SweepTimer.decorator

@@ -1,0 +1,412 @@
+"""Notification handlers: an event in -> deliveries planned; a sweep -> due deliveries sent; staff queries.
+
+Planning and sending are apart. The consumer only writes rows (one per recipient, channel and cause,
+unique in the delivery log), so a redelivered event changes nothing and a slow gateway never holds up
+the queue. A periodic sweep in every replica claims due rows under row locks, sends them, and records
+each attempt. The staff inbox is our own table: its rows are written in the planning transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import func, select, update
+
+from services.notification import domain
+from services.notification.adapters.channels import OutgoingMessage, Sender
+from services.notification.adapters.orm import Delivery, DeliveryAttempt, InboxMessage
+from services.notification.domain import (
+    LOCAL_CHANNELS,
+    Names,
+    Outcome,
+    QuietHours,
+    RateLimiter,
+    RetryPolicy,
+    SendResult,
+    WebhookSubscription,
+)
+from services.notification.rendering import MessageTemplates
+from services.notification.schemas import AttemptView, DeliveryView, InboxEntry
+from shared.auth import Principal
+from shared.catalogue import Catalogue
+from shared.clock import Clock, new_id
+from shared.db import is_postgres
+from shared.events import CloudEvent
+from shared.outbox import UnitOfWork, insert_ignoring_duplicates
+
+log = structlog.get_logger(__name__)
+
+CONSUMER = "notification.events"
+
+
+# ── Planning ────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class NotificationRules:
+    """What planning needs, built and checked once at start."""
+
+    names: Names
+    templates: MessageTemplates
+    webhooks: tuple[WebhookSubscription, ...]
+    within: Callable[[str, str], bool]
+    quiet_hours: QuietHours
+
+
+def handle_event(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: NotificationRules) -> int:
+    """Plan the messages an event causes (the inbox ones delivered at once); returns how many deliveries
+    are new. An event type without a rule is only recorded as processed."""
+    event_rules = domain.RULES.get(event.type)
+    payload = event.payload() if event_rules else None  # an invalid payload is dead-lettered by the consumer
+    with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type,
+                                                 case_id=getattr(payload, "case_id", None),
+                                                 item_id=getattr(payload, "item_id", None)):
+        with unit_of_work as uow:
+            if not uow.claim_message(CONSUMER, event):
+                log.info("event already handled; redelivery ignored")
+                return 0
+            if not event_rules:
+                uow.commit()
+                log.debug("no notification rule for this event type")
+                return 0
+            now = uow.clock.now()
+            planned = domain.plan(event.type, payload, now=now, names=rules.names, webhooks=rules.webhooks,
+                                  within=rules.within, quiet_hours=rules.quiet_hours)
+            created = []
+            for message in planned:
+                delivery_id = _plan_one(uow, event, payload, message, rules.templates, now)
+                if delivery_id is not None:
+                    created.append((message.kind, message.channel, message.hold_reason))
+            uow.commit()
+        log.info("notifications planned", deliveries=len(created),
+                 kinds=sorted({kind for kind, _, _ in created}),
+                 held=sum(1 for _, _, hold in created if hold))
+        return len(created)
+
+
+def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.PlannedMessage,
+              templates: MessageTemplates, now: datetime) -> str | None:
+    rendered = templates.render(message.kind, message.channel, message.context)
+    delivery_id = new_id()
+    document = None
+    if message.channel == "webhook":
+        document = json.dumps({"delivery_id": delivery_id, "kind": message.kind, "subject": rendered.subject,
+                               "text": rendered.body, "event": event.model_dump(mode="json")},
+                              ensure_ascii=False, separators=(",", ":"))
+    local = message.channel in LOCAL_CHANNELS
+    inserted = uow.session.execute(insert_ignoring_duplicates(uow.session, Delivery).values(
+        id=delivery_id, recipient=message.recipient.key, channel=message.channel,
+        cause=domain.cause_of(event.dedupe_key(), message.kind), kind=message.kind,
+        audience=message.recipient.audience, event_type=event.type, case_id=getattr(payload, "case_id", None),
+        item_id=getattr(payload, "item_id", None), community_code=getattr(payload, "community_code", None),
+        subject=rendered.subject, body=rendered.body, document=document, urgent=message.urgent,
+        status="sent" if local else "pending", hold_reason=message.hold_reason, attempts=1 if local else 0,
+        next_attempt_at=None if local else message.not_before, created_at=now, sent_at=now if local else None,
+        address_hint=message.recipient.key if local else None,
+    )).rowcount == 1
+    if not inserted:
+        return None
+    if local:
+        uow.session.add(InboxMessage(
+            id=new_id(), delivery_id=delivery_id, unit_code=message.recipient.unit_code,
+            department_code=message.recipient.department_code, kind=message.kind, subject=rendered.subject,
+            body=rendered.body, case_id=getattr(payload, "case_id", None),
+            case_number=getattr(payload, "case_number", None), item_id=getattr(payload, "item_id", None),
+            created_at=now))
+        uow.session.add(DeliveryAttempt(delivery_id=delivery_id, number=1, started_at=now, finished_at=now,
+                                        outcome=Outcome.SENT.value, detail="written to the staff inbox"))
+    return delivery_id
+
+
+# ── Sending ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+class ContactUnavailable(Exception):
+    """Intake could not be asked for the resident's contact details just now (try again later)."""
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A resident's addresses, held only while a message is sent; never logged, never stored."""
+
+    phone: str | None = field(default=None, repr=False)
+    email: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    """What sending needs, built once at start and shared by the sweeps of one process."""
+
+    senders: Mapping[str, Sender]
+    webhooks: Mapping[str, WebhookSubscription]
+    limiter: RateLimiter
+    retry: RetryPolicy
+    quiet_hours: QuietHours
+    rng: domain.Random
+    batch_size: int
+    lease: timedelta
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: str
+    channel: str
+    recipient: str
+    audience: str
+    kind: str
+    case_id: str | None
+    subject: str
+    body: str
+    document: str | None
+    urgent: bool
+    attempt: int
+    claim_token: str
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    stale: int = 0
+
+    def count(self, status: str) -> None:
+        name = {"pending": "retrying"}.get(status, status)
+        setattr(self, name, getattr(self, name) + 1)
+
+
+def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock, dispatcher: Dispatcher,
+                 contacts: Callable[[str], Contact | None],
+                 run_all: Callable[[Callable, Iterable], Iterable] = map) -> DispatchReport:
+    """Claim the due deliveries, send each, record each attempt. ``run_all`` maps the sends (a green
+    pool's ``imap`` in the service, so a slow provider does not hold up the others)."""
+    report = DispatchReport()
+    claimed = claim_due(unit_of_work_factory, now=clock.now(), dispatcher=dispatcher)
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+    lookups = _ContactCache(contacts)
+
+    def send_and_record(delivery: Claimed) -> str:
+        started = clock.now()
+        result, hint = attempt(delivery, dispatcher=dispatcher, contacts=lookups, now=started)
+        return record_attempt(unit_of_work_factory, delivery, result, hint=hint, started=started,
+                              finished=clock.now(), dispatcher=dispatcher)
+
+    for status in run_all(send_and_record, claimed):
+        report.count(status)
+    return report
+
+
+def claim_due(unit_of_work_factory: Callable[[], UnitOfWork], *, now: datetime,
+              dispatcher: Dispatcher) -> list[Claimed]:
+    """Take due deliveries out of other sweeps' reach for the lease, within each provider's rate limit.
+
+    On PostgreSQL the rows are selected ``FOR UPDATE SKIP LOCKED``, so replicas sweeping at the same
+    moment claim different rows; once committed, the moved ``next_attempt_at`` keeps them claimed.
+    """
+    claimed: list[Claimed] = []
+    with unit_of_work_factory() as uow:
+        for channel in dispatcher.senders:
+            allowed = dispatcher.limiter.take(channel, dispatcher.batch_size, now.timestamp())
+            if allowed == 0:
+                continue
+            query = (select(Delivery)
+                     .where(Delivery.status == "pending", Delivery.channel == channel,
+                            Delivery.next_attempt_at <= now)
+                     .order_by(Delivery.next_attempt_at)
+                     .limit(allowed))
+            if is_postgres(uow.session.get_bind()):
+                query = query.with_for_update(skip_locked=True)
+            rows = uow.session.scalars(query).all()
+            dispatcher.limiter.give_back(channel, allowed - len(rows))
+            for row in rows:
+                row.attempts += 1
+                row.claim_token = new_id()
+                row.next_attempt_at = now + dispatcher.lease
+                claimed.append(Claimed(id=row.id, channel=row.channel, recipient=row.recipient,
+                                       audience=row.audience, kind=row.kind, case_id=row.case_id,
+                                       subject=row.subject, body=row.body, document=row.document,
+                                       urgent=row.urgent, attempt=row.attempts, claim_token=row.claim_token))
+        uow.commit()
+    return claimed
+
+
+class _ContactCache:
+    """One question to intake per case and sweep, however many messages of the case are sent at once:
+    the first sender asks, the others wait for its answer (or its failure)."""
+
+    def __init__(self, contacts: Callable[[str], Contact | None]):
+        self._contacts = contacts
+        self._answers: dict[str, Contact | None | ContactUnavailable] = {}
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, case_id: str) -> Contact | None:
+        with self._locks.setdefault(case_id, threading.Lock()):
+            if case_id not in self._answers:
+                try:
+                    self._answers[case_id] = self._contacts(case_id)
+                except ContactUnavailable as exc:
+                    self._answers[case_id] = exc
+        answer = self._answers[case_id]
+        if isinstance(answer, ContactUnavailable):
+            raise answer
+        return answer
+
+
+def attempt(delivery: Claimed, *, dispatcher: Dispatcher, contacts: Callable[[str], Contact | None],
+            now: datetime) -> tuple[SendResult, str | None]:
+    """One try at one delivery: find the address, send. Returns the result and a masked address hint."""
+    try:
+        to, secret = _address(delivery, dispatcher=dispatcher, contacts=contacts)
+    except _NoAddress as missing:
+        return missing.result, None
+    hint = domain.address_hint(delivery.channel, to)
+    message = OutgoingMessage(delivery_id=delivery.id, to=to, subject=delivery.subject, body=delivery.body,
+                              sent_at=now, document=delivery.document, secret=secret)
+    try:
+        return dispatcher.senders[delivery.channel].send(message), hint
+    except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the sweep; the text may hold an address
+        log.error("channel adapter raised", delivery_id=delivery.id, channel=delivery.channel,
+                  error=type(exc).__name__)
+        return SendResult(Outcome.TRANSIENT, f"adapter error ({type(exc).__name__})"), hint
+
+
+class _NoAddress(Exception):
+    def __init__(self, result: SendResult):
+        self.result = result
+
+
+def _address(delivery: Claimed, *, dispatcher: Dispatcher,
+             contacts: Callable[[str], Contact | None]) -> tuple[str, str | None]:
+    if delivery.audience == "resident":
+        try:
+            contact = contacts(delivery.recipient.partition(":")[2])  # resident:<case id>
+        except ContactUnavailable as exc:
+            raise _NoAddress(SendResult(Outcome.TRANSIENT, f"contact details unavailable: {exc}")) from None
+        if contact is None:
+            raise _NoAddress(SendResult(Outcome.PERMANENT, "intake has no applicant for this case"))
+        if delivery.channel == "sms":
+            if not contact.phone:
+                raise _NoAddress(SendResult(Outcome.PERMANENT, "no phone number on record"))
+            return contact.phone, None
+        if delivery.channel == "email":
+            if not contact.email:
+                raise _NoAddress(SendResult(Outcome.SKIPPED, "no email address on record"))
+            return contact.email, None
+    if delivery.channel == "webhook":
+        name = delivery.recipient.partition(":")[2]
+        hook = dispatcher.webhooks.get(name)
+        if hook is None:
+            raise _NoAddress(SendResult(Outcome.PERMANENT, f"webhook {name} is no longer configured"))
+        return hook.url, hook.secret
+    raise _NoAddress(SendResult(Outcome.PERMANENT, f"no address for {delivery.audience} on {delivery.channel}"))
+
+
+def record_attempt(unit_of_work_factory: Callable[[], UnitOfWork], delivery: Claimed, result: SendResult, *,
+                   hint: str | None, started: datetime, finished: datetime, dispatcher: Dispatcher) -> str:
+    """Write the attempt and the delivery's new state; returns the status (or "stale": the claim had
+    expired and another sweep owns the row, so only the attempt is recorded)."""
+    detail = domain.scrub(result.detail, 500)
+    state = domain.after_attempt(result, attempt=delivery.attempt, now=finished, policy=dispatcher.retry,
+                                 rng=dispatcher.rng, channel=delivery.channel, audience=delivery.audience,
+                                 urgent=delivery.urgent, quiet_hours=dispatcher.quiet_hours)
+    with unit_of_work_factory() as uow:
+        uow.session.add(DeliveryAttempt(delivery_id=delivery.id, number=delivery.attempt, started_at=started,
+                                        finished_at=finished, outcome=result.outcome.value, detail=detail or None,
+                                        provider_ref=result.provider_ref))
+        values = dict(status=state.status, next_attempt_at=state.next_attempt_at, hold_reason=state.hold_reason,
+                      last_error=domain.scrub(state.error, 500) if state.error else None, claim_token=None)
+        if hint:
+            values["address_hint"] = hint
+        if state.status == "sent":
+            values["sent_at"] = finished
+        changed = uow.session.execute(update(Delivery)
+                                      .where(Delivery.id == delivery.id, Delivery.claim_token == delivery.claim_token)
+                                      .values(**values)).rowcount
+        uow.commit()
+    status = state.status if changed == 1 else "stale"
+    fields = dict(delivery_id=delivery.id, case_id=delivery.case_id, channel=delivery.channel, kind=delivery.kind,
+                  attempt=delivery.attempt, outcome=result.outcome.value)
+    if status == "sent":
+        log.info("notification sent", **fields)
+    elif status == "pending":
+        log.warning("notification failed; will retry", **fields, detail=detail, retry_at=state.next_attempt_at)
+    elif status == "stale":
+        log.warning("claim expired before the attempt was recorded; another sweep owns the delivery", **fields)
+    else:
+        log.warning(f"notification {status}", **fields, detail=detail)
+    return status
+
+
+# ── Staff queries ───────────────────────────────────────────────────────────────────────────────────
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _require_staff(principal: Principal) -> None:
+    if principal.kind not in ("staff", "department"):
+        raise Refused(403, "staff_only", "only staff and department systems may read notifications")
+
+
+def units_in_scope(catalogue: Catalogue, scope: str) -> list[str]:
+    return [code for code in catalogue.units if catalogue.is_within(code, scope)]
+
+
+def inbox(principal: Principal, *, unit: str | None, limit: int, offset: int, unit_of_work: UnitOfWork,
+          catalogue: Catalogue) -> tuple[list[InboxEntry], int]:
+    """The inbox of the caller's unit and the units below it (or of one of them, ``unit``), newest first.
+    A department system sees its own department's messages only."""
+    _require_staff(principal)
+    scope = principal.unit_code
+    if unit is not None:
+        if unit not in catalogue.units:
+            raise Refused(422, "unknown_unit", "no unit has that code")
+        if not catalogue.is_within(unit, principal.unit_code):
+            raise Refused(403, "unit_forbidden", "that unit is outside your jurisdiction")
+        scope = unit
+    conditions = [InboxMessage.unit_code.in_(units_in_scope(catalogue, scope))]
+    if principal.kind == "department":
+        conditions.append(InboxMessage.department_code == principal.department)
+    with unit_of_work as uow:
+        total = uow.session.scalar(select(func.count()).select_from(InboxMessage).where(*conditions))
+        rows = uow.session.scalars(select(InboxMessage).where(*conditions)
+                                   .order_by(InboxMessage.created_at.desc(), InboxMessage.id)
+                                   .limit(limit).offset(offset)).all()
+        return [InboxEntry.model_validate(row, from_attributes=True) for row in rows], total
+
+
+def delivery_log(principal: Principal, case_id: str, *, unit_of_work: UnitOfWork,
+                 catalogue: Catalogue) -> list[DeliveryView]:
+    """Every delivery of a case with its attempts, for staff whose jurisdiction holds the case's community."""
+    _require_staff(principal)
+    with unit_of_work as uow:
+        deliveries = uow.session.scalars(select(Delivery).where(Delivery.case_id == case_id)
+                                         .order_by(Delivery.created_at, Delivery.kind, Delivery.channel)).all()
+        if not deliveries:
+            raise Refused(404, "unknown_case", "no notification was planned for that case")
+        community = deliveries[0].community_code
+        if community not in catalogue.units or not catalogue.is_within(community, principal.unit_code):
+            raise Refused(403, "case_forbidden", "the case belongs to a community outside your jurisdiction")
+        attempts = uow.session.scalars(select(DeliveryAttempt)
+                                       .where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))
+                                       .order_by(DeliveryAttempt.seq)).all()
+        by_delivery: dict[str, list[AttemptView]] = {}
+        for row in attempts:
+            by_delivery.setdefault(row.delivery_id, []).append(AttemptView.model_validate(row, from_attributes=True))
+        return [DeliveryView.model_validate(
+            {**{name: getattr(delivery, name) for name in DeliveryView.model_fields if name != "attempts"},
+             "attempts": by_delivery.get(delivery.id, [])}) for delivery in deliveries]

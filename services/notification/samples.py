@@ -1,0 +1,85 @@
+"""Sample events, one or more per event type in the rules, covering each branch the templates take.
+
+At start the service renders every template with the contexts these samples produce through the real
+rules, so a missing template or variable stops the service there and then, not when a resident's
+message is due. A new event type in ``domain.RULES`` needs its samples here (a unit test checks).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from shared.events import (
+    CaseCompletedV1,
+    CaseSubmittedV1,
+    DeferralReminderV1,
+    DeferredMaterial,
+    Delivery,
+    EventPayload,
+    ItemOutcome,
+    ItemRejectedV1,
+    ItemReleasedV1,
+    ItemResolvedV1,
+    ItemRoutedV1,
+    ItemSupplementRequestedV1,
+    ItemTerminatedV1,
+)
+
+SAMPLE_TIME = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+SAMPLE_CASE_ID = "00000000-0000-4000-8000-000000000001"
+SAMPLE_ITEM_ID = "00000000-0000-4000-8000-000000000002"
+SAMPLE_CASE_NUMBER = "SJ20261201-SAMPLE01"
+SAMPLE_COMMUNITY = "320113003021"
+SAMPLE_STREET = "320113003000"
+SAMPLE_DISTRICT = "320113000000"
+
+_ITEM = dict(item_id=SAMPLE_ITEM_ID, case_id=SAMPLE_CASE_ID, case_number=SAMPLE_CASE_NUMBER,
+             matter_code="residence-permit", department_code="police", level="street", unit_code=SAMPLE_STREET,
+             district_code=SAMPLE_DISTRICT, community_code=SAMPLE_COMMUNITY, occurred_at=SAMPLE_TIME)
+_DEADLINES = dict(legal_deadline=datetime(2026, 12, 22, 9, 30, tzinfo=UTC),
+                  promised_deadline=datetime(2026, 12, 15, 9, 30, tzinfo=UTC), deadline_provisional=False)
+_PICKUP = Delivery(method="pickup", place="迈皋桥街道为民服务中心 3号窗口")
+_DOOR = Delivery(method="door", agent_id="sw-0042", scheduled_for=datetime(2026, 12, 2, 1, 30, tzinfo=UTC))
+
+
+def sample_events() -> list[EventPayload]:
+    submitted = dict(case_id=SAMPLE_CASE_ID, case_number=SAMPLE_CASE_NUMBER, community_code=SAMPLE_COMMUNITY,
+                     catalogue_version="sample", bundle_code="migrant-bundle",
+                     matter_codes=("residence-permit", "employment-registration"), channel="kiosk",
+                     applicant_masked_name="刘**", submitted_at=SAMPLE_TIME)
+    outcomes = (ItemOutcome(item_id=SAMPLE_ITEM_ID, matter_code="residence-permit", status="resolved"),
+                ItemOutcome(item_id="00000000-0000-4000-8000-000000000003", matter_code="employment-registration",
+                            status="rejected"))
+    completed = dict(case_id=SAMPLE_CASE_ID, case_number=SAMPLE_CASE_NUMBER, community_code=SAMPLE_COMMUNITY,
+                     outcomes=outcomes, completed_at=SAMPLE_TIME)
+    return [
+        CaseSubmittedV1(**submitted),
+        CaseSubmittedV1(**submitted, deferred_materials=(
+            DeferredMaterial(matter_code="residence-permit", material_code="landlord-id-copy",
+                             due_date=date(2026, 12, 8)),)),
+        ItemRoutedV1(**_ITEM, **_DEADLINES, status="queued", catalogue_version="sample"),
+        ItemRoutedV1(**_ITEM, **_DEADLINES, status="waiting", waiting_for=("residence-permit",),
+                     catalogue_version="sample"),
+        ItemRoutedV1(**_ITEM, **_DEADLINES, status="queued", route_reason="returned", catalogue_version="sample"),
+        ItemReleasedV1(**_ITEM, **_DEADLINES, status="queued"),
+        ItemSupplementRequestedV1(**_ITEM, status="supplement_requested", actor="staff-sample",
+                                  material_codes=("landlord-id-copy",), due_date=date(2026, 12, 8),
+                                  clock_paused=True),
+        ItemSupplementRequestedV1(**_ITEM, status="supplement_requested", actor="staff-sample",
+                                  material_codes=("landlord-id-copy", "job-or-school-proof"),
+                                  due_date=date(2026, 12, 8), clock_paused=False),
+        DeferralReminderV1(case_id=SAMPLE_CASE_ID, case_number=SAMPLE_CASE_NUMBER, community_code=SAMPLE_COMMUNITY,
+                           material_code="landlord-id-copy", matter_codes=("residence-permit",),
+                           due_date=date(2026, 12, 8)),
+        ItemResolvedV1(**_ITEM, status="resolved", actor="staff-sample", result="居住证 320113-2026-000123",
+                       delivery=_PICKUP),
+        ItemResolvedV1(**_ITEM, status="resolved", actor="staff-sample", result="居住证 320113-2026-000123",
+                       delivery=_DOOR),
+        ItemRejectedV1(**_ITEM, status="rejected", actor="staff-sample", reason_code="not-eligible"),
+        ItemRejectedV1(**_ITEM, status="rejected", actor="staff-sample", reason_code="not-eligible",
+                       note="居住时间不满半年"),
+        ItemTerminatedV1(**_ITEM, status="terminated", reason_code="deferral_expired"),
+        CaseCompletedV1(**completed, delivery=_PICKUP),
+        CaseCompletedV1(**completed, delivery=_DOOR),
+        CaseCompletedV1(**{**completed, "outcomes": outcomes[1:]}, delivery=None),
+    ]

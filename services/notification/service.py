@@ -1,0 +1,102 @@
+"""Notification's nameko entrypoints: plan messages from events, send due ones on a timer, serve staff
+(storage, clock, authentication and /health come from SanjiService).
+
+The resident's phone and email stay in intake: the sweep asks ``intake.applicant_contact(case_id)``
+over RPC when it sends, uses the answer for that send only, and keeps a masked hint.
+"""
+
+from __future__ import annotations
+
+import json
+
+import eventlet
+from nameko.rpc import RpcProxy
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from services.notification import handlers
+from services.notification.api import notification_openapi
+from services.notification.dependencies import Notifier, sweep_timer
+from services.notification.handlers import Contact, ContactUnavailable
+from services.notification.schemas import DeliveryLog, InboxPage
+from shared.http import ApiError, api_endpoint, json_response
+from shared.nameko_ext import consume_events
+from shared.service_base import SanjiService
+from shared.topology import NOTIFICATION_EVENTS
+
+MAX_PAGE = 200
+
+
+def _as_api_error(refused: handlers.Refused) -> ApiError:
+    return ApiError(refused.status, refused.reason, refused.message)
+
+
+class NotificationService(SanjiService):
+    name = "notification"
+
+    notifier = Notifier()
+    intake = RpcProxy("intake")
+
+    @consume_events(NOTIFICATION_EVENTS)
+    def on_event(self, event):
+        return handlers.handle_event(event, unit_of_work=self.storage.unit_of_work(self.clock),
+                                     rules=self.notifier.rules)
+
+    @sweep_timer("SANJI_NOTIFICATION_SWEEP_SECONDS", 1.0)
+    def dispatch(self):
+        return handlers.dispatch_due(unit_of_work_factory=lambda: self.storage.unit_of_work(self.clock),
+                                     clock=self.clock, dispatcher=self.notifier.dispatcher,
+                                     contacts=self._applicant_contact, run_all=self.notifier.run_all)
+
+    def _applicant_contact(self, case_id: str) -> Contact | None:
+        timeout = eventlet.Timeout(self.notifier.settings.send_timeout)
+        try:
+            reply = self.intake.applicant_contact.call_async(case_id).result()
+        except eventlet.Timeout as expired:
+            if expired is not timeout:
+                raise
+            raise ContactUnavailable("intake did not answer in time") from None
+        except Exception as exc:  # noqa: BLE001 - intake down, unknown, or failing: all mean "later"
+            raise ContactUnavailable(f"intake could not be asked ({type(exc).__name__})") from None
+        finally:
+            timeout.cancel()
+        if reply is None:
+            return None
+        return Contact(phone=reply.get("phone"), email=reply.get("email"))
+
+    @http("GET", "/v1/inbox")
+    @api_endpoint
+    def get_inbox(self, request):
+        principal = self.authenticate(request)
+        try:
+            limit = int(request.args.get("limit", 50))
+            offset = int(request.args.get("offset", 0))
+        except ValueError:
+            raise ApiError(400, "invalid_query", "limit and offset are whole numbers") from None
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise ApiError(400, "invalid_query", f"limit is 1 to {MAX_PAGE}, offset 0 or more")
+        try:
+            rows, total = handlers.inbox(principal, unit=request.args.get("unit"), limit=limit, offset=offset,
+                                         unit_of_work=self.storage.unit_of_work(self.clock),
+                                         catalogue=self.notifier.catalogue)
+        except handlers.Refused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(200, InboxPage(messages=rows, total=total))
+
+    @http("GET", "/v1/deliveries")
+    @api_endpoint
+    def get_deliveries(self, request):
+        principal = self.authenticate(request)
+        case_id = request.args.get("case_id", "").strip()
+        if not case_id:
+            raise ApiError(400, "invalid_query", "say which case: ?case_id=...")
+        try:
+            deliveries = handlers.delivery_log(principal, case_id, unit_of_work=self.storage.unit_of_work(self.clock),
+                                            catalogue=self.notifier.catalogue)
+        except handlers.Refused as refused:
+            raise _as_api_error(refused) from None
+        return json_response(200, DeliveryLog(case_id=case_id, deliveries=deliveries))
+
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        return Response(json.dumps(notification_openapi(), ensure_ascii=False), content_type="application/json")

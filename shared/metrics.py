@@ -1,0 +1,207 @@
+"""Prometheus metrics of one service container, served at ``/metrics`` (``shared.service_base``).
+
+Series (every service):
+
+- ``sanji_messages_handled_total{handler,queue}``: events a consumer handled and acked;
+- ``sanji_messages_failed_total{handler,queue,outcome}``: handler runs that failed, ``outcome`` being
+  ``dead_lettered`` (permanent: rejected at once, or not a valid CloudEvent), ``retried_in_place``
+  (the database or broker unreachable: run again in place, the delivery budget untouched) or
+  ``requeued`` (anything else: tried again until the queue's delivery limit dead-letters it);
+- ``sanji_handler_duration_seconds{handler,queue}``: a histogram of the time from a message's arrival
+  to its handler's result (the requeue back-off is not counted);
+- ``sanji_relay_published_total`` / ``sanji_relay_failures_total``: outbox events the relay published
+  (broker-confirmed), and relay attempts that failed and will be retried;
+- ``sanji_outbox_backlog`` / ``sanji_outbox_oldest_unpublished_age_seconds``: this service's outbox
+  rows not yet published, read from the database at scrape time.
+
+Routing also has ``sanji_routing_items{status}`` and ``sanji_routing_items_overdue`` (open items past
+their promised deadline, clock not paused), read from ``routing_items`` at scrape time. A gauge read from
+the database is the same on every replica (they share it): aggregate those with ``max``, not ``sum``.
+
+Each nameko container gets its own registry (``for_container``), never prometheus_client's global
+one: the tests run several containers in one process, and each must expose only its own numbers.
+Counters are updated where the work happens (``shared.nameko_ext``, ``shared.relay``). A collector that
+cannot reach the database reports ``sanji_metrics_collector_up{collector=...} 0`` instead of failing
+the whole scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from nameko.extensions import DependencyProvider
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from sqlalchemy import column, func, select, table
+from sqlalchemy.engine import Engine
+
+from shared.db import UTCDateTime
+
+# Handlers are database transactions: milliseconds normally, seconds when something is wrong.
+HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+FAILURE_OUTCOMES = ("dead_lettered", "retried_in_place", "requeued")
+
+
+class ServiceMetrics:
+    """The metrics of one service container, in a registry of its own."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.messages_handled = Counter(
+            "sanji_messages_handled", "Events a consumer handled successfully (acked)",
+            ["handler", "queue"], registry=self.registry)
+        self.messages_failed = Counter(
+            "sanji_messages_failed", "Events a consumer failed on, by what happened to the message",
+            ["handler", "queue", "outcome"], registry=self.registry)
+        self.handler_duration = Histogram(
+            "sanji_handler_duration_seconds", "Time from an event's arrival to its handler's result",
+            ["handler", "queue"], buckets=HANDLER_BUCKETS, registry=self.registry)
+        self.relay_published = Counter(
+            "sanji_relay_published", "Outbox events the relay published with a broker confirm",
+            registry=self.registry)
+        self.relay_failures = Counter(
+            "sanji_relay_failures", "Outbox relay attempts that failed (broker or database) and are retried",
+            registry=self.registry)
+        self._collectors: set[str] = set()
+        self._lock = threading.Lock()
+
+    def declare_handler(self, handler: str, queue: str) -> None:
+        """Create a handler's series at zero, so rates and alerts work before its first message."""
+        self.messages_handled.labels(handler, queue)
+        self.handler_duration.labels(handler, queue)
+        for outcome in FAILURE_OUTCOMES:
+            self.messages_failed.labels(handler, queue, outcome)
+
+    def handled(self, handler: str, queue: str) -> None:
+        self.messages_handled.labels(handler, queue).inc()
+
+    def failed(self, handler: str, queue: str, outcome: str) -> None:
+        self.messages_failed.labels(handler, queue, outcome).inc()
+
+    def observe_handler(self, handler: str, queue: str, seconds: float) -> None:
+        self.handler_duration.labels(handler, queue).observe(seconds)
+
+    def register_storage(self, engine: Engine, source: str) -> None:
+        """Collectors of what the service's database holds: its outbox, and its own tables."""
+        self._register_once("outbox", lambda: OutboxCollector(engine, source))
+        for name, factory in SERVICE_COLLECTORS.get(self.service, {}).items():
+            self._register_once(name, lambda factory=factory: factory(engine))
+
+    def _register_once(self, name: str, make) -> None:
+        with self._lock:
+            if name not in self._collectors:
+                self.registry.register(make())
+                self._collectors.add(name)
+
+    def exposition(self) -> tuple[bytes, str]:
+        # The classic text format (0.0.4): every Prometheus-compatible scraper reads it.
+        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+
+
+_lock = threading.Lock()
+
+
+def for_container(container) -> ServiceMetrics:
+    """The metrics of one nameko container, created on first use and kept on the container itself
+    (extensions hold the container through a weak proxy, so it lives and dies with the container)."""
+    with _lock:
+        metrics = getattr(container, "_sanji_metrics", None)
+        if metrics is None:
+            metrics = ServiceMetrics(container.config.get("SANJI_SERVICE", container.service_name))
+            container._sanji_metrics = metrics
+        return metrics
+
+
+class Metrics(DependencyProvider):
+    """``self.<name>.exposition()`` in a worker: the container's metrics in Prometheus text format."""
+
+    def get_dependency(self, worker_ctx):
+        return for_container(self.container)
+
+
+def _collector_up(name: str, up: bool) -> GaugeMetricFamily:
+    family = GaugeMetricFamily("sanji_metrics_collector_up",
+                               "1 when a scrape-time collector could read the database", labels=["collector"])
+    family.add_metric([name], 1.0 if up else 0.0)
+    return family
+
+
+_outbox = table("outbox_messages", column("source"), column("published_at"), column("created_at", UTCDateTime()))
+
+
+class OutboxCollector:
+    """This service's unpublished outbox rows: the relay's backlog, and how old its oldest row is."""
+
+    def __init__(self, engine: Engine, source: str):
+        self._engine, self._source = engine, source
+
+    def describe(self):
+        return []  # no database query at registration time
+
+    def collect(self):
+        query = (select(func.count(), func.min(_outbox.c.created_at))
+                 .where(_outbox.c.source == self._source, _outbox.c.published_at.is_(None)))
+        try:
+            with self._engine.connect() as connection:
+                count, oldest = connection.execute(query).one()
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
+            yield _collector_up("outbox", False)
+            return
+        if isinstance(oldest, str):  # SQLite returns the aggregate of a datetime column as text
+            oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
+        backlog = GaugeMetricFamily("sanji_outbox_backlog", "Outbox events committed and not yet published")
+        backlog.add_metric([], count)
+        age = GaugeMetricFamily("sanji_outbox_oldest_unpublished_age_seconds",
+                                "Age of the oldest unpublished outbox event (0 when there is none)")
+        age.add_metric([], max((datetime.now(UTC) - oldest).total_seconds(), 0.0) if oldest else 0.0)
+        yield backlog
+        yield age
+        yield _collector_up("outbox", True)
+
+
+_routing_items = table("routing_items", column("status"), column("clock_paused_at"),
+                       column("promised_deadline", UTCDateTime()))
+
+
+class RoutingItemsCollector:
+    """Routing's items per status, and the open ones past their promised deadline, at scrape time."""
+
+    def __init__(self, engine: Engine):
+        from services.routing.lifecycle import FINAL_STATUSES, OPEN_STATUSES  # routing's own rules
+
+        self._engine = engine
+        self._open = sorted(OPEN_STATUSES)
+        self._statuses = sorted(OPEN_STATUSES | FINAL_STATUSES)
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        now = datetime.now(UTC)
+        per_status = select(_routing_items.c.status, func.count()).group_by(_routing_items.c.status)
+        overdue = select(func.count()).where(_routing_items.c.status.in_(self._open),
+                                             _routing_items.c.clock_paused_at.is_(None),
+                                             _routing_items.c.promised_deadline < now)
+        try:
+            with self._engine.connect() as connection:
+                counts = dict(connection.execute(per_status).all())
+                overdue_count = connection.execute(overdue).scalar_one()
+        except Exception:  # noqa: BLE001
+            yield _collector_up("routing_items", False)
+            return
+        items = GaugeMetricFamily("sanji_routing_items", "Routing items per status", labels=["status"])
+        for status in sorted(set(self._statuses) | set(counts)):
+            items.add_metric([status], counts.get(status, 0))
+        late = GaugeMetricFamily("sanji_routing_items_overdue",
+                                 "Open items past their promised deadline (clock not paused)")
+        late.add_metric([], overdue_count)
+        yield items
+        yield late
+        yield _collector_up("routing_items", True)
+
+
+# Scrape-time collectors of a service's own tables, by service name.
+SERVICE_COLLECTORS = {"routing": {"routing_items": RoutingItemsCollector}}

@@ -1,0 +1,415 @@
+"""deploy/k8s: the overlays render, every object is valid against its schema, and the wiring holds.
+
+Rendering uses `kubectl kustomize` (or `kustomize build`) when installed, and scripts/kustomize_lite.py
+otherwise; when both are there, they must agree. Kubernetes' own kinds are validated offline with the
+strict schemas kubernetes-validate ships; the operators' kinds (KEDA, RabbitMQ Cluster Operator,
+CloudNativePG, External Secrets) with the schemas vendored in tests/deploy/schemas/crds. No cluster is
+needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import inspect
+import json
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from shared.topology import CONSUMER_QUEUES
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+CRD_SCHEMAS = Path(__file__).resolve().parent / "schemas" / "crds"
+RENDERED = {"dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod", "migrate": K8S / "migrate"}
+OVERLAYS = ("dev", "prod")
+# The oldest Kubernetes minor the manifests promise to work on (autoscaling/v2, policy/v1, batch/v1 ...).
+K8S_VERSION = "1.31.0"
+IMAGE_UID = 10001  # deploy/docker/Dockerfile: USER 10001:10001
+OPERATOR_SECRETS = {"sanji-rabbitmq-default-user", "sanji-db-app"}
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kustomize_lite = _load_script("kustomize_lite")
+
+
+def _native_renderer() -> list[str] | None:
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    return None
+
+
+def _render_native(directory: Path) -> list[dict]:
+    output = subprocess.run([*_native_renderer(), str(directory)], capture_output=True, text=True, check=True,
+                            timeout=120).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]
+
+
+@cache
+def render(name: str) -> tuple[dict, ...]:
+    directory = RENDERED[name]
+    objects = _render_native(directory) if _native_renderer() else kustomize_lite.build(directory)
+    return tuple(objects)
+
+
+def objects_of(name: str, kind: str) -> dict[str, dict]:
+    return {obj["metadata"]["name"]: obj for obj in render(name) if obj["kind"] == kind}
+
+
+def service_names() -> set[str]:
+    """Every service in the repository (services/<name>/ with code), built or still landing."""
+    return {path.name for path in (REPO / "services").iterdir()
+            if path.is_dir() and (path / "__init__.py").exists() and (path / "domain.py").exists()}
+
+
+def _key(obj: dict) -> tuple:
+    return obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+# --- schemas -------------------------------------------------------------------------------------------------
+
+@cache
+def _kubernetes_definitions() -> Resource:
+    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{K8S_VERSION}-local-strict"
+    return DRAFT202012.create_resource(json.loads((root / "_definitions.json").read_text(encoding="utf-8")))
+
+
+@cache
+def _crd_validators() -> dict[tuple[str, str], jsonschema.Validator]:
+    registry = Registry().with_resource("https://kubernetes.io/api/_definitions.json", _kubernetes_definitions())
+    validators = {}
+    for path in sorted(CRD_SCHEMAS.glob("*.json")):
+        group, kind, version = re.fullmatch(r"(.+)_([a-z]+)_(v[0-9a-z]+)\.json", path.name).groups()
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        validators[(f"{group}/{version}", kind)] = jsonschema.Draft202012Validator(schema, registry=registry)
+    return validators
+
+
+def schema_errors(obj: dict) -> list[str]:
+    """Why an object is invalid (empty when valid); an object of a kind no schema covers is an error too."""
+    name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    if "." not in group or group.endswith(".k8s.io"):  # a Kubernetes kind: core, apps, batch, policy, ...
+        try:
+            kubernetes_validate.validate(copy.deepcopy(obj), K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            return [f"{name}: {'.'.join(map(str, error.path))}: {error.message}"]
+        except kubernetes_validate.SchemaNotFoundError as error:
+            return [f"{name}: {error.message}"]
+        return []
+    validator = _crd_validators().get((obj["apiVersion"], obj["kind"].lower()))
+    if validator is None:
+        return [f"{name}: no vendored schema for {obj['apiVersion']} {obj['kind']} in tests/deploy/schemas/crds"]
+    return [f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
+            for error in validator.iter_errors(obj)]
+
+
+# --- rendering and validation --------------------------------------------------------------------------------
+
+@pytest.mark.skipif(_native_renderer() is None, reason="neither kubectl nor kustomize is installed")
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_the_python_renderer_agrees_with_kustomize(name):
+    native = {_key(obj): obj for obj in _render_native(RENDERED[name])}
+    ours = {_key(obj): obj for obj in kustomize_lite.build(RENDERED[name])}
+    assert ours.keys() == native.keys()
+    assert [key for key in ours if ours[key] != native[key]] == []
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_every_rendered_object_is_valid(name):
+    objects = render(name)
+    assert objects
+    errors = [error for obj in objects for error in schema_errors(obj)]
+    assert errors == [], "\n".join(errors)
+    assert len({_key(obj) for obj in objects}) == len(objects), "two objects with the same kind and name"
+
+
+def test_the_validation_rejects_broken_objects():
+    """A control: the schemas are really applied (an empty schema would pass anything)."""
+    deployment = copy.deepcopy(objects_of("prod", "Deployment")["routing"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    assert any("livenessprobe" in error for error in schema_errors(deployment))
+    scaled = copy.deepcopy(objects_of("prod", "ScaledObject")["routing"])
+    scaled["spec"]["minReplicas"] = 1
+    assert any("minReplicas" in error for error in schema_errors(scaled))
+    rabbit = copy.deepcopy(objects_of("prod", "RabbitmqCluster")["sanji-rabbitmq"])
+    rabbit["spec"]["replicas"] = "three"
+    rabbit["spec"]["override"]["statefulSet"]["spec"]["template"]["spec"]["containers"][0]["volumeMount"] = []
+    errors = schema_errors(rabbit)
+    assert any("replicas" in error for error in errors) and any("volumeMount" in error for error in errors), errors
+    database = copy.deepcopy(objects_of("prod", "Cluster")["sanji-db"])
+    database["spec"]["instances"] = 0
+    assert any("instances" in error for error in schema_errors(database))
+    unknown = {"apiVersion": "example.invalid/v1", "kind": "Gadget", "metadata": {"name": "g"}}
+    assert schema_errors(unknown)
+
+
+def test_the_base_copy_of_the_definitions_is_current():
+    copy_ = K8S / "base" / "rabbitmq" / "definitions.json"
+    assert copy_.read_bytes() == (REPO / "deploy" / "rabbitmq" / "definitions.json").read_bytes(), (
+        "deploy/k8s/base/rabbitmq/definitions.json differs from deploy/rabbitmq/definitions.json: "
+        "run `make k8s-definitions`")
+
+
+# --- the services ----------------------------------------------------------------------------------------------
+
+def service_deployments(name: str) -> dict[str, dict]:
+    return {key: obj for key, obj in objects_of(name, "Deployment").items()
+            if obj["metadata"]["labels"].get("app.kubernetes.io/component") == "service"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_has_a_deployment_service_budget_and_scaler(overlay):
+    services = service_names()
+    assert {"intake", "routing", "notification", "escalation"} <= services
+    assert set(service_deployments(overlay)) == services
+    assert set(objects_of(overlay, "Service")) >= services
+    budgets = objects_of(overlay, "PodDisruptionBudget")
+    scalers = objects_of(overlay, "ScaledObject")
+    for service in services:
+        assert budgets[service]["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": service}
+        assert budgets[service]["spec"]["maxUnavailable"] == 1
+        assert scalers[service]["spec"]["scaleTargetRef"] == {"name": service}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_serve_their_service_probe_health_and_run_unprivileged(overlay):
+    config = objects_of(overlay, "ConfigMap")["sanji-config"]["data"]
+    assert config["SANJI_HTTP_PORT"] == "8000" and config["SANJI_HTTP_HOST"] == "0.0.0.0"
+    for name, deployment in service_deployments(overlay).items():
+        spec = deployment["spec"]
+        assert "replicas" not in spec, f"{name}: the ScaledObject owns the replica count"
+        assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        pod = spec["template"]["spec"]
+        assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == IMAGE_UID
+        assert pod["automountServiceAccountToken"] is False
+        (container,) = pod["containers"]
+        assert container["args"] == ["serve", name]
+        assert container["ports"] == [{"name": "http", "containerPort": 8000}]
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, (name, probe)
+        assert container["livenessProbe"]["failureThreshold"] * container["livenessProbe"]["periodSeconds"] >= 60
+        for bound in ("requests", "limits"):
+            assert set(container["resources"][bound]) == {"cpu", "memory"}, (name, bound)
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert {"/tmp", "/app/var"} <= mounts, "a read-only root needs writable /tmp and SANJI_VAR_DIR"
+        annotations = spec["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/path"] == "/metrics" and annotations["prometheus.io/port"] == "8000"
+
+
+def _env(container: dict) -> dict[str, dict]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_find_the_broker_and_database_the_operators_create(overlay):
+    rabbit = next(iter(objects_of(overlay, "RabbitmqCluster")))
+    database = next(iter(objects_of(overlay, "Cluster")))
+    envs = []
+    for deployment in service_deployments(overlay).values():
+        env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
+        envs.append(env)
+        assert env["RABBITMQ_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": f"{rabbit}-default-user",
+                                                                         "key": "username"}
+        assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": f"{rabbit}-default-user",
+                                                                         "key": "password"}
+        names = list(env)
+        # $(VAR) expands only variables defined earlier in the list.
+        assert names.index("RABBITMQ_PASSWORD") < names.index("SANJI_AMQP_URI")
+        assert env["SANJI_AMQP_URI"]["value"] == f"amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{rabbit}:5672/"
+        assert env["SANJI_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app", "key": "uri"}
+        assert env["SANJI_PII_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "sanji-pii"
+    assert all(env == envs[0] for env in envs), "every service gets the same connection settings"
+
+
+def _queues_consumed(service: str) -> set[str] | None:
+    """The queues a service's EventConsumer entrypoints consume, or None while it has no service class."""
+    from shared.nameko_ext import EventConsumer
+
+    if not (REPO / "services" / service / "service.py").exists():
+        return None
+    module = importlib.import_module(f"services.{service}.service")
+    classes = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+               if cls.__module__ == module.__name__ and getattr(cls, "name", None) == service]
+    if not classes:
+        return None
+    return {entrypoint.consumer_queue.name for _, attribute in inspect.getmembers(classes[0])
+            for entrypoint in getattr(attribute, "nameko_entrypoints", ()) if isinstance(entrypoint, EventConsumer)}
+
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_scales_on_its_own_queues(overlay):
+    namespace = objects_of(overlay, "Namespace")
+    (namespace_name,) = namespace
+    rabbit = next(iter(objects_of(overlay, "RabbitmqCluster")))
+    authentications = objects_of(overlay, "TriggerAuthentication")
+    for service, scaler in objects_of(overlay, "ScaledObject").items():
+        spec = scaler["spec"]
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], (
+            f"{service}: never to zero (its relay and timers run in every replica), and min <= max")
+        triggers = [t for t in spec["triggers"] if t["type"] == "rabbitmq"]
+        queues = {t["metadata"]["queueName"] for t in triggers}
+        owned = {q.name for q in CONSUMER_QUEUES if q.name.split(".")[0] == service}
+        assert queues == owned, f"{service} scales on {queues}, but shared/topology.py gives it {owned}"
+        consumed = _queues_consumed(service)
+        if consumed is not None:
+            assert consumed == owned, f"{service} consumes {consumed}"
+        for trigger in triggers:
+            host = urlparse(trigger["metadata"]["host"])
+            # KEDA runs in its own namespace: the broker's address must name ours.
+            assert host.hostname == f"{rabbit}.{namespace_name}.svc", host
+            assert host.port == 15672 and trigger["metadata"]["protocol"] == "http"
+            assert trigger["metadata"]["mode"] == "QueueLength" and int(trigger["metadata"]["value"]) > 0
+            assert trigger["authenticationRef"]["name"] in authentications
+            assert ":" not in (host.netloc.split("@")[0] if "@" in host.netloc else ""), "no password in a host"
+    intake = objects_of(overlay, "ScaledObject")["intake"]["spec"]
+    assert intake["minReplicaCount"] >= 2, "HTTP-facing: two replicas at least"
+    assert any(t["type"] == "cpu" for t in intake["triggers"]), "HTTP load shows in CPU, not in a queue"
+
+
+def test_every_consumer_queue_has_a_scaler():
+    scaled = {t["metadata"]["queueName"] for scaler in objects_of("prod", "ScaledObject").values()
+              for t in scaler["spec"]["triggers"] if t["type"] == "rabbitmq"}
+    assert scaled == {q.name for q in CONSUMER_QUEUES}
+
+
+# --- RabbitMQ and PostgreSQL ------------------------------------------------------------------------------------
+
+def _compose_image(service: str) -> str:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))["services"][service]["image"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rabbitmq_cluster_imports_the_definitions_with_its_user(overlay):
+    (cluster,) = objects_of(overlay, "RabbitmqCluster").values()
+    spec = cluster["spec"]
+    assert spec["replicas"] == (3 if overlay == "prod" else 1)
+    assert spec["image"] == _compose_image("rabbitmq"), "the same RabbitMQ as docker-compose.yml"
+    config = dict(line.split(" = ", 1) for line in spec["rabbitmq"]["additionalConfig"].splitlines() if " = " in line)
+    assert config["definitions.import_backend"] == "local_filesystem"
+    pod = spec["override"]["statefulSet"]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    rabbitmq = next(c for c in pod["containers"] if c["name"] == "rabbitmq")
+    definitions_dir = config["definitions.local.path"]
+    assert _env(init)["DEFINITIONS_DIR"]["value"] == definitions_dir
+    assert any(m["mountPath"] == definitions_dir for m in rabbitmq["volumeMounts"])
+    assert init["image"] == spec["image"]
+    topology_mount = next(m for m in init["volumeMounts"] if m["name"] == "sanji-topology")
+    assert _env(init)["TOPOLOGY_FILE"]["value"] == topology_mount["mountPath"] + "/definitions.json"
+    volume = next(v for v in pod["volumes"] if v["name"] == "sanji-topology")
+    config_map = objects_of(overlay, "ConfigMap")[volume["configMap"]["name"]]
+    assert json.loads(config_map["data"]["definitions.json"]) == json.loads(
+        (REPO / "deploy" / "rabbitmq" / "definitions.json").read_text(encoding="utf-8"))
+    budget = objects_of(overlay, "PodDisruptionBudget")[cluster["metadata"]["name"]]
+    assert budget["spec"]["maxUnavailable"] == 1
+
+
+def rabbitmq_init_script() -> tuple[str, dict]:
+    """The RabbitmqCluster init container's shell script and its environment (for the broker test)."""
+    (cluster,) = objects_of("prod", "RabbitmqCluster").values()
+    (init,) = cluster["spec"]["override"]["statefulSet"]["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][:3] == ["/bin/sh", "-eu", "-c"]
+    return init["command"][3], _env(init)
+
+
+def test_rabbitmq_init_script_refuses_quotes_in_credentials(tmp_path):
+    script, _ = rabbitmq_init_script()
+    result = subprocess.run(["/bin/sh", "-eu", "-c", script], capture_output=True, text=True, timeout=10,
+                            env={"RABBITMQ_USERNAME": "sanji", "RABBITMQ_PASSWORD": 'pa"ss',
+                                 "TOPOLOGY_FILE": str(K8S / "base" / "rabbitmq" / "definitions.json"),
+                                 "DEFINITIONS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 64 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_postgres_cluster(overlay):
+    (database,) = objects_of(overlay, "Cluster").values()
+    spec = database["spec"]
+    assert spec["instances"] == (3 if overlay == "prod" else 1)
+    compose_major = _compose_image("postgres").split(":")[1].split(".")[0]
+    assert spec["imageName"].rsplit(":", 1)[1].split(".")[0] == compose_major, "same major as docker-compose.yml"
+    assert spec["bootstrap"]["initdb"] == {"database": "sanji", "owner": "sanji"}
+    assert spec["enableSuperuserAccess"] is False
+    if overlay == "prod":
+        backup = spec["backup"]
+        assert backup["retentionPolicy"] and backup["barmanObjectStore"]["wal"]["compression"]
+        (scheduled,) = objects_of(overlay, "ScheduledBackup").values()
+        assert scheduled["spec"]["cluster"]["name"] == database["metadata"]["name"]
+
+
+# --- secrets ------------------------------------------------------------------------------------------------
+
+def _secret_references(node) -> set[str]:
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("secretKeyRef", "secretRef") and isinstance(value, dict):
+                found.add(value["name"])
+            elif key == "secret" and isinstance(value, dict) and "secretName" in value:
+                found.add(value["secretName"])
+            elif key == "secretTargetRef":
+                found.update(item["name"] for item in value)
+            elif key in ("accessKeyId", "secretAccessKey") and isinstance(value, dict) and "name" in value:
+                found.add(value["name"])
+            found |= _secret_references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _secret_references(item)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_no_secret_is_committed_and_every_referenced_secret_has_a_source(name):
+    objects = render(name)
+    assert not [obj for obj in objects if obj["kind"] == "Secret"], "a Secret in the manifests"
+    referenced = set().union(*(_secret_references(obj) for obj in objects))
+    synced = {obj["spec"]["target"]["name"] for obj in objects if obj["kind"] == "ExternalSecret"}
+    manual = referenced - OPERATOR_SECRETS - synced
+    if name == "prod":
+        assert manual == set(), f"prod secrets with no operator or ExternalSecret behind them: {manual}"
+    docs = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for secret in manual:
+        assert f"create secret generic {secret}" in docs, f"docs/deploy.md must say how to create {secret}"
+    text = yaml.safe_dump_all(list(objects))
+    assert not re.search(r"://[^/\s$]+:[^@\s$(]+@", text), "a URL with a literal password"
+
+
+def test_migration_job_uses_the_prod_image_and_migrates_everything():
+    (job,) = objects_of("migrate", "Job").values()
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["migrate", "all"]
+    prod_image = service_deployments("prod")["routing"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["image"] == prod_image
+    assert job["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == IMAGE_UID
+
+
+def test_the_image_user_is_the_one_the_manifests_run_as():
+    dockerfile = (REPO / "deploy" / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(rf"^USER {IMAGE_UID}:{IMAGE_UID}$", dockerfile, re.MULTILINE)

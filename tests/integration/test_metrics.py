@@ -1,0 +1,155 @@
+"""/metrics on the real broker and database: a routing container routes cases, and a scrape shows it.
+
+The series are parsed with prometheus_client's own parser, so the test also proves the exposition is
+valid Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from nameko.testing.services import entrypoint_waiter
+from nameko.testing.utils import find_free_port
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
+
+from services.intake.service import IntakeService
+from services.routing.service import RoutingService
+from shared.clock import new_id
+from shared.db import normalise_url
+from shared.events import CaseSubmittedV1, CloudEvent
+from tests.support.bus import publish_raw
+from tests.support.cases import XINHE_COMMUNITY
+
+pytestmark = pytest.mark.integration
+
+CASE_QUEUE = "routing.case-submitted"
+NAMED_SERIES = {
+    "sanji_messages_handled_total", "sanji_messages_failed_total", "sanji_handler_duration_seconds_bucket",
+    "sanji_handler_duration_seconds_count", "sanji_handler_duration_seconds_sum", "sanji_relay_published_total",
+    "sanji_relay_failures_total", "sanji_outbox_backlog", "sanji_outbox_oldest_unpublished_age_seconds",
+}
+ROUTING_SERIES = {"sanji_routing_items", "sanji_routing_items_overdue"}
+
+
+def case_event(*matter_codes: str):
+    now = datetime.now(UTC)
+    case_id = new_id()
+    payload = CaseSubmittedV1(case_id=case_id, case_number=f"SJTEST-{case_id[:8]}", community_code=XINHE_COMMUNITY,
+                              catalogue_version="test", bundle_code=None, matter_codes=matter_codes,
+                              channel="kiosk", applicant_masked_name="刘**", submitted_at=now)
+    return CloudEvent.wrap(payload, source="/sanji/intake", time=now), payload.routing_key()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} from a service's /metrics."""
+    response = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4"), response.headers
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def names(samples) -> set[str]:
+    return {name for name, _ in samples}
+
+
+def wait_for(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def routing_port(container_factory, make_service_config):
+    port = find_free_port()
+    container = container_factory(RoutingService, make_service_config("routing", web_port=port))
+    container.start()
+    return port, container
+
+
+def test_routing_metrics_expose_the_named_series_and_count_what_happened(routing_port, rabbit_config, database_url):
+    port, container = routing_port
+    before = scrape(port)
+    assert NAMED_SERIES | ROUTING_SERIES <= names(before), sorted(names(before))
+    # Every handler's series exist at zero before its first message.
+    for handler, queue in (("on_case_submitted", CASE_QUEUE), ("on_escalation_ordered", "routing.escalation-orders")):
+        assert value(before, "sanji_messages_handled_total", handler=handler, queue=queue) == 0
+        for outcome in ("dead_lettered", "retried_in_place", "requeued"):
+            assert value(before, "sanji_messages_failed_total", handler=handler, queue=queue, outcome=outcome) == 0
+
+    event, routing_key = case_event("residence-permit", "employment-registration")
+    with entrypoint_waiter(container, "on_case_submitted"):
+        publish_raw(rabbit_config["AMQP_URI"], event.model_dump_json(), routing_key)
+    # Not a CloudEvent at all: dead-lettered before any handler runs, and counted as such.
+    publish_raw(rabbit_config["AMQP_URI"], {"not": "a cloudevent"}, "case.submitted.320113003021")
+
+    def relayed():
+        samples = scrape(port)
+        return samples if (value(samples, "sanji_relay_published_total") >= 2
+                           and value(samples, "sanji_outbox_backlog") == 0
+                           and value(samples, "sanji_messages_failed_total", handler="on_case_submitted",
+                                     queue=CASE_QUEUE, outcome="dead_lettered") == 1) else None
+
+    after = wait_for(relayed)
+    assert after, scrape(port)
+    assert value(after, "sanji_messages_handled_total", handler="on_case_submitted", queue=CASE_QUEUE) == 1
+    assert value(after, "sanji_handler_duration_seconds_count", handler="on_case_submitted", queue=CASE_QUEUE) == 1
+    assert 0 < value(after, "sanji_handler_duration_seconds_sum", handler="on_case_submitted", queue=CASE_QUEUE) < 10
+    assert value(after, "sanji_relay_published_total") == 2      # two item.routed events
+    assert value(after, "sanji_relay_failures_total") == 0
+    assert value(after, "sanji_outbox_oldest_unpublished_age_seconds") == 0
+    assert value(after, "sanji_routing_items", status="queued") == 2
+    assert value(after, "sanji_routing_items", status="resolved") == 0
+    assert value(after, "sanji_routing_items_overdue") == 0
+    assert value(after, "sanji_metrics_collector_up", collector="routing_items") == 1
+
+    # An item whose promised deadline has passed counts as overdue; a paused clock does not.
+    engine = create_engine(normalise_url(database_url))
+    past = datetime.now(UTC) - timedelta(days=1)
+    with engine.begin() as connection:
+        ids = [row[0] for row in connection.execute(text("SELECT id FROM routing_items ORDER BY id"))]
+        connection.execute(text("UPDATE routing_items SET promised_deadline = :past"),
+                           {"past": past if engine.dialect.name == "postgresql"
+                            else past.replace(tzinfo=None).isoformat(sep=" ")})
+        connection.execute(text("UPDATE routing_items SET clock_paused_at = promised_deadline WHERE id = :id"),
+                           {"id": ids[0]})
+    engine.dispose()
+    assert value(scrape(port), "sanji_routing_items_overdue") == 1
+
+
+def test_each_container_has_its_own_registry(container_factory, make_service_config, rabbit_config):
+    """Two routing replicas and an intake in one process: each scrape shows only that container's work."""
+    ports = {}
+    containers = {}
+    for name, service_class in (("routing-a", RoutingService), ("routing-b", RoutingService),
+                                ("intake", IntakeService)):
+        ports[name] = find_free_port()
+        containers[name] = container_factory(service_class, make_service_config(
+            "intake" if name == "intake" else "routing", web_port=ports[name]))
+        containers[name].start()
+
+    for _ in range(6):
+        event, routing_key = case_event("residence-permit")
+        publish_raw(rabbit_config["AMQP_URI"], event.model_dump_json(), routing_key)
+
+    def handled(name):
+        return value(scrape(ports[name]), "sanji_messages_handled_total", handler="on_case_submitted",
+                     queue=CASE_QUEUE)
+
+    assert wait_for(lambda: handled("routing-a") + handled("routing-b") == 6), (handled("routing-a"),
+                                                                               handled("routing-b"))
+    intake = scrape(ports["intake"])
+    assert not any(name.startswith("sanji_routing_") for name in names(intake))
+    assert not any(dict(labels).get("handler") == "on_case_submitted" for _, labels in intake)
+    assert ("sanji_messages_handled_total", (("handler", "on_item_event"), ("queue", "intake.item-updates"))) in intake

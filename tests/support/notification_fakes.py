@@ -1,0 +1,41 @@
+"""Fakes for the notification tests: intake's contact RPC as a real nameko service, and event builders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from nameko.rpc import rpc
+
+from services.notification import samples
+from shared.events import CloudEvent, EventPayload
+
+RESIDENT_PHONE = "13987654321"
+RESIDENT_EMAIL = "liu.jinhua@example.com"
+RESIDENT_NAME = "刘金花"
+
+
+def fake_intake(contacts: dict[str, dict]) -> type:
+    """A service named ``intake`` answering ``applicant_contact`` from ``contacts`` (case id -> phone, email)."""
+
+    class FakeIntake:
+        name = "intake"
+
+        @rpc
+        def applicant_contact(self, case_id):
+            contact = contacts.get(case_id)
+            if contact is None:
+                return None
+            return {"case_id": case_id, "case_number": "SJ-TEST", "name": RESIDENT_NAME, **contact}
+
+    return FakeIntake
+
+
+def sample(event_type: str, index: int = 0, **changes) -> EventPayload:
+    """The ``index``-th sample event of a type (services/notification/samples.py), with fields changed."""
+    candidates = [event for event in samples.sample_events() if event.event_type == event_type]
+    return type(candidates[index]).model_validate({**candidates[index].model_dump(), **changes})
+
+
+def envelope(payload: EventPayload, at: datetime, source: str = "/sanji/routing") -> tuple[CloudEvent, str]:
+    event = CloudEvent.wrap(payload, source=source, time=at)
+    return event, payload.routing_key()

@@ -1,0 +1,115 @@
+"""Templates: the shipped ones all render; a missing file, variable or block is found at start, by name."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from jinja2 import UndefinedError
+
+from services.notification import domain, samples
+from services.notification.dependencies import check_templates
+from services.notification.rendering import MessageTemplates, TemplateProblems
+from services.notification.settings import TEMPLATES_DIR
+from shared.catalogue import load_catalogue
+from shared.config import REPO_ROOT
+
+NAMES = domain.CatalogueNames(load_catalogue(REPO_ROOT / "catalogue" / "nanjing"))
+RENDERINGS = domain.sample_renderings(samples.sample_events(), NAMES)
+
+
+@pytest.fixture
+def templates_copy(tmp_path):
+    directory = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR, directory)
+    return directory
+
+
+def problems_in(directory) -> list[str]:
+    return MessageTemplates(directory).check(domain.template_keys(), RENDERINGS)
+
+
+def test_the_shipped_templates_cover_every_kind_and_channel_and_render_every_sample():
+    assert problems_in(TEMPLATES_DIR) == []
+    check_templates(MessageTemplates(TEMPLATES_DIR), NAMES)  # what the service runs at start
+
+
+def test_every_kind_renders_in_chinese_with_the_case_number_and_no_leftover_markup():
+    templates = MessageTemplates(TEMPLATES_DIR)
+    rendered_kinds = set()
+    for kind, channel, context in RENDERINGS:
+        message = templates.render(kind, channel, context)
+        text = message.subject + message.body
+        assert samples.SAMPLE_CASE_NUMBER in text, (kind, channel)
+        assert "您好" in message.body or channel in ("inbox", "webhook"), (kind, channel)
+        for leftover in ("{{", "}}", "{%", "None", "[]"):
+            assert leftover not in text, (kind, channel, leftover)
+        if channel == "sms":
+            assert "\n" not in message.body and message.subject == ""
+        else:
+            assert message.subject
+        rendered_kinds.add((kind, channel))
+    assert rendered_kinds == domain.template_keys()
+
+
+def test_the_receipt_sms_carries_the_deferral_notice_with_its_due_date_and_consequence():
+    templates = MessageTemplates(TEMPLATES_DIR)
+    submitted = next(event for event in samples.sample_events() if getattr(event, "deferred_materials", ()))
+    body = templates.render("receipt", "sms", domain.receipt_context(submitted, NAMES)).body
+    assert "房东身份证复印件" in body and "2026年12月8日前" in body and "终止办理" in body
+
+
+def test_a_missing_template_is_named(templates_copy):
+    (templates_copy / "item_rejected.sms.j2").unlink()
+    assert problems_in(templates_copy) == ["item_rejected.sms.j2: missing (message kind 'item_rejected' on channel "
+                                           "'sms')"]
+
+
+def test_a_misspelt_variable_is_named_with_the_variables_there_are(templates_copy):
+    path = templates_copy / "deferral_reminder.sms.j2"
+    path.write_text(path.read_text(encoding="utf-8").replace("{{ due }}", "{{ due_date }}"), encoding="utf-8")
+    [problem] = problems_in(templates_copy)
+    assert problem.startswith("deferral_reminder.sms.j2: 'due_date' is undefined")
+    assert "due" in problem.split("the context has:")[1]
+
+
+def test_a_variable_used_only_in_one_branch_is_still_checked(templates_copy):
+    path = templates_copy / "item_resolved.email.j2"
+    path.write_text(path.read_text(encoding="utf-8").replace("{{ delivery.agent }}", "{{ delivery.worker }}"),
+                    encoding="utf-8")
+    assert any("item_resolved.email.j2" in problem and "worker" in problem for problem in problems_in(templates_copy))
+
+
+def test_a_stray_file_a_syntax_error_and_a_missing_block_are_each_named(templates_copy):
+    (templates_copy / "reciept.sms.j2").write_text("{% block body %}x{% endblock %}", encoding="utf-8")
+    (templates_copy / "receipt.sms.j2").write_text("{% block body %}{% if %}{% endblock %}", encoding="utf-8")
+    (templates_copy / "receipt.email.j2").write_text("{% block body %}{{ case_number }}{% endblock %}",
+                                                     encoding="utf-8")
+    problems = problems_in(templates_copy)
+    assert any(p.startswith("reciept.sms.j2: no rule sends") for p in problems)
+    assert any(p.startswith("receipt.sms.j2: line 1") for p in problems)
+    assert any(p.startswith("receipt.email.j2: the email channel needs a {% block subject %}") for p in problems)
+
+
+def test_an_sms_that_is_too_long_or_empty_is_refused(templates_copy):
+    (templates_copy / "item_terminated.sms.j2").write_text("{% block body %}" + "很长" * 300 + "{% endblock %}",
+                                                           encoding="utf-8")
+    (templates_copy / "item_rejected.sms.j2").write_text("{% block body %}  {% endblock %}", encoding="utf-8")
+    problems = problems_in(templates_copy)
+    assert "item_terminated.sms.j2: an SMS of 600 characters is longer than 500" in problems
+    assert "item_rejected.sms.j2: renders an empty body" in problems
+
+
+def test_the_start_up_check_raises_with_every_problem(templates_copy):
+    (templates_copy / "receipt.sms.j2").unlink()
+    (templates_copy / "receipt.email.j2").unlink()
+    with pytest.raises(TemplateProblems) as refused:
+        check_templates(MessageTemplates(templates_copy), NAMES)
+    assert len(refused.value.problems) == 2 and "receipt.sms.j2" in str(refused.value)
+    with pytest.raises(TemplateProblems, match="does not exist"):
+        check_templates(MessageTemplates(templates_copy / "nowhere"), NAMES)
+
+
+def test_rendering_with_a_missing_variable_raises_rather_than_printing_nothing():
+    with pytest.raises(UndefinedError):
+        MessageTemplates(TEMPLATES_DIR).render("deferral_reminder", "sms", {"case_number": "X"})
