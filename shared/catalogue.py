@@ -425,6 +425,15 @@ class Catalogue:
         """The unit at ``level`` in the community's own line."""
         return self.line_of(community_code)[Level(level)]
 
+    def desk_level_above(self, matter: Matter, level: Level) -> Level | None:
+        """The next level up the line where the matter's department has a desk (where an item can move
+        when it is returned or escalated), or None at the top."""
+        department = self.department(matter.department)
+        above = level.above()
+        while above is not None and not department.has_desk_at(above):
+            above = above.above()
+        return above
+
     def is_within(self, unit_code: str, scope_code: str) -> bool:
         """True if the unit is the scope or lies below it (e.g. a kiosk's community inside a street)."""
         unit = self.unit(unit_code)

@@ -110,6 +110,9 @@ class ItemEvent(EventPayload):
     occurred_at: datetime
 
     verb: ClassVar[str]
+    # False for notices about an item (督办 warnings and escalations) that change nothing about the item
+    # itself, so read models of the item's state can skip them.
+    changes_item: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -332,6 +335,7 @@ class ItemDeadlineWarningV1(ItemEvent):
 
     event_type: ClassVar[str] = TYPE_PREFIX + "item.deadline-warning.v1"
     verb: ClassVar[str] = "deadline-warning"
+    changes_item: ClassVar[bool] = False
 
     share_used: float = Field(ge=0, description="the share of the promised working time used when warned")
     promised_deadline: datetime
@@ -344,6 +348,7 @@ class ItemSupervisionEscalatedV1(ItemEvent):
 
     event_type: ClassVar[str] = TYPE_PREFIX + "item.supervision-escalated.v1"
     verb: ClassVar[str] = "supervision-escalated"
+    changes_item: ClassVar[bool] = False
 
     stage: Literal["promised_breach", "legal_breach"]
     deadline: datetime = Field(description="the limit that was broken")

@@ -170,16 +170,6 @@ def loop_outcome(*, status: str, occurred_at: datetime, loop_ends_at: datetime |
     return None
 
 
-def level_above_with_desk(catalogue: Catalogue, matter: Matter, level: Level) -> Level | None:
-    """The next level up the line where the matter's department has a desk (where routing can move an
-    item), or None at the top."""
-    department = catalogue.department(matter.department)
-    above = level.above()
-    while above is not None and not department.has_desk_at(above):
-        above = above.above()
-    return above
-
-
 # ── 吹哨 ───────────────────────────────────────────────────────────────────────────────────────────
 
 

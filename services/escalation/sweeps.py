@@ -22,7 +22,6 @@ from services.escalation.domain import (
     OPEN_STATUSES,
     DeadlineKind,
     ReportStatus,
-    level_above_with_desk,
     supervising_level,
     whistle_escalation_target,
     working_seconds,
@@ -98,7 +97,7 @@ def _order_up(uow: UnitOfWork, item: EscalationItem, *, reason: str, rules: Esca
     """Order the item one level up its line, once per level. Routing moves it (or ignores a stale order)."""
     matter = rules.catalogue.matters.get(item.matter_code)
     if (matter is None or item.status not in OPEN_STATUSES or item.ordered_up_from == item.level
-            or level_above_with_desk(rules.catalogue, matter, Level(item.level)) is None):
+            or rules.catalogue.desk_level_above(matter, Level(item.level)) is None):
         return False
     uow.publish(EscalationOrderedV1(item_id=item.item_id, district_code=item.district_code, from_level=item.level,
                                     reason=reason, ordered_at=now))

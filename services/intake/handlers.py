@@ -198,7 +198,7 @@ def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
     with unit_of_work as uow:
         if not uow.claim_message(ITEM_UPDATES_CONSUMER, event):
             return False
-        if isinstance(payload, ItemEvent):
+        if isinstance(payload, ItemEvent) and payload.changes_item:
             _apply_item_event(uow, payload, event)
         elif isinstance(payload, CaseCompletedV1):
             _apply_case_completed(uow, payload)

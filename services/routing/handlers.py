@@ -9,7 +9,7 @@ from services.routing.domain import RoutingImpossible, route_case
 from services.routing.follow_ups import SYSTEM_ACTOR, lock_case
 from services.routing.item_actions import WorkRules
 from services.routing.item_events import item_event, record_change
-from services.routing.lifecycle import OPEN_STATUSES, Action, level_above_with_desk, next_status
+from services.routing.lifecycle import OPEN_STATUSES, Action, next_status
 from shared.catalogue import Level, UnknownCode
 from shared.clock import new_id
 from shared.db import is_postgres
@@ -99,7 +99,7 @@ def escalate_item(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: WorkRul
         if is_postgres(uow.session.get_bind()):
             uow.session.refresh(item, with_for_update=True)
         matter = rules.catalogue.matter(item.matter_code)
-        above = level_above_with_desk(rules.catalogue, matter, Level(item.level))
+        above = rules.catalogue.desk_level_above(matter, Level(item.level))
         if item.status not in OPEN_STATUSES or item.level != order.from_level or above is None:
             log.info("escalation order changes nothing", item_id=item.id, status=item.status, level=item.level)
             uow.commit()

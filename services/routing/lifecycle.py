@@ -117,7 +117,7 @@ def decide_return(catalogue: Catalogue, calendar: WorkdayCalendar, *, matter: Ma
                                 f"items may be returned within {matter.return_limit_days} working days; "
                                 f"{used} have passed", return_limit_days=matter.return_limit_days)
     line = catalogue.line_of(community_code)
-    above = level_above_with_desk(catalogue, matter, level)
+    above = catalogue.desk_level_above(matter, level)
     if above is None:
         raise TransitionRefused("no_unit_above",
                                 "this is the top of the line: the district decides and cannot return it")
@@ -157,15 +157,6 @@ def deferral_reminder_due(calendar: WorkdayCalendar, *, due_date, today, remind_
 def deferral_expired(*, due_date, today) -> bool:
     """A deferred material is due by the end of its due date."""
     return today > due_date
-
-
-def level_above_with_desk(catalogue: Catalogue, matter: Matter, level: Level) -> Level | None:
-    """The next level up the line where the matter's department has a desk, or None at the top."""
-    department = catalogue.department(matter.department)
-    above = level.above()
-    while above is not None and not department.has_desk_at(above):
-        above = above.above()
-    return above
 
 
 def one_trip_delivery(deliveries: list[Delivery], community_name: str) -> Delivery | None:

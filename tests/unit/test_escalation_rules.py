@@ -20,7 +20,6 @@ from services.escalation.domain import (
     community_loop_ends,
     contains_personal_data,
     deferral_reminder_day,
-    level_above_with_desk,
     loop_outcome,
     next_report_status,
     report_number,
@@ -140,9 +139,9 @@ def test_how_a_community_loop_ends(status, at, left_by, outcome):
 
 def test_an_item_goes_up_only_where_its_department_has_a_desk():
     complaint, permit = CATALOGUE.matter("property-management-complaint"), CATALOGUE.matter("residence-permit")
-    assert level_above_with_desk(CATALOGUE, complaint, Level.COMMUNITY) is Level.STREET
-    assert level_above_with_desk(CATALOGUE, permit, Level.STREET) is Level.DISTRICT
-    assert level_above_with_desk(CATALOGUE, permit, Level.DISTRICT) is None
+    assert CATALOGUE.desk_level_above(complaint, Level.COMMUNITY) is Level.STREET
+    assert CATALOGUE.desk_level_above(permit, Level.STREET) is Level.DISTRICT
+    assert CATALOGUE.desk_level_above(permit, Level.DISTRICT) is None
 
 
 # ── 吹哨 ───────────────────────────────────────────────────────────────────────────────────────────
