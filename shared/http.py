@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.wrappers import Request, Response
 
 from shared.clock import new_id
+from shared.refusal import Refusal
 
 log = structlog.get_logger(__name__)
 
@@ -73,13 +74,29 @@ def _parse_json(raw: bytes):
                        if isinstance(exc, json.JSONDecodeError) else "request body is not UTF-8") from None
 
 
+MAX_PAGE = 200
+
+
+def page_of(request: Request, default_limit: int = 50) -> tuple[int, int]:
+    """``limit`` (1 to MAX_PAGE) and ``offset`` (0 or more) from the query string, or a 400 saying why."""
+    try:
+        limit = int(request.args.get("limit", default_limit))
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        raise ApiError(400, "invalid_query", "limit and offset are whole numbers") from None
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ApiError(400, "invalid_query", f"limit is 1 to {MAX_PAGE}, offset 0 or more")
+    return limit, offset
+
+
 def describe_validation_errors(exc: ValidationError) -> list[dict]:
     return [{"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"],
              "code": error["type"]} for error in exc.errors(include_input=False, include_url=False)]
 
 
 def api_endpoint(handler):
-    """Wrap an ``@http`` method: bind a request id, turn ApiErrors into problems, hide tracebacks."""
+    """Wrap an ``@http`` method: bind a request id, turn ApiErrors and domain Refusals into problems,
+    hide tracebacks."""
 
     @functools.wraps(handler)
     def wrapper(self, request: Request, *args, **kwargs):
@@ -93,6 +110,10 @@ def api_endpoint(handler):
         except ApiError as error:
             log.info("request refused", status=error.status, reason=error.reason)
             return problem_response(error, request_id)
+        except Refusal as refusal:
+            log.info("request refused", status=refusal.status, reason=refusal.reason)
+            return problem_response(ApiError(refusal.status, refusal.reason, refusal.message, **refusal.details),
+                                    request_id)
         except Exception:  # noqa: BLE001 - the client gets a reason and an id, the log gets the trace
             log.exception("request failed")
             return problem_response(ApiError(500, "internal_error",

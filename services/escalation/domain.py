@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from shared.catalogue import Catalogue, Level, Matter
 from shared.logging import redact_text
+from shared.refusal import Refusal
 from shared.workdays import SHANGHAI, WorkdayCalendar
 
 OPEN_STATUSES = frozenset({"waiting", "queued", "claimed", "accepted", "supplement_requested"})
@@ -248,18 +249,10 @@ REPORT_TRANSITIONS: dict[tuple[ReportStatus, ReportAction], ReportStatus] = {
 OUTCOMES = ("solved", "explained", "referred", "deferral_granted", "not_solvable")
 
 
-class ReportRefused(Exception):
+class ReportRefused(Refusal):
     """The report action is not allowed; ``reason`` is machine-readable, ``status`` the HTTP status."""
 
     status = 409
-
-    def __init__(self, reason: str, message: str, *, status: int | None = None, **details):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.details = details
-        if status is not None:
-            self.status = status
 
 
 def next_report_status(status: str, action: ReportAction, *, agrees_solved: bool = True,

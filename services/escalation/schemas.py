@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.api_models import Health, Problem  # noqa: F401 - part of this API's schema set
+
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 DivisionCode = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -209,18 +211,3 @@ class CauseView(BaseModel):
 
 class CauseList(BaseModel):
     causes: list[CauseView]
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    service: str
-    checks: dict[str, bool]
-
-
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    reason: str = Field(description="machine-readable, e.g. report_forbidden, transition_not_allowed")
-    request_id: str
-    current_status: str | None = Field(default=None, description="on 409: the report's or call's state now")

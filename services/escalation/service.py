@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from services.escalation import failure_reports, handlers, sweeps, whistle
 from services.escalation.api import REPORT_ACTION_BODIES, REPORT_ACTION_PATHS, escalation_openapi
 from services.escalation.dependencies import Rules, sweep_timer
-from services.escalation.domain import ReportAction, ReportRefused
+from services.escalation.domain import ReportAction
 from services.escalation.schemas import (
     Acknowledgement,
     CauseList,
@@ -22,26 +22,15 @@ from services.escalation.schemas import (
     FailureReportList,
     WhistleCallList,
 )
-from shared.http import ApiError, api_endpoint, json_response, read_json
+from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import ESCALATION_EVENTS
 
 log = structlog.get_logger(__name__)
 
-MAX_PAGE = 200
 _ACTION_BY_PATH = {path: action for action, path in REPORT_ACTION_PATHS.items()}
 
-
-def _as_api_error(refused: ReportRefused) -> ApiError:
-    return ApiError(refused.status, refused.reason, refused.message, **refused.details)
-
-
-def _page(request) -> tuple[int, int]:
-    try:
-        return min(int(request.args.get("limit", 50)), MAX_PAGE), max(int(request.args.get("offset", 0)), 0)
-    except ValueError:
-        raise ApiError(400, "invalid_query", "limit and offset are integers") from None
 
 
 class EscalationService(SanjiService):
@@ -76,35 +65,26 @@ class EscalationService(SanjiService):
     def file_report(self, request):
         principal = self.authenticate(request)
         body = read_json(request, FailureReportFiling)
-        try:
-            view = failure_reports.file_report(principal, body, unit_of_work=self.storage.unit_of_work(self.clock),
-                                               rules=self.rules, now=self._now())
-        except ReportRefused as refused:
-            raise _as_api_error(refused) from None
+        view = failure_reports.file_report(principal, body, unit_of_work=self.storage.unit_of_work(self.clock),
+                                           rules=self.rules, now=self._now())
         return json_response(201, view, {"Location": f"/v1/failure-reports/{view.report_id}"})
 
     @http("GET", "/v1/failure-reports")
     @api_endpoint
     def list_reports(self, request):
         principal = self.authenticate(request)
-        limit, offset = _page(request)
-        try:
-            reports, total = failure_reports.list_reports(
-                principal, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules,
-                status=request.args.get("status"), limit=limit, offset=offset)
-        except ReportRefused as refused:
-            raise _as_api_error(refused) from None
+        limit, offset = page_of(request)
+        reports, total = failure_reports.list_reports(
+            principal, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules,
+            status=request.args.get("status"), limit=limit, offset=offset)
         return json_response(200, FailureReportList(reports=reports, total=total))
 
     @http("GET", "/v1/failure-reports/<string:report_id>")
     @api_endpoint
     def get_report(self, request, report_id):
         principal = self.authenticate(request)
-        try:
-            view = failure_reports.get_report(report_id, principal, rules=self.rules,
-                                              unit_of_work=self.storage.unit_of_work(self.clock))
-        except ReportRefused as refused:
-            raise _as_api_error(refused) from None
+        view = failure_reports.get_report(report_id, principal, rules=self.rules,
+                                          unit_of_work=self.storage.unit_of_work(self.clock))
         return json_response(200, view)
 
     @http("POST", "/v1/failure-reports/<string:report_id>/<string:action_path>")
@@ -115,11 +95,8 @@ class EscalationService(SanjiService):
         if action is None:
             raise ApiError(404, "unknown_action", f"no action {action_path!r}", actions=sorted(_ACTION_BY_PATH))
         body = read_json(request, REPORT_ACTION_BODIES[action])
-        try:
-            view = failure_reports.act(report_id, action, principal, body, rules=self.rules, now=self._now(),
-                                       unit_of_work=self.storage.unit_of_work(self.clock))
-        except ReportRefused as refused:
-            raise _as_api_error(refused) from None
+        view = failure_reports.act(report_id, action, principal, body, rules=self.rules, now=self._now(),
+                                   unit_of_work=self.storage.unit_of_work(self.clock))
         return json_response(200, view)
 
     # ── 吹哨 and items ───────────────────────────────────────────────────────────────────────────────
@@ -128,15 +105,12 @@ class EscalationService(SanjiService):
     @api_endpoint
     def list_calls(self, request):
         principal = self.authenticate(request)
-        limit, offset = _page(request)
+        limit, offset = page_of(request)
         state = request.args.get("state")
         if state not in (None, "called", "acknowledged", "escalated", "cancelled"):
             raise ApiError(400, "invalid_query", "state is called, acknowledged, escalated or cancelled")
-        try:
-            calls, total = whistle.list_calls(principal, unit_of_work=self.storage.unit_of_work(self.clock),
-                                              rules=self.rules, state=state, limit=limit, offset=offset)
-        except ReportRefused as refused:
-            raise _as_api_error(refused) from None
+        calls, total = whistle.list_calls(principal, unit_of_work=self.storage.unit_of_work(self.clock),
+                                          rules=self.rules, state=state, limit=limit, offset=offset)
         return json_response(200, WhistleCallList(calls=calls, total=total))
 
     @http("POST", "/v1/whistle-calls/<string:call_id>/acknowledge")
@@ -144,22 +118,16 @@ class EscalationService(SanjiService):
     def acknowledge_call(self, request, call_id):
         principal = self.authenticate(request)
         body = read_json(request, Acknowledgement)
-        try:
-            view = whistle.acknowledge(call_id, principal, body, unit_of_work=self.storage.unit_of_work(self.clock),
-                                       rules=self.rules, now=self._now())
-        except ReportRefused as refused:
-            raise _as_api_error(refused) from None
+        view = whistle.acknowledge(call_id, principal, body, unit_of_work=self.storage.unit_of_work(self.clock),
+                                   rules=self.rules, now=self._now())
         return json_response(200, view)
 
     @http("GET", "/v1/items/<string:item_id>/escalation")
     @api_endpoint
     def item_escalation(self, request, item_id):
         principal = self.authenticate(request)
-        try:
-            view = whistle.item_escalation(item_id, principal, unit_of_work=self.storage.unit_of_work(self.clock),
-                                           rules=self.rules)
-        except ReportRefused as refused:
-            raise _as_api_error(refused) from None
+        view = whistle.item_escalation(item_id, principal, unit_of_work=self.storage.unit_of_work(self.clock),
+                                       rules=self.rules)
         return json_response(200, view)
 
     @http("GET", "/openapi.json")

@@ -11,20 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from shared.catalogue import Bundle, Catalogue, Matter, UnknownCode
+from shared.refusal import Refusal
 from shared.workdays import WorkdayCalendar
 
 DEFERRAL_CONSEQUENCE = "逾期未补齐的，相关事项将终止办理，需重新申请。"
 
 
-class SubmissionRefused(Exception):
+class SubmissionRefused(Refusal):
     """The submission cannot be taken in; ``reason`` is machine-readable, the message says why."""
-
-    def __init__(self, reason: str, message: str, status: int = 422, **details):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.status = status
-        self.details = details
 
 
 @dataclass(frozen=True)

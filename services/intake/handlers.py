@@ -55,13 +55,11 @@ class IntakeRules:
 
 
 class Forbidden(SubmissionRefused):
-    def __init__(self, reason: str, message: str, **details):
-        super().__init__(reason, message, status=403, **details)
+    status = 403
 
 
 class NotFound(SubmissionRefused):
-    def __init__(self, reason: str, message: str, **details):
-        super().__init__(reason, message, status=404, **details)
+    status = 404
 
 
 def check_may_act_for(principal: Principal, community_code: str, catalogue: Catalogue) -> None:

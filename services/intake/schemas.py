@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.api_models import Health, Problem  # noqa: F401 - part of this API's schema set
 from shared.events import Delivery
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -97,13 +98,6 @@ class CaseView(BaseModel):
     deferred_materials: list[DeferredMaterialView] = Field(description="the 容缺 notice")
 
 
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    reason: str = Field(description="machine-readable reason, e.g. invalid_id_number, community_forbidden")
-    request_id: str
-
 
 class MaterialView(BaseModel):
     code: str
@@ -135,9 +129,3 @@ class CatalogueSummary(BaseModel):
     version: str
     matters: list[MatterView]
     bundles: list[BundleView]
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    service: str
-    checks: dict[str, bool]

@@ -11,7 +11,6 @@ from werkzeug.wrappers import Response
 from services.intake import failure_reports, handlers
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
-from services.intake.domain import SubmissionRefused
 from services.intake.schemas import CaseSubmission
 from shared.http import ApiError, api_endpoint, json_response, read_json
 from shared.nameko_ext import consume_events
@@ -20,9 +19,6 @@ from shared.topology import INTAKE_ITEM_UPDATES
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 
-
-def _as_api_error(refused: SubmissionRefused) -> ApiError:
-    return ApiError(refused.status, refused.reason, refused.message, **refused.details)
 
 
 class IntakeService(SanjiService):
@@ -39,12 +35,9 @@ class IntakeService(SanjiService):
             raise ApiError(400, "invalid_idempotency_key",
                            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
         submission = read_json(request, CaseSubmission)
-        try:
-            view, replayed = handlers.submit_case(
-                submission, principal=principal, idempotency_key=idempotency_key,
-                unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, clock=self.clock)
-        except SubmissionRefused as refused:
-            raise _as_api_error(refused) from None
+        view, replayed = handlers.submit_case(
+            submission, principal=principal, idempotency_key=idempotency_key,
+            unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, clock=self.clock)
         headers = {"Location": f"/v1/cases/{view.case_id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -54,11 +47,8 @@ class IntakeService(SanjiService):
     @api_endpoint
     def get_case(self, request, case_id):
         principal = self.authenticate(request)
-        try:
-            view = handlers.get_case(case_id, principal=principal,
-                                     unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules)
-        except SubmissionRefused as refused:
-            raise _as_api_error(refused) from None
+        view = handlers.get_case(case_id, principal=principal,
+                                 unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules)
         return json_response(200, view)
 
     @http("POST", "/v1/failure-reports")
@@ -66,11 +56,8 @@ class IntakeService(SanjiService):
     def file_failure_report(self, request):
         principal = self.authenticate(request)
         submission = read_json(request, failure_reports.FailureReportSubmission)
-        try:
-            receipt = failure_reports.file_report(submission, principal=principal, rules=self.rules,
-                                                  unit_of_work=self.storage.unit_of_work(self.clock), clock=self.clock)
-        except SubmissionRefused as refused:
-            raise _as_api_error(refused) from None
+        receipt = failure_reports.file_report(submission, principal=principal, rules=self.rules,
+                                              unit_of_work=self.storage.unit_of_work(self.clock), clock=self.clock)
         return json_response(201, receipt)
 
     @http("GET", "/v1/catalogue")

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from shared.catalogue import Catalogue, Level, Matter
 from shared.events import Delivery
+from shared.refusal import Refusal
 from shared.workdays import SHANGHAI, WorkdayCalendar
 
 
@@ -68,14 +69,10 @@ STAFF_ACTIONS = frozenset({Action.CLAIM, Action.ACCEPT, Action.REQUEST_SUPPLEMEN
                            Action.RESOLVE, Action.REJECT, Action.RETURN})
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(Refusal):
     """The action is not allowed now; ``reason`` is machine-readable."""
 
-    def __init__(self, reason: str, message: str, **details):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.details = details
+    status = 409
 
 
 def next_status(status: str, action: Action) -> str:

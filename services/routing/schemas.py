@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.api_models import Health, Problem  # noqa: F401 - part of this API's schema set
 from shared.events import Delivery
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
@@ -93,18 +94,3 @@ class ItemView(BaseModel):
 class ItemList(BaseModel):
     items: list[ItemView]
     total: int
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    service: str
-    checks: dict[str, bool]
-
-
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    reason: str = Field(description="machine-readable, e.g. transition_not_allowed, item_forbidden")
-    request_id: str
-    current_status: str | None = Field(default=None, description="on 409: the item's status now")

@@ -11,19 +11,15 @@ from werkzeug.wrappers import Response
 from services.routing import handlers, item_actions, sweeps
 from services.routing.api import ACTION_BODIES, routing_openapi
 from services.routing.dependencies import Rules
-from services.routing.lifecycle import Action, TransitionRefused
+from services.routing.lifecycle import Action
 from services.routing.schemas import CustodyStep, ItemList
-from shared.http import ApiError, api_endpoint, json_response, read_json
+from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS
 
 SWEEP_INTERVAL_SECONDS = 30
-MAX_PAGE = 200
 
-
-def _as_api_error(refused: TransitionRefused) -> ApiError:
-    return ApiError(getattr(refused, "status", 409), refused.reason, refused.message, **refused.details)
 
 
 def _flag(value: str | None) -> bool | None:
@@ -58,29 +54,19 @@ class RoutingService(SanjiService):
     @api_endpoint
     def list_items(self, request):
         principal = self.authenticate(request)
-        try:
-            limit = min(int(request.args.get("limit", 50)), MAX_PAGE)
-            offset = max(int(request.args.get("offset", 0)), 0)
-        except ValueError:
-            raise ApiError(400, "invalid_query", "limit and offset are integers") from None
-        try:
-            items, total = item_actions.list_queue(
-                principal, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, now=self.clock.now(),
-                status=request.args.get("status"), matter=request.args.get("matter"),
-                overdue=_flag(request.args.get("overdue")), limit=limit, offset=offset)
-        except TransitionRefused as refused:
-            raise _as_api_error(refused) from None
+        limit, offset = page_of(request)
+        items, total = item_actions.list_queue(
+            principal, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, now=self.clock.now(),
+            status=request.args.get("status"), matter=request.args.get("matter"),
+            overdue=_flag(request.args.get("overdue")), limit=limit, offset=offset)
         return json_response(200, ItemList(items=items, total=total))
 
     @http("GET", "/v1/items/<string:item_id>")
     @api_endpoint
     def get_item(self, request, item_id):
         principal = self.authenticate(request)
-        try:
-            view = item_actions.get_item(item_id, principal, unit_of_work=self.storage.unit_of_work(self.clock),
-                                         rules=self.rules, now=self.clock.now())
-        except TransitionRefused as refused:
-            raise _as_api_error(refused) from None
+        view = item_actions.get_item(item_id, principal, unit_of_work=self.storage.unit_of_work(self.clock),
+                                     rules=self.rules, now=self.clock.now())
         return json_response(200, view)
 
     @http("POST", "/v1/items/<string:item_id>/custody")
@@ -88,11 +74,8 @@ class RoutingService(SanjiService):
     def record_custody(self, request, item_id):
         principal = self.authenticate(request)
         body = read_json(request, CustodyStep)
-        try:
-            view = item_actions.record_custody(item_id, principal, body, rules=self.rules, now=self.clock.now(),
-                                               unit_of_work=self.storage.unit_of_work(self.clock))
-        except TransitionRefused as refused:
-            raise _as_api_error(refused) from None
+        view = item_actions.record_custody(item_id, principal, body, rules=self.rules, now=self.clock.now(),
+                                           unit_of_work=self.storage.unit_of_work(self.clock))
         return json_response(200, view)
 
     @http("POST", "/v1/items/<string:item_id>/<string:action_name>")
@@ -107,11 +90,8 @@ class RoutingService(SanjiService):
             raise ApiError(404, "unknown_action", f"no action {action_name!r}",
                            actions=sorted(str(a) for a in ACTION_BODIES))
         body = read_json(request, ACTION_BODIES[action])
-        try:
-            view = item_actions.act(item_id, action, principal, body, rules=self.rules, now=self.clock.now(),
-                                    unit_of_work=self.storage.unit_of_work(self.clock))
-        except TransitionRefused as refused:
-            raise _as_api_error(refused) from None
+        view = item_actions.act(item_id, action, principal, body, rules=self.rules, now=self.clock.now(),
+                                unit_of_work=self.storage.unit_of_work(self.clock))
         return json_response(200, view)
 
     @http("GET", "/openapi.json")
