@@ -194,6 +194,7 @@ def cmd_write_docs(args) -> None:
 
     from services.escalation.api import escalation_openapi
     from services.intake.api import intake_openapi
+    from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
     from shared.asyncapi import asyncapi_document
 
@@ -201,6 +202,7 @@ def cmd_write_docs(args) -> None:
     (docs / "openapi").mkdir(parents=True, exist_ok=True)
     for name, document in (("openapi/intake.json", intake_openapi()), ("openapi/routing.json", routing_openapi()),
                            ("openapi/escalation.json", escalation_openapi()),
+                           ("openapi/notification.json", notification_openapi()),
                            ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")

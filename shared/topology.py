@@ -49,7 +49,7 @@ class ConsumerQueue:
 
 ROUTING_CASE_SUBMITTED = ConsumerQueue("routing.case-submitted", ("case.submitted.#",))
 INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#", "case.completed.#"))
-NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#"))
+NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#", "whistle.#", "report.#"))
 
 ROUTING_ESCALATION_ORDERS = ConsumerQueue("routing.escalation-orders", ("escalation.ordered.#",))
 

@@ -8,9 +8,11 @@ from shared.openapi import Operation, build_openapi
 API_VERSION = "1.0.0"
 
 OPERATIONS = [
-    Operation("GET", "/v1/inbox", "The staff inbox of the caller's unit and the units below it, newest first",
-              InboxPage, errors={400: "invalid limit or offset", 403: "not staff, or the unit is outside the "
-                                 "caller's jurisdiction", 422: "unknown unit"}),
+    Operation("GET", "/v1/inbox", "The inbox of the caller's unit and the units below it, newest first (a "
+              "办不成事 specialist: the reports assigned to them)",
+              InboxPage, errors={400: "invalid limit or offset", 403: "not staff, a department system or a "
+                                 "specialist, or the unit is outside the caller's jurisdiction",
+                                 422: "unknown unit"}),
     Operation("GET", "/v1/deliveries", "Every notification of a case, with each attempt (staff view and audits)",
               DeliveryLog, errors={400: "case_id missing", 403: "the case is outside the caller's jurisdiction",
                                    404: "no notification for that case"}),

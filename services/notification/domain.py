@@ -27,13 +27,22 @@ from shared.events import (
     DeferralReminderV1,
     Delivery,
     EventPayload,
+    ItemDeadlineWarningV1,
+    ItemEscalatedV1,
     ItemEvent,
     ItemRejectedV1,
     ItemReleasedV1,
     ItemResolvedV1,
     ItemRoutedV1,
+    ItemSupervisionEscalatedV1,
     ItemSupplementRequestedV1,
     ItemTerminatedV1,
+    ReportAssignedV1,
+    ReportClosedV1,
+    ReportFiledV1,
+    ReportOverdueV1,
+    WhistleCalledV1,
+    WhistleEscalatedV1,
 )
 from shared.identity import mask_phone
 from shared.logging import redact_text
@@ -48,6 +57,7 @@ AUDIENCE_CHANNELS: Mapping[str, tuple[str, ...]] = {
     "resident": ("sms", "email"),
     "unit_staff": ("inbox",),
     "department": ("webhook",),
+    "specialist": ("inbox",),   # the 办不成事 specialist a report is assigned to, in the inbox of the report's unit
 }
 CHANNELS = ("sms", "email", "webhook", "inbox")
 # Channels that deliver inside our own database, in the transaction that plans them.
@@ -62,6 +72,15 @@ TERMINATION_REASONS = {
 }
 OUTCOME_LABELS = {"resolved": "已办结", "rejected": "不予办理", "terminated": "已终止办理"}
 ROUTE_REASONS = {"submitted": "", "returned": "原承办单位退回后重新转办", "escalated": "上报至上级办理"}
+ESCALATION_REASONS = {"internal_loop_expired": "下级内部循环办理期满仍未办结",
+                      "whistle_unacknowledged": "“吹哨”后被叫部门未按时报到",
+                      "supervisor_decision": "督办人员决定上报"}
+SUPERVISION_STAGES = {"promised_breach": "已超过承诺办结期限", "legal_breach": "已超过法定办结期限"}
+REPORT_CHANNELS = {"kiosk": "自助终端", "staff": "工作人员代为登记"}
+REPORT_OUTCOMES = {"solved": "问题已解决", "explained": "已向您作出解释说明", "referred": "已转交有权处理的部门办理",
+                   "deferral_granted": "已同意容缺受理，请在约定期限内补齐材料",
+                   "not_solvable": "经协调，该事项目前确实无法办理"}
+REPORT_LIMITS = {"opinion": "部门意见", "time_limit": "承诺办理时限"}
 
 # A door delivery this close is told at once, even at night: held until morning, the notice could
 # reach the resident after the social worker is already at the door.
@@ -199,6 +218,69 @@ def rating_invitation_context(event: CaseCompletedV1, names: Names) -> dict:
     return {"case_number": event.case_number, "levels": list(RATING_LEVELS)}
 
 
+# Escalation (督办, 吹哨, 办不成事). Whistle and report events carry no case number: messages name the item's
+# matter and the call, or the report's number.
+
+
+def _level(level: str | None) -> str:
+    return LEVEL_LABELS.get(level, level) if level else ""
+
+
+def deadline_warning_context(event: ItemDeadlineWarningV1, names: Names) -> dict:
+    return {**_item_basics(event, names), "share_used": f"{min(event.share_used, 1.0):.0%}",
+            "promised": local_time_text(event.promised_deadline)}
+
+
+def item_escalated_context(event: ItemEscalatedV1, names: Names) -> dict:
+    return {**_item_basics(event, names), "from_unit": names.unit(event.from_unit_code),
+            "from_level": _level(event.from_level), "reason": ESCALATION_REASONS.get(event.reason, event.reason)}
+
+
+def supervision_escalated_context(event: ItemSupervisionEscalatedV1, names: Names) -> dict:
+    return {**_item_basics(event, names), "stage": SUPERVISION_STAGES[event.stage],
+            "legal": event.stage == "legal_breach", "deadline": local_time_text(event.deadline),
+            "supervising_unit": names.unit(event.supervising_unit_code),
+            "supervising_level": _level(event.supervising_level)}
+
+
+def _whistle_basics(event: WhistleCalledV1 | WhistleEscalatedV1, names: Names) -> dict:
+    return {"call_id": event.call_id, "item_id": event.item_id, "matter": names.matter(event.matter_code),
+            "department": names.department(event.department_code), "desk_unit": names.unit(event.unit_code),
+            "desk_level": _level(event.level), "caller_unit": names.unit(event.caller_unit_code),
+            "caller_level": _level(event.caller_level), "ack_due": local_time_text(event.ack_due_at)}
+
+
+def whistle_called_context(event: WhistleCalledV1, names: Names) -> dict:
+    return _whistle_basics(event, names)
+
+
+def whistle_escalated_context(event: WhistleEscalatedV1, names: Names) -> dict:
+    return {**_whistle_basics(event, names), "escalated_to_unit": names.unit(event.escalated_to_unit_code),
+            "escalated_to_level": _level(event.escalated_to_level), "item_ordered_up": event.item_ordered_up}
+
+
+def report_assigned_context(event: ReportAssignedV1, names: Names) -> dict:
+    return {"report_number": event.report_number, "report_id": event.report_id, "unit": names.unit(event.unit_code),
+            "specialist": event.specialist, "assigned_by": event.assigned_by}
+
+
+def report_receipt_context(event: ReportFiledV1, names: Names) -> dict:
+    return {"report_number": event.report_number, "unit": names.unit(event.unit_code),
+            "filed_at": local_time_text(event.occurred_at), "channel": REPORT_CHANNELS[event.channel],
+            "matter": names.matter(event.matter_code) if event.matter_code else ""}
+
+
+def report_closed_context(event: ReportClosedV1, names: Names) -> dict:
+    return {"report_number": event.report_number, "unit": names.unit(event.unit_code),
+            "outcome": REPORT_OUTCOMES[event.outcome], "closed_at": local_time_text(event.occurred_at)}
+
+
+def report_overdue_context(event: ReportOverdueV1, names: Names) -> dict:
+    return {"report_number": event.report_number, "report_id": event.report_id, "unit": names.unit(event.unit_code),
+            "limit": REPORT_LIMITS[event.limit], "due": local_time_text(event.due_at),
+            "supervising_unit": names.unit(event.supervising_unit_code)}
+
+
 # ── Conditions ──────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -213,6 +295,21 @@ def _never(_event, _now) -> bool:
 def in_queue(event: ItemEvent) -> bool:
     """The item is in a unit's queue (a routed item may instead wait for a prerequisite)."""
     return event.status == "queued"
+
+
+def new_in_queue(event: ItemRoutedV1) -> bool:
+    """In a unit's queue, and not brought there by escalation: the unit's staff hear of an escalated item once,
+    from ``item.escalated`` (where it came from and why), not a second time as a plain new item."""
+    return in_queue(event) and event.route_reason != "escalated"
+
+
+def has_case(event) -> bool:
+    """A 办不成事 report may concern no case: then there is no resident to reach through intake."""
+    return getattr(event, "case_id", None) is not None
+
+
+def _urgent(_event, _now) -> bool:
+    return True
 
 
 def door_visit_soon(event: ItemResolvedV1 | CaseCompletedV1, now: datetime) -> bool:
@@ -231,6 +328,8 @@ class Rule:
     context: Callable[[EventPayload, Names], dict]
     when: Callable[[EventPayload], bool] = _always
     urgent: Callable[[EventPayload, datetime], bool] = _never
+    # unit_staff and specialist audiences: the unit whose inbox is addressed (default: the event's unit_code)
+    unit: Callable[[EventPayload], str] | None = None
 
 
 RULES: Mapping[str, tuple[Rule, ...]] = {
@@ -239,7 +338,7 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
     ),
     ItemRoutedV1.event_type: (
         Rule("item_routed", "resident", item_routed_context),
-        Rule("staff_new_item", "unit_staff", new_item_context, when=in_queue),
+        Rule("staff_new_item", "unit_staff", new_item_context, when=new_in_queue),
         Rule("department_new_item", "department", new_item_context, when=in_queue),
     ),
     ItemReleasedV1.event_type: (
@@ -265,7 +364,43 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
         Rule("case_completed", "resident", case_completed_context, urgent=door_visit_soon),
         Rule("rating_invitation", "resident", rating_invitation_context),
     ),
+    # ── escalation: 督办, the ladder, 吹哨 and the 办不成事 window ──
+    ItemDeadlineWarningV1.event_type: (
+        Rule("deadline_warning", "unit_staff", deadline_warning_context),
+    ),
+    # The resident hears of an escalation once, from the accompanying item.routed (route_reason escalated),
+    # which carries the promised date; the staff of the unit it arrived at hear of it here.
+    ItemEscalatedV1.event_type: (
+        Rule("staff_item_escalated", "unit_staff", item_escalated_context),
+    ),
+    ItemSupervisionEscalatedV1.event_type: (
+        Rule("supervision_escalated", "unit_staff", supervision_escalated_context,
+             unit=lambda event: event.supervising_unit_code),
+    ),
+    WhistleCalledV1.event_type: (
+        Rule("whistle_called", "unit_staff", whistle_called_context, urgent=_urgent),
+        Rule("department_whistle_called", "department", whistle_called_context, urgent=_urgent),
+    ),
+    WhistleEscalatedV1.event_type: (
+        Rule("whistle_escalated", "unit_staff", whistle_escalated_context,
+             unit=lambda event: event.escalated_to_unit_code),
+    ),
+    ReportFiledV1.event_type: (
+        Rule("report_receipt", "resident", report_receipt_context, when=has_case),
+    ),
+    ReportAssignedV1.event_type: (
+        Rule("report_assigned", "specialist", report_assigned_context),
+    ),
+    ReportClosedV1.event_type: (
+        Rule("report_closed", "resident", report_closed_context),
+    ),
+    ReportOverdueV1.event_type: (
+        Rule("report_overdue", "unit_staff", report_overdue_context, unit=lambda event: event.supervising_unit_code),
+    ),
 }
+
+# Report events after ``report.filed`` do not name the case; the service remembers it from report.filed.
+REPORT_CASE_FROM_FILING = frozenset({ReportClosedV1.event_type})
 
 
 def template_keys(rules: Mapping[str, tuple[Rule, ...]] = RULES) -> set[tuple[str, str]]:
@@ -315,19 +450,27 @@ class WebhookSubscription:
 
 @dataclass(frozen=True)
 class Recipient:
-    key: str                        # unique per person or system: resident:<case>, unit:<unit>:<dept>, webhook:<name>
-    audience: Audience
+    key: str                        # unique per person or system: resident:<case>, unit:<unit>:<dept>,
+    audience: Audience              # webhook:<name>, specialist:<account>
     unit_code: str | None = None
     department_code: str | None = None
+    case_id: str | None = None      # a resident's case (the one intake is asked about)
 
 
 def recipients_for(rule: Rule, event: EventPayload, *, webhooks: Iterable[WebhookSubscription],
-                   within: Callable[[str, str], bool]) -> list[Recipient]:
+                   within: Callable[[str, str], bool], case_id: str | None = None) -> list[Recipient]:
+    """``case_id``: the resident's case when the event itself does not name it (a report's, remembered from
+    its filing); no case, no resident message."""
     if rule.audience == "resident":
-        return [Recipient(f"resident:{event.case_id}", "resident")]
+        case = getattr(event, "case_id", None) or case_id
+        return [Recipient(f"resident:{case}", "resident", case_id=case)] if case else []
     if rule.audience == "unit_staff":
-        return [Recipient(f"unit:{event.unit_code}:{event.department_code}", "unit_staff",
-                          unit_code=event.unit_code, department_code=event.department_code)]
+        unit = rule.unit(event) if rule.unit else event.unit_code
+        department = getattr(event, "department_code", None)
+        return [Recipient(f"unit:{unit}:{department}", "unit_staff", unit_code=unit, department_code=department)]
+    if rule.audience == "specialist":
+        unit = rule.unit(event) if rule.unit else event.unit_code
+        return [Recipient(f"specialist:{event.specialist}", "specialist", unit_code=unit)]
     if rule.audience == "department":
         return [Recipient(f"webhook:{hook.name}", "department", department_code=getattr(event, "department_code", None))
                 for hook in webhooks if hook.wants(rule.kind, event, within)]
@@ -410,14 +553,17 @@ class PlannedMessage:
 
 def plan(event_type: str, event: EventPayload, *, now: datetime, names: Names,
          webhooks: Iterable[WebhookSubscription], within: Callable[[str, str], bool],
-         quiet_hours: QuietHours, rules: Mapping[str, tuple[Rule, ...]] = RULES) -> list[PlannedMessage]:
+         quiet_hours: QuietHours, rules: Mapping[str, tuple[Rule, ...]] = RULES,
+         case_id: str | None = None) -> list[PlannedMessage]:
+    """The messages an event causes. ``case_id`` names the resident's case for an event that does not carry
+    it (a report's closing: the case remembered from its filing)."""
     planned = []
     for rule in rules.get(event_type, ()):
         if not rule.when(event):
             continue
         context = rule.context(event, names)
         urgent = rule.urgent(event, now)
-        for recipient in recipients_for(rule, event, webhooks=webhooks, within=within):
+        for recipient in recipients_for(rule, event, webhooks=webhooks, within=within, case_id=case_id):
             for channel in AUDIENCE_CHANNELS[recipient.audience]:
                 not_before, hold_reason = schedule(now, channel=channel, audience=recipient.audience,
                                                    urgent=urgent, quiet_hours=quiet_hours)

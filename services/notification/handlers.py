@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 
 from services.notification import domain
 from services.notification.adapters.channels import OutgoingMessage, Sender
-from services.notification.adapters.orm import Delivery, DeliveryAttempt, InboxMessage
+from services.notification.adapters.orm import Delivery, DeliveryAttempt, InboxMessage, ReportCase
 from services.notification.domain import (
     LOCAL_CHANNELS,
     Names,
@@ -36,8 +36,9 @@ from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
 from shared.db import is_postgres
-from shared.events import CloudEvent
+from shared.events import CloudEvent, ReportFiledV1
 from shared.outbox import UnitOfWork, insert_ignoring_duplicates
+from shared.refusal import Refusal
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +76,12 @@ def handle_event(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: Notifica
                 log.debug("no notification rule for this event type")
                 return 0
             now = uow.clock.now()
+            about = _case_of(uow, event.type, payload, now)
             planned = domain.plan(event.type, payload, now=now, names=rules.names, webhooks=rules.webhooks,
-                                  within=rules.within, quiet_hours=rules.quiet_hours)
+                                  within=rules.within, quiet_hours=rules.quiet_hours, case_id=about.case_id)
             created = []
             for message in planned:
-                delivery_id = _plan_one(uow, event, payload, message, rules.templates, now)
+                delivery_id = _plan_one(uow, event, payload, message, rules.templates, now, about)
                 if delivery_id is not None:
                     created.append((message.kind, message.channel, message.hold_reason))
             uow.commit()
@@ -89,8 +91,30 @@ def handle_event(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: Notifica
         return len(created)
 
 
+@dataclass(frozen=True)
+class _About:
+    case_id: str | None = None
+    community_code: str | None = None
+
+
+def _case_of(uow: UnitOfWork, event_type: str, payload, now: datetime) -> _About:
+    """The case (and community) an event is about. A 办不成事 report names its case only when filed: remember
+    it then, find it again when the report closes. A report about no case is about no resident."""
+    if isinstance(payload, ReportFiledV1) and payload.case_id is not None:
+        uow.session.execute(insert_ignoring_duplicates(uow.session, ReportCase).values(
+            report_id=payload.report_id, case_id=payload.case_id, community_code=payload.community_code,
+            created_at=now))
+    if event_type in domain.REPORT_CASE_FROM_FILING:
+        known = uow.session.get(ReportCase, payload.report_id)
+        if known is None:
+            log.info("report concerns no known case; no resident message", report_id=payload.report_id)
+            return _About()
+        return _About(known.case_id, known.community_code)
+    return _About(getattr(payload, "case_id", None), getattr(payload, "community_code", None))
+
+
 def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.PlannedMessage,
-              templates: MessageTemplates, now: datetime) -> str | None:
+              templates: MessageTemplates, now: datetime, about: _About) -> str | None:
     rendered = templates.render(message.kind, message.channel, message.context)
     delivery_id = new_id()
     document = None
@@ -102,8 +126,8 @@ def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.Plann
     inserted = uow.session.execute(insert_ignoring_duplicates(uow.session, Delivery).values(
         id=delivery_id, recipient=message.recipient.key, channel=message.channel,
         cause=domain.cause_of(event.dedupe_key(), message.kind), kind=message.kind,
-        audience=message.recipient.audience, event_type=event.type, case_id=getattr(payload, "case_id", None),
-        item_id=getattr(payload, "item_id", None), community_code=getattr(payload, "community_code", None),
+        audience=message.recipient.audience, event_type=event.type, case_id=message.recipient.case_id or about.case_id,
+        item_id=getattr(payload, "item_id", None), community_code=about.community_code,
         subject=rendered.subject, body=rendered.body, document=document, urgent=message.urgent,
         status="sent" if local else "pending", hold_reason=message.hold_reason, attempts=1 if local else 0,
         next_attempt_at=None if local else message.not_before, created_at=now, sent_at=now if local else None,
@@ -115,7 +139,7 @@ def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.Plann
         uow.session.add(InboxMessage(
             id=new_id(), delivery_id=delivery_id, unit_code=message.recipient.unit_code,
             department_code=message.recipient.department_code, kind=message.kind, subject=rendered.subject,
-            body=rendered.body, case_id=getattr(payload, "case_id", None),
+            body=rendered.body, case_id=about.case_id,
             case_number=getattr(payload, "case_number", None), item_id=getattr(payload, "item_id", None),
             created_at=now))
         uow.session.add(DeliveryAttempt(delivery_id=delivery_id, number=1, started_at=now, finished_at=now,
@@ -349,12 +373,9 @@ def record_attempt(unit_of_work_factory: Callable[[], UnitOfWork], delivery: Cla
 # ── Staff queries ───────────────────────────────────────────────────────────────────────────────────
 
 
-class Refused(Exception):
+class Refused(Refusal):
     def __init__(self, status: int, reason: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
+        super().__init__(reason, message, status=status)
 
 
 def _require_staff(principal: Principal) -> None:
@@ -369,8 +390,10 @@ def units_in_scope(catalogue: Catalogue, scope: str) -> list[str]:
 def inbox(principal: Principal, *, unit: str | None, limit: int, offset: int, unit_of_work: UnitOfWork,
           catalogue: Catalogue) -> tuple[list[InboxEntry], int]:
     """The inbox of the caller's unit and the units below it (or of one of them, ``unit``), newest first.
-    A department system sees its own department's messages only."""
-    _require_staff(principal)
+    A department system sees its own department's messages only; a 办不成事 specialist sees the reports
+    assigned to them, and staff and departments do not see those."""
+    if principal.kind != "specialist":
+        _require_staff(principal)
     scope = principal.unit_code
     if unit is not None:
         if unit not in catalogue.units:
@@ -379,11 +402,16 @@ def inbox(principal: Principal, *, unit: str | None, limit: int, offset: int, un
             raise Refused(403, "unit_forbidden", "that unit is outside your jurisdiction")
         scope = unit
     conditions = [InboxMessage.unit_code.in_(units_in_scope(catalogue, scope))]
+    if principal.kind == "specialist":  # each inbox row joins its delivery (by primary key) for the recipient
+        conditions += [Delivery.audience == "specialist", Delivery.recipient == f"specialist:{principal.name}"]
+    else:
+        conditions.append(Delivery.audience != "specialist")
     if principal.kind == "department":
         conditions.append(InboxMessage.department_code == principal.department)
     with unit_of_work as uow:
-        total = uow.session.scalar(select(func.count()).select_from(InboxMessage).where(*conditions))
-        rows = uow.session.scalars(select(InboxMessage).where(*conditions)
+        joined = InboxMessage.__table__.join(Delivery.__table__, Delivery.id == InboxMessage.delivery_id)
+        total = uow.session.scalar(select(func.count()).select_from(joined).where(*conditions))
+        rows = uow.session.scalars(select(InboxMessage).select_from(joined).where(*conditions)
                                    .order_by(InboxMessage.created_at.desc(), InboxMessage.id)
                                    .limit(limit).offset(offset)).all()
         return [InboxEntry.model_validate(row, from_attributes=True) for row in rows], total
@@ -398,7 +426,8 @@ def delivery_log(principal: Principal, case_id: str, *, unit_of_work: UnitOfWork
                                          .order_by(Delivery.created_at, Delivery.kind, Delivery.channel)).all()
         if not deliveries:
             raise Refused(404, "unknown_case", "no notification was planned for that case")
-        community = deliveries[0].community_code
+        # The first delivery that names the community (a 督办 or 吹哨 message may not).
+        community = next((d.community_code for d in deliveries if d.community_code), None)
         if community not in catalogue.units or not catalogue.is_within(community, principal.unit_code):
             raise Refused(403, "case_forbidden", "the case belongs to a community outside your jurisdiction")
         attempts = uow.session.scalars(select(DeliveryAttempt)

@@ -16,13 +16,22 @@ from shared.events import (
     DeferredMaterial,
     Delivery,
     EventPayload,
+    ItemDeadlineWarningV1,
+    ItemEscalatedV1,
     ItemOutcome,
     ItemRejectedV1,
     ItemReleasedV1,
     ItemResolvedV1,
     ItemRoutedV1,
+    ItemSupervisionEscalatedV1,
     ItemSupplementRequestedV1,
     ItemTerminatedV1,
+    ReportAssignedV1,
+    ReportClosedV1,
+    ReportFiledV1,
+    ReportOverdueV1,
+    WhistleCalledV1,
+    WhistleEscalatedV1,
 )
 
 SAMPLE_TIME = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
@@ -32,6 +41,9 @@ SAMPLE_CASE_NUMBER = "SJ20261201-SAMPLE01"
 SAMPLE_COMMUNITY = "320113003021"
 SAMPLE_STREET = "320113003000"
 SAMPLE_DISTRICT = "320113000000"
+SAMPLE_CALL_ID = "00000000-0000-4000-8000-000000000004"
+SAMPLE_REPORT_ID = "00000000-0000-4000-8000-000000000005"
+SAMPLE_REPORT_NUMBER = "BC20261201-SAMPLE01"
 
 _ITEM = dict(item_id=SAMPLE_ITEM_ID, case_id=SAMPLE_CASE_ID, case_number=SAMPLE_CASE_NUMBER,
              matter_code="residence-permit", department_code="police", level="street", unit_code=SAMPLE_STREET,
@@ -40,6 +52,48 @@ _DEADLINES = dict(legal_deadline=datetime(2026, 12, 22, 9, 30, tzinfo=UTC),
                   promised_deadline=datetime(2026, 12, 15, 9, 30, tzinfo=UTC), deadline_provisional=False)
 _PICKUP = Delivery(method="pickup", place="迈皋桥街道为民服务中心 3号窗口")
 _DOOR = Delivery(method="door", agent_id="sw-0042", scheduled_for=datetime(2026, 12, 2, 1, 30, tzinfo=UTC))
+# A call to the police desk of 迈皋桥街道 for an item escalated there from 馨合家园社区.
+_CALL = dict(call_id=SAMPLE_CALL_ID, item_id=SAMPLE_ITEM_ID, case_id=SAMPLE_CASE_ID, matter_code="residence-permit",
+             department_code="police", level="street", unit_code=SAMPLE_STREET, district_code=SAMPLE_DISTRICT,
+             caller_level="street", caller_unit_code=SAMPLE_STREET, occurred_at=SAMPLE_TIME)
+_ACK_DUE = datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
+_REPORT = dict(report_id=SAMPLE_REPORT_ID, report_number=SAMPLE_REPORT_NUMBER, district_code=SAMPLE_DISTRICT,
+               unit_code=SAMPLE_STREET, occurred_at=SAMPLE_TIME)
+
+
+def escalation_samples() -> list[EventPayload]:
+    """督办, the ladder, 吹哨 and the 办不成事 window (published by the escalation service and routing)."""
+    return [
+        ItemDeadlineWarningV1(**_ITEM, status="accepted", share_used=0.8,
+                              promised_deadline=_DEADLINES["promised_deadline"], raised_at=SAMPLE_TIME),
+        ItemEscalatedV1(**{**_ITEM, "unit_code": SAMPLE_STREET}, status="queued", from_level="community",
+                        from_unit_code=SAMPLE_COMMUNITY, reason="internal_loop_expired"),
+        ItemRoutedV1(**_ITEM, **_DEADLINES, status="queued", route_reason="escalated", catalogue_version="sample"),
+        ItemSupervisionEscalatedV1(**_ITEM, status="accepted", stage="promised_breach",
+                                   deadline=_DEADLINES["promised_deadline"], supervising_level="district",
+                                   supervising_unit_code=SAMPLE_DISTRICT, raised_at=SAMPLE_TIME),
+        ItemSupervisionEscalatedV1(**_ITEM, status="accepted", stage="legal_breach",
+                                   deadline=_DEADLINES["legal_deadline"], supervising_level="district",
+                                   supervising_unit_code=SAMPLE_DISTRICT, raised_at=SAMPLE_TIME),
+        WhistleCalledV1(**_CALL, ack_due_at=_ACK_DUE),
+        WhistleEscalatedV1(**_CALL, ack_due_at=_ACK_DUE, escalated_to_level="district",
+                           escalated_to_unit_code=SAMPLE_DISTRICT, item_ordered_up=True),
+        WhistleEscalatedV1(**{**_CALL, "level": "district", "unit_code": SAMPLE_DISTRICT, "caller_level": "district",
+                              "caller_unit_code": SAMPLE_DISTRICT}, ack_due_at=_ACK_DUE,
+                           escalated_to_level="district", escalated_to_unit_code=SAMPLE_DISTRICT,
+                           item_ordered_up=False),
+        ReportFiledV1(**_REPORT, channel="kiosk", community_code=SAMPLE_COMMUNITY, case_id=SAMPLE_CASE_ID,
+                      item_id=SAMPLE_ITEM_ID, matter_code="residence-permit", department_code="police",
+                      level="street", owner="staff-sample"),
+        ReportFiledV1(**_REPORT, channel="staff", owner="staff-sample"),
+        ReportAssignedV1(**_REPORT, specialist="specialist-maigaoqiao", assigned_by="staff-sample"),
+        *(ReportClosedV1(**_REPORT, outcome=outcome, closed_by="specialist-maigaoqiao")
+          for outcome in ("solved", "explained", "referred", "deferral_granted", "not_solvable")),
+        ReportOverdueV1(**_REPORT, limit="opinion", due_at=datetime(2026, 12, 8, 9, 30, tzinfo=UTC),
+                        supervising_unit_code=SAMPLE_DISTRICT),
+        ReportOverdueV1(**_REPORT, limit="time_limit", due_at=datetime(2026, 12, 8, 9, 30, tzinfo=UTC),
+                        supervising_unit_code=SAMPLE_DISTRICT),
+    ]
 
 
 def sample_events() -> list[EventPayload]:
@@ -82,4 +136,5 @@ def sample_events() -> list[EventPayload]:
         CaseCompletedV1(**completed, delivery=_PICKUP),
         CaseCompletedV1(**completed, delivery=_DOOR),
         CaseCompletedV1(**{**completed, "outcomes": outcomes[1:]}, delivery=None),
+        *escalation_samples(),
     ]

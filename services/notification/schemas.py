@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.api_models import Health, Problem  # noqa: F401 - part of this API's schema set
+
 
 class InboxEntry(BaseModel):
     id: str
@@ -60,17 +62,3 @@ class DeliveryView(BaseModel):
 class DeliveryLog(BaseModel):
     case_id: str
     deliveries: list[DeliveryView]
-
-
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    reason: str = Field(description="machine-readable reason, e.g. unit_forbidden, case_forbidden")
-    request_id: str
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    service: str
-    checks: dict[str, bool]

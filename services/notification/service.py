@@ -19,16 +19,10 @@ from services.notification.api import notification_openapi
 from services.notification.dependencies import Notifier, sweep_timer
 from services.notification.handlers import Contact, ContactUnavailable
 from services.notification.schemas import DeliveryLog, InboxPage
-from shared.http import ApiError, api_endpoint, json_response
+from shared.http import ApiError, api_endpoint, json_response, page_of
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import NOTIFICATION_EVENTS
-
-MAX_PAGE = 200
-
-
-def _as_api_error(refused: handlers.Refused) -> ApiError:
-    return ApiError(refused.status, refused.reason, refused.message)
 
 
 class NotificationService(SanjiService):
@@ -68,19 +62,10 @@ class NotificationService(SanjiService):
     @api_endpoint
     def get_inbox(self, request):
         principal = self.authenticate(request)
-        try:
-            limit = int(request.args.get("limit", 50))
-            offset = int(request.args.get("offset", 0))
-        except ValueError:
-            raise ApiError(400, "invalid_query", "limit and offset are whole numbers") from None
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise ApiError(400, "invalid_query", f"limit is 1 to {MAX_PAGE}, offset 0 or more")
-        try:
-            rows, total = handlers.inbox(principal, unit=request.args.get("unit"), limit=limit, offset=offset,
-                                         unit_of_work=self.storage.unit_of_work(self.clock),
-                                         catalogue=self.notifier.catalogue)
-        except handlers.Refused as refused:
-            raise _as_api_error(refused) from None
+        limit, offset = page_of(request)
+        rows, total = handlers.inbox(principal, unit=request.args.get("unit"), limit=limit, offset=offset,
+                                     unit_of_work=self.storage.unit_of_work(self.clock),
+                                     catalogue=self.notifier.catalogue)
         return json_response(200, InboxPage(messages=rows, total=total))
 
     @http("GET", "/v1/deliveries")
@@ -90,11 +75,8 @@ class NotificationService(SanjiService):
         case_id = request.args.get("case_id", "").strip()
         if not case_id:
             raise ApiError(400, "invalid_query", "say which case: ?case_id=...")
-        try:
-            deliveries = handlers.delivery_log(principal, case_id, unit_of_work=self.storage.unit_of_work(self.clock),
-                                            catalogue=self.notifier.catalogue)
-        except handlers.Refused as refused:
-            raise _as_api_error(refused) from None
+        deliveries = handlers.delivery_log(principal, case_id, unit_of_work=self.storage.unit_of_work(self.clock),
+                                        catalogue=self.notifier.catalogue)
         return json_response(200, DeliveryLog(case_id=case_id, deliveries=deliveries))
 
     @http("GET", "/openapi.json")

@@ -80,3 +80,15 @@ class InboxMessage(Base):
     case_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
     item_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReportCase(Base):
+    """The case a 办不成事 report concerns, remembered from ``report.filed``: later report events name only the
+    report, and the resident is reached through intake by case id. A report about no case has no row."""
+
+    __tablename__ = "notification_report_cases"
+
+    report_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(36))
+    community_code: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
