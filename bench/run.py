@@ -132,17 +132,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short form (under 2 minutes)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--notification-replicas", type=int, default=1,
+                        help="notification processes (the stage that costs most CPU per case)")
     args = parser.parse_args()
     raw_seconds, e_seconds, latency_seconds = (8, 20, 12) if args.quick else (30, 60, 30)
     report: dict = {"started": datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
                     "method": __doc__.split("\n\n", 1)[1].strip()}
 
-    stack = Stack("bench", extra_env=BENCH_ENV).create()
+    notifiers = args.notification_replicas
+    stack = Stack("bench", replicas={"intake": 1, "routing": 1, "notification": notifiers},
+                  extra_env=BENCH_ENV).create()
     try:
         say(f"B: raw kombu publish-with-confirm + consume for {raw_seconds}s ...")
         report["raw"] = measure_raw_throughput(stack.amqp_uri, raw_seconds)
         say(f"B = {report['raw']['msgs_per_s']} msgs/s")
-        say("starting intake, routing, notification (one process each) on PostgreSQL ...")
+        say(f"starting intake, routing and {notifiers} notification process(es) on PostgreSQL ...")
         stack.start()
         report["e2e"] = end_to_end_rate(stack, e_seconds, args.concurrency)
         say(f"E = {report['e2e']['cases_per_s']} cases/s")
@@ -151,7 +155,8 @@ def main() -> int:
     finally:
         stack.destroy()
 
-    stack2 = Stack("bench2", replicas={"intake": 1, "routing": 2, "notification": 1}, extra_env=BENCH_ENV).create()
+    stack2 = Stack("bench2", replicas={"intake": 1, "routing": 2, "notification": notifiers},
+                   extra_env=BENCH_ENV).create()
     try:
         say("starting again with two routing replicas ...")
         stack2.start()
@@ -171,6 +176,7 @@ def main() -> int:
         "notified_p50_ms": report["latency"]["notified_p50_ms"],
         "notified_p99_ms": report["latency"]["notified_p99_ms"],
         "e2e_cases_per_s_routing_x2": report["e2e_routing_x2"]["cases_per_s"],
+        "notification_replicas": notifiers,
         "quick": args.quick,
     }
     report["summary"] = summary
