@@ -3,7 +3,6 @@ SMTP server and a department's webhook endpoint, with intake's contact RPC answe
 
 from __future__ import annotations
 
-import logging
 import shutil
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -39,9 +38,14 @@ from tests.support.bus import publish_raw
 from tests.support.cases import MAIGAOQIAO_STAFF
 from tests.support.db import count_rows
 from tests.support.notification_fakes import RESIDENT_EMAIL, RESIDENT_PHONE, envelope, fake_intake, sample
-from tests.support.notification_harness import assert_no_contact_data_logged, one_more_sweep, publish, sweep_until
-from tests.support.notification_receiver import WebhookReceiver
-from tests.support.notification_servers import HttpStandIn, SmtpServer
+from tests.support.notification_fixtures import (  # noqa: F401 - fixtures, found by name
+    clock,
+    http,
+    no_contact_data_in_logs,
+    receiver,
+    smtp,
+)
+from tests.support.notification_harness import one_more_sweep, publish, sweep_until
 
 pytestmark = pytest.mark.integration
 
@@ -50,39 +54,6 @@ NIGHT = datetime(2026, 12, 1, 23, 0, tzinfo=SHANGHAI)
 SECRET = "qixia-police-webhook-secret-0001"
 CASE = sample(CaseSubmittedV1.event_type).case_id
 CASE_NUMBER = sample(CaseSubmittedV1.event_type).case_number
-
-
-@pytest.fixture(autouse=True)
-def no_contact_data_in_logs(caplog):
-    caplog.set_level(logging.DEBUG)
-    yield
-    assert_no_contact_data_logged(caplog.get_records("setup") + caplog.get_records("call"))
-
-
-@pytest.fixture
-def http():
-    server = HttpStandIn()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path):
-    server = SmtpServer(tmp_path / "mail")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clock():
-    return FrozenClock(DAY)
-
-
-@pytest.fixture
-def receiver(http, clock):
-    receiver = WebhookReceiver(SECRET, now=lambda: clock.now().timestamp())
-    http.answer("/hooks/qixia-police", lambda request: receiver.receive(request.headers, request.body))
-    return receiver
 
 
 @pytest.fixture

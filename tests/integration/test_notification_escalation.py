@@ -5,14 +5,12 @@ breaches, an escalation arriving, 吹哨 call-ins (inbox and signed department w
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime
 
 import pytest
 from nameko.testing.services import replace_dependencies
 
 from services.notification.service import NotificationService
-from shared.clock import FrozenClock
 from shared.events import (
     CloudEvent,
     ItemDeadlineWarningV1,
@@ -32,9 +30,14 @@ from tests.support import notification_db as db
 from tests.support.cases import MAIGAOQIAO_STAFF, XINHE_KIOSK
 from tests.support.db import count_rows
 from tests.support.notification_fakes import RESIDENT_EMAIL, RESIDENT_PHONE, envelope, fake_intake, sample
-from tests.support.notification_harness import assert_no_contact_data_logged, one_more_sweep, publish, sweep_until
-from tests.support.notification_receiver import WebhookReceiver
-from tests.support.notification_servers import HttpStandIn, SmtpServer
+from tests.support.notification_fixtures import (  # noqa: F401 - fixtures, found by name
+    clock,
+    http,
+    no_contact_data_in_logs,
+    receiver,
+    smtp,
+)
+from tests.support.notification_harness import one_more_sweep, publish, sweep_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,39 +51,6 @@ QIXIA_STAFF = {"Authorization": "Bearer dev-staff-qixia"}
 QIXIA_POLICE = {"Authorization": "Bearer dev-dept-qixia-police"}
 SPECIALIST_MAIGAOQIAO = {"Authorization": "Bearer dev-specialist-maigaoqiao"}
 SPECIALIST_QIXIA = {"Authorization": "Bearer dev-specialist-qixia"}
-
-
-@pytest.fixture(autouse=True)
-def no_contact_data_in_logs(caplog):
-    caplog.set_level(logging.DEBUG)
-    yield
-    assert_no_contact_data_logged(caplog.get_records("setup") + caplog.get_records("call"))
-
-
-@pytest.fixture
-def http():
-    server = HttpStandIn()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path):
-    server = SmtpServer(tmp_path / "mail")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clock():
-    return FrozenClock(DAY)
-
-
-@pytest.fixture
-def receiver(http, clock):
-    receiver = WebhookReceiver(SECRET, now=lambda: clock.now().timestamp())
-    http.answer("/hooks/qixia-police", lambda request: receiver.receive(request.headers, request.body))
-    return receiver
 
 
 @pytest.fixture
