@@ -34,7 +34,15 @@ from services.intake.schemas import (
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
-from shared.events import CaseCompletedV1, CaseSubmittedV1, CloudEvent, DeferredMaterial, Delivery, ItemEvent
+from shared.events import (
+    CaseCompletedV1,
+    CaseSubmittedV1,
+    CloudEvent,
+    DeferredMaterial,
+    Delivery,
+    ItemEvent,
+    ItemReturnedV1,
+)
 from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
@@ -196,7 +204,9 @@ def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
     with unit_of_work as uow:
         if not uow.claim_message(ITEM_UPDATES_CONSUMER, event):
             return False
-        if isinstance(payload, ItemEvent) and payload.changes_item:
+        # A return is followed by an item.routed for the next unit, stamped the same moment; the two may be
+        # handled concurrently here, so only the routed event may set the placement.
+        if isinstance(payload, ItemEvent) and payload.changes_item and not isinstance(payload, ItemReturnedV1):
             _apply_item_event(uow, payload, event)
         elif isinstance(payload, CaseCompletedV1):
             _apply_case_completed(uow, payload)
