@@ -20,7 +20,7 @@ STREET_STAFF = {"Authorization": "Bearer dev-staff-maigaoqiao"}
 COMMUNITY_STAFF = {"Authorization": "Bearer dev-staff-xinhe"}
 
 
-def wait_until(check, timeout=5.0):
+def wait_until(check, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
