@@ -193,6 +193,8 @@ def write_files(figures: Figures, labels: Labels, out: Path) -> list[Path]:
 
 # ── The page: tiles for the rates, bar charts for the counts, all inline SVG ───────────────────────
 
+# Chinese labels need a CJK face: the ones supervisors' machines have, in order, then any sans-serif.
+_FONTS = "'PingFang SC', 'Microsoft YaHei', 'Noto Sans CJK SC', 'Source Han Sans SC', sans-serif"
 _INK, _MUTED, _ACCENT, _WARN, _GOOD = "#1f2937", "#6b7280", "#2563eb", "#dc2626", "#059669"
 
 
@@ -213,7 +215,7 @@ def _bar_chart(title: str, rows: list[tuple[str, int]], *, colour: str = _ACCENT
             f'<title>{html.escape(label)}: {count}</title></rect>'
             f'<text x="{label_width + width + 6}" y="{y + 16}" fill="{_MUTED}">{count}</text>')
     svg = (f'<svg role="img" aria-label="{html.escape(title)}" width="{label_width + bar_width + 60}" '
-           f'height="{height}" font-size="13" font-family="sans-serif">{"".join(bars)}</svg>')
+           f'height="{height}" font-size="13" font-family="{_FONTS}">{"".join(bars)}</svg>')
     return f'<section class="chart"><h3>{html.escape(title)}</h3>{svg}</section>'
 
 
@@ -228,7 +230,7 @@ def _gauge(title: str, rate: Rate, *, good_at_most: float | None = None, good_at
             f'<circle cx="48" cy="48" r="{radius}" fill="none" stroke="#e5e7eb" stroke-width="10"/>'
             f'<circle cx="48" cy="48" r="{radius}" fill="none" stroke="{colour}" stroke-width="10" '
             f'stroke-dasharray="{circumference * share:.1f} {circumference:.1f}" transform="rotate(-90 48 48)"/>'
-            f'<text x="48" y="53" text-anchor="middle" font-size="16" font-family="sans-serif" fill="{_INK}">'
+            f'<text x="48" y="53" text-anchor="middle" font-size="16" font-family="{_FONTS}" fill="{_INK}">'
             f'{_percent(rate)}</text></svg>')
     detail = "无数据" if value is None else f"{rate.numerator} / {rate.denominator}"
     return (f'<div class="tile">{ring}<div><div class="tile-title">{html.escape(title)}</div>'
@@ -265,7 +267,7 @@ def render_html(figures: Figures, labels: Labels) -> str:
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>办不成事与上提分析 {period}</title>
 <style>
-body {{ font-family: sans-serif; color: {_INK}; margin: 2rem; max-width: 1200px; }}
+body {{ font-family: {_FONTS}; color: {_INK}; margin: 2rem; max-width: 1200px; }}
 h1 {{ font-size: 1.5rem; margin-bottom: .2rem; }} .period {{ color: {_MUTED}; margin-bottom: 1.5rem; }}
 .tiles {{ display: flex; flex-wrap: wrap; gap: 1rem; margin-bottom: 2rem; }}
 .tile {{ display: flex; align-items: center; gap: .8rem; border: 1px solid #e5e7eb; border-radius: 8px;
