@@ -23,6 +23,7 @@ import eventlet
 eventlet.monkey_patch()  # nameko runs on eventlet; patch before anything opens a socket
 
 import argparse
+import errno
 import importlib
 import json
 import os
@@ -96,15 +97,46 @@ def check_catalogue(settings: Settings) -> str:
     return catalogue.version
 
 
-def cmd_serve(args) -> None:
-    from nameko.cli.run import run
+def run_until_stopped(service_class, config: dict) -> None:
+    """Run one service until SIGTERM or SIGINT, then stop it gracefully, once.
 
+    nameko's own ``run`` starts a new graceful stop for every signal it receives. A second signal (Ctrl-C
+    in a terminal reaches the whole process group, and supervisors may signal again) makes nameko stop
+    its timers twice, which raises inside the stop and leaves the process hanging. Here the first signal
+    starts the stop and later ones are ignored.
+    """
+    from nameko.runners import ServiceRunner
+
+    runner = ServiceRunner(config)
+    runner.add_service(service_class)
+    stopping = False
+
+    def stop_once(signum, frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            eventlet.spawn_n(runner.stop)  # signal handlers run outside any greenthread
+
+    signal.signal(signal.SIGTERM, stop_once)
+    signal.signal(signal.SIGINT, stop_once)
+    runner.start()
+    waiter = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            waiter.wait()
+            return
+        except OSError as exc:  # a signal interrupting the hub's wait; the handler has done its work
+            if exc.errno != errno.EINTR:
+                raise
+
+
+def cmd_serve(args) -> None:
     settings = Settings.from_env(args.service)
     _configure_logging(settings)
     check_catalogue(settings)
     require_broker(settings)
     require_topology(settings)
-    run([_service_class(args.service)], nameko_config(args.service, settings))
+    run_until_stopped(_service_class(args.service), nameko_config(args.service, settings))
 
 
 def cmd_migrate(args) -> None:
@@ -161,7 +193,10 @@ def cmd_run_all(args) -> None:
     intake_port = Settings.from_env("intake").http_port
     print(f"catalogue {version}; kiosk API on http://{settings.http_host}:{intake_port}/v1 "
           f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
-    processes = {service: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service])
+    # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
+    # stops every service once, instead of each service also receiving the signal directly.
+    processes = {service: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service],
+                                           start_new_session=True)
                  for service in SERVICES}
     stopping = False
 
