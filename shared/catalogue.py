@@ -89,6 +89,7 @@ class Level(StrEnum):
 
 
 _BOTTOM_UP: tuple[Level, ...] = tuple(Level)
+_JURISDICTION_PREFIX_LENGTH = {Level.DISTRICT: 6, Level.STREET: 9, Level.COMMUNITY: 12}
 
 
 class MatterKind(StrEnum):
@@ -433,6 +434,11 @@ class Catalogue:
         while above is not None and not department.has_desk_at(above):
             above = above.above()
         return above
+
+    def jurisdiction_prefix(self, unit_code: str) -> str:
+        """Division codes are hierarchical: a unit's jurisdiction is every code that starts with this
+        prefix (6 digits for a district, 9 for a street, the whole code for a community)."""
+        return unit_code[:_JURISDICTION_PREFIX_LENGTH[self.unit(unit_code).level]]
 
     def is_within(self, unit_code: str, scope_code: str) -> bool:
         """True if the unit is the scope or lies below it (e.g. a kiosk's community inside a street)."""

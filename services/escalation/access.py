@@ -3,7 +3,7 @@ their unit's jurisdiction and for their own department only (as in the other ser
 
 from __future__ import annotations
 
-from services.escalation.domain import ReportRefused, jurisdiction_prefix
+from services.escalation.domain import ReportRefused
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 
@@ -18,7 +18,7 @@ class NotFound(ReportRefused):
 
 def prefix_for(principal: Principal, catalogue: Catalogue, *, kinds: tuple[str, ...], reason: str) -> str:
     """The caller's jurisdiction as a division-code prefix; 403 for a kind of client that may not act here."""
-    prefix = jurisdiction_prefix(catalogue, principal.unit_code)
+    prefix = catalogue.jurisdiction_prefix(principal.unit_code) if principal.unit_code in catalogue.units else None
     if principal.kind not in kinds or prefix is None:
         raise Forbidden(reason, f"this is for {', '.join(kinds)} clients only", kinds=list(kinds))
     return prefix

@@ -205,17 +205,6 @@ def whistle_escalation_target(catalogue: Catalogue, community_code: str, caller_
     return target, catalogue.unit_at(community_code, target).code
 
 
-# ── Jurisdiction ────────────────────────────────────────────────────────────────────────────────────
-
-# Division codes are hierarchical: a unit's jurisdiction is every code that starts with its own prefix.
-PREFIX_LENGTH = {Level.DISTRICT: 6, Level.STREET: 9, Level.COMMUNITY: 12}
-
-
-def jurisdiction_prefix(catalogue: Catalogue, unit_code: str) -> str | None:
-    unit = catalogue.units.get(unit_code)
-    return unit_code[:PREFIX_LENGTH[unit.level]] if unit is not None else None
-
-
 # ── 办不成事 reports ────────────────────────────────────────────────────────────────────────────────
 
 

@@ -8,12 +8,12 @@ from services.routing.adapters.orm import DeferredMaterial, RoutedCase, RoutedIt
 from services.routing.domain import RoutingImpossible, route_case
 from services.routing.follow_ups import SYSTEM_ACTOR, lock_case
 from services.routing.item_actions import WorkRules
-from services.routing.item_events import item_event, record_change
+from services.routing.item_events import item_event, move_to_unit, record_change, routed_event
 from services.routing.lifecycle import OPEN_STATUSES, Action, next_status
 from shared.catalogue import Level, UnknownCode
 from shared.clock import new_id
 from shared.db import is_postgres
-from shared.events import CaseSubmittedV1, CloudEvent, EscalationOrderedV1, ItemEscalatedV1, ItemRoutedV1
+from shared.events import CaseSubmittedV1, CloudEvent, EscalationOrderedV1, ItemEscalatedV1
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 
@@ -63,11 +63,7 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
                                                  case_id=item.case_id, due_date=deferred.due_date, state="pending"))
             record_change(uow, item, actor=SYSTEM_ACTOR, action="route", from_status=None, at=now,
                           level=item.level, unit_code=item.unit_code,
-                          event=item_event(ItemRoutedV1, item, at=now, waiting_for=decision.waiting_for,
-                                           legal_deadline=item.legal_deadline,
-                                           promised_deadline=item.promised_deadline,
-                                           deadline_provisional=item.deadline_provisional,
-                                           catalogue_version=item.catalogue_version))
+                          event=routed_event(item, at=now))
             if decision.deadline_provisional:
                 log.warning("deadline computed without an official calendar for its year; add the year to "
                             "the calendar override file", matter=decision.matter_code)
@@ -108,17 +104,11 @@ def escalate_item(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: WorkRul
         previous, from_level, from_unit = item.status, item.level, item.unit_code
         item.status = next_status(previous, Action.ESCALATE)
         item.level, item.unit_code = str(above), rules.catalogue.unit_at(item.community_code, above).code
-        item.claimed_by = None
-        item.placed_at = now
         record_change(uow, item, actor=SYSTEM_ACTOR, action=str(Action.ESCALATE), from_status=previous, at=now,
                       reason_code=order.reason, note=order.note, from_level=from_level, from_unit_code=from_unit,
                       event=item_event(ItemEscalatedV1, item, at=now, from_level=from_level,
                                        from_unit_code=from_unit, reason=order.reason))
-        uow.publish(item_event(ItemRoutedV1, item, at=now, route_reason="escalated",
-                               waiting_for=item.waiting_for_codes, legal_deadline=item.legal_deadline,
-                               promised_deadline=item.promised_deadline,
-                               deadline_provisional=item.deadline_provisional,
-                               catalogue_version=item.catalogue_version))
+        move_to_unit(uow, item, level=item.level, unit_code=item.unit_code, at=now, reason="escalated")
         uow.commit()
         log.info("item escalated", item_id=item.id, to_level=item.level, reason=order.reason)
         return True

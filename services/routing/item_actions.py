@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from services.routing.adapters.orm import DeferredMaterial, ItemHistoryEntry, RoutedItem
 from services.routing.follow_ups import lock_case, pending_deferrals, settle_case
-from services.routing.item_events import item_event, record_change
+from services.routing.item_events import item_event, move_to_unit, record_change
 from services.routing.lifecycle import (
     OPEN_STATUSES,
     Action,
@@ -45,15 +45,11 @@ from shared.events import (
     ItemRejectedV1,
     ItemResolvedV1,
     ItemReturnedV1,
-    ItemRoutedV1,
     ItemSupplementRequestedV1,
     ItemSupplementSuppliedV1,
 )
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI, WorkdayCalendar
-
-# Division codes are hierarchical: a unit's jurisdiction is every code starting with its own prefix.
-_PREFIX_LENGTH = {Level.DISTRICT: 6, Level.STREET: 9, Level.COMMUNITY: 12}
 
 
 class ItemForbidden(TransitionRefused):
@@ -78,7 +74,7 @@ class WorkRules:
 def jurisdiction_prefix(principal: Principal, catalogue: Catalogue) -> str:
     if principal.kind not in ("staff", "department") or principal.unit_code not in catalogue.units:
         raise ItemForbidden("item_forbidden", "only staff and department systems work items")
-    return principal.unit_code[:_PREFIX_LENGTH[catalogue.units[principal.unit_code].level]]
+    return catalogue.jurisdiction_prefix(principal.unit_code)
 
 
 def check_in_scope(principal: Principal, item: RoutedItem, catalogue: Catalogue, *,
@@ -246,13 +242,8 @@ def _return(uow, item, principal, body: CodedDecision, rules, now, previous):
                   reason_code=body.reason_code, note=body.note, returned_from=list(returned_from),
                   to=[str(decision.level), decision.unit_code], event=returned)
     # …and the next unit receives it as a routed item, keeping the resident's original deadlines.
-    item.level, item.unit_code = str(decision.level), decision.unit_code
-    item.claimed_by = None
-    item.placed_at = now
     item.returns_locked = decision.returns_locked
-    uow.publish(item_event(ItemRoutedV1, item, at=now, route_reason="returned", waiting_for=item.waiting_for_codes,
-                           legal_deadline=item.legal_deadline, promised_deadline=item.promised_deadline,
-                           deadline_provisional=item.deadline_provisional, catalogue_version=item.catalogue_version))
+    move_to_unit(uow, item, level=decision.level, unit_code=decision.unit_code, at=now, reason="returned")
 
 
 APPLY = {

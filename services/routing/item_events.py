@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 
 from services.routing.adapters.orm import ItemHistoryEntry, RoutedItem
-from shared.events import ItemEvent
+from shared.events import ItemEvent, ItemRoutedV1
 from shared.outbox import UnitOfWork
 
 
@@ -29,3 +29,19 @@ def record_change(uow: UnitOfWork, item: RoutedItem, *, actor: str, action: str,
     item.updated_at = at
     if event is not None:
         uow.publish(event)
+
+
+def routed_event(item: RoutedItem, *, at: datetime, reason: str = "submitted") -> ItemRoutedV1:
+    """The item.routed event announcing the item in its current unit's queue."""
+    return item_event(ItemRoutedV1, item, at=at, route_reason=reason, waiting_for=item.waiting_for_codes,
+                      legal_deadline=item.legal_deadline, promised_deadline=item.promised_deadline,
+                      deadline_provisional=item.deadline_provisional, catalogue_version=item.catalogue_version)
+
+
+def move_to_unit(uow: UnitOfWork, item: RoutedItem, *, level: str, unit_code: str, at: datetime, reason: str) -> None:
+    """Put the item in another unit's queue (after a return or an escalation): no owner there yet, the
+    return limit counts from now, the resident's deadlines stay, and item.routed announces it."""
+    item.level, item.unit_code = str(level), unit_code
+    item.claimed_by = None
+    item.placed_at = at
+    uow.publish(routed_event(item, at=at, reason=reason))

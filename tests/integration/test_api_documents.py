@@ -3,13 +3,11 @@ the committed documents, the served document or the entrypoints drift from them.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from datetime import UTC, datetime
 
 import pytest
-from nameko.web.handlers import HttpRequestHandler
 
 from services.escalation import api as escalation_api
 from services.escalation.service import EscalationService
@@ -22,6 +20,7 @@ from services.routing.service import RoutingService
 from shared.asyncapi import asyncapi_document
 from shared.config import REPO_ROOT
 from shared.events import PAYLOAD_TYPES, CaseSubmittedV1, ItemRoutedV1
+from tests.support.api_routes import served_routes
 
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 SAMPLES = {
@@ -69,19 +68,10 @@ def test_every_event_type_is_documented_with_the_routing_key_it_is_published_wit
     assert SAMPLES[ItemRoutedV1].routing_key() == "item.routed.320113000000.street.320113003000.police"
 
 
-def _served_routes(service_class) -> set[tuple[str, str]]:
-    served = set()
-    for _, attribute in inspect.getmembers(service_class):  # inherited entrypoints (/health) too
-        for entrypoint in getattr(attribute, "nameko_entrypoints", ()):
-            if isinstance(entrypoint, HttpRequestHandler):
-                served.add((entrypoint.method, re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", entrypoint.url)))
-    return served
-
-
 @pytest.mark.parametrize("service", sorted(HTTP_APIS))
 def test_the_documented_operations_are_exactly_the_served_ones(service):
     service_class, operations, _ = HTTP_APIS[service]
-    served = _served_routes(service_class)
+    served = served_routes(service_class)
     documented = {(operation.method, operation.path) for operation in operations}
     # A route with a variable action (routing's {action_name}, escalation's {action_path}) serves every
     # documented action path under it.

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import eventlet
 from kombu import Connection, Producer
 
-from shared.config import REPO_ROOT
+from examples import department_subscriber  # the runnable example is the code under test
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.topology import DEAD_LETTER_QUEUE_NAME, declare_topology, events_exchange
-
-sys.path.insert(0, str(Path(REPO_ROOT) / "examples"))
-import department_subscriber  # noqa: E402  (the runnable example is the code under test)
 
 
 def publish_raw(amqp_uri: str, body, routing_key: str, content_type: str = CLOUDEVENTS_CONTENT_TYPE) -> None:
