@@ -97,15 +97,26 @@ def check_catalogue(settings: Settings) -> str:
     return catalogue.version
 
 
+SERVICE_DIED_EXIT_STATUS = 70       # EX_SOFTWARE: the service failed, restart it
+CONTAINER_DEATH_GRACE_SECONDS = 10
+
+
 def run_until_stopped(service_class, config: dict) -> None:
-    """Run one service until SIGTERM or SIGINT, then stop it gracefully, once.
+    """Run one service until SIGTERM or SIGINT, then stop it gracefully, once; exit non-zero if the
+    service's container dies on its own.
 
     nameko's own ``run`` starts a new graceful stop for every signal it receives. A second signal (Ctrl-C
     in a terminal reaches the whole process group, and supervisors may signal again) makes nameko stop
     its timers twice, which raises inside the stop and leaves the process hanging. Here the first signal
     starts the stop and later ones are ignored.
+
+    A container that kills itself (an extension's thread died) consumes nothing more, while its process
+    would stay up. The process exits instead, status 70, so that its supervisor (``sanji run-all``,
+    Kubernetes) restarts it; it waits for the kill to finish for at most ``CONTAINER_DEATH_GRACE_SECONDS``.
     """
     from nameko.runners import ServiceRunner
+
+    from shared.broker_faults import exit_when_dying
 
     runner = ServiceRunner(config)
     runner.add_service(service_class)
@@ -117,9 +128,18 @@ def run_until_stopped(service_class, config: dict) -> None:
             stopping = True
             eventlet.spawn_n(runner.stop)  # signal handlers run outside any greenthread
 
+    def exit_on_death(container, error):
+        if stopping:
+            return
+        reason = f"{type(error).__name__}: {str(error)[:200]}" if error is not None else "killed"
+        print(f"sanji: the {container.service_name} service stopped working ({reason}); exiting so that "
+              f"its supervisor restarts it", file=sys.stderr, flush=True)
+        os._exit(SERVICE_DIED_EXIT_STATUS)  # no clean-up left to do: the container is dead
+
     signal.signal(signal.SIGTERM, stop_once)
     signal.signal(signal.SIGINT, stop_once)
     runner.start()
+    exit_when_dying(runner.containers, exit_on_death, grace_seconds=CONTAINER_DEATH_GRACE_SECONDS)
     waiter = eventlet.spawn(runner.wait)
     while True:
         try:
@@ -128,6 +148,9 @@ def run_until_stopped(service_class, config: dict) -> None:
         except OSError as exc:  # a signal interrupting the hub's wait; the handler has done its work
             if exc.errno != errno.EINTR:
                 raise
+        except Exception:  # noqa: BLE001 - the container died; exit_on_death reports it and exits
+            eventlet.sleep(CONTAINER_DEATH_GRACE_SECONDS + 1)
+            raise
 
 
 def cmd_serve(args) -> None:
