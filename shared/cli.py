@@ -206,8 +206,13 @@ def cmd_check_catalogue(args) -> None:
     print(f"catalogue {check_catalogue(settings)} is valid")
 
 
+MAX_RESTARTS_IN_WINDOW = 5
+RESTART_WINDOW_SECONDS = 60
+
+
 def cmd_run_all(args) -> None:
-    """Migrate, then run each service as its own process, as devops would; stop them all on Ctrl-C."""
+    """Migrate, then run each service as its own process, as devops would: one that exits on its own is
+    started again; Ctrl-C stops them all."""
     settings = Settings.from_env()
     version = check_catalogue(settings)
     require_broker(settings)
@@ -218,9 +223,11 @@ def cmd_run_all(args) -> None:
           f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
-    processes = {service: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service],
-                                           start_new_session=True)
-                 for service in SERVICES}
+    def start(service: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service], start_new_session=True)
+
+    processes = {service: start(service) for service in SERVICES}
+    recent_restarts: dict[str, list[float]] = {service: [] for service in SERVICES}
     stopping = False
 
     def stop_all(*_):
@@ -232,17 +239,29 @@ def cmd_run_all(args) -> None:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
+    gave_up = None
     while True:
-        for service, process in processes.items():
+        for service, process in list(processes.items()):
             code = process.poll()
-            if code is not None and not stopping:
-                print(f"{service} exited with status {code}; stopping the others", file=sys.stderr, flush=True)
+            if code is None or stopping:
+                continue
+            # A supervisor's job: a service that stops on its own is started again, unless it keeps
+            # failing (then something is wrong that a restart does not fix, and everything stops).
+            now = time.monotonic()
+            recent = [at for at in recent_restarts[service] if now - at < RESTART_WINDOW_SECONDS] + [now]
+            recent_restarts[service] = recent
+            if len(recent) > MAX_RESTARTS_IN_WINDOW:
+                gave_up = f"{service} exited {len(recent)} times within {RESTART_WINDOW_SECONDS}s (last status {code})"
+                print(f"{gave_up}; stopping the others", file=sys.stderr, flush=True)
                 stop_all()
+                break
+            print(f"{service} exited with status {code}; starting it again", file=sys.stderr, flush=True)
+            processes[service] = start(service)
         if all(process.poll() is not None for process in processes.values()):
             break
         time.sleep(0.2)
-    if any(process.returncode not in (0, -signal.SIGTERM) for process in processes.values()) and not stopping:
-        raise CommandFailed("a service stopped unexpectedly")
+    if gave_up:
+        raise CommandFailed(gave_up)
 
 
 def cmd_write_docs(args) -> None:
