@@ -9,6 +9,9 @@
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
+    sanji calendar show YEAR      the year's days off and 调休 days, and whether they are official or derived
+    sanji calendar load FILE      validate a holiday arrangement file and install it as SANJI_CALENDAR_OVERRIDES
+                                  (running services pick it up without a restart)
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from shared.config import SERVICES, Settings, nameko_config
 
@@ -206,6 +210,59 @@ def cmd_check_catalogue(args) -> None:
     print(f"catalogue {check_catalogue(settings)} is valid")
 
 
+def cmd_calendar(args) -> None:
+    from datetime import date, timedelta
+
+    from shared.statutory_holidays import FIRST_YEAR, LAST_YEAR, statutory_periods
+    from shared.workdays import CalendarFileError, WorkdayCalendar, read_calendar_file
+
+    settings = Settings.from_env()
+    target = Path(args.target) if getattr(args, "target", None) else Path(settings.calendar_overrides)
+    if args.action == "load":
+        source = Path(args.file)
+        try:
+            overrides, covered_years = read_calendar_file(source)
+        except CalendarFileError as exc:
+            raise CommandFailed(f"calendar file refused: {exc}") from None
+        # The State Council arranges around the law, never against it: every statutory day is off.
+        for year in sorted(covered_years):
+            if not FIRST_YEAR <= year <= LAST_YEAR:
+                continue
+            for period in statutory_periods(year):
+                worked = [day for day in period.statutory_days if overrides.get(day, day.weekday() < 5)]
+                if worked:
+                    raise CommandFailed(
+                        f"calendar file refused: {source}: years.{year}: {period.name} "
+                        f"{', '.join(map(str, worked))} is a statutory holiday (全国年节及纪念日放假办法) "
+                        "but is not listed under holidays")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(source.read_bytes())
+        os.replace(temporary, target)  # atomic: a service never reads half a file
+        listed = ", ".join(str(year) for year in sorted(covered_years)) or "none"
+        print(f"installed {source} as {target} (years with the official arrangement: {listed}); "
+              "running services reload it on their next deadline computation")
+        return
+    year = args.year
+    try:
+        calendar = WorkdayCalendar.from_file(target, reload_on_change=False)
+    except CalendarFileError as exc:
+        raise CommandFailed(str(exc)) from None
+    official = calendar.covers(year)
+    print(f"{year}: {'official arrangement loaded' if official else 'PROVISIONAL: derived from the law, 调休 unknown'}")
+    names = {} if official or not FIRST_YEAR <= year <= LAST_YEAR else calendar.provisional_days_off(year)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        day = date(year, 1, 1)
+        while day.year == year:
+            workday = calendar.is_workday(day)
+            if not workday and day.weekday() < 5:
+                print(f"  {day} {day:%a}  off   {names.get(day, '')}".rstrip())
+            elif workday and day.weekday() >= 5:
+                print(f"  {day} {day:%a}  worked (调休)")
+            day += timedelta(days=1)
+
+
 MAX_RESTARTS_IN_WINDOW = 5
 RESTART_WINDOW_SECONDS = 60
 
@@ -356,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD, included")
     report.add_argument("--out", required=True, help="directory for the CSV files and index.html")
     report.set_defaults(func=cmd_report)
+    calendar = commands.add_parser("calendar", help="show a year's working-day calendar, or load the "
+                                                     "State Council's holiday arrangement")
+    calendar_actions = calendar.add_subparsers(dest="action", required=True)
+    show = calendar_actions.add_parser("show", help="weekdays off and weekend days worked in a year")
+    show.add_argument("year", type=int)
+    show.set_defaults(func=cmd_calendar)
+    load = calendar_actions.add_parser("load", help="validate FILE and install it as the override file")
+    load.add_argument("file")
+    load.add_argument("--target", help="where to install it (default: SANJI_CALENDAR_OVERRIDES)")
+    load.set_defaults(func=cmd_calendar)
     return parser
 
 

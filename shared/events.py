@@ -162,6 +162,11 @@ class ItemSupplementRequestedV1(ItemActionV1):
 
     material_codes: tuple[str, ...] = Field(min_length=1)
     due_date: date
+    due_date_provisional: bool = Field(
+        default=False,
+        description="True when the due date was counted in a year whose official holiday arrangement (调休) "
+                    "is not loaded yet: its days off were derived from the law",
+    )
     clock_paused: bool = Field(description="whether the promised-limit clock stops while waiting")
 
 

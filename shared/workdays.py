@@ -5,19 +5,27 @@ Which day is a working day comes from, in this order of precedence:
   2. a year listed in the override file: every other day follows the plain Monday-Friday rule, because
      the file lists that year's whole arrangement (the library is not consulted for it);
   3. the ``chinese_calendar`` library (package ``chinesecalendar``) for the years its data covers;
-  4. otherwise nothing official is known. The Monday-Friday rule is *assumed*, a CalendarCoverageWarning
-     is emitted and the year is reported back (WorkdayResult.assumed_years, the provisional flag of
-     deadline_at) so that callers can flag the deadline instead of presenting a guess as fact.
+  4. otherwise the State Council's arrangement is not known yet. The days off are then *derived from the
+     law* (shared/statutory_holidays.py: the statutory holidays of the 全国年节及纪念日放假办法 from the
+     lunar calendar and the solar term 清明, plus the make-up days of those falling on a weekend), every
+     other Monday-Friday is a working day. The weekend days the State Council will move into working days
+     (调休) cannot be derived, so such a year is *provisional*: a CalendarCoverageWarning is emitted and
+     the year is reported back (WorkdayResult.assumed_years, the provisional flag of deadline_at) so that
+     callers flag the deadline instead of presenting a derivation as the official arrangement.
 
 Next year's arrangement is published by the General Office of the State Council late in the year, often
-before the library has it; that is what the override file (config/calendar-overrides.yaml) is for.
+before the library has it; that is what the override file (config/calendar-overrides.yaml) is for. A
+calendar loaded with ``from_file`` re-reads that file when it changes (checked on each call), so an operator installs an arrangement without a release (``sanji calendar load``
+validates a file and installs it); a file that turns invalid is refused and the last good one kept.
+The change is noticed by the file's modification time and size (one stat per public call, not per day).
 
-This module never reads the clock: every "now" is a parameter. Datetimes must be timezone-aware; working
-days are counted on the calendar of Asia/Shanghai whatever zone the datetime is expressed in.
+This module never reads the clock for dates: every "now" is a parameter. Datetimes must be timezone-aware;
+working days are counted on the calendar of Asia/Shanghai whatever zone the datetime is expressed in.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -32,11 +40,18 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import yaml
 
+from shared.statutory_holidays import FIRST_YEAR as LAW_FIRST_YEAR
+from shared.statutory_holidays import LAST_YEAR as LAW_LAST_YEAR
+from shared.statutory_holidays import derived_days_off
+
+_log = logging.getLogger(__name__)
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_END_OF_DAY = time(17, 30)
 
 _ONE_DAY = timedelta(days=1)
 _NO_OVERRIDES: Mapping[date, bool] = MappingProxyType({})
+_NO_DAYS_OFF: Mapping[date, str] = MappingProxyType({})
 # Python 3.11's date.fromisoformat also accepts "20270101" and week dates; the file format is stricter.
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _YEAR = re.compile(r"\d{4}", re.ASCII)
@@ -44,7 +59,8 @@ _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 
 
 class CalendarCoverageWarning(UserWarning):
-    """Working days were computed for a year without an official arrangement (weekends-only guess)."""
+    """Working days were computed for a year without an official arrangement (days off derived from the
+    law, no 调休 known): the result is provisional."""
 
 
 class CalendarFileError(ValueError):
@@ -54,7 +70,7 @@ class CalendarFileError(ValueError):
 @dataclass(frozen=True)
 class WorkdayResult:
     date: date
-    # Years for which no arrangement was known and the Monday-Friday rule was assumed.
+    # Years for which no official arrangement was known: days off derived from the law, 调休 unknown.
     assumed_years: frozenset[int] = frozenset()
 
     @property
@@ -69,34 +85,58 @@ class WorkdayCalendar:
         covered_years: Iterable[int] = (),
         *,
         library: ModuleType | None = chinese_calendar,
+        derive_from_law: bool = True,
     ) -> None:
         """``overrides`` maps single days to "is a working day"; ``covered_years`` are years whose whole
-        arrangement is in ``overrides``; ``library`` is the chinese_calendar module, or None to use none."""
+        arrangement is in ``overrides``; ``library`` is the chinese_calendar module, or None to use none;
+        ``derive_from_law``: for a year covered by neither, take the statutory holidays as days off (False:
+        the bare Monday-Friday rule, kept for tests of the precedence)."""
         for day in overrides:
             _require_date(day)
         self._overrides: dict[date, bool] = dict(overrides)
         self._covered_years = frozenset(covered_years)
         self._library = library
+        self._derive_from_law = derive_from_law
         self._library_covers_year: dict[int, bool] = {}
+        self._derived: dict[int, Mapping[date, str]] = {}
         self._assumed_years_seen: set[int] = set()
+        self._source: Path | None = None
+        self._source_stamp: tuple[int, int] | None = None
+        self._reload_on_change = False
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> WorkdayCalendar:
-        """Load an override file (format: config/calendar-overrides.yaml) on top of chinese_calendar."""
+    def from_file(cls, path: str | os.PathLike[str], *, reload_on_change: bool = True) -> WorkdayCalendar:
+        """Load an override file (format: config/calendar-overrides.yaml) on top of chinese_calendar.
+
+        With ``reload_on_change`` the calendar re-reads the file when its modification time or size
+        changes. A file that became unreadable or invalid is logged and ignored: the last good arrangement
+        stays in force."""
         path = Path(path)
+        overrides, covered_years = read_calendar_file(path)
+        calendar = cls(overrides, covered_years)
+        calendar._source = path
+        calendar._source_stamp = _file_stamp(path)
+        calendar._reload_on_change = reload_on_change
+        return calendar
+
+    def reload_if_changed(self, *, force: bool = False) -> bool:
+        """Re-read the override file if it changed since it was loaded; True when a new one took effect."""
+        if self._source is None or not (force or self._reload_on_change):
+            return False
+        stamp = _file_stamp(self._source)
+        if stamp == self._source_stamp and not force:
+            return False
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CalendarFileError(f"{path}: cannot read the calendar file: {exc}") from exc
-        try:
-            document = yaml.load(text, Loader=_DatesAsTextLoader)
-        except yaml.YAMLError as exc:
-            raise CalendarFileError(f"{path}: not valid YAML: {exc}") from exc
-        try:
-            overrides, covered_years = _parse_calendar_document(document)
-        except _EntryProblem as problem:
-            raise CalendarFileError(f"{path}: {problem}") from None
-        return cls(overrides, covered_years)
+            overrides, covered_years = read_calendar_file(self._source)
+        except CalendarFileError as exc:
+            _log.error("calendar override file changed but is not usable; keeping the last good one: %s", exc)
+            self._source_stamp = stamp  # do not log the same broken file on every call
+            return False
+        self._overrides, self._covered_years = overrides, frozenset(covered_years)
+        self._source_stamp = stamp
+        _log.warning("calendar override file reloaded: %s (years listed: %s)", self._source,
+                     ", ".join(str(y) for y in sorted(covered_years)) or "none")
+        return True
 
     @property
     def assumed_years_seen(self) -> frozenset[int]:
@@ -104,12 +144,15 @@ class WorkdayCalendar:
         return frozenset(self._assumed_years_seen)
 
     def covers(self, year: int) -> bool:
+        """Whether the official arrangement of ``year`` is known (override file or library)."""
+        self.reload_if_changed()
         return year in self._covered_years or self._library_covers(year)
 
     def is_workday(self, d: date) -> bool:
-        """Whether ``d`` is a working day. For a day in an uncovered year (and not overridden) this is the
-        Monday-Friday guess, with a CalendarCoverageWarning."""
+        """Whether ``d`` is a working day. For a day in an uncovered year (and not overridden) this is
+        derived from the law (provisional), with a CalendarCoverageWarning."""
         _require_date(d)
+        self.reload_if_changed()
         workday, assumed = self._classify(d)
         if assumed:
             self._report_assumed({d.year})
@@ -123,6 +166,7 @@ class WorkdayCalendar:
         working day, otherwise the next working day.
         """
         _require_date(start)
+        self.reload_if_changed()
         assumed: set[int] = set()
         result = self._add_workdays(start, days, assumed)
         self._report_assumed(assumed)
@@ -133,6 +177,7 @@ class WorkdayCalendar:
         (end, start]."""
         _require_date(start)
         _require_date(end)
+        self.reload_if_changed()
         earlier, later, sign = (start, end, 1) if start <= end else (end, start, -1)
         assumed: set[int] = set()
         count = sum(1 for day in _days(earlier + _ONE_DAY, later) if self._is_workday(day, assumed))
@@ -149,6 +194,7 @@ class WorkdayCalendar:
         a working day, the deadline moves to the end of the next working day.
         """
         local_start = _in_shanghai(start, "start")
+        self.reload_if_changed()
         if end_of_day.tzinfo is not None:
             raise ValueError("end_of_day must be a naive time; it is read as Asia/Shanghai time")
         assumed: set[int] = set()
@@ -193,7 +239,18 @@ class WorkdayCalendar:
             return _is_monday_to_friday(day), False
         if self._library_covers(day.year):
             return bool(self._library.is_workday(day)), False
-        return _is_monday_to_friday(day), True
+        return _is_monday_to_friday(day) and day not in self._law_days_off(day.year), True
+
+    def _law_days_off(self, year: int) -> Mapping[date, str]:
+        if not self._derive_from_law or not LAW_FIRST_YEAR <= year <= LAW_LAST_YEAR:
+            return _NO_DAYS_OFF
+        if year not in self._derived:
+            self._derived[year] = MappingProxyType(derived_days_off(year))
+        return self._derived[year]
+
+    def provisional_days_off(self, year: int) -> Mapping[date, str]:
+        """The days off the law gives in ``year`` (used when the year is not covered), with their names."""
+        return self._law_days_off(year)
 
     def _is_workday(self, day: date, assumed: set[int]) -> bool:
         workday, was_assumed = self._classify(day)
@@ -247,12 +304,39 @@ class WorkdayCalendar:
         listed = ", ".join(str(year) for year in sorted(years))
         warnings.warn(
             CalendarCoverageWarning(
-                f"no official holiday arrangement loaded for {listed}: working days there assume "
-                "Monday-Friday, so the result is provisional. Add the year to "
-                "config/calendar-overrides.yaml or upgrade chinesecalendar."
+                f"no official holiday arrangement loaded for {listed}: its days off are derived from "
+                "the law (statutory holidays and make-up days, no 调休), so the result is provisional. "
+                "Load the State Council's arrangement with `sanji calendar load FILE` (or add the year to "
+                "the file SANJI_CALENDAR_OVERRIDES names) or upgrade chinesecalendar."
             ),
             stacklevel=3,  # point at the caller of the public method
         )
+
+
+def read_calendar_file(path: str | os.PathLike[str]) -> tuple[dict[date, bool], set[int]]:
+    """Read and check an override file: (single days -> is a working day, years fully listed).
+    Raises CalendarFileError naming the file and the entry."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalendarFileError(f"{path}: cannot read the calendar file: {exc}") from exc
+    try:
+        document = yaml.load(text, Loader=_DatesAsTextLoader)
+    except yaml.YAMLError as exc:
+        raise CalendarFileError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return _parse_calendar_document(document)
+    except _EntryProblem as problem:
+        raise CalendarFileError(f"{path}: {problem}") from None
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def _is_monday_to_friday(day: date) -> bool:

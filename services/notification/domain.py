@@ -184,7 +184,8 @@ def new_item_context(event: ItemRoutedV1 | ItemReleasedV1, names: Names) -> dict
 
 def supplement_requested_context(event: ItemSupplementRequestedV1, names: Names) -> dict:
     return {**_item_basics(event, names), "materials": [names.material(code) for code in event.material_codes],
-            "due": day_text(event.due_date), "clock_paused": event.clock_paused}
+            "due": day_text(event.due_date), "due_provisional": event.due_date_provisional,
+            "clock_paused": event.clock_paused}
 
 
 def deferral_reminder_context(event: DeferralReminderV1, names: Names) -> dict:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+
+import structlog
 
 from sqlalchemy import func, select
 
@@ -50,6 +52,8 @@ from shared.events import (
 )
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI, WorkdayCalendar
+
+log = structlog.get_logger(__name__)
 
 
 class ItemForbidden(TransitionRefused):
@@ -178,13 +182,18 @@ def _request_supplement(uow, item, principal, body: SupplementRequest, rules, no
     unknown = sorted(set(body.materials) - {material.code for material in matter.materials})
     if unknown:
         raise InvalidAction("unknown_material", "these materials are not asked for by the matter", materials=unknown)
-    due = rules.calendar.add_workdays(now.astimezone(SHANGHAI).date(), body.due_in_working_days).date
+    due = rules.calendar.add_workdays(now.astimezone(SHANGHAI).date(), body.due_in_working_days)
+    if due.provisional:
+        log.warning("supplement due date counted in a year without the official holiday arrangement",
+                    item_id=item.id, years=sorted(due.assumed_years))
     if matter.supplement_pauses_clock:
         item.clock_paused_at = now
     record_change(uow, item, actor=principal.name, action="request-supplement", from_status=previous, at=now,
-                  note=body.note, materials=body.materials, due_date=due.isoformat(),
+                  note=body.note, materials=body.materials, due_date=due.date.isoformat(),
+                  due_date_provisional=due.provisional,
                   event=item_event(ItemSupplementRequestedV1, item, at=now, actor=principal.name,
-                                   material_codes=tuple(body.materials), due_date=due,
+                                   material_codes=tuple(body.materials), due_date=due.date,
+                                   due_date_provisional=due.provisional,
                                    clock_paused=matter.supplement_pauses_clock))
 
 
@@ -199,6 +208,9 @@ def _record_supplement(uow, item, principal, body: SupplementRecord, rules, now,
     if item.clock_paused_at is not None:
         item.promised_deadline = resume_after_pause(rules.calendar, item.promised_deadline, item.clock_paused_at, now)
         item.clock_paused_at = None
+        # The deadline may have moved into a year whose arrangement is not loaded yet.
+        item.deadline_provisional = item.deadline_provisional or not rules.calendar.covers(
+            item.promised_deadline.astimezone(SHANGHAI).year)
     record_change(uow, item, actor=principal.name, action="record-supplement", from_status=previous, at=now,
                   note=body.note, materials=body.materials,
                   event=item_event(ItemSupplementSuppliedV1, item, at=now, actor=principal.name,
@@ -264,6 +276,20 @@ def _find(uow: UnitOfWork, item_id: str) -> RoutedItem:
     return item
 
 
+def _open_supplement_request(uow: UnitOfWork, item: RoutedItem) -> tuple[date, bool] | None:
+    """Due date (and its provisional flag) of the supplement request the item is waiting on."""
+    entry = uow.session.scalars(select(ItemHistoryEntry)
+                                .where(ItemHistoryEntry.item_id == item.id,
+                                       ItemHistoryEntry.action == "request-supplement")
+                                .order_by(ItemHistoryEntry.seq.desc()).limit(1)).first()
+    if entry is None:
+        return None
+    details = json.loads(entry.details)
+    if "due_date" not in details:
+        return None
+    return date.fromisoformat(details["due_date"]), bool(details.get("due_date_provisional", False))
+
+
 def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime,
               with_history: bool = False) -> ItemView:
     catalogue, calendar = rules.catalogue, rules.calendar
@@ -272,6 +298,7 @@ def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime
             if item.promised_deadline > item.clock_started_at else 1.0)
     deferrals = uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id == item.id)
                                     .order_by(DeferredMaterial.material_code)).all()
+    supplement_due = _open_supplement_request(uow, item) if item.status == "supplement_requested" else None
     history = None
     if with_history:
         entries = uow.session.scalars(select(ItemHistoryEntry).where(ItemHistoryEntry.item_id == item.id)
@@ -287,6 +314,8 @@ def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime
         status=item.status, claimed_by=item.claimed_by, waiting_for=list(item.waiting_for_codes),
         legal_deadline=item.legal_deadline, promised_deadline=item.promised_deadline,
         deadline_provisional=item.deadline_provisional, promised_time_used=round(used, 4),
+        supplement_due_date=supplement_due[0] if supplement_due else None,
+        supplement_due_date_provisional=supplement_due[1] if supplement_due else None,
         overdue=item.status in OPEN_STATUSES and item.clock_paused_at is None and now > item.promised_deadline,
         clock_paused=item.clock_paused_at is not None, return_count=item.return_count, result=item.result,
         delivery=Delivery.model_validate_json(item.delivery_json) if item.delivery_json else None,

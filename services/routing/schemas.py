@@ -80,7 +80,13 @@ class ItemView(BaseModel):
     waiting_for: list[str]
     legal_deadline: datetime
     promised_deadline: datetime
-    deadline_provisional: bool
+    deadline_provisional: bool = Field(description="a deadline lies in a year whose official holiday "
+                                                    "arrangement (调休) is not loaded: its days off were derived "
+                                                    "from the law, and may still move")
+    supplement_due_date: date | None = Field(default=None, description="while supplement_requested: the "
+                                                                       "day the missing materials are due")
+    supplement_due_date_provisional: bool | None = Field(default=None, description="as deadline_provisional, "
+                                                                                   "for supplement_due_date")
     promised_time_used: float = Field(description="share of the promised working time used (1.0 = due now)")
     overdue: bool
     clock_paused: bool

@@ -323,8 +323,9 @@ def test_deadline_in_a_year_the_calendar_does_not_cover_is_provisional(
     with pytest.warns(CalendarCoverageWarning, match="2030"):
         decision = route_one(catalogue, calendar, XINHE_JIAYUAN, RESIDENCE_PERMIT, submitted_at)
     assert decision.deadline_provisional is True
-    # The Monday-Friday guess: 10 working days after Mon 06-03 is Mon 06-17.
-    assert decision.promised_deadline == datetime(2030, 6, 17, 17, 30, tzinfo=SHANGHAI)
+    # Days off derived from the law, no 调休 known: 端午 2030 (Wed 06-05) is off, so 10 working days after
+    # Mon 06-03 is Tue 06-18 (the former bare Monday-Friday guess said Mon 06-17, counting 端午 as worked).
+    assert decision.promised_deadline == datetime(2030, 6, 18, 17, 30, tzinfo=SHANGHAI)
 
 
 # ── Routing keys and topic bindings ───────────────────────────────────────────────────────────────
