@@ -53,6 +53,36 @@ def test_a_deadline_in_a_year_the_calendar_does_not_cover_is_flagged(routing, cl
     assert item["promised_deadline"] > "2027-01-01"
 
 
+def test_a_supplement_due_in_2027_skips_new_years_day_and_is_flagged_provisional(routing, clock):
+    """Issue 14: on 2 December a supplement with 22 working days came back due on 1 January 2027, with no
+    provisional flag in the API or the event."""
+    clock._at = at(2026, 12, 2, 10, 0)
+    item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    routing.act(item_id, "claim", "maigaoqiao")
+    routing.act(item_id, "accept", "maigaoqiao")
+
+    paused = routing.act(item_id, "request-supplement", "maigaoqiao",
+                         {"materials": ["photo"], "due_in_working_days": 22})
+
+    # Dec 3 .. Dec 31 are 21 working days; 1 January is 元旦: the 22nd working day is Monday 4 January.
+    assert paused["supplement_due_date"] == "2027-01-04"
+    assert paused["supplement_due_date_provisional"] is True
+    assert routing.get(item_id)["supplement_due_date_provisional"] is True
+    [event] = routing.outbox("item.supplement-requested.v1")
+    assert event["data"]["due_date"] == "2027-01-04"
+    assert event["data"]["due_date_provisional"] is True
+
+
+def test_a_supplement_due_inside_2026_is_not_provisional(routing, clock):
+    item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    routing.act(item_id, "claim", "maigaoqiao")
+    routing.act(item_id, "accept", "maigaoqiao")
+    paused = routing.act(item_id, "request-supplement", "maigaoqiao", {"materials": ["photo"]})
+    assert (paused["supplement_due_date"], paused["supplement_due_date_provisional"]) == ("2026-12-07", False)
+    [event] = routing.outbox("item.supplement-requested.v1")
+    assert event["data"]["due_date_provisional"] is False
+
+
 def test_the_share_of_promised_time_used_grows_with_working_days(routing, clock):
     item_id = routing.items(routing.submit("residence-permit"))["residence-permit"]
     assert routing.get(item_id)["promised_time_used"] < 0.05

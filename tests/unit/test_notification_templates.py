@@ -69,6 +69,22 @@ def test_the_receipt_sms_carries_the_deferral_notice_with_its_due_date_and_conse
     assert "房东身份证复印件" in body and "2026年12月8日前" in body and "终止办理" in body
 
 
+def test_a_supplement_sms_due_in_an_unarranged_year_says_the_date_is_provisional():
+    """Issue 14: the SMS asked the resident to come on New Year's Day. The due date now skips the statutory
+    holidays, and while the year's arrangement (调休) is not loaded the message says the date may move."""
+    from datetime import date
+
+    templates = MessageTemplates(TEMPLATES_DIR)
+    events = [event for event in samples.sample_events() if type(event).__name__ == "ItemSupplementRequestedV1"]
+    provisional = next(event for event in events if event.due_date_provisional)
+    assert provisional.due_date == date(2027, 1, 4)
+    body = templates.render("supplement_requested", "sms", domain.supplement_requested_context(provisional, NAMES)).body
+    assert "2027年1月4日前" in body and "法定节假日推算" in body and "1月1日" not in body
+    settled = next(event for event in events if not event.due_date_provisional)
+    body = templates.render("supplement_requested", "sms", domain.supplement_requested_context(settled, NAMES)).body
+    assert "法定节假日推算" not in body
+
+
 def test_a_missing_template_is_named(templates_copy):
     (templates_copy / "item_rejected.sms.j2").unlink()
     assert problems_in(templates_copy) == ["item_rejected.sms.j2: missing (message kind 'item_rejected' on channel "
