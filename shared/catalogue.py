@@ -41,6 +41,8 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "Department",
+    "ApplicantKind",
+    "CodeSource",
     "Level",
     "Material",
     "Matter",
@@ -90,6 +92,22 @@ class Level(StrEnum):
 
 _BOTTOM_UP: tuple[Level, ...] = tuple(Level)
 _JURISDICTION_PREFIX_LENGTH = {Level.DISTRICT: 6, Level.STREET: 9, Level.COMMUNITY: 12}
+
+
+class ApplicantKind(StrEnum):
+    """Who applies for a matter: a resident, or an organisation (统一社会信用代码) acting through its legal
+    representative or an authorised agent."""
+
+    PERSON = "person"
+    ENTERPRISE = "enterprise"
+
+
+class CodeSource(StrEnum):
+    """Where a unit's 12-digit code comes from (the catalogue says so, so nobody mistakes a sample for fact)."""
+
+    OFFICIAL = "official"  # the national statistical division code
+    UNVERIFIED = "unverified"  # believed to follow the published list, not checked against it
+    INVENTED = "invented"  # a plausible sample code; the real one is to be filled in by the city
 
 
 class MatterKind(StrEnum):
@@ -208,6 +226,7 @@ class Unit(_Frozen):
     name: Name
     level: Level
     parent_code: UnitCode | None
+    code_source: CodeSource = CodeSource.UNVERIFIED
 
     @model_validator(mode="after")
     def _code_fits_level(self) -> Unit:
@@ -259,6 +278,7 @@ class Matter(_Frozen):
     kind: MatterKind
     materials: tuple[Material, ...]
     proxy_allowed: StrictBool
+    applicant_kind: ApplicantKind = ApplicantKind.PERSON
     prerequisites: tuple[Code, ...] = ()
     internal_loop_days: WorkingDays | None = None
     supplement_pauses_clock: StrictBool = True
@@ -628,6 +648,10 @@ def _check_matters(matters: Mapping[str, Matter], departments: Mapping[str, Depa
         for prerequisite in matter.prerequisites:
             if prerequisite not in matters:
                 raise CatalogueError(file, label, f"unknown prerequisite '{prerequisite}'")
+            if matters[prerequisite].applicant_kind is not matter.applicant_kind:
+                raise CatalogueError(file, label, f"prerequisite '{prerequisite}' is for a "
+                                                  f"{matters[prerequisite].applicant_kind} applicant, this matter "
+                                                  f"for a {matter.applicant_kind}")
         for called in matter.call_in_departments:
             called_department = departments.get(called)
             if called_department is None:
@@ -668,6 +692,13 @@ def _check_bundles(bundles: Mapping[str, Bundle], matters: Mapping[str, Matter],
         for code in (*bundle.matters, *bundle.optional_matters):
             if code not in matters:
                 raise CatalogueError(file, f"bundle '{bundle.code}'", f"unknown matter '{code}'")
+        # One form, one applicant: a bundle is for a resident or for an enterprise, never both.
+        kinds = {matters[code].applicant_kind for code in (*bundle.matters, *bundle.optional_matters)}
+        if len(kinds) > 1:
+            by_kind = ", ".join(f"{code} ({matters[code].applicant_kind})"
+                                for code in (*bundle.matters, *bundle.optional_matters))
+            raise CatalogueError(file, f"bundle '{bundle.code}'",
+                                 f"mixes resident and enterprise matters: {by_kind}")
 
 
 def load_catalogue(directory: str | Path) -> Catalogue:

@@ -48,7 +48,7 @@ def test_a_bundle_submission_returns_the_receipt_with_its_deferral_notice(intake
                              "spouse-id-card", "education-certificate"}
     assert deferred["landlord-id-copy"]["matter_codes"] == ["residence-permit"]
     assert all(notice["consequence"] for notice in deferred.values())
-    assert receipt["catalogue_version"].startswith("2026.11.3+")
+    assert receipt["catalogue_version"].startswith("2026.12.1+")
     counts = count_rows(database_url, *INTAKE_TABLES)
     assert counts == {"intake_cases": 1, "intake_applicants": 1, "intake_case_items": 4,
                       "intake_deferred_materials": 5, "intake_idempotency_keys": 0, "outbox_messages": 1}

@@ -127,7 +127,7 @@ def test_a_department_system_sees_only_its_department(routing):
 def test_the_queue_lists_open_items_in_scope_closest_deadline_first(routing):
     routing.submit("residence-permit")               # street, promised 10 days
     routing.submit("vocational-training-signup")     # street, promised 3 days
-    routing.submit("social-insurance-stop")          # district: not in the street's queue
+    routing.submit("social-insurance-start")         # district: not in the street's queue
 
     response = routing.web.get("/v1/items", headers={"Authorization": "Bearer dev-staff-maigaoqiao"})
 
@@ -135,9 +135,9 @@ def test_the_queue_lists_open_items_in_scope_closest_deadline_first(routing):
     listed = response.json()
     assert [item["matter_code"] for item in listed["items"]] == ["vocational-training-signup", "residence-permit"]
     assert listed["total"] == 2
-    district = routing.web.get("/v1/items?matter=social-insurance-stop",
+    district = routing.web.get("/v1/items?matter=social-insurance-start",
                                headers={"Authorization": "Bearer dev-staff-qixia"}).json()
-    assert [item["matter_code"] for item in district["items"]] == ["social-insurance-stop"]
+    assert [item["matter_code"] for item in district["items"]] == ["social-insurance-start"]
     kiosk = routing.web.get("/v1/items", headers={"Authorization": "Bearer dev-kiosk-xinhe"})
     assert kiosk.status_code == 403
 

@@ -101,7 +101,8 @@ def test_shipped_catalogue_has_the_sample_jurisdictions(catalogue: Catalogue) ->
 
 def test_shipped_catalogue_has_the_matters_and_bundles(catalogue: Catalogue) -> None:
     assert len(catalogue.matters) >= 8
-    assert set(catalogue.bundles) == {"migrant-bundle", "social-insurance-transfer", "enterprise-change"}
+    assert set(catalogue.bundles) == {"migrant-bundle", "social-insurance-transfer", "enterprise-change",
+                                      "enterprise-startup"}
     assert catalogue.bundle("migrant-bundle").matters == (
         "residence-permit",
         "birth-registration-proof",
@@ -292,13 +293,13 @@ def test_expand_refuses_unknown_codes_and_a_bare_string(catalogue: Catalogue) ->
 
 
 def test_version_is_the_manifest_version_plus_a_content_hash(catalogue: Catalogue, copy_dir: Path) -> None:
-    assert re.fullmatch(r"2026\.11\.3\+[0-9a-f]{12}", catalogue.version)
+    assert re.fullmatch(r"2026\.12\.1\+[0-9a-f]{12}", catalogue.version)
     assert load_catalogue(copy_dir).version == catalogue.version  # same bytes, same version
 
     matters_file = copy_dir / "matters.yaml"
     matters_file.write_bytes(matters_file.read_bytes() + b"\n# an edit without a version bump\n")
     edited = load_catalogue(copy_dir)
-    assert edited.version.startswith("2026.11.3+")
+    assert edited.version.startswith("2026.12.1+")
     assert edited.version != catalogue.version
 
 
@@ -412,9 +413,9 @@ def test_immediate_matter_promising_several_days(broken: Callable[[str, Edit], P
 
 def test_unknown_department(broken: Callable[[str, Edit], Path]) -> None:
     directory = broken(
-        "matters.yaml", lambda doc: entry(doc, "matters", "residence-permit").update(department="tax")
+        "matters.yaml", lambda doc: entry(doc, "matters", "residence-permit").update(department="customs")
     )
-    rejected(directory, "matters.yaml: matter 'residence-permit': unknown department 'tax'")
+    rejected(directory, "matters.yaml: matter 'residence-permit': unknown department 'customs'")
 
 
 def test_department_without_a_desk_at_the_lowest_level(broken: Callable[[str, Edit], Path]) -> None:
@@ -655,3 +656,51 @@ def test_a_reason_code_listed_twice_is_refused(broken) -> None:
     directory = broken("reasons.yaml", lambda doc: doc["return"].append(dict(doc["return"][0])))
     with pytest.raises(CatalogueError, match=r"reasons.yaml: return: reason code 'not-our-matter' is listed twice"):
         load_catalogue(directory)
+
+
+# ── Checked against the report (issue 14) ──────────────────────────────────────────────────────────
+
+
+def test_social_insurance_stop_is_done_with_the_id_card_alone_at_the_community(catalogue: Catalogue) -> None:
+    """The report: "只要带身份证就可以了，短短的几分钟就办好了". The catalogue used to ask for an employer's
+    reduction form and 3 days at district level."""
+    stop = catalogue.matter("social-insurance-stop")
+    assert [material.code for material in stop.materials] == ["id-card"]
+    assert stop.kind == "immediate" and stop.promised_days == 1
+    assert stop.lowest_level == "community"
+
+
+def test_enterprise_matters_and_the_enterprise_startup_bundle(catalogue: Catalogue) -> None:
+    enterprise = {code for code, matter in catalogue.matters.items() if matter.applicant_kind == "enterprise"}
+    assert {"enterprise-establishment", "company-seal-engraving", "new-taxpayer-registration",
+            "employer-social-insurance-registration", "enterprise-deregistration",
+            "enterprise-capital-increase", "enterprise-new-shareholder"} <= enterprise
+    assert catalogue.matter("residence-permit").applicant_kind == "person"
+    startup = catalogue.expand(bundle_code="enterprise-startup")
+    assert [matter.code for matter in startup][0] == "enterprise-establishment"
+    assert all(matter.applicant_kind == "enterprise" for matter in startup)
+    for code in ("company-seal-engraving", "new-taxpayer-registration", "employer-social-insurance-registration"):
+        assert catalogue.matter(code).prerequisites == ("enterprise-establishment",)
+
+
+def test_a_bundle_mixing_resident_and_enterprise_matters_is_refused(broken: Callable[[str, Edit], Path]) -> None:
+    directory = broken(
+        "bundles.yaml",
+        lambda doc: entry(doc, "bundles", "enterprise-startup")["matters"].append("residence-permit"),
+    )
+    rejected(directory, "bundle 'enterprise-startup'", "mixes resident and enterprise matters",
+             "residence-permit (person)")
+
+
+def test_an_unknown_applicant_kind_is_refused(broken: Callable[[str, Edit], Path]) -> None:
+    directory = broken(
+        "matters.yaml", lambda doc: entry(doc, "matters", "residence-permit").update(applicant_kind="company")
+    )
+    rejected(directory, "matter 'residence-permit'", "applicant_kind")
+
+
+def test_every_unit_says_where_its_code_comes_from(catalogue: Catalogue) -> None:
+    """The report gives no community code: every community code is a sample, and the catalogue says so."""
+    for unit in catalogue.units.values():
+        expected = {"district": "official", "street": "unverified", "community": "invented"}[unit.level]
+        assert unit.code_source == expected, unit.code

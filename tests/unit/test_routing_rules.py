@@ -137,7 +137,8 @@ def test_item_goes_to_lowest_entitled_level_in_the_communitys_own_line(
     ("property-management-complaint", Level.COMMUNITY, XINHE_JIAYUAN),
     ("residence-permit", Level.STREET, MAIGAOQIAO),                 # police, lowest level street
     ("vocational-training-signup", Level.STREET, MAIGAOQIAO),
-    ("social-insurance-stop", Level.DISTRICT, QIXIA),               # hrss, lowest level district
+    ("social-insurance-stop", Level.COMMUNITY, XINHE_JIAYUAN),      # hrss; the report: ID card alone, at the community
+    ("social-insurance-start", Level.DISTRICT, QIXIA),              # hrss, lowest level district
     ("enterprise-capital-increase", Level.DISTRICT, QIXIA),
 ])
 def test_xinhe_jiayuan_items_reach_the_exact_unit(catalogue: Catalogue, calendar: WorkdayCalendar,
@@ -185,8 +186,8 @@ def _entry(document: dict, list_key: str, code: str) -> dict:
 def test_moving_a_matter_down_to_the_community_is_a_catalogue_edit(
         catalogue_copy, calendar: WorkdayCalendar) -> None:
     directory = catalogue_copy(
-        "matters.yaml", lambda doc: _entry(doc, "matters", "social-insurance-stop").update(lowest_level="community"))
-    decision = route_one(load_catalogue(directory), calendar, XINHE_JIAYUAN, "social-insurance-stop")
+        "matters.yaml", lambda doc: _entry(doc, "matters", "social-insurance-start").update(lowest_level="community"))
+    decision = route_one(load_catalogue(directory), calendar, XINHE_JIAYUAN, "social-insurance-start")
     assert (decision.level, decision.unit_code) == (Level.COMMUNITY, XINHE_JIAYUAN)
 
 
