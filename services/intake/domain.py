@@ -52,6 +52,7 @@ def assess_submission(
     today: date,
     deferral_working_days: int,
     bad_credit: bool = False,
+    applicant_kind: str = "person",
 ) -> AcceptedSubmission:
     """Check a submission against the catalogue; return what is taken in, or raise SubmissionRefused."""
     try:
@@ -66,6 +67,18 @@ def assess_submission(
         matters = catalogue.expand(matter_codes=tuple(matter_codes), bundle_code=bundle_code)
     except UnknownCode as exc:
         raise SubmissionRefused("unknown_matter", str(exc), matter=exc.code) from None
+
+    # A resident cannot apply for an enterprise matter, nor an enterprise for a resident's.
+    wrong_kind = [matter.code for matter in matters if matter.applicant_kind != applicant_kind]
+    if wrong_kind:
+        if applicant_kind == "person":
+            message = ("企业事项须以企业为申请人：请提供企业名称、统一社会信用代码和法定代表人或委托代理人 "
+                       "(these are enterprise matters: the applicant is the enterprise, kind 'enterprise')")
+        else:
+            message = ("个人事项须由本人（或其代办人）申请，不能以企业为申请人 "
+                       "(these are matters for a resident: the applicant is a person, kind 'person')")
+        raise SubmissionRefused("applicant_kind_mismatch", message, applicant_kind=applicant_kind,
+                                matters=wrong_kind)
 
     if channel == "proxy":
         refused = [matter.code for matter in matters if not matter.proxy_allowed]

@@ -27,6 +27,7 @@ from services.intake.schemas import (
     CaseView,
     CatalogueSummary,
     DeferredMaterialView,
+    EnterpriseApplicant,
     ItemView,
     MaterialView,
     MatterView,
@@ -43,7 +44,14 @@ from shared.events import (
     ItemEvent,
     ItemReturnedV1,
 )
-from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
+from shared.identity import (
+    InvalidIdNumber,
+    InvalidUscc,
+    id_number_fingerprint,
+    mask_name,
+    validate_id_number,
+    validate_uscc,
+)
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI, WorkdayCalendar
@@ -89,10 +97,21 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
                                 community_code=submission.community_code)
     check_may_act_for(principal, submission.community_code, rules.catalogue)
     now = clock.now()
+    applicant = submission.applicant
+    enterprise = applicant if isinstance(applicant, EnterpriseApplicant) else None
+    # The person: the resident herself, or the one acting for the enterprise. Same checks, same storage.
+    person = enterprise.representative if enterprise else applicant
+    uscc = None
+    if enterprise is not None:
+        try:
+            uscc = validate_uscc(enterprise.uscc)
+        except InvalidUscc as exc:
+            raise SubmissionRefused("invalid_uscc", str(exc), problem=exc.reason) from None
     try:
-        id_number = validate_id_number(submission.applicant.id_number, today=now.astimezone(SHANGHAI).date())
+        id_number = validate_id_number(person.id_number, today=now.astimezone(SHANGHAI).date())
     except InvalidIdNumber as exc:
-        raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason) from None
+        raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason,
+                                **({"field": "applicant.representative.id_number"} if enterprise else {})) from None
     fingerprint = id_number_fingerprint(id_number, rules.pii_key)
     accepted = assess_submission(
         rules.catalogue, rules.calendar,
@@ -105,6 +124,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         today=now.astimezone(SHANGHAI).date(),
         deferral_working_days=rules.deferral_working_days,
         bad_credit=fingerprint in rules.bad_credit_fingerprints,
+        applicant_kind="enterprise" if enterprise else "person",
     )
     for notice in accepted.deferred:
         if notice.due_date_provisional:
@@ -132,9 +152,13 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             submitted_at=now,
         )
         record.applicant = ApplicantRecord(
-            name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
-            email=submission.applicant.email,
-            id_fingerprint=fingerprint)
+            name=person.name, id_number=id_number, phone=person.phone,
+            email=person.email,
+            id_fingerprint=fingerprint,
+            kind="enterprise" if enterprise else "person",
+            organisation_name=enterprise.organisation_name if enterprise else None,
+            uscc=uscc,
+            representative_role=enterprise.representative.role if enterprise else None)
         record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
                         for position, matter in enumerate(accepted.matters)]
         record.deferred = [DeferredMaterialRecord(
@@ -155,7 +179,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             matter_codes=tuple(matter.code for matter in accepted.matters),
             channel=submission.channel.kind,
             agent_id=submission.channel.agent_id,
-            applicant_masked_name=mask_name(submission.applicant.name),
+            applicant_masked_name=mask_name(person.name),
             deferred_materials=tuple(
                 DeferredMaterial(matter_code=matter_code, material_code=notice.material_code,
                                  due_date=notice.due_date)
@@ -272,6 +296,10 @@ def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
         channel=record.channel,
         submitted_at=record.submitted_at,
         applicant_name=mask_name(record.applicant.name),
+        applicant_kind=record.applicant.kind or "person",
+        organisation_name=record.applicant.organisation_name,
+        uscc=record.applicant.uscc,
+        representative_role=record.applicant.representative_role,
         completed_at=record.completed_at,
         delivery=Delivery.model_validate_json(record.delivery_json) if record.delivery_json else None,
         items=[ItemView(
@@ -303,9 +331,11 @@ def catalogue_summary(catalogue: Catalogue) -> CatalogueSummary:
         version=catalogue.version,
         matters=[MatterView(code=m.code, name=m.name, department=m.department, lowest_level=str(m.lowest_level),
                             kind=str(m.kind), legal_days=m.legal_days, promised_days=m.promised_days,
-                            proxy_allowed=m.proxy_allowed, prerequisites=list(m.prerequisites),
+                            proxy_allowed=m.proxy_allowed, applicant_kind=str(m.applicant_kind),
+                            prerequisites=list(m.prerequisites),
                             materials=materials_of([m])) for m in catalogue.matters.values()],
         bundles=[BundleView(code=b.code, name=b.name, matters=list(b.matters),
+                            applicant_kind=str(catalogue.matter(b.matters[0]).applicant_kind),
                             materials=materials_of(catalogue.expand(bundle_code=b.code)))
                  for b in catalogue.bundles.values()],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
 from shared.api_models import Health, Problem  # noqa: F401 - part of this API's schema set
 from shared.events import Delivery
@@ -19,11 +19,49 @@ class _Strict(BaseModel):
 
 
 class Applicant(_Strict):
+    """A resident applying for herself (the default when ``kind`` is left out)."""
+
+    kind: Literal["person"] = "person"
     name: str = Field(min_length=1, max_length=50, examples=["刘金花"])
     id_number: str = Field(min_length=1, max_length=32, description="18-character resident ID (GB 11643)")
     phone: str = Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", description="mobile or landline")
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
                               description="optional; for notices by email")
+
+
+class Representative(_Strict):
+    """The person who acts for an enterprise: its legal representative, or an agent it authorised."""
+
+    role: Literal["legal_representative", "agent"] = Field(
+        description="法定代表人, or 委托代理人 (then the letter of authorisation is among the materials)")
+    name: str = Field(min_length=1, max_length=50, examples=["徐明"])
+    id_number: str = Field(min_length=1, max_length=32, description="18-character resident ID (GB 11643)")
+    phone: str = Field(pattern=r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", description="mobile or landline")
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class EnterpriseApplicant(_Strict):
+    """An organisation applying for an enterprise matter (企业开办, 变更, 注销 …)."""
+
+    kind: Literal["enterprise"]
+    organisation_name: str = Field(min_length=1, max_length=100, examples=["南京玄武某某科技有限公司"])
+    uscc: str = Field(min_length=1, max_length=32, description="统一社会信用代码, 18 characters (GB 32100); "
+                                                               "for an enterprise still to be registered, "
+                                                               "the code reserved at name registration")
+    representative: Representative
+
+
+def _applicant_kind(value) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "person")
+    return getattr(value, "kind", "person")
+
+
+AnyApplicant = Annotated[
+    Annotated[Applicant, Tag("person")] | Annotated[EnterpriseApplicant, Tag("enterprise")],
+    Discriminator(_applicant_kind, custom_error_type="applicant_kind",
+                  custom_error_message="applicant kind must be 'person' or 'enterprise'"),
+]
 
 
 class Materials(_Strict):
@@ -47,7 +85,8 @@ class CaseSubmission(_Strict):
     community_code: DivisionCode
     bundle: Code | None = Field(default=None, description="a bundle (一件事) code")
     matters: list[Code] = Field(default_factory=list, max_length=20, description="single matters, or extras")
-    applicant: Applicant
+    applicant: AnyApplicant = Field(description="a resident (kind person, the default), or an enterprise "
+                                                "with the person acting for it (kind enterprise)")
     materials: Materials = Field(default_factory=Materials)
     channel: Channel = Field(default_factory=Channel)
     description: str = Field(default="", max_length=2000)
@@ -91,7 +130,11 @@ class CaseView(BaseModel):
     catalogue_version: str
     channel: str
     submitted_at: datetime
-    applicant_name: str = Field(description="masked")
+    applicant_name: str = Field(description="masked; for an enterprise, the person acting for it")
+    applicant_kind: Literal["person", "enterprise"] = "person"
+    organisation_name: str | None = Field(default=None, description="an enterprise applicant's name")
+    uscc: str | None = Field(default=None, description="an enterprise applicant's 统一社会信用代码")
+    representative_role: Literal["legal_representative", "agent"] | None = None
     completed_at: datetime | None = Field(default=None, description="when every item reached a final state")
     delivery: Delivery | None = Field(default=None, description="how the resident collects all results, once")
     items: list[ItemView]
@@ -114,6 +157,7 @@ class MatterView(BaseModel):
     legal_days: int
     promised_days: int
     proxy_allowed: bool
+    applicant_kind: Literal["person", "enterprise"] = "person"
     prerequisites: list[str]
     materials: list[MaterialView]
 
@@ -122,6 +166,7 @@ class BundleView(BaseModel):
     code: str
     name: str
     matters: list[str]
+    applicant_kind: Literal["person", "enterprise"] = "person"
     materials: list[MaterialView] = Field(description="one set of materials for the whole bundle")
 
 

@@ -13,6 +13,7 @@ from tests.support.cases import (
     XINHE_KIOSK,
     XUANWU_COMMUNITY,
     XUANWU_KIOSK,
+    enterprise_startup,
     migrant_bundle,
 )
 from tests.support.db import INTAKE_TABLES, count_rows
@@ -83,6 +84,77 @@ BAD_INPUTS = {
                                                    "deferred": []}), 422, "missing_material"),
     "nothing_asked": (migrant_bundle(bundle=None, matters=[]), 422, "validation_failed"),
 }
+
+
+def _representative(**changes):
+    body = enterprise_startup()
+    body["applicant"]["representative"].update(changes)
+    return body
+
+
+def _enterprise(**changes):
+    body = enterprise_startup()
+    body["applicant"].update(changes)
+    return body
+
+
+# Enterprise applicants, submitted by the 玄武区 kiosk (梅园新村社区).
+ENTERPRISE_BAD_INPUTS = {
+    "uscc_checksum": (_enterprise(uscc="91350100M000100Y44"), 422, "invalid_uscc"),
+    "uscc_length": (_enterprise(uscc="91350100M000100Y4"), 422, "invalid_uscc"),
+    "uscc_letter_outside_the_set": (_enterprise(uscc="91350100I000100Y43"), 422, "invalid_uscc"),
+    "representative_id_checksum": (_representative(id_number="11010519491231002Y"), 422, "invalid_id_number"),
+    "representative_role_unknown": (_representative(role="shareholder"), 422, "validation_failed"),
+    "applicant_kind_unknown": (_enterprise(kind="company"), 422, "validation_failed"),
+    "person_for_enterprise_matters": (
+        enterprise_startup(applicant={"name": "徐明", "id_number": "11010519491231002X", "phone": "13951234567"}),
+        422, "applicant_kind_mismatch"),
+    "enterprise_for_a_residents_matter": (
+        _enterprise() | {"bundle": None, "matters": ["employment-registration"],
+                         "materials": {"provided": ["id-card", "labour-contract"], "deferred": []}},
+        422, "applicant_kind_mismatch"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENTERPRISE_BAD_INPUTS))
+def test_bad_enterprise_input_is_refused_with_a_reason_and_writes_nothing(case, intake, web_session, database_url):
+    body, status, reason = ENTERPRISE_BAD_INPUTS[case]
+
+    response = post_case(web_session, body, headers=XUANWU_KIOSK)
+
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["reason"] == reason
+    assert "11010519491231002Y" not in response.text
+    assert set(count_rows(database_url, *INTAKE_TABLES).values()) == {0}
+
+
+def test_the_enterprise_startup_bundle_is_taken_in_for_the_enterprise(intake, web_session, database_url):
+    response = post_case(web_session, enterprise_startup(), headers=XUANWU_KIOSK)
+
+    assert response.status_code == 201, response.text
+    receipt = response.json()
+    assert receipt["applicant_kind"] == "enterprise"
+    assert receipt["organisation_name"] == "南京玄武某某科技有限公司"
+    assert receipt["uscc"] == "91350100M000100Y43"          # public: printed on the business licence
+    assert receipt["representative_role"] == "legal_representative"
+    assert receipt["applicant_name"] == "徐*"               # the person acting for it, masked
+    assert [item["matter_code"] for item in receipt["items"]] == [
+        "enterprise-establishment", "company-seal-engraving", "new-taxpayer-registration",
+        "employer-social-insurance-registration"]
+    assert {notice["material_code"] for notice in receipt["deferred_materials"]} == {
+        "premises-proof", "bank-account-licence"}
+    assert "32010219800512003" not in response.text        # the representative's ID number stays inside
+    counts = count_rows(database_url, "intake_cases", "intake_applicants", "outbox_messages")
+    assert counts == {"intake_cases": 1, "intake_applicants": 1, "outbox_messages": 1}
+
+
+def test_a_residents_case_still_needs_no_applicant_kind(intake, web_session):
+    body = migrant_bundle()
+    assert "kind" not in body["applicant"]
+    receipt = post_case(web_session, body).json()
+    assert receipt["applicant_kind"] == "person" and receipt["uscc"] is None
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))

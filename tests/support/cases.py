@@ -44,3 +44,25 @@ def migrant_bundle(**changes) -> dict:
     body = copy.deepcopy(MIGRANT_BUNDLE)
     body.update(changes)
     return body
+
+
+# An enterprise at 玄武区 (the report: 企业增资、增加股东 at the 玄武区政务服务中心).
+ENTERPRISE_USCC = "91350100M000100Y43"  # the example of GB 32100-2015, a valid checksum
+REPRESENTATIVE_ID_NUMBER = make_valid_id_number("32010219800512003")
+ENTERPRISE_STARTUP = {
+    "community_code": XUANWU_COMMUNITY,
+    "bundle": "enterprise-startup",
+    "applicant": {"kind": "enterprise", "organisation_name": "南京玄武某某科技有限公司", "uscc": ENTERPRISE_USCC,
+                  "representative": {"role": "legal_representative", "name": "徐明",
+                                     "id_number": REPRESENTATIVE_ID_NUMBER, "phone": "13951234567"}},
+    "materials": {"provided": ["establishment-application", "articles-of-association", "legal-representative-id",
+                               "shareholder-identity", "business-licence"],
+                  "deferred": ["premises-proof", "bank-account-licence"]},
+    "description": "企业开办一件事",
+}
+
+
+def enterprise_startup(**changes) -> dict:
+    body = copy.deepcopy(ENTERPRISE_STARTUP)
+    body.update(changes)
+    return body

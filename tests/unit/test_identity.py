@@ -260,3 +260,47 @@ def test_fingerprint_refuses_invalid_numbers_and_weak_keys():
         id_number_fingerprint(PUBLIC_SAMPLE, b"short")
     with pytest.raises(TypeError):
         id_number_fingerprint(PUBLIC_SAMPLE, "k" * 32)
+
+
+# ── 统一社会信用代码 (GB 32100-2015) ─────────────────────────────────────────────────────────────────
+
+from shared.identity import USCC_CHARSET, InvalidUscc, uscc_check_character, validate_uscc  # noqa: E402
+
+
+@pytest.mark.parametrize("code", [
+    "91350100M000100Y43",   # the example printed in GB 32100-2015
+    "91110108551385082Q",   # a business licence in 北京市海淀区
+    "91320113MA1N00000" + uscc_check_character("91320113MA1N00000"),
+])
+def test_valid_usccs_pass_and_are_normalised(code):
+    assert validate_uscc(code) == code
+    assert validate_uscc(" " + code.lower() + " ") == code
+
+
+def test_the_check_character_is_31_minus_the_weighted_sum_mod_31_and_31_is_written_0():
+    weights = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+    first17 = "91350100M000100Y4"
+    total = sum(USCC_CHARSET.index(c) * w for c, w in zip(first17, weights, strict=True))
+    assert USCC_CHARSET[(31 - total % 31) % 31] == "3" == uscc_check_character(first17)
+    # Find a prefix whose sum is a multiple of 31: its check character is "0", not the 32nd character.
+    for last in USCC_CHARSET:
+        prefix = "9132011300000000" + last
+        if sum(USCC_CHARSET.index(c) * w for c, w in zip(prefix, weights, strict=True)) % 31 == 0:
+            assert uscc_check_character(prefix) == "0"
+            break
+    else:
+        pytest.fail("no prefix with a sum divisible by 31 among 31 consecutive values")
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    ("91350100M000100Y44", "bad_checksum"),
+    ("91350100M000100Y4", "wrong_length"),
+    ("91350100M000100Y433", "wrong_length"),
+    ("91350100I000100Y43", "bad_characters"),   # I is not in the set (nor O, Z, S, V)
+    ("9135O100M000100Y43", "bad_characters"),
+    ("9135A100M000100Y43", "bad_characters"),   # the division code is digits
+])
+def test_bad_usccs_are_refused_with_a_reason(code, reason):
+    with pytest.raises(InvalidUscc) as refused:
+        validate_uscc(code)
+    assert refused.value.reason == reason

@@ -43,6 +43,11 @@ class ApplicantRecord(Base):
     id_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     phone: Mapped[str] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(254))
+    # An enterprise applicant: the organisation, and in the columns above the person acting for it.
+    kind: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
+    organisation_name: Mapped[str | None] = mapped_column(String(100))
+    uscc: Mapped[str | None] = mapped_column(String(18), index=True)  # public, printed on the licence
+    representative_role: Mapped[str | None] = mapped_column(String(32))
 
     case: Mapped[CaseRecord] = relationship(back_populates="applicant")
 
