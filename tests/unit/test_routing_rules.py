@@ -279,6 +279,23 @@ def test_starting_insurance_at_the_new_employer_waits_for_the_stop(
     assert decisions["social-insurance-start"].waiting_for == ("social-insurance-stop",)
 
 
+def test_the_enterprise_startup_bundle_is_routed_like_the_rest(catalogue: Catalogue, calendar: WorkdayCalendar) -> None:
+    """企业开办一件事 from 梅园新村社区 (玄武区): each item to the 玄武区 desk of its department; seal, tax and
+    social-insurance registration wait for the business licence."""
+    matters = catalogue.expand(bundle_code="enterprise-startup")
+    decisions = by_matter(route_case(catalogue, calendar, community_code="320102002001",
+                                     matter_codes=tuple(m.code for m in matters), submitted_at=ORDINARY_MONDAY))
+    assert {code: (d.level, d.unit_code, d.department_code) for code, d in decisions.items()} == {
+        "enterprise-establishment": (Level.DISTRICT, "320102000000", "amr"),
+        "company-seal-engraving": (Level.DISTRICT, "320102000000", "police"),
+        "new-taxpayer-registration": (Level.DISTRICT, "320102000000", "tax"),
+        "employer-social-insurance-registration": (Level.DISTRICT, "320102000000", "hrss"),
+    }
+    assert decisions["enterprise-establishment"].status == "queued"
+    for code in ("company-seal-engraving", "new-taxpayer-registration", "employer-social-insurance-registration"):
+        assert (decisions[code].status, decisions[code].waiting_for) == ("waiting", ("enterprise-establishment",))
+
+
 # ── Deadlines ─────────────────────────────────────────────────────────────────────────────────────
 
 
