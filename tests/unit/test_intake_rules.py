@@ -66,10 +66,11 @@ def no_coverage_warning():
 
 def assess(catalogue: Catalogue, calendar: WorkdayCalendar, *, community: str = XINHE_JIAYUAN,
            bundle: str | None = MIGRANT_BUNDLE, matters=(), provided=MIGRANT_MAIN, deferred=(),
-           channel: str = "kiosk", today: date = ORDINARY_MONDAY, deferral_days: int = 5) -> AcceptedSubmission:
+           channel: str = "kiosk", today: date = ORDINARY_MONDAY, deferral_days: int = 5,
+           applicant_kind: str = "person") -> AcceptedSubmission:
     return assess_submission(catalogue, calendar, community_code=community, bundle_code=bundle,
                              matter_codes=matters, provided=provided, deferred=deferred, channel=channel,
-                             today=today, deferral_working_days=deferral_days)
+                             today=today, deferral_working_days=deferral_days, applicant_kind=applicant_kind)
 
 
 def refused(catalogue: Catalogue, calendar: WorkdayCalendar, **submission) -> SubmissionRefused:
@@ -129,13 +130,26 @@ def test_a_material_shared_by_two_matters_gets_one_notice_naming_both(
     accepted = assess(catalogue, calendar, bundle="enterprise-change",
                       provided=("change-application", "shareholder-resolution", "amended-articles",
                                 "capital-contribution-proof", "new-shareholder-identity"),
-                      deferred=("business-licence",))
+                      deferred=("business-licence",), applicant_kind="enterprise")
     (notice,) = accepted.deferred
     assert notice.matter_codes == ("enterprise-capital-increase", "enterprise-new-shareholder")
     assert notice.due_date == date(2026, 11, 3)  # both promise 1 working day
 
 
 # ── Refused, with a machine-readable reason ───────────────────────────────────────────────────────
+
+
+def test_a_resident_cannot_apply_for_an_enterprise_matter_nor_an_enterprise_for_a_residents(
+        catalogue: Catalogue, calendar: WorkdayCalendar) -> None:
+    as_person = refused(catalogue, calendar, bundle="enterprise-change",
+                        provided=("change-application", "shareholder-resolution", "amended-articles",
+                                  "capital-contribution-proof", "new-shareholder-identity", "business-licence"))
+    assert as_person.reason == "applicant_kind_mismatch"
+    assert as_person.details["matters"] == ["enterprise-capital-increase", "enterprise-new-shareholder"]
+    assert "企业" in as_person.message
+    as_enterprise = refused(catalogue, calendar, applicant_kind="enterprise")  # the migrant bundle
+    assert as_enterprise.reason == "applicant_kind_mismatch"
+    assert "residence-permit" in as_enterprise.details["matters"]
 
 
 def test_unknown_community_is_refused(catalogue: Catalogue, calendar: WorkdayCalendar) -> None:
@@ -271,7 +285,8 @@ def test_deferral_due_date_is_the_configured_period_but_never_past_the_promised_
     matter = catalogue.matter(matter_code)
     accepted = assess(catalogue, calendar, bundle=None, matters=(matter_code,),
                       provided=tuple(m.code for m in matter.materials if m.code != material_code),
-                      deferred=(material_code,), today=today, deferral_days=deferral_days)
+                      deferred=(material_code,), today=today, deferral_days=deferral_days,
+                      applicant_kind=str(matter.applicant_kind))
     (notice,) = accepted.deferred
 
     granted = calendar.workdays_between(today, notice.due_date)
