@@ -1,8 +1,17 @@
 """structlog set-up: JSON in production, readable in a terminal, ids bound per message or request.
 
 Personal data must never reach a log line. Code logs ids and codes only; as a second line of defence
-``redact_personal_data`` masks anything shaped like an ID-card number, an e-mail address or a mobile
-phone number.
+every line is scrubbed, whether it comes from structlog or from the standard library (nameko, kombu,
+SQLAlchemy), including exception messages and tracebacks:
+
+- anything shaped like an 18-character ID number, a mobile number (1[3-9] + 9 digits, optionally +86),
+  a landline (025-12345678, 02512345678) or an e-mail address is replaced by a label;
+- the values of fields that can only hold personal data (``phone``, ``id_number``, ``applicant_name``...)
+  are replaced whatever their shape;
+- names have no shape, so the services *tell* the scrubber the personal values they handle
+  (``remember_personal_values``): intake when it takes a submission in or decrypts an applicant,
+  notification when it receives a contact. The last few thousand such values are masked anywhere in a
+  line, in this process.
 """
 
 from __future__ import annotations
@@ -10,37 +19,127 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
+import traceback
+from collections import OrderedDict
 
 import structlog
 
-# 18-character resident ID (17 digits + digit or X) and mainland mobile numbers, not inside longer digit runs.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+# 18-character resident ID (17 digits + digit or X), mainland mobile numbers and landlines (area code
+# 0 + 2-3 digits, optional dash, 7-8 digits), not inside longer runs of digits, letters or decimals.
+_EDGE_BEFORE = r"(?<![0-9A-Za-z.])"
+_EDGE_AFTER = r"(?![0-9A-Za-z])"
+_ID_NUMBER = re.compile(_EDGE_BEFORE + r"\d{17}[\dXx]" + _EDGE_AFTER, re.ASCII)
+_PHONE = re.compile(_EDGE_BEFORE + r"(?:\+?86[- ]?)?1[3-9]\d{9}" + _EDGE_AFTER, re.ASCII)
+_LANDLINE = re.compile(r"(?<![0-9A-Za-z.-])" +  # "-": the last group of a UUID may be all digits
+                       r"0\d{2,3}[- ]?\d{7,8}" + _EDGE_AFTER, re.ASCII)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+# Fields that hold personal data whatever their value looks like.
+PERSONAL_FIELDS = frozenset({
+    "applicant_name", "reporter_name", "resident_name", "recipient_name", "id_number", "phone", "mobile",
+    "telephone", "email", "address", "applicant", "reporter", "contact",
+})
+REDACTED = "[redacted]"
+
+_MAX_REMEMBERED = 4096
+_MIN_REMEMBERED_LENGTH = 2  # a one-character "name" would mask every occurrence of that character
+_remembered: OrderedDict[str, None] = OrderedDict()
+_remembered_lock = threading.Lock()
+_remembered_snapshot: tuple[str, ...] = ()
+
+
+def remember_personal_values(*values: object) -> None:
+    """Mask these values (a name, a phone...) in every later log line of this process."""
+    global _remembered_snapshot
+    fresh = [value.strip() for value in values
+             if isinstance(value, str) and len(value.strip()) >= _MIN_REMEMBERED_LENGTH]
+    if not fresh:
+        return
+    with _remembered_lock:
+        for value in fresh:
+            _remembered[value] = None
+            _remembered.move_to_end(value)
+        while len(_remembered) > _MAX_REMEMBERED:
+            _remembered.popitem(last=False)
+        # Longest first, so "刘金花" is masked before a shorter remembered "刘金" could split it.
+        _remembered_snapshot = tuple(sorted(_remembered, key=len, reverse=True))
+
+
+def forget_personal_values() -> None:
+    global _remembered_snapshot
+    with _remembered_lock:
+        _remembered.clear()
+        _remembered_snapshot = ()
 
 
 def redact_text(text: str) -> str:
+    for value in _remembered_snapshot:
+        if value in text:
+            text = text.replace(value, "[personal data redacted]")
     text = _ID_NUMBER.sub("[id-number redacted]", text)
     text = _EMAIL.sub("[email redacted]", text)
-    return _PHONE.sub("[phone redacted]", text)
+    text = _PHONE.sub("[phone redacted]", text)
+    return _LANDLINE.sub("[phone redacted]", text)
 
 
-def _redact_value(value):
+def _redact_value(value, key: str | None = None):
+    if key is not None and key.lower() in PERSONAL_FIELDS and value is not None:
+        return REDACTED
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {key: _redact_value(item) for key, item in value.items()}
+        return {k: _redact_value(item, k if isinstance(k, str) else None) for k, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_redact_value(item) for item in value)
-    return value
+    if isinstance(value, set | frozenset):
+        return [_redact_value(item) for item in value]
+    if isinstance(value, BaseException):
+        return redact_text("".join(traceback.format_exception_only(type(value), value)).strip())
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    shown = repr(value)
+    scrubbed = redact_text(shown)
+    return value if scrubbed == shown else scrubbed
 
 
 def redact_personal_data(_logger, _method, event_dict):
-    return {key: _redact_value(value) for key, value in event_dict.items()}
+    """structlog processor: scrub every value (after ``format_exc_info`` has turned tracebacks into text)."""
+    return {key: _redact_value(value, key if key not in ("event", "exception") else None)
+            for key, value in event_dict.items()}
+
+
+_base_record_factory = logging.getLogRecordFactory()
+_factory_installed = False
+
+
+def _scrubbing_record_factory(*args, **kwargs) -> logging.LogRecord:
+    """Scrub a standard-library record as it is made, so that every handler (ours, a test's caplog, a
+    library's own) sees only scrubbed text. structlog's own records carry an already-scrubbed dict."""
+    record = _base_record_factory(*args, **kwargs)
+    if isinstance(record.msg, str):
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is logging's problem, not ours
+            message = str(record.msg)
+        record.msg, record.args = redact_text(message), ()
+    if record.exc_info and record.exc_info[0] is not None:
+        record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
+    return record
+
+
+def install_record_scrubber() -> None:
+    global _factory_installed
+    if not _factory_installed:
+        logging.setLogRecordFactory(_scrubbing_record_factory)
+        _factory_installed = True
 
 
 def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     """Configure structlog and route the standard library's logging (nameko, kombu) through it."""
+    install_record_scrubber()
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     shared_processors = [
         structlog.contextvars.merge_contextvars,

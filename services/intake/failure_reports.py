@@ -23,6 +23,7 @@ from shared.clock import Clock, new_id
 from shared.db import Base, UTCDateTime
 from shared.events import ReportFiledV1
 from shared.identity import mask_name
+from shared.logging import remember_personal_values
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI
 
@@ -82,6 +83,7 @@ def report_number(filed_at: datetime, report_id: str) -> str:
 
 def file_report(submission: FailureReportSubmission, *, principal: Principal, unit_of_work: UnitOfWork,
                 rules: IntakeRules, clock: Clock) -> FailureReportReceipt:
+    remember_personal_values(submission.reporter.name, submission.reporter.phone)
     catalogue = rules.catalogue
     unit = catalogue.units.get(submission.community_code)
     if unit is None or unit.level is not Level.COMMUNITY:

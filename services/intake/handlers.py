@@ -45,6 +45,7 @@ from shared.events import (
     ItemReturnedV1,
 )
 from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
+from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI, WorkdayCalendar
@@ -85,6 +86,8 @@ def check_may_act_for(principal: Principal, community_code: str, catalogue: Cata
 def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
                 unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
     """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
+    applicant = submission.applicant
+    remember_personal_values(applicant.name, applicant.id_number, applicant.phone, applicant.email)
     if submission.community_code not in rules.catalogue.units:
         raise SubmissionRefused("unknown_community", f"unknown community code {submission.community_code!r}",
                                 community_code=submission.community_code)
@@ -252,6 +255,7 @@ def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork, keyring: Keyrin
         if record is None:
             return None
         applicant = open_applicant(keyring, record.applicant)
+        remember_personal_values(applicant.name, applicant.phone, applicant.email)
         return {"case_id": record.id, "case_number": record.case_number, "name": applicant.name,
                 "phone": applicant.phone, "email": applicant.email}
 
