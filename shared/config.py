@@ -57,6 +57,8 @@ class Settings:
     profile: str = "development"
     # Serve /metrics on its own port as well (None: only on the service's HTTP port).
     metrics_port: int | None = None
+    # /health and the scrape-time gauges read the database at most once per this many seconds.
+    db_probe_seconds: float = 5.0
     # TLS the deployment declares for the broker and the database: "required" or "off".
     broker_tls: str | None = None
     database_tls: str | None = None
@@ -102,6 +104,7 @@ class Settings:
             keys_file=Path(_env("SANJI_KEYS_FILE", str(DEV_KEYS_FILE))),
             profile=_env("SANJI_PROFILE", "development").lower(),
             metrics_port=_optional_port(f"{prefix}METRICS_PORT" if prefix else None, "SANJI_METRICS_PORT"),
+            db_probe_seconds=float(_env("SANJI_DB_PROBE_SECONDS", "5")),
             broker_tls=os.environ.get("SANJI_BROKER_TLS", "").strip().lower() or None,
             database_tls=os.environ.get("SANJI_DATABASE_TLS", "").strip().lower() or None,
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
@@ -132,6 +135,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_DATA_KEYS": settings.data_keys or "",
         "SANJI_KEYS_FILE": str(settings.keys_file),
         "SANJI_PROFILE": settings.profile,
+        "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
         "SANJI_VAR_DIR": str(settings.var_dir),
         **settings.notification,
