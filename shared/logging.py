@@ -74,13 +74,15 @@ def forget_personal_values() -> None:
 
 
 def redact_text(text: str) -> str:
-    for value in _remembered_snapshot:
-        if value in text:
-            text = text.replace(value, "[personal data redacted]")
+    # Shapes first, so a phone shows as "[phone redacted]" even when it was also remembered.
     text = _ID_NUMBER.sub("[id-number redacted]", text)
     text = _EMAIL.sub("[email redacted]", text)
     text = _PHONE.sub("[phone redacted]", text)
-    return _LANDLINE.sub("[phone redacted]", text)
+    text = _LANDLINE.sub("[phone redacted]", text)
+    for value in _remembered_snapshot:
+        if value in text:
+            text = text.replace(value, "[personal data redacted]")
+    return text
 
 
 def _redact_value(value, key: str | None = None):
@@ -113,16 +115,34 @@ _base_record_factory = logging.getLogRecordFactory()
 _factory_installed = False
 
 
+def _scrub_argument(value):
+    """One %-argument of a stdlib record: scrubbed, keeping its type unless it held personal data."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    try:
+        shown = str(value)
+    except Exception:  # noqa: BLE001 - an object that cannot show itself shows nothing
+        return value
+    scrubbed = redact_text(shown)
+    return value if scrubbed == shown else scrubbed
+
+
 def _scrubbing_record_factory(*args, **kwargs) -> logging.LogRecord:
     """Scrub a standard-library record as it is made, so that every handler (ours, a test's caplog, a
-    library's own) sees only scrubbed text. structlog's own records carry an already-scrubbed dict."""
+    library's own) sees only scrubbed text. The message template and each argument are scrubbed in
+    place, so filters that look at ``record.args`` keep working. structlog's own records carry an
+    already-scrubbed dict."""
     record = _base_record_factory(*args, **kwargs)
     if isinstance(record.msg, str):
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string is logging's problem, not ours
-            message = str(record.msg)
-        record.msg, record.args = redact_text(message), ()
+        record.msg = redact_text(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_scrub_argument(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _scrub_argument(arg) for key, arg in record.args.items()}
+    elif record.msg is not None and not isinstance(record.msg, dict):
+        record.msg = _scrub_argument(record.msg)
     if record.exc_info and record.exc_info[0] is not None:
         record.exc_text = redact_text("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
     if record.stack_info:
