@@ -62,6 +62,8 @@ class Settings:
     # TLS the deployment declares for the broker and the database: "required" or "off".
     broker_tls: str | None = None
     database_tls: str | None = None
+    # libpq's own PGSSLMODE, which psycopg2 honours when the URL names no sslmode.
+    pg_sslmode: str | None = None
     max_workers: int = 10
     relay_poll_seconds: float = 0.5
     # Every SANJI_NOTIFICATION_* variable, passed on as is; the notification service reads and checks
@@ -107,6 +109,7 @@ class Settings:
             db_probe_seconds=float(_env("SANJI_DB_PROBE_SECONDS", "5")),
             broker_tls=os.environ.get("SANJI_BROKER_TLS", "").strip().lower() or None,
             database_tls=os.environ.get("SANJI_DATABASE_TLS", "").strip().lower() or None,
+            pg_sslmode=os.environ.get("PGSSLMODE", "").strip().lower() or None,
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
             relay_poll_seconds=float(_env("SANJI_RELAY_POLL_SECONDS", "0.5")),
             notification={name: value.strip() for name, value in os.environ.items()

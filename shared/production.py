@@ -18,8 +18,8 @@ The rules:
 - the database is SQLite;
 - the broker user is ``guest``;
 - TLS: ``SANJI_BROKER_TLS`` / ``SANJI_DATABASE_TLS`` default to ``required`` in production, and then the
-  broker URI must be ``amqps://`` and the database URL must carry ``sslmode=require``, ``verify-ca`` or
-  ``verify-full``. A deployment whose traffic provably never leaves the host may declare ``off``.
+  broker URI must be ``amqps://`` and the database URL (or libpq's ``PGSSLMODE``) must carry
+  ``sslmode=require``, ``verify-ca`` or ``verify-full``. A deployment whose traffic provably never leaves the host may declare ``off``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from shared.config import DEV_KEYS_FILE, PROFILES, REPO_ROOT, Settings
 from shared.crypto import KeyConfigError, load_key_material
 
 DEV_TOKENS_FILE = REPO_ROOT / "config" / "dev-tokens.yaml"
+# Where the public development files ship: the repository, and the container image (deploy/docker).
+DEVELOPMENT_CONFIG_DIRS = (REPO_ROOT / "config", Path("/app/config"))
 # Placeholders that have shipped in examples; a key equal to one of these is as public as the dev file.
 KNOWN_PLACEHOLDER_KEYS = frozenset({"change-me", "changeme", "dev-only-pii-key-change-me", "secret"})
 SERVICES_WITH_KEYS = frozenset({"intake"})  # the only service that keeps personal data
@@ -81,16 +83,19 @@ def production_problems(service: str | None, settings: Settings,
 
 
 def _development_token_digests() -> frozenset[str]:
-    try:
-        document = yaml.safe_load(DEV_TOKENS_FILE.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return frozenset()
-    return frozenset(hashlib.sha256(str(entry["token"]).encode()).hexdigest()
-                     for entry in document.get("tokens") or [] if isinstance(entry, dict) and "token" in entry)
+    digests: set[str] = set()
+    for directory in DEVELOPMENT_CONFIG_DIRS:
+        try:
+            document = yaml.safe_load((directory / "dev-tokens.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        digests |= {hashlib.sha256(str(entry["token"]).encode()).hexdigest()
+                    for entry in document.get("tokens") or [] if isinstance(entry, dict) and "token" in entry}
+    return frozenset(digests)
 
 
 def token_problems(tokens_file: Path) -> list[str]:
-    if _same_file(tokens_file, DEV_TOKENS_FILE):
+    if any(_same_file(tokens_file, directory / "dev-tokens.yaml") for directory in DEVELOPMENT_CONFIG_DIRS):
         return [f"SANJI_TOKENS_FILE is the development tokens file ({tokens_file}): "
                 "point it at a file of sha256 digests"]
     try:
@@ -117,14 +122,21 @@ def token_problems(tokens_file: Path) -> list[str]:
     return problems
 
 
-def _development_key_values() -> tuple[frozenset[bytes], frozenset[bytes]]:
-    """The blind-index and data keys of the public development keys file."""
-    try:
-        material = load_key_material(pii_key=None, data_keys=None, keys_file=DEV_KEYS_FILE)
-    except KeyConfigError:
-        return frozenset(), frozenset()
-    blind = {material.blind_index_key} if material.blind_index_key else set()
-    return frozenset(blind), frozenset(material.data_keys.values())
+def _development_key_values(keys_file: Path) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """The blind-index and data keys of the public development keys files (and of the configured keys
+    file, when it is marked development)."""
+    blind: set[bytes] = set()
+    data: set[bytes] = set()
+    for path in {DEV_KEYS_FILE, keys_file, *(directory / "dev-keys.yaml" for directory in DEVELOPMENT_CONFIG_DIRS)}:
+        try:
+            material = load_key_material(pii_key=None, data_keys=None, keys_file=path)
+        except KeyConfigError:
+            continue
+        if material.development_file is None:
+            continue
+        blind |= {material.blind_index_key} if material.blind_index_key else set()
+        data |= set(material.data_keys.values())
+    return frozenset(blind), frozenset(data)
 
 
 def key_problems(settings: Settings) -> list[str]:
@@ -137,7 +149,7 @@ def key_problems(settings: Settings) -> list[str]:
         return [f"keys come from the development keys file {material.development_file}: "
                 "set SANJI_PII_KEY and SANJI_DATA_KEYS from a secret (or SANJI_KEYS_FILE to a secret file)"]
     problems = []
-    dev_blind, dev_data = _development_key_values()
+    dev_blind, dev_data = _development_key_values(settings.keys_file)
     if material.blind_index_key is None:
         problems.append("SANJI_PII_KEY is missing: the ID-number fingerprint (blind index) needs a secret key")
     elif (material.blind_index_key in dev_blind
@@ -179,10 +191,10 @@ def database_problems(settings: Settings) -> list[str]:
     if url.get_backend_name() == "sqlite":
         return ["the database is SQLite (SANJI_DATABASE_URL): production runs on PostgreSQL"]
     tls, problems = _tls_setting("SANJI_DATABASE_TLS", settings.database_tls)
-    sslmode = str(url.query.get("sslmode", "")).lower()
+    sslmode = str(url.query.get("sslmode", "") or settings.pg_sslmode or "").lower()
     if tls == "required" and sslmode not in SECURE_SSLMODES:
         problems.append(f"TLS is required for the database (SANJI_DATABASE_TLS) but SANJI_DATABASE_URL has "
-                        f"sslmode={sslmode or 'unset'}: add ?sslmode=verify-full (or require)")
+                        f"sslmode={sslmode or 'unset'}: add ?sslmode=verify-full (or require, or set PGSSLMODE)")
     return problems
 
 
