@@ -25,6 +25,7 @@ from shared.migrate import _alembic_config
 from shared.outbox import UnitOfWork
 from tests.conftest import POSTGRES_ADMIN_URL, TEST_DATABASES
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, XINHE_KIOSK, migrant_bundle
+from tests.support.personal_data import stored_failure_reports
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +131,8 @@ def empty_database_url(request, tmp_path):
 
 
 def test_the_migration_encrypts_rows_stored_in_clear_and_drops_the_clear_columns(empty_database_url):
-    """An intake database at intake_0004 (applicant in clear) is brought to head with the dev keys."""
+    """An intake database at intake_0004 (applicant and 办不成事 reporter in clear) is brought to head with
+    the dev keys."""
     url = empty_database_url
     engine = create_engine(normalise_url(url))
     with engine.connect() as connection:
@@ -145,6 +147,11 @@ def test_the_migration_encrypts_rows_stored_in_clear_and_drops_the_clear_columns
             "INSERT INTO intake_applicants (case_id, name, id_number, id_fingerprint, phone, email) VALUES "
             "('c1', :name, :id_number, 'f' , :phone, :email)"),
             {"name": NAME, "id_number": APPLICANT_ID_NUMBER, "phone": "025-12345678", "email": EMAIL})
+        connection.execute(text(
+            "INSERT INTO intake_failure_reports (report_id, report_number, community_code, reporter_name,"
+            " reporter_phone, description, filed_by, filed_at) VALUES ('r1', 'BCS1', '320113003021', :name,"
+            " :phone, :words, 'k', '2026-12-01 09:00:00')"), {"name": NAME, "phone": "025-12345678",
+                                                             "words": f"请回电 {NAME}"})
         connection.commit()
         command.upgrade(config, "intake@head")
         connection.commit()
@@ -154,6 +161,8 @@ def test_the_migration_encrypts_rows_stored_in_clear_and_drops_the_clear_columns
         assert value not in repr(stored)
     assert contact(url, "c1", dev_keyring()) == {"case_id": "c1", "case_number": "SJ1", "name": NAME,
                                                  "phone": "025-12345678", "email": EMAIL}
+    assert stored_failure_reports(url) == [{"reporter_name": NAME, "reporter_phone": "025-12345678",
+                                            "description": f"请回电 {NAME}"}]
     # And back: the downgrade decrypts into clear columns.
     dispose_engines()
     engine = create_engine(normalise_url(url))
@@ -166,3 +175,4 @@ def test_the_migration_encrypts_rows_stored_in_clear_and_drops_the_clear_columns
     dispose_engines()
     assert rows(url, "SELECT name, id_number, phone, email FROM intake_applicants") == [
         (NAME, APPLICANT_ID_NUMBER, "025-12345678", EMAIL)]
+    assert rows(url, "SELECT reporter_name, reporter_phone FROM intake_failure_reports") == [(NAME, "025-12345678")]
