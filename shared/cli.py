@@ -320,18 +320,20 @@ def cmd_keys(args) -> None:
     if args.action == "generate":
         print(new_data_key_material())
         return
-    from services.intake.key_rotation import rotate_applicant_keys
+    from services.intake.key_rotation import rotate_sealed_rows
     from shared.crypto import DecryptionFailed, keyring_from_config
 
     settings = Settings.from_env("intake")
     try:
         keyring = keyring_from_config(nameko_config("intake", settings))
-        result = rotate_applicant_keys(settings.database_url, keyring)
+        result = rotate_sealed_rows(settings.database_url, keyring)
     except (KeyConfigError, DecryptionFailed) as exc:
         raise CommandFailed(f"keys rotate: {exc}") from None
-    print(f"re-encrypted {result.rotated} applicant(s) under key {keyring.current_key_id}")
-    for key_id, count in sorted(result.remaining.items()):
-        print(f"key {key_id}: {count} applicant(s)")
+    for table, count in result.rotated.items():
+        print(f"{table}: re-encrypted {count} row(s) under key {keyring.current_key_id}")
+    for table, per_key in result.remaining.items():
+        for key_id, count in sorted(per_key.items()):
+            print(f"{table}: {count} row(s) under key {key_id}")
 
 
 def cmd_check_production(args) -> None:

@@ -99,6 +99,21 @@ def open_report(keyring: Keyring, record: FailureReportRecord) -> dict[str, str]
     return keyring.open(sealed, context=_context(record.report_id))
 
 
+def seal_report(keyring: Keyring, record: FailureReportRecord, fields: dict[str, str]) -> None:
+    sealed = keyring.seal(fields, context=_context(record.report_id))
+    record.key_id, record.wrapped_key = sealed.key_id, sealed.wrapped_key
+    for name, value in sealed.fields.items():
+        setattr(record, f"{name}_sealed", value)
+
+
+def reseal_report(keyring: Keyring, record: FailureReportRecord) -> bool:
+    """Re-encrypt under a fresh data key wrapped by the current key; False if it already was."""
+    if record.key_id == keyring.current_key_id:
+        return False
+    seal_report(keyring, record, open_report(keyring, record))
+    return True
+
+
 def file_report(submission: FailureReportSubmission, *, principal: Principal, unit_of_work: UnitOfWork,
                 rules: IntakeRules, clock: Clock) -> FailureReportReceipt:
     remember_personal_values(submission.reporter.name, submission.reporter.phone)
@@ -134,12 +149,9 @@ def file_report(submission: FailureReportSubmission, *, principal: Principal, un
             report_id=report_id, report_number=report_number(now, report_id),
             community_code=submission.community_code, case_id=case.id if case else None,
             item_id=item.item_id if item else None, filed_by=principal.name, filed_at=now)
-        sealed = rules.keyring.seal({"reporter_name": submission.reporter.name,
-                                     "reporter_phone": submission.reporter.phone,
-                                     "description": submission.description}, context=_context(report_id))
-        record.key_id, record.wrapped_key = sealed.key_id, sealed.wrapped_key
-        for name, value in sealed.fields.items():
-            setattr(record, f"{name}_sealed", value)
+        seal_report(rules.keyring, record, {"reporter_name": submission.reporter.name,
+                                            "reporter_phone": submission.reporter.phone,
+                                            "description": submission.description})
         uow.session.add(record)
         item_level = item.level if item is not None and item.level else None
         uow.publish(ReportFiledV1(

@@ -82,7 +82,12 @@ def test_the_applicant_table_holds_no_personal_data_in_clear(submitted, database
         "phone": APPLICANT_PHONE, "email": EMAIL}
 
 
-def test_keys_rotate_to_the_current_key_and_old_keys_can_then_go(submitted, database_url, tmp_path):
+def test_keys_rotate_to_the_current_key_and_old_keys_can_then_go(submitted, database_url, tmp_path, web_session):
+    report = web_session.post("/v1/failure-reports", data=json.dumps({
+        "community_code": "320113003021", "case_id": submitted["case_id"],
+        "reporter": {"name": NAME, "phone": APPLICANT_PHONE}, "description": "材料太多"}, ensure_ascii=False),
+        headers={"Content-Type": "application/json", **XINHE_KIOSK})
+    assert report.status_code == 201, report.text
     new_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     old = load_key_material(pii_key=None, data_keys=None, keys_file=DEV_KEYS_FILE)
     old_spec = ",".join(f"{key_id}:{base64.urlsafe_b64encode(key).decode()}" for key_id, key in old.data_keys.items())
@@ -93,16 +98,21 @@ def test_keys_rotate_to_the_current_key_and_old_keys_can_then_go(submitted, data
     result = subprocess.run([sys.executable, "-m", "shared.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["re-encrypted 1 applicant(s) under key k2026-12", "key k2026-12: 1 applicant(s)"]
+    assert result.stdout.splitlines() == [
+        "intake_applicants: re-encrypted 1 row(s) under key k2026-12",
+        "intake_failure_reports: re-encrypted 1 row(s) under key k2026-12",
+        "intake_applicants: 1 row(s) under key k2026-12",
+        "intake_failure_reports: 1 row(s) under key k2026-12"]
     assert rows(database_url, "SELECT key_id FROM intake_applicants") == [("k2026-12",)]
     after = rows(database_url, "SELECT wrapped_key, phone_sealed FROM intake_applicants")
     assert after[0][0] != before[0][0] and after[0][1] != before[0][1]  # a fresh data key, fields re-encrypted
     only_new = Keyring({"k2026-12": base64.urlsafe_b64decode(new_key)}, "k2026-12", old.blind_index_key)
     assert contact(database_url, submitted["case_id"], only_new)["phone"] == APPLICANT_PHONE
+    assert rows(database_url, "SELECT key_id FROM intake_failure_reports") == [("k2026-12",)]
     # Run again: nothing left to do.
     again = subprocess.run([sys.executable, "-m", "shared.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=60)
-    assert again.stdout.splitlines()[0] == "re-encrypted 0 applicant(s) under key k2026-12"
+    assert again.stdout.splitlines()[0] == "intake_applicants: re-encrypted 0 row(s) under key k2026-12"
     # A key id the configuration no longer has is one clear line, not a traceback.
     env["SANJI_DATA_KEYS"] = f"k3:{base64.urlsafe_b64encode(os.urandom(32)).decode()}"
     rows_before = rows(database_url, "SELECT key_id FROM intake_applicants")
