@@ -85,17 +85,23 @@ def redact_text(text: str) -> str:
     return text
 
 
-def _redact_value(value, key: str | None = None):
-    if key is not None and key.lower() in PERSONAL_FIELDS and value is not None:
-        return REDACTED
+def _redact_value(value, key: str | None = None, personal: bool = False):
+    """``personal``: inside a field that holds personal data, where a bare ``name`` is a person's name."""
+    key = key.lower() if isinstance(key, str) else None
+    field_is_personal = key is not None and (key in PERSONAL_FIELDS or (personal and key == "name"))
     if isinstance(value, str):
-        return redact_text(value)
+        scrubbed = redact_text(value)
+        # A personal field keeps the label of what was found in it, or loses its value altogether.
+        return scrubbed if not field_is_personal or scrubbed != value else REDACTED
+    if field_is_personal and not isinstance(value, dict | list | tuple | set | frozenset) and value is not None:
+        return REDACTED
+    inner = personal or field_is_personal
     if isinstance(value, dict):
-        return {k: _redact_value(item, k if isinstance(k, str) else None) for k, item in value.items()}
+        return {k: _redact_value(item, k, inner) for k, item in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_redact_value(item) for item in value)
+        return type(value)(_redact_value(item, None, inner) for item in value)
     if isinstance(value, set | frozenset):
-        return [_redact_value(item) for item in value]
+        return [_redact_value(item, None, inner) for item in value]
     if isinstance(value, BaseException):
         return redact_text("".join(traceback.format_exception_only(type(value), value)).strip())
     if value is None or isinstance(value, bool | int | float):
