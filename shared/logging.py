@@ -46,12 +46,22 @@ _MAX_REMEMBERED = 4096
 _MIN_REMEMBERED_LENGTH = 2  # a one-character "name" would mask every occurrence of that character
 _remembered: OrderedDict[str, None] = OrderedDict()
 _remembered_lock = threading.Lock()
-_remembered_snapshot: tuple[str, ...] = ()
+_remembered_pattern: re.Pattern | None = None
+_ASCII_EDGE = re.compile(r"[0-9A-Za-z]")
+
+
+def _remembered_alternative(value: str) -> str:
+    """A remembered value as a regex: a value that starts or ends with a letter or digit must not be part
+    of a longer run of them (a remembered phone inside a UUID is not that phone); CJK names have no
+    word boundaries and match anywhere."""
+    before = r"(?<![0-9A-Za-z])" if _ASCII_EDGE.match(value[0]) else ""
+    after = r"(?![0-9A-Za-z])" if _ASCII_EDGE.match(value[-1]) else ""
+    return before + re.escape(value) + after
 
 
 def remember_personal_values(*values: object) -> None:
     """Mask these values (a name, a phone...) in every later log line of this process."""
-    global _remembered_snapshot
+    global _remembered_pattern
     fresh = [value.strip() for value in values
              if isinstance(value, str) and len(value.strip()) >= _MIN_REMEMBERED_LENGTH]
     if not fresh:
@@ -63,14 +73,15 @@ def remember_personal_values(*values: object) -> None:
         while len(_remembered) > _MAX_REMEMBERED:
             _remembered.popitem(last=False)
         # Longest first, so "刘金花" is masked before a shorter remembered "刘金" could split it.
-        _remembered_snapshot = tuple(sorted(_remembered, key=len, reverse=True))
+        _remembered_pattern = re.compile("|".join(
+            _remembered_alternative(value) for value in sorted(_remembered, key=len, reverse=True)))
 
 
 def forget_personal_values() -> None:
-    global _remembered_snapshot
+    global _remembered_pattern
     with _remembered_lock:
         _remembered.clear()
-        _remembered_snapshot = ()
+        _remembered_pattern = None
 
 
 def redact_text(text: str) -> str:
@@ -79,9 +90,9 @@ def redact_text(text: str) -> str:
     text = _EMAIL.sub("[email redacted]", text)
     text = _PHONE.sub("[phone redacted]", text)
     text = _LANDLINE.sub("[phone redacted]", text)
-    for value in _remembered_snapshot:
-        if value in text:
-            text = text.replace(value, "[personal data redacted]")
+    pattern = _remembered_pattern
+    if pattern is not None:
+        text = pattern.sub("[personal data redacted]", text)
     return text
 
 

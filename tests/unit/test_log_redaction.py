@@ -58,7 +58,16 @@ def test_personal_fields_are_replaced_whatever_their_value_and_nested_values_are
 def test_remembered_names_are_masked_anywhere():
     remember_personal_values(NAME, None, "x")
     assert NAME not in redact_text(f"INSERT failed: Failing row contains ({NAME}, ...)")
+    assert NAME not in redact_text(f"联系人{NAME}女士")  # Chinese has no word boundaries
     assert redact_text("x marks the spot") == "x marks the spot"  # one character is never remembered
+
+
+def test_a_remembered_number_inside_a_longer_code_is_left_alone():
+    remember_personal_values("13912345678", "Anna Lee")
+    case = "case 3f2a9c1e-7b44-4d1a-9e0f-139123456780"
+    assert redact_text(case) == case
+    assert "Anna Lee" not in redact_text("for Anna Lee, today")
+    assert redact_text("Hanna Leed") == "Hanna Leed"
 
 
 def _capture(level="DEBUG"):
