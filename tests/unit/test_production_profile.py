@@ -132,3 +132,14 @@ def test_a_service_started_with_the_production_profile_on_development_settings_r
         assert len(lines) == len(expected), lines
         for line, fragment in zip(lines, expected, strict=True):
             assert line.startswith(f"sanji: {service}: refused: ") and fragment in line, line
+
+
+def test_metrics_port_and_probe_window_reach_the_container_config(monkeypatch):
+    from shared.config import nameko_config
+
+    monkeypatch.setenv("SANJI_ROUTING_METRICS_PORT", "9101")
+    monkeypatch.setenv("SANJI_DB_PROBE_SECONDS", "2.5")
+    config = nameko_config("routing", Settings.from_env("routing"))
+    assert config["SANJI_METRICS_ADDRESS"].endswith(":9101") and config["SANJI_DB_PROBE_SECONDS"] == 2.5
+    monkeypatch.delenv("SANJI_ROUTING_METRICS_PORT")
+    assert "SANJI_METRICS_ADDRESS" not in nameko_config("routing", Settings.from_env("routing"))
