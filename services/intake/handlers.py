@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.intake.adapters.orm import (
-    ApplicantRecord,
     CaseItemRecord,
     CaseRecord,
     DeferredMaterialRecord,
     IdempotencyKeyRecord,
 )
+from services.intake.adapters.personal_data import Applicant, open_applicant, seal_applicant
 from services.intake.domain import SubmissionRefused, assess_submission, case_number
 from services.intake.schemas import (
     BundleView,
@@ -35,6 +35,7 @@ from services.intake.schemas import (
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
+from shared.crypto import Keyring
 from shared.events import (
     CaseCompletedV1,
     CaseSubmittedV1,
@@ -52,6 +53,7 @@ from shared.identity import (
     validate_id_number,
     validate_uscc,
 )
+from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI, WorkdayCalendar
@@ -65,7 +67,7 @@ ITEM_UPDATES_CONSUMER = "intake.item-updates"  # also takes case completions
 class IntakeRules:
     catalogue: Catalogue
     calendar: WorkdayCalendar
-    pii_key: bytes
+    keyring: Keyring  # encrypts the applicant; its blind-index key fingerprints ID numbers
     deferral_working_days: int = 5
     bad_credit_fingerprints: frozenset[str] = frozenset()
 
@@ -92,15 +94,17 @@ def check_may_act_for(principal: Principal, community_code: str, catalogue: Cata
 def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
                 unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
     """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
+    applicant = submission.applicant
+    enterprise = applicant if isinstance(applicant, EnterpriseApplicant) else None
+    # The person: the resident herself, or the one acting for the enterprise. Same checks, same storage
+    # (sealed, blind-indexed, redacted from logs); the organisation's name and USCC are public.
+    person = enterprise.representative if enterprise else applicant
+    remember_personal_values(person.name, person.id_number, person.phone, person.email)
     if submission.community_code not in rules.catalogue.units:
         raise SubmissionRefused("unknown_community", f"unknown community code {submission.community_code!r}",
                                 community_code=submission.community_code)
     check_may_act_for(principal, submission.community_code, rules.catalogue)
     now = clock.now()
-    applicant = submission.applicant
-    enterprise = applicant if isinstance(applicant, EnterpriseApplicant) else None
-    # The person: the resident herself, or the one acting for the enterprise. Same checks, same storage.
-    person = enterprise.representative if enterprise else applicant
     uscc = None
     if enterprise is not None:
         try:
@@ -112,7 +116,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
     except InvalidIdNumber as exc:
         raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason,
                                 **({"field": "applicant.representative.id_number"} if enterprise else {})) from None
-    fingerprint = id_number_fingerprint(id_number, rules.pii_key)
+    fingerprint = id_number_fingerprint(id_number, rules.keyring.blind_index_key)
     accepted = assess_submission(
         rules.catalogue, rules.calendar,
         community_code=submission.community_code,
@@ -151,14 +155,14 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             submitted_by=principal.name,
             submitted_at=now,
         )
-        record.applicant = ApplicantRecord(
-            name=person.name, id_number=id_number, phone=person.phone,
-            email=person.email,
-            id_fingerprint=fingerprint,
-            kind="enterprise" if enterprise else "person",
-            organisation_name=enterprise.organisation_name if enterprise else None,
-            uscc=uscc,
-            representative_role=enterprise.representative.role if enterprise else None)
+        record.applicant = seal_applicant(
+            rules.keyring, case_id,
+            Applicant(name=person.name, id_number=id_number, phone=person.phone, email=person.email),
+            id_fingerprint=fingerprint)
+        record.applicant.kind = "enterprise" if enterprise else "person"
+        record.applicant.organisation_name = enterprise.organisation_name if enterprise else None
+        record.applicant.uscc = uscc
+        record.applicant.representative_role = enterprise.representative.role if enterprise else None
         record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
                         for position, matter in enumerate(accepted.matters)]
         record.deferred = [DeferredMaterialRecord(
@@ -197,7 +201,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             return replay, True
         log.info("case submitted", case_number=record.case_number, matters=len(record.items),
                  deferred=len(record.deferred))
-        return case_view(record, rules.catalogue), False
+        return case_view(record, rules), False
 
 
 def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
@@ -208,7 +212,7 @@ def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
     if existing.request_digest != request_digest:
         raise SubmissionRefused("idempotency_key_reused",
                                 "this Idempotency-Key was used for a different submission", status=422)
-    return case_view(uow.session.get(CaseRecord, existing.case_id), rules.catalogue)
+    return case_view(uow.session.get(CaseRecord, existing.case_id), rules)
 
 
 def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, rules: IntakeRules) -> CaseView:
@@ -219,7 +223,7 @@ def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, ru
         if record is None:
             raise NotFound("case_not_found", "no case with that id or number")
         check_may_act_for(principal, record.community_code, rules.catalogue)
-        return case_view(record, rules.catalogue)
+        return case_view(record, rules)
 
 
 def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
@@ -264,7 +268,7 @@ def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:
     case.delivery_json = completed.delivery.model_dump_json() if completed.delivery else None
 
 
-def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
+def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork, keyring: Keyring) -> dict | None:
     """The resident's contact details for the notification service, asked by case id over RPC.
 
     Personal data travels only in this point-to-point reply, never in an event, and is never logged.
@@ -273,11 +277,15 @@ def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
         record = uow.session.get(CaseRecord, case_id)
         if record is None:
             return None
-        return {"case_id": record.id, "case_number": record.case_number, "name": record.applicant.name,
-                "phone": record.applicant.phone, "email": record.applicant.email}
+        applicant = open_applicant(keyring, record.applicant)
+        remember_personal_values(applicant.name, applicant.phone, applicant.email)
+        return {"case_id": record.id, "case_number": record.case_number, "name": applicant.name,
+                "phone": applicant.phone, "email": applicant.email}
 
 
-def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
+def case_view(record: CaseRecord, rules: IntakeRules) -> CaseView:
+    catalogue = rules.catalogue
+
     def unit_name(code: str | None) -> str | None:
         return catalogue.units[code].name if code in catalogue.units else None
 
@@ -295,7 +303,7 @@ def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
         catalogue_version=record.catalogue_version,
         channel=record.channel,
         submitted_at=record.submitted_at,
-        applicant_name=mask_name(record.applicant.name),
+        applicant_name=mask_name(open_applicant(rules.keyring, record.applicant).name),
         applicant_kind=record.applicant.kind or "person",
         organisation_name=record.applicant.organisation_name,
         uscc=record.applicant.uscc,

@@ -1,15 +1,17 @@
 """Enterprise applicants: the organisation (name, 统一社会信用代码) beside the person who acts for it.
 
-The person (legal representative or authorised agent) keeps using the existing name, ID number, phone
-and e-mail columns, so personal data stays where it always was and is protected the same way.
+The person (legal representative or authorised agent) is stored in the existing sealed name, ID number,
+phone and e-mail columns (intake_0005: encrypted, with the ID number's blind index), so a legal
+representative's personal data is protected exactly like a resident's. The new columns hold only the
+organisation's public data (name and USCC, printed on its business licence) and the person's role.
 
-Revision ID: intake_0005
+Revision ID: intake_0007
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "intake_0005"
-down_revision = "intake_0004"
+revision = "intake_0007"
+down_revision = "intake_0006"
 branch_labels = None
 depends_on = None
 
