@@ -55,6 +55,11 @@ class DeferredMaterial(BaseModel):
     matter_code: str
     material_code: str
     due_date: date
+    due_date_provisional: bool = Field(
+        default=False,
+        description="True when the due date was counted in a year whose official holiday arrangement (调休) "
+                    "is not loaded yet: its days off were derived from the law",
+    )
 
 
 def item_routing_key_template(verb: str) -> str:

@@ -186,7 +186,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             applicant_masked_name=mask_name(person.name),
             deferred_materials=tuple(
                 DeferredMaterial(matter_code=matter_code, material_code=notice.material_code,
-                                 due_date=notice.due_date)
+                                 due_date=notice.due_date, due_date_provisional=notice.due_date_provisional)
                 for notice in accepted.deferred for matter_code in notice.matter_codes),
             submitted_at=now,
         ))

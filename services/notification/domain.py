@@ -166,6 +166,7 @@ def receipt_context(event: CaseSubmittedV1, names: Names) -> dict:
         "matters": [names.matter(code) for code in event.matter_codes],
         "deferred": [{"material": names.material(d.material_code), "matter": names.matter(d.matter_code),
                       "due": day_text(d.due_date)} for d in event.deferred_materials],
+        "due_provisional": any(d.due_date_provisional for d in event.deferred_materials),
     }
 
 

@@ -111,6 +111,9 @@ def sample_events() -> list[EventPayload]:
         CaseSubmittedV1(**submitted, deferred_materials=(
             DeferredMaterial(matter_code="residence-permit", material_code="landlord-id-copy",
                              due_date=date(2026, 12, 8)),)),
+        CaseSubmittedV1(**submitted, deferred_materials=(
+            DeferredMaterial(matter_code="residence-permit", material_code="landlord-id-copy",
+                             due_date=date(2027, 1, 4), due_date_provisional=True),)),
         ItemRoutedV1(**_ITEM, **_DEADLINES, status="queued", catalogue_version="sample"),
         ItemRoutedV1(**_ITEM, **_DEADLINES, status="waiting", waiting_for=("residence-permit",),
                      catalogue_version="sample"),

@@ -286,3 +286,32 @@ def test_an_applicant_flagged_for_bad_credit_may_still_submit_a_complete_case(in
                                 "landlord-property-certificate-copy", "landlord-id-copy", "job-or-school-proof",
                                 "spouse-id-card", "education-certificate"], "deferred": []})
     assert post_case(web_session, complete).status_code == 201
+
+
+def test_a_deferral_due_in_2027_is_flagged_provisional_in_the_receipt_and_the_event(
+        container_factory, make_service_config, web_config_port, web_session, database_url):
+    """Issue 14: deadlines that cross 1 January 2027 skip its statutory holidays and say they are provisional
+    until the State Council's arrangement for 2027 is loaded."""
+    from datetime import datetime
+
+    from shared.clock import FrozenClock
+    from shared.nameko_ext import ClockProvider
+    from shared.workdays import SHANGHAI
+    from tests.support.db import outbox_bodies
+
+    class IntakeBeforeNewYear(IntakeService):
+        clock = ClockProvider(FrozenClock(datetime(2026, 12, 28, 10, 0, tzinfo=SHANGHAI)))  # a Monday
+
+    container = container_factory(IntakeBeforeNewYear, make_service_config("intake", web_port=web_config_port))
+    container.start()
+    response = post_case(web_session, migrant_bundle())
+    assert response.status_code == 201, response.text
+    notices = {n["material_code"]: n for n in response.json()["deferred_materials"]}
+    # landlord-id-copy: 5 working days from Mon 28 December: 29, 30, 31 December, (1 January is 元旦), 4, 5 January.
+    assert notices["landlord-id-copy"]["due_date"] == "2027-01-05"
+    assert notices["landlord-id-copy"]["due_date_provisional"] is True
+    [event] = outbox_bodies(database_url, "case.submitted.v1")
+    deferred = {d["material_code"]: d for d in event["data"]["deferred_materials"]}
+    assert deferred["landlord-id-copy"]["due_date"] == "2027-01-05"
+    assert deferred["landlord-id-copy"]["due_date_provisional"] is True
+

@@ -85,6 +85,16 @@ def test_a_supplement_sms_due_in_an_unarranged_year_says_the_date_is_provisional
     assert "法定节假日推算" not in body
 
 
+def test_a_receipt_with_a_deferral_due_in_an_unarranged_year_says_the_date_is_provisional():
+    templates = MessageTemplates(TEMPLATES_DIR)
+    submitted = [event for event in samples.sample_events() if getattr(event, "deferred_materials", ())]
+    provisional = next(e for e in submitted if any(d.due_date_provisional for d in e.deferred_materials))
+    body = templates.render("receipt", "sms", domain.receipt_context(provisional, NAMES)).body
+    assert "2027年1月4日前" in body and "法定节假日推算" in body
+    settled = next(e for e in submitted if not any(d.due_date_provisional for d in e.deferred_materials))
+    assert "法定节假日推算" not in templates.render("receipt", "sms", domain.receipt_context(settled, NAMES)).body
+
+
 def test_a_missing_template_is_named(templates_copy):
     (templates_copy / "item_rejected.sms.j2").unlink()
     assert problems_in(templates_copy) == ["item_rejected.sms.j2: missing (message kind 'item_rejected' on channel "
