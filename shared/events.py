@@ -618,12 +618,14 @@ class RectificationOpenedV1(RectificationEvent):
 
 
 class RectificationClosedV1(RectificationEvent):
-    """The owning unit closed a rectification with a result."""
+    """The owning unit closed a rectification with a result (or an upheld appeal ended it)."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "rectification.closed.v1"
     verb: ClassVar[str] = "closed"
 
-    result: Literal["rectified", "explained", "cannot_rectify"]
+    result: Literal["rectified", "explained", "cannot_rectify", "appeal_upheld"] = Field(
+        description="整改完成, 解释说明, 无法整改; appeal_upheld when the level above upheld the unit's appeal "
+                    "against the rating that opened it")
     callback_outcome: Literal["reached_satisfied", "reached_unsatisfied", "not_reached"] | None
     closed_at: datetime
 

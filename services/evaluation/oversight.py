@@ -228,6 +228,14 @@ def decide_appeal(appeal_id: str, body: AppealDecision, principal: Principal, *,
             rating.excluded = True  # kept in the record, out of the rates
             uow.session.flush()
             refresh_effective_rating(uow.session, item, rules.settings)
+            opened = uow.session.scalars(select(Rectification).where(
+                Rectification.origin == "rating", Rectification.origin_id == rating.rating_id,
+                Rectification.state != "closed").with_for_update()).first()
+            if opened is not None:
+                opened.state, opened.result, opened.closed_at = "closed", "appeal_upheld", now
+                opened.result_reason = "appeal upheld"
+                uow.publish(RectificationClosedV1(**_rect_event_fields(opened), result="appeal_upheld",
+                                                  callback_outcome=opened.callback_outcome, closed_at=now))
         uow.publish(AppealDecidedV1(
             item_id=item.item_id, case_id=item.case_id, matter_code=item.matter_code,
             department_code=item.department_code, level=item.level, unit_code=appeal.unit_code,
