@@ -125,12 +125,12 @@ class ItemEvent(EventPayload):
 
 class ItemRoutedV1(ItemEvent):
     """An item reached the queue of the unit and department entitled to handle it (first routing, or again
-    after a return or an escalation)."""
+    after a return or an escalation, or where the level above assigned it after ping-pong)."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "item.routed.v1"
     verb: ClassVar[str] = "routed"
 
-    route_reason: Literal["submitted", "returned", "escalated"] = "submitted"
+    route_reason: Literal["submitted", "returned", "escalated", "assigned"] = "submitted"
     waiting_for: tuple[str, ...] = Field(default=(), description="prerequisite matters of the same case")
     legal_deadline: datetime
     promised_deadline: datetime

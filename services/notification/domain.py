@@ -71,7 +71,8 @@ TERMINATION_REASONS = {
     "prerequisite_terminated": "前置事项已终止办理",
 }
 OUTCOME_LABELS = {"resolved": "已办结", "rejected": "不予办理", "terminated": "已终止办理"}
-ROUTE_REASONS = {"submitted": "", "returned": "原承办单位退回后重新转办", "escalated": "上报至上级办理"}
+ROUTE_REASONS = {"submitted": "", "returned": "原承办单位退回后重新转办", "escalated": "上报至上级办理",
+                 "assigned": "上级协调后指定承办单位"}
 ESCALATION_REASONS = {"internal_loop_expired": "下级内部循环办理期满仍未办结",
                       "whistle_unacknowledged": "“吹哨”后被叫部门未按时报到",
                       "supervisor_decision": "督办人员决定上报"}
