@@ -15,14 +15,15 @@ from shared.workdays import WorkdayCalendar
 class Rules(DependencyProvider):
     def setup(self):
         config = self.container.config
+        key = link_key(config)
         self.rules = EvaluationRules(
             catalogue=load_catalogue(config["SANJI_CATALOGUE_DIR"]),
             calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
             settings=settings_from_config(config),
             reasons=load_reasons(config["SANJI_CATALOGUE_DIR"]),
-            link_key=link_key(config),
+            link_key=key,
             link_days=link_days(config),
-            pii_key=config["SANJI_PII_KEY"],
+            fingerprint_key="rater-fingerprint:" + key,
         )
 
     def get_dependency(self, worker_ctx):

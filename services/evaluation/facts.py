@@ -50,7 +50,7 @@ class EvaluationRules:
     reasons: domain.ReasonCatalogue
     link_key: str
     link_days: int
-    pii_key: str
+    fingerprint_key: str  # HMAC key of raters' phone fingerprints (the service's own secret)
 
 
 def handle_event(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: EvaluationRules) -> str:

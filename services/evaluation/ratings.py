@@ -30,8 +30,8 @@ from shared.rating_links import sign_rating_link, verify_rating_link
 log = structlog.get_logger(__name__)
 
 
-def rater_fingerprint(pii_key: str, phone: str | None) -> str | None:
-    return hmac.new(pii_key.encode(), phone.encode(), hashlib.sha256).hexdigest() if phone else None
+def rater_fingerprint(key: str, phone: str | None) -> str | None:
+    return hmac.new(key.encode(), phone.encode(), hashlib.sha256).hexdigest() if phone else None
 
 
 def case_for_link(token: str, *, rules: EvaluationRules, now: datetime) -> str:

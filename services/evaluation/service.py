@@ -90,7 +90,7 @@ class EvaluationService(SanjiService):
         body = read_json(request, KioskRatingSubmission)
         view, replaced = ratings.submit(
             case_id, body, channel=body.channel, unit_of_work=self._uow(), rules=self.rules, now=self._now(),
-            kiosk=principal, fingerprint=ratings.rater_fingerprint(self.rules.pii_key, body.rater_phone))
+            kiosk=principal, fingerprint=ratings.rater_fingerprint(self.rules.fingerprint_key, body.rater_phone))
         return json_response(200 if replaced else 201, view)
 
     # ── rectifications and appeals ───────────────────────────────────────────────────────────────────

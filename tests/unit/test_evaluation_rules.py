@@ -199,7 +199,7 @@ def test_the_three_rates_and_the_trend():
 
 def test_item_facts_fold_the_same_whatever_the_order(catalogue, calendar):
     rules = EvaluationRules(catalogue=catalogue, calendar=calendar, settings=SETTINGS, reasons=None,
-                            link_key="k", link_days=30, pii_key="p")
+                            link_key="k", link_days=30, fingerprint_key="p")
     start = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
     common = dict(item_id="i", case_id="c", case_number="n", matter_code="residence-permit",
                   department_code="police", level="street", unit_code="320113003000", district_code="320113000000",
