@@ -102,8 +102,10 @@ class Names(Protocol):
 
 
 class CatalogueNames:
-    def __init__(self, catalogue: Catalogue):
+    def __init__(self, catalogue: Catalogue, rating_link=None):
         self._catalogue = catalogue
+        # (case_id, completed_at) -> the signed rating URL, or None when no rating page is configured.
+        self.rating_link = rating_link
         self._materials = {material.code: material.name
                            for matter in catalogue.matters.values() for material in matter.materials}
         self._reject_reasons = {code: reason.name
@@ -216,7 +218,10 @@ def case_completed_context(event: CaseCompletedV1, names: Names) -> dict:
 
 
 def rating_invitation_context(event: CaseCompletedV1, names: Names) -> dict:
-    return {"case_number": event.case_number, "levels": list(RATING_LEVELS)}
+    # The signed 好差评 link, where the deployment names a rating page (CatalogueNames.rating_link).
+    link = getattr(names, "rating_link", None)
+    return {"case_number": event.case_number, "levels": list(RATING_LEVELS),
+            "rating_link": link(event.case_id, event.completed_at) if link else None}
 
 
 # Escalation (督办, 吹哨, 办不成事). Whistle and report events carry no case number: messages name the item's
