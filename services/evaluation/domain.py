@@ -275,7 +275,7 @@ def _share(numerator: float, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
-def ranking_score(rates: dict[str, float | None]) -> float | None:
+def ranking_score(rates: dict[str, float | None]) -> tuple[float, ...] | None:
     """Rankings order by satisfaction, then resolution, then response (None counts as unknown, last)."""
     values = [rates["satisfaction_rate"], rates["resolution_rate"], rates["response_rate"]]
     return None if all(v is None for v in values) else tuple(-1 if v is None else v for v in values)

@@ -103,8 +103,14 @@ def apply(item: EvaluationItem, event: ItemEvent, rules: EvaluationRules) -> Non
         item.status, item.as_of = event.status, at
         item.level, item.unit_code, item.department_code = event.level, event.unit_code, event.department_code
     if isinstance(event, ItemRoutedV1 | ItemReleasedV1):
-        if item.routed_at is None or at < item.routed_at:
+        first = item.routed_at is None or at < item.routed_at
+        if first:
             item.routed_at = at
+        # The response clock starts when the item can be worked: at first routing, or at its release when it
+        # first waited for a prerequisite.
+        if isinstance(event, ItemReleasedV1):
+            item.respond_by = domain.respond_deadline(calendar, at, settings.response_working_days)
+        elif event.status != "waiting" and (item.respond_by is None or first):
             item.respond_by = domain.respond_deadline(calendar, at, settings.response_working_days)
         if item.clock_started_at is None or isinstance(event, ItemReleasedV1):
             item.clock_started_at = at

@@ -268,7 +268,8 @@ def register_evaluator(body: EvaluatorRegistration, principal: Principal, *, uni
     return EvaluatorRegistered(evaluator_id=evaluator.evaluator_id, category=body.category, token=token)
 
 
-def evaluator_for(authorization: str | None, *, unit_of_work: UnitOfWork) -> str:
+def evaluator_for(authorization: str | None, *, unit_of_work: UnitOfWork) -> tuple[str, str]:
+    """(evaluator id, district code) for an ``Authorization: Evaluator <token>`` header; 401 otherwise."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "evaluator" or not token.strip():
         raise ApiError(401, "unauthenticated", "send 'Authorization: Evaluator <token>'")

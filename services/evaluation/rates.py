@@ -145,7 +145,9 @@ def ranking(principal: Principal, *, unit_of_work: UnitOfWork, rules: Evaluation
     if level not in ("street", "community"):
         raise domain.Refusal("invalid_query", "level is street or community", status=400)
     district, prefix = scope_of(principal, rules, district_code)
-    previous_start = start - (end - start) if start.day != 1 else _previous_month(start)
+    # A calendar month compares with the month before; any other period with the same length before it.
+    is_month = start.day == 1 and end == _next_month(start)
+    previous_start = _previous_month(start) if is_month else start - (end - start)
     with unit_of_work as uow:
         now_t = tallies(uow.session, district_code=district, prefix=prefix, start=start, end=end, by="unit",
                         max_ratings_per_rater=rules.settings.max_ratings_per_rater)
@@ -164,6 +166,10 @@ def ranking(principal: Principal, *, unit_of_work: UnitOfWork, rules: Evaluation
                        trend=domain.trend(current["satisfaction_rate"], previous["satisfaction_rate"]))
             for i, (_, unit, current, previous) in enumerate(scored)]
     return RankingView(district_code=district, level=level, period_from=start, period_to=end, rows=rows)
+
+
+def _next_month(start: datetime) -> datetime:
+    return start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
 
 
 def _previous_month(start: datetime) -> datetime:
