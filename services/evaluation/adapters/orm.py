@@ -52,7 +52,9 @@ class EvaluationItem(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index("ix_evaluation_items_routed", "district_code", "routed_at", "unit_code", "responded_in_time"),
+        # Covering: a district's month is read from the indexes alone (bench/rates.py).
+        Index("ix_evaluation_items_routed", "district_code", "routed_at", "unit_code", "responded_in_time",
+              "flag_return_reset", "flag_late_suspension", "flag_reopened"),
         Index("ix_evaluation_items_due", "district_code", "promised_deadline", "unit_code", "concluded_in_time"),
         Index("ix_evaluation_items_rated", "district_code", "rated_at", "unit_code", "satisfaction"),
     )
