@@ -233,3 +233,30 @@ def test_item_facts_fold_the_same_whatever_the_order(catalogue, calendar):
     apply(item, routed, rules)
     apply(item, late_return, rules)
     assert item.flag_return_reset == 1 and item.return_count == 1
+
+
+def test_a_waiting_item_starts_its_response_clock_at_its_release(catalogue, calendar):
+    from shared.events import ItemReleasedV1
+
+    rules = EvaluationRules(catalogue=catalogue, calendar=calendar, settings=SETTINGS, reasons=None,
+                            link_key="k", link_days=30, fingerprint_key="p")
+    start = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)   # Monday 09:00 Shanghai
+    released_at = datetime(2026, 12, 8, 2, 0, tzinfo=UTC)
+    common = dict(item_id="i", case_id="c", case_number="n", matter_code="flexible-employment-insurance",
+                  department_code="hrss", level="street", unit_code="320113003000", district_code="320113000000",
+                  community_code="320113003021")
+    waiting = ItemRoutedV1(**common, status="waiting", occurred_at=start, legal_deadline=start + timedelta(days=20),
+                           promised_deadline=start + timedelta(days=14), deadline_provisional=False,
+                           catalogue_version="v", waiting_for=("residence-permit",))
+    released = ItemReleasedV1(**common, status="queued", occurred_at=released_at, deadline_provisional=False,
+                              legal_deadline=released_at + timedelta(days=20),
+                              promised_deadline=released_at + timedelta(days=7))
+    claimed = ItemClaimedV1(**common, status="claimed", occurred_at=released_at + timedelta(hours=3), actor="s")
+    item = EvaluationItem(item_id="i", status="waiting", as_of=start, return_count=0, flag_return_reset=0,
+                          flag_late_suspension=0, flag_reopened=0, **{k: v for k, v in common.items()
+                                                                       if k not in ("item_id", "case_number")})
+    for event in (waiting, released, claimed):
+        apply(item, event, rules)
+    assert item.routed_at == start                      # counted in the period it was routed
+    assert item.respond_by.astimezone(SHANGHAI).date().isoformat() == "2026-12-09"
+    assert item.responded_in_time == 1                  # a week after routing, but hours after its release
