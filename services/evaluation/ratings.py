@@ -102,8 +102,10 @@ def submit(case_id: str, body: RatingSubmission, *, channel: str, unit_of_work: 
         item = session.get(EvaluationItem, body.item_id, with_for_update=True)
         if item is not None and item.case_id != case_id:
             item = None
+        if case is None and item is None:
+            raise domain.NotFound("unknown_case", "no such case, or none of its items has been seen")
         if kiosk is not None:
-            _require_scope(kiosk, case.community_code if case else item.community_code if item else "", rules)
+            _require_scope(kiosk, case.community_code if case else item.community_code, rules)
         status = None
         if case is not None:
             status = json.loads(case.outcomes).get(body.item_id)
