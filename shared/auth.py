@@ -20,7 +20,9 @@ from shared.http import ApiError
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 # specialist: a “先解决问题再说” specialist of the 办不成事 window, acting within its unit's jurisdiction.
-PrincipalKind = Literal["kiosk", "staff", "department", "specialist"]
+# console: the console service itself, for the narrow calls it makes on nobody's behalf (the resident
+# lookup); every other API refuses it.
+PrincipalKind = Literal["kiosk", "staff", "department", "specialist", "console"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,8 @@ class TokenRegistry:
             else:
                 raise TokenFileError(f"{where}: needs 'sha256' (or 'token' in development)")
             kind = entry.get("kind")
-            if kind not in ("kiosk", "staff", "department", "specialist"):
-                raise TokenFileError(f"{where}: kind must be kiosk, staff, department or specialist")
+            if kind not in ("kiosk", "staff", "department", "specialist", "console"):
+                raise TokenFileError(f"{where}: kind must be kiosk, staff, department, specialist or console")
             unit = str(entry.get("unit", ""))
             if len(unit) != 12 or not unit.isdigit():
                 raise TokenFileError(f"{where}: unit must be a 12-digit division code")
