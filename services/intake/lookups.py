@@ -75,7 +75,8 @@ def normalise_case_number(value: str) -> str:
 class CaseLookupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    case_number: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$", examples=["SJ20261130-0A1B2C3D4E5F"])
+    case_number: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$",
+                             examples=["SJ20261130-0A1B2C3D4E5F"])
     phone_last4: str = Field(pattern=r"^\d{4}$", description="the last four digits of the applicant's phone")
     client: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                         description="an opaque key of the caller (e.g. a keyed hash of its address), never the "
