@@ -13,12 +13,14 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("intake", "routing", "notification", "escalation")
+SERVICES = ("intake", "routing", "notification", "escalation", "console")
 
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
-DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003}
+DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003, "console": 8004}
 
 DEV_PII_KEY = "dev-only-pii-key-change-me"
+# Signs the short-lived person assertions the console sends to the other services (shared/auth.py).
+DEV_ASSERTION_KEY = "dev-only-assertion-key-change-me"
 
 
 def _env(name: str, default: str) -> str:
@@ -48,6 +50,12 @@ class Settings:
     # Every SANJI_ESCALATION_* variable, passed on as is; the escalation service reads and checks them
     # (services/escalation/settings.py, listed in docs/escalation.md).
     escalation: dict[str, str] = field(default_factory=dict)
+    # Every SANJI_CONSOLE_* variable, passed on as is; the console reads and checks them
+    # (services/console/settings.py, listed in docs/console.md).
+    console: dict[str, str] = field(default_factory=dict)
+    # "production" makes cookies Secure and refuses development accounts and keys.
+    environment: str = "development"
+    assertion_key: str = DEV_ASSERTION_KEY
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -86,6 +94,11 @@ class Settings:
             escalation={name: value.strip() for name, value in os.environ.items()
                         if name.startswith("SANJI_ESCALATION_") and value.strip()
                         and name not in ("SANJI_ESCALATION_DATABASE_URL", "SANJI_ESCALATION_HTTP_PORT")},
+            console={name: value.strip() for name, value in os.environ.items()
+                     if name.startswith("SANJI_CONSOLE_") and value.strip()
+                     and name not in ("SANJI_CONSOLE_DATABASE_URL", "SANJI_CONSOLE_HTTP_PORT")},
+            environment=_env("SANJI_ENVIRONMENT", "development"),
+            assertion_key=_env("SANJI_ASSERTION_KEY", DEV_ASSERTION_KEY),
         )
 
 
@@ -107,6 +120,9 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_VAR_DIR": str(settings.var_dir),
         **settings.notification,
         **settings.escalation,
+        **settings.console,
+        "SANJI_ENVIRONMENT": settings.environment,
+        "SANJI_ASSERTION_KEY": settings.assertion_key,
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
     if settings.http_port is not None:
