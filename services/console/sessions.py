@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import delete, select
@@ -178,7 +178,9 @@ class AccountStore:
         """A five-minute person assertion for calling the other services as this person."""
         return issue_person_assertion(self.settings.assertion_key, username=user.username, name=user.display_name,
                                       unit_code=user.unit_code, kind=kind or user.kind,
-                                      department=user.department, roles=user.roles, now=self._clock.now())
+                                      department=user.department, roles=user.roles,
+                                      # transport time, not the service clock: tests freeze the latter
+                                      now=datetime.now(UTC))
 
     # ── accounts ───────────────────────────────────────────────────────────────────────────────────
     def add_account(self, *, username: str, display_name: str, unit_code: str, department: str | None,
