@@ -13,6 +13,7 @@ Page mixins (``services/console/pages_*.py``, ``services/console/kiosk``) subcla
 
 from __future__ import annotations
 
+import structlog
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
@@ -20,6 +21,9 @@ from services.console.accounts import new_secret, tokens_match
 from services.console.apis import ServiceApis
 from services.console.sessions import FORM_COOKIE, SESSION_COOKIE, Accounts, SignedIn
 from services.console.web import redirect, render, static_file
+
+
+log = structlog.get_logger(__name__)
 
 
 class NeedsLogin(Exception):
@@ -55,6 +59,9 @@ def pages(handler):
             return handler(self, request, *args, **kwargs)
         except NeedsLogin as stop:
             return stop.response
+        except Exception:  # noqa: BLE001 - the person gets a page, the log gets the trace
+            log.exception("page failed", path=request.path)
+            return render("forbidden.html", status=500, message="页面出错，请稍后再试；如仍有问题请联系系统管理员")
 
     return wrapper
 
