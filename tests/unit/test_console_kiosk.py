@@ -4,9 +4,7 @@ printed PDFs."""
 
 from __future__ import annotations
 
-import base64
 import re
-import zlib
 from datetime import date
 
 import pytest
@@ -20,6 +18,7 @@ from services.intake.handlers import catalogue_summary
 from shared.catalogue import load_catalogue
 from shared.config import REPO_ROOT
 from shared.identity import make_valid_id_number
+from tests.support.pdf import pdf_text
 
 CATALOGUE = catalogue_summary(load_catalogue(REPO_ROOT / "catalogue" / "nanjing")).model_dump(mode="json")
 VALID_ID = make_valid_id_number("32011319900307123")
@@ -232,31 +231,6 @@ def test_the_receipt_names_each_items_unit_level_and_deadline_and_the_deferral_n
     assert "房东身份证复印件" not in r.provided and "居民身份证" in r.provided
     assert r.commitment == checklist.COMMITMENT_TEXT
     assert r.submitted_at == "2026年11月30日 09:00"  # Shanghai time
-
-
-def pdf_text(pdf: bytes) -> str:
-    """The text shown by a ReportLab PDF: its content streams' literal strings, decoded by the font in use
-    (UCS-2 big-endian for the CID font STSong-Light, Latin-1 for the standard fonts)."""
-    cid_objects = set(re.findall(rb"(\d+) 0 obj\s*<<[^>]*?/BaseFont /STSong-Light", pdf, re.S))
-    cid_fonts = {name for name, number in re.findall(rb"/(F\d+) (\d+) 0 R", pdf) if number in cid_objects}
-    shown, font = [], None
-    for raw in re.findall(rb"stream\r?\n(.*?)endstream", pdf, re.S):
-        data = raw.strip()
-        if data.endswith(b"~>"):  # ReportLab's default: ASCII85, then Flate
-            data = base64.a85decode(data[:-2].replace(b"\n", b""))
-        try:
-            content = zlib.decompress(data)
-        except zlib.error:
-            content = data
-        for token in re.finditer(rb"/(F\d+) [\d.]+ Tf|\((.*?)(?<!\\)\) Tj", content, re.S):
-            if token.group(1):
-                font = token.group(1)
-                continue
-            literal = re.sub(rb"\\([0-7]{1,3}|.)", lambda m: bytes([int(m.group(1), 8)])
-                             if m.group(1)[:1].isdigit() else {b"n": b"\n", b"r": b"\r", b"t": b"\t"}.get(
-                                 m.group(1), m.group(1)), token.group(2))
-            shown.append(literal.decode("utf-16-be") if font in cid_fonts else literal.decode("latin-1"))
-    return "".join(shown)
 
 
 @pytest.mark.parametrize("document", ["receipt", "notice"])
