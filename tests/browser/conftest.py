@@ -31,6 +31,7 @@ from shared.clock import FrozenClock
 from shared.config import REPO_ROOT
 from shared.nameko_ext import ClockProvider
 from tests.support.browser import DESKTOP, PASSWORD, PORTRAIT, launch, require_browser_tools, stop_driver
+from tests.support.playwright_thread import PlaywrightThread
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, XINHE_COMMUNITY, XINHE_KIOSK
 from tests.support.routing_harness import at
 
@@ -38,15 +39,15 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="session")
 def browser():
+    """Chromium driven from a native thread of its own (tests/support/playwright_thread.py): driven from a
+    greenlet, a Playwright call can hang for good while this process serves the page it waits for."""
     require_browser_tools()
-    from playwright.sync_api import sync_playwright
-
-    manager = sync_playwright()
-    playwright = manager.start()
+    runner = PlaywrightThread()
+    playwright = runner.start()
     chromium = launch(playwright)
     yield chromium
     chromium.close()
-    stop_driver(manager)
+    runner.stop(stop_driver)
 
 
 def _new_page(browser, viewport):

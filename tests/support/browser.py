@@ -4,9 +4,10 @@ Playwright's own browser download cannot reach its host here, so tests drive ``/
 (installed by scripts/prepare_test_services.py with ``fonts-noto-cjk``). Browser tests never skip: a
 missing browser, font or axe-core fails them with what to install.
 
-Under eventlet (the root conftest patches first) Playwright's sync API works, pages talk to nameko
-containers in the same process, but stopping the Playwright driver hangs waiting for its child process,
-so the session ends by closing the browser and killing the driver process itself.
+Under eventlet (the root conftest patches first) Playwright runs on a native thread of its own
+(tests/support/playwright_thread.py), so the nameko containers in the same process keep serving the pages
+it waits for. Stopping the Playwright driver hangs waiting for its child process, so the session ends by
+closing the browser and killing the driver process itself.
 """
 
 from __future__ import annotations
