@@ -80,8 +80,9 @@ def parse_roles(roles: list[str] | tuple[str, ...] | str) -> tuple[str, ...]:
 
 
 def check_new_account(username: str, display_name: str, unit_code: str, department: str | None,
-                      roles: tuple[str, ...], *, units: dict, departments: dict) -> None:
-    """Raise AccountRefused for the first bad field; ``units``/``departments`` are the catalogue's."""
+                      roles, *, units: dict, departments: dict) -> tuple[str, ...]:
+    """The account's roles, or AccountRefused for the first bad field in form order; ``units`` and
+    ``departments`` are the catalogue's."""
     if not USERNAME.fullmatch(username or ""):
         raise AccountRefused("username", "用户名为 3–64 位小写字母、数字、点、横线或下划线，以字母开头")
     if not display_name or len(display_name) > 64:
@@ -90,8 +91,10 @@ def check_new_account(username: str, display_name: str, unit_code: str, departme
         raise AccountRefused("unit", "单位须为目录中的 12 位区划代码")
     if department and department not in departments:
         raise AccountRefused("department", "部门须为目录中的部门代码")
+    roles = parse_roles(roles)
     if "department" in roles and not department:
         raise AccountRefused("department", "部门人员须指定部门")
+    return roles
 
 
 def acting_kind(roles: tuple[str, ...], department: str | None) -> str:

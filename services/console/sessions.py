@@ -187,10 +187,9 @@ class AccountStore:
                     roles, password: str | None, oidc_subject: str | None = None, development: bool = False,
                     by: str = "cli") -> Account:
         username = (username or "").strip().lower()
-        role_tuple = rules.parse_roles(roles)
         department = (department or "").strip() or None
-        rules.check_new_account(username, (display_name or "").strip(), unit_code, department, role_tuple,
-                                units=self.catalogue.units, departments=self.catalogue.departments)
+        role_tuple = rules.check_new_account(username, (display_name or "").strip(), unit_code, department, roles,
+                                             units=self.catalogue.units, departments=self.catalogue.departments)
         if password is None and not oidc_subject:
             raise rules.AccountRefused("password", "请设置密码（或绑定统一身份认证账号）")
         if password is not None:
