@@ -108,7 +108,9 @@ def test_a_resident_submits_the_migrant_bundle_with_one_deferred_material(sanji,
     next_step(page)  # nothing chosen yet: every material gets its message, and the screen stays
     assert "请确认已带来居民身份证" in id_card.locator(".error").inner_text()
     choose_materials(page)
+    assert id_card.locator(".error").is_hidden()  # an answer clears its message
     axe_check(page)
+    page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "kiosk-materials-1080x1920")
     next_step(page)
 

@@ -91,6 +91,11 @@ class KioskBackend:
     def client_key(self, request) -> str:
         """An opaque key of the caller's address for intake's miss counting: the address itself never leaves."""
         address = request.remote_addr or "unknown"
+        header = self._p.client_address_header
+        if header and request.headers.get(header):
+            # Behind a reverse proxy every resident comes from its address: the proxy names the real one
+            # (X-Forwarded-For: the last address, the one the proxy itself added).
+            address = request.headers[header].split(",")[-1].strip() or address
         return hmac.new(self._p.client_key_secret, address.encode(), hashlib.sha256).hexdigest()[:32]
 
     # ── the device ─────────────────────────────────────────────────────────────────────────────────────────
@@ -159,6 +164,7 @@ class KioskBackendProvider(DependencyProvider):
         if self.settings.production and self.console_token == DEV_CONSOLE_TOKEN:
             raise ValueError("SANJI_CONSOLE_SERVICE_TOKEN must be set in production (the development token is public)")
         self.kiosk_token = config.get("SANJI_CONSOLE_KIOSK_TOKEN") or None
+        self.client_address_header = config.get("SANJI_CONSOLE_CLIENT_ADDRESS_HEADER") or None
         self.idle_seconds = int(config.get("SANJI_CONSOLE_KIOSK_IDLE_SECONDS") or 90)
         secret = str(config.get("SANJI_ASSERTION_KEY") or DEV_ASSERTION_KEY)
         self.receipt_signer = Signer(derive_key(secret, "receipt"))

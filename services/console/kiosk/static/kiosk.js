@@ -124,6 +124,15 @@
         show(Math.max(back, 0));
       }
     });
+    // An answer given clears the message about it.
+    form.addEventListener("change", function (event) {
+      var group = event.target.closest("fieldset.material");
+      if (group) showError(group.getAttribute("aria-describedby").replace(/-error$/, ""), "");
+      if (event.target.name === "commitment" && event.target.checked) showError("commitment", "");
+    });
+    form.addEventListener("input", function (event) {
+      if (event.target.id && event.target.getAttribute("aria-invalid") === "true") showError(event.target.id, "");
+    });
     form.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && event.target.tagName === "INPUT" && steps[current].getAttribute("data-step") !== "confirm") {
         event.preventDefault();
