@@ -8,11 +8,15 @@ from urllib.parse import unquote
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.console.accounts import ROLES, AccountRefused
+from services.console import oidc
+from services.console.accounts import ROLES, AccountRefused, new_secret, tokens_match
 from services.console.pages_base import check_form_csrf, form_csrf, pages, set_form_cookie
 from services.console.sessions import SESSION_COOKIE
 from services.console.web import redirect, render
 from shared.workdays import SHANGHAI
+
+
+OIDC_COOKIE = "sanji_oidc"
 
 
 def _local_next(value: str | None) -> str:
@@ -48,6 +52,60 @@ class AccountPages:
         response = redirect(target if target != "/" else "/")
         response.set_cookie(SESSION_COOKIE, outcome.cookie, httponly=True, samesite="Lax",
                             secure=self.accounts.settings.secure_cookies, path="/")
+        return response
+
+    # ── OpenID Connect ────────────────────────────────────────────────────────────────────────────────
+    def _oidc_redirect_uri(self, request) -> str:
+        base = self.accounts.settings.public_url or request.host_url.rstrip("/")
+        return f"{base.rstrip('/')}/login/oidc/callback"
+
+    @http("GET", "/login/oidc")
+    def oidc_start(self, request):
+        settings = self.accounts.settings
+        if not settings.oidc_enabled or not settings.oidc_authorize_url:
+            return redirect("/login")
+        state, nonce = new_secret(), new_secret()
+        response = redirect(oidc.authorize_url(settings.oidc_authorize_url, client_id=settings.oidc_client_id,
+                                               redirect_uri=self._oidc_redirect_uri(request), state=state,
+                                               nonce=nonce))
+        # Lax: the provider sends the browser back with a top-level GET from its own site.
+        response.set_cookie(OIDC_COOKIE, f"{state}.{nonce}", httponly=True, samesite="Lax", max_age=600,
+                            secure=settings.secure_cookies, path="/login/oidc")
+        return response
+
+    @http("GET", "/login/oidc/callback")
+    def oidc_callback(self, request):
+        settings = self.accounts.settings
+        state, _, nonce = (request.cookies.get(OIDC_COOKIE) or "").partition(".")
+        token, _ = form_csrf(request)
+
+        def refused(message: str):
+            self.accounts.audit("-", "login-oidc", outcome="refused", detail=message)
+            response = render("login.html", status=401, csrf_token=token, next="/", username="", error=message,
+                              notice="", oidc=settings.oidc_enabled, nav="login")
+            response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
+            return set_form_cookie(response, token, settings.secure_cookies)
+
+        if not settings.oidc_enabled or not settings.oidc_token_url:
+            return redirect("/login")
+        if not tokens_match(state, request.args.get("state")) or not request.args.get("code"):
+            return refused("统一身份认证登录已失效，请重新登录")
+        try:
+            id_token = oidc.exchange_code(settings.oidc_token_url, code=request.args["code"],
+                                          redirect_uri=self._oidc_redirect_uri(request),
+                                          client_id=settings.oidc_client_id,
+                                          client_secret=settings.oidc_client_secret)
+            claims = oidc.verify_id_token(id_token, self.accounts.oidc_keys, issuer=settings.oidc_issuer,
+                                          client_id=settings.oidc_client_id, nonce=nonce)
+        except oidc.OidcRefused as refusal:
+            return refused(refusal.message)
+        outcome = self.accounts.login_by_oidc_subject(str(claims["sub"]))
+        if not outcome.ok:
+            return refused(outcome.reason)
+        response = redirect("/")
+        response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
+        response.set_cookie(SESSION_COOKIE, outcome.cookie, httponly=True, samesite="Lax",
+                            secure=settings.secure_cookies, path="/")
         return response
 
     @http("POST", "/logout")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.console import accounts as rules
 from services.console.adapters.orm import Account, AuditEntry, LoginSession
+from services.console.oidc import KeySource
 from services.console.settings import ConsoleSettings
 from shared.auth import issue_person_assertion
 from shared.catalogue import Catalogue, load_catalogue
@@ -77,6 +78,7 @@ class AccountStore:
         self.settings: ConsoleSettings = provider.settings
         self.catalogue: Catalogue = provider.catalogue
         self._clock = clock or provider.clock
+        self.oidc_keys = provider.oidc_keys
         self.policy = rules.SessionPolicy(idle=timedelta(minutes=self.settings.session_idle_minutes),
                                           max_age=timedelta(hours=self.settings.session_max_hours))
 
@@ -284,6 +286,7 @@ class Accounts(DependencyProvider):
         self.settings = ConsoleSettings.from_config(config)
         self.catalogue = load_catalogue(config["SANJI_CATALOGUE_DIR"])
         self.session_factory = session_factory(shared_engine(config["DATABASE_URL"]))
+        self.oidc_keys = KeySource(url=self.settings.oidc_jwks_url, file=self.settings.oidc_jwks_file)
 
     def get_dependency(self, worker_ctx):
         return AccountStore(self)
@@ -296,4 +299,5 @@ def store_for(database_url: str, catalogue_dir: str, config: dict | None = None,
     provider.settings = ConsoleSettings.from_config(config or {})
     provider.catalogue = load_catalogue(catalogue_dir)
     provider.session_factory = session_factory(shared_engine(database_url))
+    provider.oidc_keys = KeySource(url=provider.settings.oidc_jwks_url, file=provider.settings.oidc_jwks_file)
     return AccountStore(provider)

@@ -57,6 +57,8 @@ class ConsoleSettings:
         assertion_key = str(config.get("SANJI_ASSERTION_KEY") or DEV_ASSERTION_KEY)
         if production and assertion_key == DEV_ASSERTION_KEY:
             raise ConsoleConfigError("SANJI_ASSERTION_KEY must be set in production (the development key is public)")
+        if production and len(assertion_key.encode()) < 32:
+            raise ConsoleConfigError("SANJI_ASSERTION_KEY must be at least 32 bytes (HS256)")
         try:
             settings = cls(
                 service_urls={name: str(get(f"{name.upper()}_URL", url)).rstrip("/")
