@@ -73,6 +73,13 @@ def test_a_window_clerk_claims_accepts_and_resolves_an_item(sanji, page, portrai
     assert [h["actor"] for h in view["history"][1:]] == ["王芳（wangfang）"] * 3
     assert view["claimed_by"] == "wangfang"
 
+    # The unit's in-app inbox (notification service) announced the new item.
+    page.get_by_role("link", name="消息").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "迈皋桥街道 · 消息"
+    sanji.wait_until(lambda: page.reload() or "居住证" in page.locator("main").inner_text(), what="inbox message")
+    axe_check(page)
+    screenshot(page, "staff-inbox")
+
     # The same pages on a portrait kiosk-sized screen.
     login(portrait_page, sanji.console, "wangfang")
     portrait_page.goto(f"{sanji.console}/staff/items/{item['item_id']}")
