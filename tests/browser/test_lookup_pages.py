@@ -34,7 +34,7 @@ def look_up(page, last4):
     page.wait_for_load_state()
 
 
-def test_the_resident_looks_up_her_case(sanji, desktop, kiosk):
+def test_the_resident_looks_up_her_case(sanji, desktop, kiosk):  # noqa: F811 - fixtures imported above
     case = submitted_case(sanji)
     page = desktop
     page.goto(f"{sanji.console}/lookup?case={case['case_number']}")  # the link in the receipt's QR code
@@ -68,7 +68,7 @@ def test_the_resident_looks_up_her_case(sanji, desktop, kiosk):
     screenshot(kiosk, "lookup-result-1080x1920")
 
 
-def test_bad_input_is_refused_next_to_the_field(sanji, desktop):
+def test_bad_input_is_refused_next_to_the_field(sanji, desktop):  # noqa: F811 - fixtures imported above
     page = desktop
     page.goto(f"{sanji.console}/lookup")
     page.get_by_label("受理编号").fill("12345")
@@ -79,7 +79,7 @@ def test_bad_input_is_refused_next_to_the_field(sanji, desktop):
     axe_check(page)
 
 
-def test_five_wrong_endings_lock_the_lookup(sanji, desktop):
+def test_five_wrong_endings_lock_the_lookup(sanji, desktop):  # noqa: F811 - fixtures imported above
     case = submitted_case(sanji)
     page = desktop
     page.goto(f"{sanji.console}/lookup?case={case['case_number']}")
@@ -98,7 +98,7 @@ def test_five_wrong_endings_lock_the_lookup(sanji, desktop):
     assert page.locator("#lookup-result").count() == 0
 
 
-def test_a_lookup_without_its_csrf_token_is_refused(sanji, desktop):
+def test_a_lookup_without_its_csrf_token_is_refused(sanji, desktop):  # noqa: F811 - fixtures imported above
     case = submitted_case(sanji)
     response = desktop.request.post(f"{sanji.console}/lookup", form={"case_number": case["case_number"],
                                                                     "phone_last4": APPLICANT_PHONE[-4:]})

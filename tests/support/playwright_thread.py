@@ -87,7 +87,6 @@ class PlaywrightThread:
             # The driver's event loop waits on the thread's own, unpatched selector: the thread may block, the
             # main thread's hub goes on serving. (eventlet's green select loses wake-ups under asyncio.)
             import asyncio
-
             import asyncio.unix_events
 
             # asyncio reads the driver's pipe with os.read, which eventlet made green (it waits in a hub first);

@@ -210,7 +210,8 @@ CASE = {
     ],
     "deferred_materials": [{"material_code": "landlord-id-copy", "material_name": "房东身份证复印件",
                             "matter_codes": ["residence-permit"], "due_date": "2026-12-07",
-                            "due_date_provisional": False, "consequence": "逾期未补齐的，相关事项将终止办理，需重新申请。"}],
+                            "due_date_provisional": False,
+                            "consequence": "逾期未补齐的，相关事项将终止办理，需重新申请。"}],
 }
 
 

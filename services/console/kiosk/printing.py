@@ -10,6 +10,7 @@ would add megabytes to the package for a document printed on the spot.
 from __future__ import annotations
 
 import io
+from xml.sax.saxutils import escape
 
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
@@ -20,7 +21,6 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-from xml.sax.saxutils import escape
 
 from services.console.kiosk.receipt import Receipt
 
@@ -92,8 +92,8 @@ def _receipt_flowables(receipt: Receipt, paper: str, width: float) -> list[Flowa
             story.append(_p(f"　{item.unit_name}（{item.level_name}）　承诺办结：{item.promised_deadline}", s["small"]))
     if receipt.deferred:
         story.append(_p("容缺受理", s["heading"]))
-        story.append(_p(f"以下材料须在期限内补齐，详见《一次性告知书》：{'、'.join(d.material_name for d in receipt.deferred)}。",
-                        s["body"]))
+        owed = "、".join(d.material_name for d in receipt.deferred)
+        story.append(_p(f"以下材料须在期限内补齐，详见《一次性告知书》：{owed}。", s["body"]))
     story += [
         _p("查询办理进度", s["heading"]),
         _p("扫描二维码，或访问下面的网址，输入受理编号和手机号后四位：", s["small"]),
