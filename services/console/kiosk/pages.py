@@ -146,7 +146,12 @@ class KioskPages:
         try:
             answer = self.kiosk_backend.submit(device, result.body, submission_key)
         except IntakeUnavailable:
-            return self._unavailable(request, device)
+            # The case may or may not have been taken in: the same key makes a second tap safe.
+            values = {k: v for k, v in result.values.items() if k != "id_number"}
+            return self._apply_page(request, device, application, status=503, values=values,
+                                    submission_key=submission_key,
+                                    errors={"_form": "系统繁忙，没有收到受理结果。请重新输入身份证号码后"
+                                                     "再点一次“提交申请”，不会重复受理。"})
         if not answer.ok:
             errors = checklist.errors_from_problem(answer.body or {}, application)
             values = dict(result.values)
