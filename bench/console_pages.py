@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             "supervisor report": (supervisor, "/supervisor/report"),
         }
         figures = {}
-        print(__doc__.split("How it measures")[1].strip().lstrip("(printed with the figures):").strip())
+        print("How it measures" + __doc__.split("How it measures")[1].rstrip())
         print(f"\ndata set: {args.cases} cases ({4 * args.cases} items); {args.requests} requests per page\n")
         for name, (session, path) in pages.items():
             times = sorted(timed(session, url["console"] + path, args.requests))

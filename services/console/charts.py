@@ -20,7 +20,9 @@ def bar_chart(title: str, rows: list[tuple[str, int]], *, width: int = 560, bar_
         length = int((width - label_width - 60) * count / most)
         parts.append(f'<text x="{label_width - 8}" y="{y + bar_height - 8}" font-size="14" text-anchor="end">'
                      f'{escape(label)}</text>')
-        parts.append(f'<rect x="{label_width}" y="{y}" width="{max(length, 2)}" height="{bar_height}" fill="#a4161a"/>')
-        parts.append(f'<text x="{label_width + max(length, 2) + 6}" y="{y + bar_height - 8}" font-size="14">{count}</text>')
+        parts.append(f'<rect x="{label_width}" y="{y}" width="{max(length, 2)}" height="{bar_height}" '
+                     'fill="#a4161a"/>')
+        parts.append(f'<text x="{label_width + max(length, 2) + 6}" y="{y + bar_height - 8}" '
+                     f'font-size="14">{count}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -9,8 +9,10 @@ STATUSES = {
 }
 LEVELS = {"community": "社区", "street": "街道", "district": "区"}
 ACTIONS = {
-    "route": "分派", "claim": "认领", "accept": "受理", "request-supplement": "要求补正", "record-supplement": "收到补正",
-    "resolve": "办结", "reject": "不予受理", "return": "退单", "custody": "代办交接", "release": "前置事项完成，放行",
+    "route": "分派", "claim": "认领", "accept": "受理", "request-supplement": "要求补正",
+    "record-supplement": "收到补正",
+    "resolve": "办结", "reject": "不予受理", "return": "退单", "custody": "代办交接",
+    "release": "前置事项完成，放行",
     "terminate": "终止", "escalate": "上报上级",
 }
 DEFERRAL_STATES = {"pending": "待补交", "supplied": "已补交", "expired": "逾期未补"}

@@ -15,7 +15,6 @@ from services.console.sessions import SESSION_COOKIE
 from services.console.web import redirect, render
 from shared.workdays import SHANGHAI
 
-
 OIDC_COOKIE = "sanji_oidc"
 
 

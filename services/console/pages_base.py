@@ -22,7 +22,6 @@ from services.console.apis import ServiceApis
 from services.console.sessions import FORM_COOKIE, SESSION_COOKIE, Accounts, SignedIn
 from services.console.web import redirect, render, static_file
 
-
 log = structlog.get_logger(__name__)
 
 

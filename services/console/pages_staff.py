@@ -19,6 +19,7 @@ from services.console.web import redirect, render
 ITEM_ACTIONS = ("claim", "accept", "request-supplement", "record-supplement", "resolve", "reject", "return",
                 "custody")
 WARNING_SHARE = 0.8
+QUEUE_PAGE = 50  # items per queue page, closest deadline first
 
 
 def _codes(values: list[str]) -> list[str]:
@@ -118,11 +119,13 @@ class StaffPages:
         if filters["matter"] and filters["matter"] not in self.accounts.catalogue.matters:
             errors["matter"] = "没有这个事项"
         items, total, refusal = [], 0, ""
+        page = int(request.args["page"]) if request.args.get("page", "").isdigit() else 1
+        page = max(page, 1)
         if not errors:
             try:
                 answer = self.apis.items(self.accounts.token_for(user), status=filters["status"] or None,
                                          matter=filters["matter"] or None, overdue=filters["overdue"] or None,
-                                         limit=200)
+                                         limit=QUEUE_PAGE, offset=(page - 1) * QUEUE_PAGE)
             except ServiceUnavailable:
                 answer = None
                 refusal = "受理系统暂时无法连接，请稍后再试"
@@ -134,8 +137,12 @@ class StaffPages:
                     total = len(items)
             elif answer is not None:
                 refusal = labels.refusal_text(answer.reason, answer.status)
+        query = {k: v for k, v in filters.items() if v}
+        pages = {"page": page, "previous": urlencode({**query, "page": page - 1}) if page > 1 else "",
+                 "next": urlencode({**query, "page": page + 1}) if page * QUEUE_PAGE < total else ""}
         return render("queue.html", status=422 if errors else 200, user=user, csrf_token=user.csrf_token,
                       nav="queue", items=items, total=total, filters=filters, errors=errors, refusal=refusal,
+                      pages=pages,
                       names=self._names(), time_class=time_class,
                       matter_choices=sorted(self.accounts.catalogue.matters.values(), key=lambda m: m.code))
 

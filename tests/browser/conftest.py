@@ -31,8 +31,8 @@ from shared.clock import FrozenClock
 from shared.config import REPO_ROOT
 from shared.nameko_ext import ClockProvider
 from tests.support.browser import DESKTOP, PASSWORD, PORTRAIT, launch, require_browser_tools, stop_driver
-from tests.support.playwright_thread import PlaywrightThread
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, XINHE_COMMUNITY, XINHE_KIOSK
+from tests.support.playwright_thread import PlaywrightThread
 from tests.support.routing_harness import at
 
 pytestmark = pytest.mark.e2e

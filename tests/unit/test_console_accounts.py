@@ -155,7 +155,8 @@ def test_a_locked_disabled_or_development_account_cannot_log_in(store_factory, c
     assert store.ensure_development_accounts() == ["dev-window", "dev-supervisor", "dev-admin"]
     assert store.ensure_development_accounts() == []                     # once
     assert store.login("dev-window", DEV_PASSWORD).ok
-    production = store_factory(SANJI_ENVIRONMENT="production", SANJI_ASSERTION_KEY="a-real-production-key-of-at-least-32-bytes")
+    production = store_factory(SANJI_ENVIRONMENT="production",
+                               SANJI_ASSERTION_KEY="a-real-production-key-of-at-least-32-bytes")
     assert "开发账号" in production.login("dev-window", DEV_PASSWORD).reason
     with pytest.raises(rules.AccountRefused):
         production.ensure_development_accounts()

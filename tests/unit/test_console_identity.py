@@ -40,7 +40,7 @@ def test_expired_foreign_or_tampered_assertions_are_refused():
         with pytest.raises(ApiError) as refused:
             verifier.verify(token)
         assert refused.value.status == 401
-    rotated = PersonAssertions(["a-new-key-long-enough-for-hs256-signing", KEY])                              # an older key still verifies
+    rotated = PersonAssertions(["a-new-key-long-enough-for-hs256-signing", KEY])  # an older key still verifies
     assert rotated.verify(_assertion()).name == "wangfang"
     with pytest.raises(ValueError):
         _assertion(kind="kiosk")                                              # people are never kiosks
