@@ -8,21 +8,10 @@ import re
 
 import pytest
 
-from tests.support.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DESKTOP,
-    PORTRAIT,
-    axe_check,
-    fits_width,
-    require_browser_tools,
-    screenshot,
-    stop_driver,
-)
+from tests.support.browser import DESKTOP, PORTRAIT, axe_check, fits_width, screenshot
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE
 from tests.support.db import INTAKE_TABLES, count_rows
 from tests.support.pdf import pdf_text
-from tests.support.playwright_thread import PlaywrightThread
 
 pytestmark = pytest.mark.e2e
 
@@ -30,36 +19,15 @@ DEFERRED = "landlord-id-copy"
 BAD_CHECKSUM = APPLICANT_ID_NUMBER[:-1] + ("0" if APPLICANT_ID_NUMBER[-1] != "0" else "1")
 
 
-@pytest.fixture(scope="session")
-def threaded_browser():
-    """Chromium driven from a native thread of its own (tests/support/playwright_thread.py): under eventlet, a
-    Playwright call made from a greenlet can hang for good while this process serves the page it waits for."""
-    require_browser_tools()
-    runner = PlaywrightThread()
-    playwright = runner.start()
-    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    yield chromium
-    chromium.close()
-    runner.stop(stop_driver)
+@pytest.fixture
+def kiosk(portrait_page):
+    """A kiosk screen, 1080x1920 portrait."""
+    return portrait_page
 
 
 @pytest.fixture
-def kiosk(threaded_browser):
-    browser = threaded_browser
-    """A fresh kiosk screen, 1080x1920 portrait (axe is injected as a script, so the page's CSP is bypassed)."""
-    context = browser.new_context(viewport=PORTRAIT, locale="zh-CN", timezone_id="Asia/Shanghai", bypass_csp=True)
-    context.set_default_timeout(15000)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def desktop(threaded_browser):
-    browser = threaded_browser
-    context = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai", bypass_csp=True)
-    context.set_default_timeout(15000)
-    yield context.new_page()
-    context.close()
+def desktop(page):
+    return page
 
 
 def register(page, sanji, token="dev-kiosk-xinhe"):
@@ -186,8 +154,7 @@ def test_a_wrong_id_number_is_refused_next_to_the_field(sanji, desktop):
     assert set(count_rows(sanji.database_url, *INTAKE_TABLES).values()) == {0}
 
 
-def test_the_server_refuses_a_wrong_id_number_without_javascript(sanji, threaded_browser):
-    browser = threaded_browser
+def test_the_server_refuses_a_wrong_id_number_without_javascript(sanji, browser):
     context = browser.new_context(viewport=DESKTOP, locale="zh-CN", java_script_enabled=False, bypass_csp=True)
     page = context.new_page()
     try:
@@ -215,8 +182,7 @@ def test_the_server_refuses_a_wrong_id_number_without_javascript(sanji, threaded
         context.close()
 
 
-def test_an_idle_kiosk_clears_the_screen_and_the_receipt(sanji, threaded_browser):
-    browser = threaded_browser
+def test_an_idle_kiosk_clears_the_screen_and_the_receipt(sanji, browser):
     context = browser.new_context(viewport=PORTRAIT, locale="zh-CN", bypass_csp=True)
     page = context.new_page()
     try:

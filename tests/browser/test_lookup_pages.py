@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from tests.browser.test_kiosk_pages import desktop, kiosk, threaded_browser  # noqa: F401 - fixtures
 from tests.support.browser import axe_check, fits_width, screenshot
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, migrant_bundle
 
@@ -34,9 +33,9 @@ def look_up(page, last4):
     page.wait_for_load_state()
 
 
-def test_the_resident_looks_up_her_case(sanji, desktop, kiosk):  # noqa: F811 - fixtures imported above
+def test_the_resident_looks_up_her_case(sanji, page, portrait_page):
+    kiosk = portrait_page
     case = submitted_case(sanji)
-    page = desktop
     page.goto(f"{sanji.console}/lookup?case={case['case_number']}")  # the link in the receipt's QR code
     assert page.get_by_label("受理编号").input_value() == case["case_number"]
     axe_check(page)
@@ -68,8 +67,7 @@ def test_the_resident_looks_up_her_case(sanji, desktop, kiosk):  # noqa: F811 - 
     screenshot(kiosk, "lookup-result-1080x1920")
 
 
-def test_bad_input_is_refused_next_to_the_field(sanji, desktop):  # noqa: F811 - fixtures imported above
-    page = desktop
+def test_bad_input_is_refused_next_to_the_field(sanji, page):
     page.goto(f"{sanji.console}/lookup")
     page.get_by_label("受理编号").fill("12345")
     look_up(page, "12a")
@@ -79,9 +77,8 @@ def test_bad_input_is_refused_next_to_the_field(sanji, desktop):  # noqa: F811 -
     axe_check(page)
 
 
-def test_five_wrong_endings_lock_the_lookup(sanji, desktop):  # noqa: F811 - fixtures imported above
+def test_five_wrong_endings_lock_the_lookup(sanji, page):
     case = submitted_case(sanji)
-    page = desktop
     page.goto(f"{sanji.console}/lookup?case={case['case_number']}")
     for left in (4, 3, 2, 1):
         look_up(page, WRONG)
@@ -98,9 +95,9 @@ def test_five_wrong_endings_lock_the_lookup(sanji, desktop):  # noqa: F811 - fix
     assert page.locator("#lookup-result").count() == 0
 
 
-def test_a_lookup_without_its_csrf_token_is_refused(sanji, desktop):  # noqa: F811 - fixtures imported above
+def test_a_lookup_without_its_csrf_token_is_refused(sanji, page):
     case = submitted_case(sanji)
-    response = desktop.request.post(f"{sanji.console}/lookup", form={"case_number": case["case_number"],
+    response = page.request.post(f"{sanji.console}/lookup", form={"case_number": case["case_number"],
                                                                     "phone_last4": APPLICANT_PHONE[-4:]})
     assert response.status == 403
     assert "刘**" not in response.text()
