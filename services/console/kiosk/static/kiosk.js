@@ -196,11 +196,13 @@
         if (left <= 0) { clearInterval(ticker); leave(); }
       }, 1000);
     }
+    // A page that shows something of the resident's counts down at once; an untouched start screen waits for
+    // the first touch (it has nothing to clear, and an unattended kiosk should not keep asking).
     ["pointerdown", "keydown", "touchstart", "input", "wheel"].forEach(function (name) {
       document.addEventListener(name, arm, { passive: true, capture: true });
     });
     var stayButton = document.getElementById("idle-stay");
     if (stayButton) stayButton.addEventListener("click", arm);
-    arm();
+    if (document.querySelector("[data-personal=true]")) arm();
   }
 }());
