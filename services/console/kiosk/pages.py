@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from services.console.kiosk import checklist
 from services.console.kiosk.backend import Device, IntakeUnavailable, KioskBackendProvider
 from services.console.kiosk.printing import DOCUMENTS, PAPERS, render_pdf
-from services.console.kiosk.receipt import STATUS_NAMES, chinese_date, receipt_from_case
+from services.console.kiosk.receipt import SHANGHAI, STATUS_NAMES, chinese_date, receipt_from_case
 from services.console.pages_base import check_form_csrf, form_csrf, set_form_cookie
 from services.console.web import redirect, render
 
@@ -139,7 +139,8 @@ class KioskPages:
         submission_key = request.form.get("submission_key", "")
         if not SUBMISSION_KEY.fullmatch(submission_key):
             submission_key = checklist.new_submission_key()
-        result = checklist.read_form(request.form, application, community_code=device.community_code)
+        result = checklist.read_form(request.form, application, community_code=device.community_code,
+                                     today=self.clock.now().astimezone(SHANGHAI).date())
         if result.errors:
             return self._apply_page(request, device, application, status=422, errors=result.errors,
                                     values=result.values, submission_key=submission_key)
