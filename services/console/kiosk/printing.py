@@ -60,7 +60,7 @@ def _qr(url: str, size: float) -> Drawing:
 
 def _table(rows: list[list], widths: list[float], styles: dict) -> Table:
     cells = [[_p(str(value), styles["cell"]) for value in row] for row in rows]
-    table = Table(cells, colWidths=widths, repeatRows=1)
+    table = Table(cells, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle([
         ("GRID", (0, 0), (-1, -1), 0.5, colors.black),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF5")),
@@ -119,7 +119,7 @@ def _notice_flowables(receipt: Receipt, paper: str, width: float) -> list[Flowab
         if paper == "a4":
             rows = [["材料", "涉及事项", "补齐期限", "逾期后果"]] + [
                 [d.material_name, "、".join(d.matter_names), d.due_date, d.consequence] for d in receipt.deferred]
-            story.append(_table(rows, [width * 0.22, width * 0.26, width * 0.18, width * 0.34], s))
+            story += [_table(rows, [width * 0.22, width * 0.26, width * 0.18, width * 0.34], s), Spacer(1, 2 * mm)]
         else:
             for d in receipt.deferred:
                 story.append(_p(f"■ {d.material_name}：{d.due_date}前补齐", s["body"]))
