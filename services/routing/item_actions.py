@@ -108,7 +108,12 @@ def list_queue(principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRul
         total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
         rows = uow.session.scalars(query.order_by(RoutedItem.promised_deadline, RoutedItem.id)
                                    .limit(limit).offset(offset)).all()
-        return [item_view(uow, item, rules, now) for item in rows], total
+        # One query for the page's 容缺 materials, not one per item (a queue page is read often).
+        deferrals: dict[str, list[DeferredMaterial]] = {item.id: [] for item in rows}
+        for deferral in uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id.in_(deferrals))
+                                            .order_by(DeferredMaterial.material_code)):
+            deferrals[deferral.item_id].append(deferral)
+        return [item_view(uow, item, rules, now, deferrals=deferrals[item.id]) for item in rows], total
 
 
 def get_item(item_id: str, principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRules,
@@ -265,13 +270,14 @@ def _find(uow: UnitOfWork, item_id: str) -> RoutedItem:
 
 
 def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime,
-              with_history: bool = False) -> ItemView:
+              with_history: bool = False, deferrals: list[DeferredMaterial] | None = None) -> ItemView:
     catalogue, calendar = rules.catalogue, rules.calendar
     measured_at = item.clock_paused_at or now
     used = (calendar.used_share(item.clock_started_at, item.promised_deadline, measured_at)
             if item.promised_deadline > item.clock_started_at else 1.0)
-    deferrals = uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id == item.id)
-                                    .order_by(DeferredMaterial.material_code)).all()
+    if deferrals is None:
+        deferrals = uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id == item.id)
+                                        .order_by(DeferredMaterial.material_code)).all()
     history = None
     if with_history:
         entries = uow.session.scalars(select(ItemHistoryEntry).where(ItemHistoryEntry.item_id == item.id)
