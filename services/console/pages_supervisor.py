@@ -42,6 +42,7 @@ class SupervisorPages:
                                                          limit=PAGE),
             "escalated": lambda: self.apis.escalation(token, "/v1/whistle-calls", state="escalated", limit=PAGE),
             "reports": lambda: self.apis.escalation(token, "/v1/failure-reports", limit=PAGE),
+            "causes": lambda: self.apis.escalation(token, "/v1/failure-causes"),
         }
         pool = eventlet.GreenPool(len(calls_to_make))
         threads = {name: pool.spawn(call) for name, call in calls_to_make.items()}
@@ -51,7 +52,8 @@ class SupervisorPages:
                 answers[name] = thread.wait()
             except ServiceUnavailable as down:
                 problems.append(f"{down.service} 服务暂时无法连接，数据可能不全")
-        what = {"items": "事项", "called": "吹哨", "acknowledged": "吹哨", "escalated": "吹哨", "reports": "办不成事"}
+        what = {"items": "事项", "called": "吹哨", "acknowledged": "吹哨", "escalated": "吹哨", "reports": "办不成事",
+                "causes": "办不成事原因"}
         for name, answer in answers.items():
             if not answer.ok:
                 problem = what[name] + "：" + labels.refusal_text(answer.reason, answer.status)
@@ -62,6 +64,7 @@ class SupervisorPages:
             return answer.body[key] if answer is not None and answer.ok else []
         items = body("items", "items")
         calls = body("called", "calls") + body("acknowledged", "calls") + body("escalated", "calls")
+        self._causes = {cause["code"]: cause["name"] for cause in body("causes", "causes")}
         return items, calls, body("reports", "reports"), problems
 
     def _desk_names(self):
@@ -84,7 +87,7 @@ class SupervisorPages:
         open_calls = sorted(calls, key=lambda c: c["ack_due_at"])
         return render("desk.html", user=user, csrf_token=user.csrf_token, nav="desk", breaches=breaches,
                       warnings=warnings, ping_pong=ping_pong, calls=open_calls, reports=reports,
-                      problems=problems, names=self._desk_names(), now=now,
+                      problems=problems, names={**self._desk_names(), "causes": self._causes}, now=now,
                       time_left=lambda due: time_left(due, now), warning_share=WARNING_SHARE,
                       by_class=Counter(r["report_class"] or "unclassified" for r in reports),
                       by_cause=Counter(r["cause_code"] or "unclassified" for r in reports),
@@ -96,13 +99,7 @@ class SupervisorPages:
         user = self.require_user(request, "supervisor", "admin")
         items, calls, reports, problems = self._desk_data(user)
         names = self._desk_names()
-        causes = {}
-        try:
-            answer = self.apis.escalation(self.accounts.token_for(user, kind="staff"), "/v1/failure-causes")
-            if answer.ok:
-                causes = {c["code"]: c["name"] for c in answer.body["causes"]}
-        except ServiceUnavailable:
-            problems.append("escalation 服务暂时无法连接")
+        causes = self._causes
         by_cause = Counter(causes.get(r["cause_code"], r["cause_code"]) if r["cause_code"] else "未分类"
                            for r in reports)
         by_class = Counter(names["classes"].get(r["report_class"], "未分类") for r in reports)

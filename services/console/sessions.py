@@ -48,6 +48,7 @@ class SignedIn:
     unit_name: str
     unit_level: str
     department: str | None
+    department_name: str | None
     roles: tuple[str, ...]
     csrf_token: str
     expires_at: datetime
@@ -174,6 +175,9 @@ class AccountStore:
         return SignedIn(username=account.username, display_name=account.display_name,
                         unit_code=account.unit_code, unit_name=unit.name if unit else account.unit_code,
                         unit_level=str(unit.level) if unit else "", department=account.department,
+                        department_name=(self.catalogue.departments[account.department].name
+                                         if account.department in self.catalogue.departments
+                                         else account.department),
                         roles=account.role_list, csrf_token=row.csrf_token, expires_at=row.expires_at)
 
     def token_for(self, user: SignedIn, kind: str | None = None) -> str:
