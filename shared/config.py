@@ -20,6 +20,9 @@ DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "noti
 
 DEV_PII_KEY = "dev-only-pii-key-change-me"
 
+# The 15-minute service circle (intake): passed on as set; intake reads and checks them.
+CIRCLE_VARIABLES = ("SANJI_SERVICE_POINTS_FILE", "SANJI_WALKING_SPEED_M_PER_MIN", "SANJI_SERVICE_CIRCLE_MINUTES")
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -109,6 +112,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_VAR_DIR": str(settings.var_dir),
         **settings.notification,
         **settings.escalation,
+        **{name: os.environ[name].strip() for name in CIRCLE_VARIABLES if os.environ.get(name, "").strip()},
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
     if settings.http_port is not None:
