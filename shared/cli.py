@@ -88,9 +88,8 @@ def require_topology(settings: Settings) -> None:
 
 def check_catalogue(settings: Settings) -> str:
     from shared.catalogue import CatalogueError, load_catalogue
-    from shared.workdays import CalendarFileError, WorkdayCalendar
-
     from shared.service_points import SERVICE_POINTS_FILE, load_service_points
+    from shared.workdays import CalendarFileError, WorkdayCalendar
 
     try:
         catalogue = load_catalogue(settings.catalogue_dir)

@@ -27,7 +27,16 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.catalogue import Catalogue, CatalogueError, Level, _describe, _UniqueKeyLoader
 from shared.workdays import SHANGHAI, WorkdayCalendar

@@ -37,8 +37,9 @@ OPERATIONS = [
               errors={403: "the client may not act for that community", 404: "no such case",
                       422: "validation_failed, unknown_community, unknown_item, case_of_another_community"}),
     Operation("GET", "/v1/catalogue", "Matters and bundles with their required materials", CatalogueSummary),
-    Operation("GET", "/v1/service-circle", "15分钟政务服务圈: where near here can I do this matter now? Query: lat, lon "
-              "(WGS-84 degrees), matter (catalogue code), at (optional ISO 8601 time, default now, Asia/Shanghai). "
+    Operation("GET", "/v1/service-circle", "15分钟政务服务圈: where near here can I do this matter now? "
+              "Query: lat, lon (WGS-84 degrees), matter (catalogue code), at (optional ISO 8601 time, default "
+              "now, Asia/Shanghai). "
               "Service points within the walking circle that accept the matter and are open on arrival, nearest "
               "first, with distance, walking minutes, how the matter is accepted, today's hours and what to bring",
               NearbyAnswer, errors={400: "invalid_coordinates (missing, not a number, NaN, out of range), "

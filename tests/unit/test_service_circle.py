@@ -179,10 +179,10 @@ def test_the_circle_for_a_given_point_and_time(points, catalogue, calendar):
 
 
 def test_only_points_open_when_the_resident_arrives_are_listed(points, catalogue, calendar):
-    def ids(moment, settings=CircleSettings()):
+    def ids(moment, settings=None):
         return [near.point.id for near in nearby(points, catalogue, calendar, lat=XINHE_CENTRE[0],
                                                  lon=XINHE_CENTRE[1], matter_code="vocational-training-signup",
-                                                 at=moment, settings=settings).points]
+                                                 at=moment, settings=settings or CircleSettings()).points]
 
     # Saturday afternoon: the community centres are closed; the shops and the bank are not.
     assert ids(at(2026, 12, 5, 15, 0)) == ["sp-qx-xinhe-lawson", "sp-qx-xinhe-suguo", "sp-qx-wanshou-icbc"]
