@@ -10,6 +10,7 @@ from nameko.extensions import DependencyProvider
 from services.intake.circle import DEFAULT_CIRCLE_MINUTES, DEFAULT_WALKING_SPEED_M_PER_MIN, CircleSettings
 from services.intake.handlers import IntakeRules
 from shared.catalogue import load_catalogue
+from shared.crypto import keyring_from_config
 from shared.service_points import EMPTY, SERVICE_POINTS_FILE, ServicePoints, load_service_points
 from shared.workdays import WorkdayCalendar
 
@@ -23,7 +24,7 @@ class Rules(DependencyProvider):
         self.rules = IntakeRules(
             catalogue=catalogue,
             calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
-            pii_key=config["SANJI_PII_KEY"].encode(),
+            keyring=keyring_from_config(config),
             deferral_working_days=int(config.get("SANJI_DEFERRAL_WORKING_DAYS", 5)),
             bad_credit_fingerprints=load_credit_flags(config["SANJI_CREDIT_FLAGS_FILE"]),
             service_points=service_points_of(config, catalogue),

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.intake.adapters.orm import (
-    ApplicantRecord,
     CaseItemRecord,
     CaseRecord,
     DeferredMaterialRecord,
     IdempotencyKeyRecord,
 )
+from services.intake.adapters.personal_data import Applicant, open_applicant, seal_applicant
 from services.intake.circle import CircleSettings, point_for_submission
 from services.intake.domain import SubmissionRefused, assess_submission, case_number
 from services.intake.schemas import (
@@ -35,6 +35,7 @@ from services.intake.schemas import (
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
+from shared.crypto import Keyring
 from shared.events import (
     CaseCompletedV1,
     CaseSubmittedV1,
@@ -45,6 +46,7 @@ from shared.events import (
     ItemReturnedV1,
 )
 from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
+from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 from shared.service_points import EMPTY as NO_SERVICE_POINTS
@@ -60,7 +62,7 @@ ITEM_UPDATES_CONSUMER = "intake.item-updates"  # also takes case completions
 class IntakeRules:
     catalogue: Catalogue
     calendar: WorkdayCalendar
-    pii_key: bytes
+    keyring: Keyring  # encrypts the applicant; its blind-index key fingerprints ID numbers
     deferral_working_days: int = 5
     bad_credit_fingerprints: frozenset[str] = frozenset()
     service_points: ServicePoints = NO_SERVICE_POINTS
@@ -146,13 +148,15 @@ def place_submission(submission: CaseSubmission, principal: Principal, rules: In
 def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
                 unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
     """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
+    applicant = submission.applicant
+    remember_personal_values(applicant.name, applicant.id_number, applicant.phone, applicant.email)
     placement = place_submission(submission, principal, rules)
     now = clock.now()
     try:
         id_number = validate_id_number(submission.applicant.id_number, today=now.astimezone(SHANGHAI).date())
     except InvalidIdNumber as exc:
         raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason) from None
-    fingerprint = id_number_fingerprint(id_number, rules.pii_key)
+    fingerprint = id_number_fingerprint(id_number, rules.keyring.blind_index_key)
     accepted = assess_submission(
         rules.catalogue, rules.calendar,
         community_code=placement.line_community_code,
@@ -196,9 +200,10 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             accepting_unit_code=placement.accepting_unit_code,
             taken_in_community_code=placement.taken_in_community_code,
         )
-        record.applicant = ApplicantRecord(
-            name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
-            email=submission.applicant.email,
+        record.applicant = seal_applicant(
+            rules.keyring, case_id,
+            Applicant(name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
+                      email=submission.applicant.email),
             id_fingerprint=fingerprint)
         record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
                         for position, matter in enumerate(accepted.matters)]
@@ -243,7 +248,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             return replay, True
         log.info("case submitted", case_number=record.case_number, matters=len(record.items),
                  deferred=len(record.deferred))
-        return case_view(record, rules.catalogue), False
+        return case_view(record, rules), False
 
 
 def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
@@ -254,7 +259,7 @@ def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
     if existing.request_digest != request_digest:
         raise SubmissionRefused("idempotency_key_reused",
                                 "this Idempotency-Key was used for a different submission", status=422)
-    return case_view(uow.session.get(CaseRecord, existing.case_id), rules.catalogue)
+    return case_view(uow.session.get(CaseRecord, existing.case_id), rules)
 
 
 def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, rules: IntakeRules) -> CaseView:
@@ -265,7 +270,7 @@ def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, ru
         if record is None:
             raise NotFound("case_not_found", "no case with that id or number")
         may_see_case(principal, record, rules.catalogue)
-        return case_view(record, rules.catalogue)
+        return case_view(record, rules)
 
 
 def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
@@ -310,7 +315,7 @@ def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:
     case.delivery_json = completed.delivery.model_dump_json() if completed.delivery else None
 
 
-def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
+def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork, keyring: Keyring) -> dict | None:
     """The resident's contact details for the notification service, asked by case id over RPC.
 
     Personal data travels only in this point-to-point reply, never in an event, and is never logged.
@@ -319,11 +324,15 @@ def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
         record = uow.session.get(CaseRecord, case_id)
         if record is None:
             return None
-        return {"case_id": record.id, "case_number": record.case_number, "name": record.applicant.name,
-                "phone": record.applicant.phone, "email": record.applicant.email}
+        applicant = open_applicant(keyring, record.applicant)
+        remember_personal_values(applicant.name, applicant.phone, applicant.email)
+        return {"case_id": record.id, "case_number": record.case_number, "name": applicant.name,
+                "phone": applicant.phone, "email": applicant.email}
 
 
-def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
+def case_view(record: CaseRecord, rules: IntakeRules) -> CaseView:
+    catalogue = rules.catalogue
+
     def unit_name(code: str | None) -> str | None:
         return catalogue.units[code].name if code in catalogue.units else None
 
@@ -343,7 +352,7 @@ def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
         catalogue_version=record.catalogue_version,
         channel=record.channel,
         submitted_at=record.submitted_at,
-        applicant_name=mask_name(record.applicant.name),
+        applicant_name=mask_name(open_applicant(rules.keyring, record.applicant).name),
         completed_at=record.completed_at,
         delivery=Delivery.model_validate_json(record.delivery_json) if record.delivery_json else None,
         items=[ItemView(

@@ -88,7 +88,8 @@ class IntakeService(SanjiService):
     @rpc
     def applicant_contact(self, case_id: str):
         """Internal, for the notification service: the resident's name, phone and email for a case."""
-        return handlers.applicant_contact(case_id, unit_of_work=self.storage.unit_of_work(self.clock))
+        return handlers.applicant_contact(case_id, unit_of_work=self.storage.unit_of_work(self.clock),
+                                          keyring=self.rules.keyring)
 
     @consume_events(INTAKE_ITEM_UPDATES)
     def on_item_event(self, event):
