@@ -242,3 +242,20 @@ def test_a_point_takes_in_only_its_own_matters_for_its_own_community_while_open(
     assert refusal(matters=catalogue.expand(matter_codes=("residence-permit",))) == (422, "matter_not_accepted_here")
     assert refusal(now=at(2026, 10, 1, 10, 0)) == (409, "service_point_closed")
     assert refusal(now=at(2026, 12, 7, 22, 0)) == (409, "service_point_closed")
+
+
+def test_a_terminal_token_binds_a_kiosk_to_one_point(tmp_path):
+    from shared.auth import TokenFileError, TokenRegistry
+
+    def registry(entry: str):
+        path = tmp_path / "tokens.yaml"
+        path.write_text(f"tokens:\n  - {{name: t, unit: '320113003021', token: secret, {entry}}}\n", encoding="utf-8")
+        return TokenRegistry.from_file(path)
+
+    principal = registry("kind: kiosk, service_point: sp-qx-xinhe-suguo").authenticate("Bearer secret")
+    assert (principal.kind, principal.unit_code, principal.service_point_id) == (
+        "kiosk", "320113003021", "sp-qx-xinhe-suguo")
+    assert registry("kind: kiosk").authenticate("Bearer secret").service_point_id is None
+    for wrong in ("kind: staff, service_point: sp-qx-xinhe-suguo", "kind: kiosk, service_point: 苏果超市"):
+        with pytest.raises(TokenFileError, match="service_point"):
+            registry(wrong)
