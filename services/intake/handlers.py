@@ -33,7 +33,7 @@ from services.intake.schemas import (
     MatterView,
 )
 from shared.auth import Principal
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, Level
 from shared.clock import Clock, new_id
 from shared.crypto import Keyring
 from shared.events import (
@@ -132,7 +132,7 @@ def place_submission(submission: CaseSubmission, principal: Principal, rules: In
     residence = submission.residence_division_code
     if residence is None or residence == submission.community_code:
         return Placement(line_community_code=submission.community_code, service_point_id=point_id)
-    if catalogue.units.get(residence) is None or str(catalogue.units[residence].level) != "community":
+    if catalogue.units.get(residence) is None or catalogue.units[residence].level is not Level.COMMUNITY:
         raise SubmissionRefused("unknown_residence", "the residence is not a community of the catalogue",
                                 residence_division_code=residence)
     if principal.kind != "staff" or submission.channel.kind != "window" or point_id is not None:
@@ -169,9 +169,6 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         deferral_working_days=rules.deferral_working_days,
         bad_credit=fingerprint in rules.bad_credit_fingerprints,
     )
-    if placement.service_point_id is not None:
-        point_for_submission(rules.service_points, rules.calendar, point_id=placement.service_point_id,
-                             community_code=placement.line_community_code, matters=accepted.matters, now=now)
     for notice in accepted.deferred:
         if notice.due_date_provisional:
             log.warning("deferral due date computed without an official calendar for its year; "
@@ -183,6 +180,10 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
             if replay is not None:
                 return replay, True
+        if placement.service_point_id is not None:
+            # After the replay: a retry of a case taken in just before closing time still gets its case.
+            point_for_submission(rules.service_points, rules.calendar, point_id=placement.service_point_id,
+                                 community_code=placement.line_community_code, matters=accepted.matters, now=now)
         case_id = new_id()
         structlog.contextvars.bind_contextvars(case_id=case_id)
         record = CaseRecord(

@@ -217,3 +217,16 @@ def test_a_closed_point_refuses_a_case(intake, web_session, database_url, clock)
     assert (problem["reason"], problem["service_point_id"], problem["hours_today"]) == (
         "service_point_closed", "sp-qx-xinhe-suguo", ["08:00-21:00"])
     assert set(count_rows(database_url, *INTAKE_TABLES).values()) == {0}
+
+
+def test_a_retry_after_closing_time_gets_the_case_taken_in_before(intake, web_session, clock):
+    clock.advance(hours=10, minutes=59)  # 20:59, the supermarket closes at 21:00
+    key = {"Idempotency-Key": "terminal-suguo-0001"}
+    first = post_case(web_session, at_point(service_point_id="sp-qx-xinhe-suguo"), {**TERMINAL, **key})
+    assert first.status_code == 201, first.text
+    clock.advance(minutes=2)  # the answer was lost; the terminal retries after closing time
+    retried = post_case(web_session, at_point(service_point_id="sp-qx-xinhe-suguo"), {**TERMINAL, **key})
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert retried.json()["case_id"] == first.json()["case_id"]
+    fresh = post_case(web_session, at_point(service_point_id="sp-qx-xinhe-suguo"), TERMINAL)
+    assert (fresh.status_code, fresh.json()["reason"]) == (409, "service_point_closed")
