@@ -1,13 +1,13 @@
 """The 15-minute service circle and 通办: the service point a case was taken in at, and the unit that took a case
 in for another line (with the community it was taken in at).
 
-Revision ID: intake_0007_reach
+Revision ID: intake_0008_reach
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "intake_0007_reach"
-down_revision = "intake_0006"
+revision = "intake_0008_reach"
+down_revision = "intake_0007"
 branch_labels = None
 depends_on = None
 
