@@ -27,6 +27,7 @@ import yaml
 from shared.http import ApiError
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_POINT_ID = re.compile(r"sp-[a-z0-9]+(?:-[a-z0-9]+)*")
 
 # specialist: a “先解决问题再说” specialist of the 办不成事 window, acting within its unit's jurisdiction.
 # console: the console service itself, for the narrow calls it makes on nobody's behalf (the resident
@@ -40,6 +41,8 @@ class Principal:
     kind: PrincipalKind
     unit_code: str            # a kiosk's community; a staff member's or department's unit
     department: str | None = None
+    # A service point's self-service terminal: a kiosk of the point's community, bound to that point too.
+    service_point_id: str | None = None
     person: str | None = None  # the signed-in person's name, when a person (not a machine) acts
     roles: tuple[str, ...] = ()
 
@@ -153,10 +156,15 @@ class TokenRegistry:
             unit = str(entry.get("unit", ""))
             if len(unit) != 12 or not unit.isdigit():
                 raise TokenFileError(f"{where}: unit must be a 12-digit division code")
+            service_point = entry.get("service_point")
+            if service_point is not None and (kind != "kiosk" or not isinstance(service_point, str)
+                                              or not _POINT_ID.fullmatch(service_point)):
+                raise TokenFileError(f"{where}: service_point binds a kiosk to a point id like 'sp-qx-xinhe-suguo'")
             if digest in principals:
                 raise TokenFileError(f"{where}: the same token is listed twice")
             principals[digest] = Principal(name=str(entry.get("name", f"client-{index + 1}")), kind=kind,
-                                           unit_code=unit, department=entry.get("department"))
+                                           unit_code=unit, department=entry.get("department"),
+                                           service_point_id=service_point)
         return cls(principals)
 
     def authenticate(self, authorization_header: str | None,

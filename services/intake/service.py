@@ -7,7 +7,7 @@ import json
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.intake import failure_reports, handlers, lookups
+from services.intake import failure_reports, handlers, lookups, points
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
@@ -75,6 +75,20 @@ class IntakeService(SanjiService):
     def catalogue(self, request):
         self.authenticate(request)
         return json_response(200, handlers.catalogue_summary(self.rules.catalogue))
+
+    @http("GET", "/v1/service-circle")
+    @api_endpoint
+    def service_circle(self, request):
+        self.authenticate(request)
+        answer = points.nearby_answer(request.args, rules=self.rules, now=self.clock.now())
+        return json_response(200, answer)
+
+    @http("GET", "/v1/service-points/<string:point_id>")
+    @api_endpoint
+    def service_point(self, request, point_id):
+        self.authenticate(request)
+        view = points.point_view(point_id, rules=self.rules, now=self.clock.now(), at_raw=request.args.get("at"))
+        return json_response(200, view)
 
     @http("GET", "/openapi.json")
     def openapi(self, request):

@@ -5,13 +5,13 @@ phone and e-mail columns (intake_0005: encrypted, with the ID number's blind ind
 representative's personal data is protected exactly like a resident's. The new columns hold only the
 organisation's public data (name and USCC, printed on its business licence) and the person's role.
 
-Revision ID: intake_0008
+Revision ID: intake_0009
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "intake_0008"
-down_revision = "intake_0007"
+revision = "intake_0009"
+down_revision = "intake_0008_reach"
 branch_labels = None
 depends_on = None
 
