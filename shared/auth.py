@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import structlog
 import yaml
 
 from shared.http import ApiError
+
+log = structlog.get_logger(__name__)
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -29,6 +32,14 @@ class Principal:
     kind: PrincipalKind
     unit_code: str            # a kiosk's community; a staff member's or department's unit
     department: str | None = None
+
+    def may_see_department(self, department_code: str | None) -> bool:
+        """Whether this client may see a thing of ``department_code``. A department system sees its own
+        department only, and one whose token names no department sees nothing (it never means "every
+        department"); staff and specialists act for their unit whatever the department."""
+        if self.kind == "department":
+            return self.department is not None and department_code == self.department
+        return self.department in (None, department_code)
 
 
 class TokenFileError(ValueError):
@@ -74,10 +85,14 @@ class TokenRegistry:
             unit = str(entry.get("unit", ""))
             if len(unit) != 12 or not unit.isdigit():
                 raise TokenFileError(f"{where}: unit must be a 12-digit division code")
+            if kind == "department" and not entry.get("department"):
+                # Not refused, so that a file with one such slip still starts; but it grants nothing.
+                log.warning("a department token names no department; it will see nothing",
+                            token_name=entry.get("name"))
             if digest in principals:
                 raise TokenFileError(f"{where}: the same token is listed twice")
             principals[digest] = Principal(name=str(entry.get("name", f"client-{index + 1}")), kind=kind,
-                                           unit_code=unit, department=entry.get("department"))
+                                           unit_code=unit, department=entry.get("department") or None)
         return cls(principals)
 
     def authenticate(self, authorization_header: str | None) -> Principal:

@@ -90,8 +90,16 @@ URGENT_VISIT_WITHIN = timedelta(hours=12)
 # ── Names ───────────────────────────────────────────────────────────────────────────────────────────
 
 
+# What a message says for a code the catalogue does not know. Messages show catalogue names only, never text
+# taken from an event: an unknown code (or a forged one) becomes one of these plain phrases.
+UNKNOWN_NAMES = {"matter": "相关事项", "unit": "承办单位", "department": "相关部门", "material": "相关材料",
+                 "reject_reason": "不符合办理条件", "termination_reason": "未能继续办理",
+                 "escalation_reason": "按规定上报"}
+
+
 class Names(Protocol):
-    """Display names for the codes events carry; a code the catalogue does not know is shown as is."""
+    """Display names for the codes events carry; a code the catalogue does not know gets a generic phrase
+    (``UNKNOWN_NAMES``), never the code itself."""
 
     def matter(self, code: str) -> str: ...
     def unit(self, code: str) -> str: ...
@@ -110,21 +118,21 @@ class CatalogueNames:
 
     def matter(self, code: str) -> str:
         matter = self._catalogue.matters.get(code)
-        return matter.name if matter else code
+        return matter.name if matter else UNKNOWN_NAMES["matter"]
 
     def unit(self, code: str) -> str:
         unit = self._catalogue.units.get(code)
-        return unit.name if unit else code
+        return unit.name if unit else UNKNOWN_NAMES["unit"]
 
     def department(self, code: str) -> str:
         department = self._catalogue.departments.get(code)
-        return department.name if department else code
+        return department.name if department else UNKNOWN_NAMES["department"]
 
     def material(self, code: str) -> str:
-        return self._materials.get(code, code)
+        return self._materials.get(code, UNKNOWN_NAMES["material"])
 
     def reject_reason(self, code: str) -> str:
-        return self._reject_reasons.get(code, code)
+        return self._reject_reasons.get(code, UNKNOWN_NAMES["reject_reason"])
 
 
 # ── Formatting for templates (dates the way a resident reads them, in China's time) ─────────────────
@@ -197,11 +205,14 @@ def item_resolved_context(event: ItemResolvedV1, names: Names) -> dict:
 
 
 def item_rejected_context(event: ItemRejectedV1, names: Names) -> dict:
-    return {**_item_basics(event, names), "reason": names.reject_reason(event.reason_code), "note": event.note}
+    # The reason's catalogue name only: staff's free-text note stays in the item's history, because a message
+    # to a resident carries no text an event brought in (a forged or careless note would reach her phone).
+    return {**_item_basics(event, names), "reason": names.reject_reason(event.reason_code)}
 
 
 def item_terminated_context(event: ItemTerminatedV1, names: Names) -> dict:
-    return {**_item_basics(event, names), "reason": TERMINATION_REASONS.get(event.reason_code, event.reason_code)}
+    return {**_item_basics(event, names),
+            "reason": TERMINATION_REASONS.get(event.reason_code, UNKNOWN_NAMES["termination_reason"])}
 
 
 def case_completed_context(event: CaseCompletedV1, names: Names) -> dict:
@@ -233,7 +244,7 @@ def deadline_warning_context(event: ItemDeadlineWarningV1, names: Names) -> dict
 
 def item_escalated_context(event: ItemEscalatedV1, names: Names) -> dict:
     return {**_item_basics(event, names), "from_unit": names.unit(event.from_unit_code),
-            "from_level": _level(event.from_level), "reason": ESCALATION_REASONS.get(event.reason, event.reason)}
+            "from_level": _level(event.from_level), "reason": ESCALATION_REASONS.get(event.reason, UNKNOWN_NAMES["escalation_reason"])}
 
 
 def supervision_escalated_context(event: ItemSupervisionEscalatedV1, names: Names) -> dict:
