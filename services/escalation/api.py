@@ -53,6 +53,7 @@ _REPORT_ERRORS = {403: "not staff or a specialist, or outside your jurisdiction"
                   409: "not allowed now: transition_not_allowed (with current_status), not_report_specialist, "
                        "not_classified, opinion_missing",
                   422: "invalid body: validation_failed, unknown_cause, unknown_department, unknown_item, "
+                       "unknown_case, case_mismatch, "
                        "unknown_material, time_limit_missing, department_missing, deferral_mismatch, "
                        "personal_data_in_text"}
 
@@ -60,7 +61,8 @@ OPERATIONS = [
     Operation("GET", "/v1/failure-causes", "The cause taxonomy reports are classified by", CauseList),
     Operation("POST", "/v1/failure-reports", "办不成事: file a report for a resident (you are the first person asked)",
               FailureReportView, 201, request_model=FailureReportFiling,
-              errors={403: "not staff or a specialist", 422: _REPORT_ERRORS[422]}),
+              errors={403: "not staff or a specialist, or the case or item is outside your jurisdiction",
+                      422: _REPORT_ERRORS[422]}),
     Operation("GET", "/v1/failure-reports", "Reports in your jurisdiction, oldest first; filters: status, limit, "
               "offset (specialists: open and assigned ones by default)", FailureReportList,
               errors={403: "not staff or a specialist"}),

@@ -13,8 +13,10 @@ OPERATIONS = [
               InboxPage, errors={400: "invalid limit or offset", 403: "not staff, a department system or a "
                                  "specialist, or the unit is outside the caller's jurisdiction",
                                  422: "unknown unit"}),
-    Operation("GET", "/v1/deliveries", "Every notification of a case, with each attempt (staff view and audits)",
-              DeliveryLog, errors={400: "case_id missing", 403: "the case is outside the caller's jurisdiction",
+    Operation("GET", "/v1/deliveries", "Every notification of a case, with each attempt (staff of the case's jurisdiction only)",
+              DeliveryLog, errors={400: "case_id missing", 403: "staff_only: not staff (department systems read "
+                                   "their own messages in the inbox); case_forbidden: the case is outside the "
+                                   "caller's jurisdiction",
                                    404: "no notification for that case"}),
     Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
               errors={503: "broker or database unreachable"}),
