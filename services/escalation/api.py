@@ -20,7 +20,7 @@ from services.escalation.schemas import (
     WhistleCallList,
     WhistleCallView,
 )
-from shared.openapi import Operation, build_openapi
+from shared.openapi import PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -65,7 +65,8 @@ OPERATIONS = [
                       422: _REPORT_ERRORS[422]}),
     Operation("GET", "/v1/failure-reports", "Reports in your jurisdiction, oldest first; filters: status, limit, "
               "offset (specialists: open and assigned ones by default)", FailureReportList,
-              errors={403: "not staff or a specialist"}),
+              errors={400: "invalid_query", 403: "not staff or a specialist"},
+              query=(("status", False, "open, assigned, closed or confirmed"), *PAGE_QUERY)),
     Operation("GET", "/v1/failure-reports/{report_id}", "One report (by id or number) with its history",
               FailureReportView, errors={403: _REPORT_ERRORS[403], 404: _REPORT_ERRORS[404]}),
     *[Operation("POST", f"/v1/failure-reports/{{report_id}}/{REPORT_ACTION_PATHS[action]}",
@@ -73,7 +74,8 @@ OPERATIONS = [
       for action, body in REPORT_ACTION_BODIES.items()],
     Operation("GET", "/v1/whistle-calls", "吹哨 calls: a department's own, or those made or received in your "
               "jurisdiction; filters: state (default called), limit, offset", WhistleCallList,
-              errors={403: "not staff, a specialist or a department system"}),
+              errors={400: "invalid_query", 403: "not staff, a specialist or a department system"},
+              query=(("state", False, "called, acknowledged, escalated or cancelled"), *PAGE_QUERY)),
     Operation("POST", "/v1/whistle-calls/{call_id}/acknowledge", "报到: the called department acknowledges within the "
               "limit (30 minutes by default)", WhistleCallView, request_model=Acknowledgement,
               errors={403: "not the called department, or outside its jurisdiction", 404: "no such call",

@@ -15,7 +15,7 @@ from services.routing.schemas import (
     SupplementRecord,
     SupplementRequest,
 )
-from shared.openapi import Operation, build_openapi
+from shared.openapi import PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -47,7 +47,9 @@ _ACTION_ERRORS = {403: "outside your jurisdiction", 404: "no such item",
 OPERATIONS = [
     Operation("GET", "/v1/items", "Your open items, closest to their promised deadline first; "
               "filters: status, matter, overdue, limit, offset", ItemList,
-              errors={403: "not a staff or department client"}),
+              errors={400: "invalid_query", 403: "not a staff or department client"},
+              query=(("status", False, "one status (default: every open one)"), ("matter", False, "a matter code"),
+                     ("overdue", False, "true or false"), *PAGE_QUERY)),
     Operation("GET", "/v1/items/{item_id}", "One item with its history and 容缺 materials", ItemView,
               errors={403: "outside your jurisdiction", 404: "no such item"}),
     *[Operation("POST", f"/v1/items/{{item_id}}/{action}", _ACTION_SUMMARIES[action], ItemView,
