@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from nameko.rpc import rpc
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
@@ -12,6 +11,7 @@ from services.intake import failure_reports, handlers
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
+from shared.broker_faults import rpc
 from shared.http import ApiError, api_endpoint, has_forbidden_characters, json_response, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import eventlet
-from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
@@ -19,6 +18,7 @@ from services.notification.api import notification_openapi
 from services.notification.dependencies import Notifier, sweep_timer
 from services.notification.handlers import Contact, ContactUnavailable
 from services.notification.schemas import DeliveryLog, InboxPage
+from shared.broker_faults import RpcProxy
 from shared.http import ApiError, api_endpoint, json_response, page_of
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
