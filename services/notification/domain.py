@@ -154,6 +154,17 @@ def local_time_text(moment: datetime) -> str:
 # ── Template contexts, one builder per message kind ────────────────────────────────────────────────
 
 
+# Case and report numbers are ours (SJ20261201-0B7F6A52C1D4, BC20261201-…): letters, digits and hyphens. Anything
+# else an event calls a number is not shown, so no event can put words, a link or a phone number into a message
+# through it.
+_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
+UNSHOWN_NUMBER = "（编号请以受理回执为准）"
+
+
+def shown_number(number: str) -> str:
+    return number if _NUMBER.fullmatch(number) else UNSHOWN_NUMBER
+
+
 def _delivery(delivery: Delivery | None) -> dict | None:
     if delivery is None:
         return None
@@ -162,14 +173,14 @@ def _delivery(delivery: Delivery | None) -> dict | None:
 
 
 def _item_basics(event: ItemEvent, names: Names) -> dict:
-    return {"case_number": event.case_number, "item_id": event.item_id, "matter": names.matter(event.matter_code),
+    return {"case_number": shown_number(event.case_number), "item_id": event.item_id, "matter": names.matter(event.matter_code),
             "unit": names.unit(event.unit_code), "department": names.department(event.department_code),
             "level": LEVEL_LABELS.get(event.level, event.level)}
 
 
 def receipt_context(event: CaseSubmittedV1, names: Names) -> dict:
     return {
-        "case_number": event.case_number,
+        "case_number": shown_number(event.case_number),
         "submitted_at": local_time_text(event.submitted_at),
         "matters": [names.matter(code) for code in event.matter_codes],
         "deferred": [{"material": names.material(d.material_code), "matter": names.matter(d.matter_code),
@@ -196,7 +207,7 @@ def supplement_requested_context(event: ItemSupplementRequestedV1, names: Names)
 
 
 def deferral_reminder_context(event: DeferralReminderV1, names: Names) -> dict:
-    return {"case_number": event.case_number, "material": names.material(event.material_code),
+    return {"case_number": shown_number(event.case_number), "material": names.material(event.material_code),
             "matters": [names.matter(code) for code in event.matter_codes], "due": day_text(event.due_date)}
 
 
@@ -217,7 +228,7 @@ def item_terminated_context(event: ItemTerminatedV1, names: Names) -> dict:
 
 def case_completed_context(event: CaseCompletedV1, names: Names) -> dict:
     return {
-        "case_number": event.case_number,
+        "case_number": shown_number(event.case_number),
         "granted": [names.matter(o.matter_code) for o in event.outcomes if o.status == "resolved"],
         "not_granted": [{"matter": names.matter(o.matter_code), "status": OUTCOME_LABELS[o.status]}
                         for o in event.outcomes if o.status != "resolved"],
@@ -226,7 +237,7 @@ def case_completed_context(event: CaseCompletedV1, names: Names) -> dict:
 
 
 def rating_invitation_context(event: CaseCompletedV1, names: Names) -> dict:
-    return {"case_number": event.case_number, "levels": list(RATING_LEVELS)}
+    return {"case_number": shown_number(event.case_number), "levels": list(RATING_LEVELS)}
 
 
 # Escalation (督办, 吹哨, 办不成事). Whistle and report events carry no case number: messages name the item's
@@ -271,23 +282,23 @@ def whistle_escalated_context(event: WhistleEscalatedV1, names: Names) -> dict:
 
 
 def report_assigned_context(event: ReportAssignedV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "report_id": event.report_id, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "report_id": event.report_id, "unit": names.unit(event.unit_code),
             "specialist": event.specialist, "assigned_by": event.assigned_by}
 
 
 def report_receipt_context(event: ReportFiledV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "unit": names.unit(event.unit_code),
             "filed_at": local_time_text(event.occurred_at), "channel": REPORT_CHANNELS[event.channel],
             "matter": names.matter(event.matter_code) if event.matter_code else ""}
 
 
 def report_closed_context(event: ReportClosedV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "unit": names.unit(event.unit_code),
             "outcome": REPORT_OUTCOMES[event.outcome], "closed_at": local_time_text(event.occurred_at)}
 
 
 def report_overdue_context(event: ReportOverdueV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "report_id": event.report_id, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "report_id": event.report_id, "unit": names.unit(event.unit_code),
             "limit": REPORT_LIMITS[event.limit], "due": local_time_text(event.due_at),
             "supervising_unit": names.unit(event.supervising_unit_code)}
 

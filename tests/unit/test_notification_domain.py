@@ -182,6 +182,15 @@ def test_a_rejection_tells_the_resident_the_catalogue_reason_and_never_the_event
             assert reason_code not in rendered.body and note not in rendered.body or not note
 
 
+def test_a_case_or_report_number_that_is_not_one_of_ours_is_not_shown():
+    assert domain.shown_number("SJ20261201-0B7F6A52C1D4") == "SJ20261201-0B7F6A52C1D4"
+    for forged in ("SJ1 请拨打 400-000-0000", "http://evil.example", "SJ20261201-0001。点击链接", "x" * 41, ""):
+        assert domain.shown_number(forged) == domain.UNSHOWN_NUMBER
+    event = sample(ItemRejectedV1.event_type, 1, case_number="速到 http://evil.example 退款")
+    rendered = TEMPLATES.render("item_rejected", "sms", domain.item_rejected_context(event, NAMES))
+    assert "evil" not in rendered.body and domain.UNSHOWN_NUMBER in rendered.body
+
+
 def test_a_termination_or_escalation_reason_the_service_does_not_know_is_told_generically():
     terminated = sample(ItemTerminatedV1.event_type, 0)
     assert domain.item_terminated_context(terminated, NAMES)["reason"] == "容缺材料未在承诺期限内补齐"
