@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-
 # The paging parameters of every list (shared.http.page_of).
 PAGE_QUERY = (("limit", False, "at most this many (1-200, default 50)"), ("offset", False, "skip this many"))
 

@@ -13,7 +13,8 @@ OPERATIONS = [
               InboxPage, errors={400: "invalid limit or offset", 403: "not staff, a department system or a "
                                  "specialist, or the unit is outside the caller's jurisdiction",
                                  422: "unknown unit"},
-              query=(("unit", False, "a unit within the caller's jurisdiction (default: the caller's own)"), *PAGE_QUERY)),
+              query=(("unit", False, "a unit within the caller's jurisdiction (default: the caller's own)"),
+                     *PAGE_QUERY)),
     Operation("GET", "/v1/deliveries", "Every notification of a case, with each attempt (staff of the case's "
               "jurisdiction only)",
               DeliveryLog, errors={400: "case_id missing", 403: "staff_only: not staff (department systems read "

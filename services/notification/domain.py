@@ -173,8 +173,9 @@ def _delivery(delivery: Delivery | None) -> dict | None:
 
 
 def _item_basics(event: ItemEvent, names: Names) -> dict:
-    return {"case_number": shown_number(event.case_number), "item_id": event.item_id, "matter": names.matter(event.matter_code),
-            "unit": names.unit(event.unit_code), "department": names.department(event.department_code),
+    return {"case_number": shown_number(event.case_number), "item_id": event.item_id,
+            "matter": names.matter(event.matter_code), "unit": names.unit(event.unit_code),
+            "department": names.department(event.department_code),
             "level": LEVEL_LABELS.get(event.level, event.level)}
 
 
@@ -255,7 +256,8 @@ def deadline_warning_context(event: ItemDeadlineWarningV1, names: Names) -> dict
 
 def item_escalated_context(event: ItemEscalatedV1, names: Names) -> dict:
     return {**_item_basics(event, names), "from_unit": names.unit(event.from_unit_code),
-            "from_level": _level(event.from_level), "reason": ESCALATION_REASONS.get(event.reason, UNKNOWN_NAMES["escalation_reason"])}
+            "from_level": _level(event.from_level),
+            "reason": ESCALATION_REASONS.get(event.reason, UNKNOWN_NAMES["escalation_reason"])}
 
 
 def supervision_escalated_context(event: ItemSupervisionEscalatedV1, names: Names) -> dict:
@@ -282,7 +284,8 @@ def whistle_escalated_context(event: WhistleEscalatedV1, names: Names) -> dict:
 
 
 def report_assigned_context(event: ReportAssignedV1, names: Names) -> dict:
-    return {"report_number": shown_number(event.report_number), "report_id": event.report_id, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "report_id": event.report_id,
+            "unit": names.unit(event.unit_code),
             "specialist": event.specialist, "assigned_by": event.assigned_by}
 
 
@@ -298,7 +301,8 @@ def report_closed_context(event: ReportClosedV1, names: Names) -> dict:
 
 
 def report_overdue_context(event: ReportOverdueV1, names: Names) -> dict:
-    return {"report_number": shown_number(event.report_number), "report_id": event.report_id, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "report_id": event.report_id,
+            "unit": names.unit(event.unit_code),
             "limit": REPORT_LIMITS[event.limit], "due": local_time_text(event.due_at),
             "supervising_unit": names.unit(event.supervising_unit_code)}
 

@@ -13,6 +13,7 @@ locked), the acknowledgement is let go until PostgreSQL shows it waiting on that
 from __future__ import annotations
 
 import json
+
 import eventlet
 import pytest
 from eventlet.event import Event

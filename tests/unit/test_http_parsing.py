@@ -46,7 +46,7 @@ def test_ordinary_documents_pass_brackets_in_strings_do_not_count_and_line_break
     assert parse_json(nested.encode()) is not None
     assert parse_json('{"note": "第一行\\n第二行\\t完", "n": 123456789012345678, "f": 1.5}'.encode()) == {
         "note": "第一行\n第二行\t完", "n": 123456789012345678, "f": 1.5}
-    assert parse_json('{"escaped": "a \\" [ quote"}'.encode()) == {"escaped": 'a " [ quote'}
+    assert parse_json(b'{"escaped": "a \\" [ quote"}') == {"escaped": 'a " [ quote'}
 
 
 def request_for(query: str) -> Request:
