@@ -17,7 +17,8 @@ class FieldProblem(BaseModel):
     field: str = Field(description="dotted path in the body (list positions as numbers); empty when the whole "
                                    "body is at fault")
     problem: str
-    code: str = Field(description="e.g. missing, string_too_long, forbidden_character, number_too_long")
+    code: str = Field(description="e.g. missing, string_too_long, forbidden_character, number_too_long, "
+                                  "number_out_of_range")
 
 
 class Problem(BaseModel):

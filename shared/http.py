@@ -99,7 +99,8 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or len(text) > 64:
         raise _Refused(ApiError(422, "validation_failed", "a number in the body is out of range",
-                                errors=[{"field": "", "problem": "number out of range", "code": "number_too_long"}]))
+                                errors=[{"field": "", "problem": "number out of range",
+                                         "code": "number_out_of_range"}]))
     return value
 
 
@@ -163,7 +164,7 @@ MAX_OFFSET = 10_000_000   # a database refuses an OFFSET past its integer range;
 
 
 def page_of(request: Request, default_limit: int = 50) -> tuple[int, int]:
-    """``limit`` (1 to MAX_PAGE) and ``offset`` (0 or more) from the query string, or a 400 saying why."""
+    """``limit`` (1 to MAX_PAGE) and ``offset`` (0 to MAX_OFFSET) from the query string, or a 400 saying why."""
     limit_text, offset_text = request.args.get("limit", str(default_limit)), request.args.get("offset", "0")
     try:
         if max(len(limit_text), len(offset_text)) > 12:   # out of range anyway; and int() of 5,000 digits raises
