@@ -17,7 +17,7 @@ import json
 import eventlet
 import pytest
 from eventlet.event import Event
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from services.escalation import sweeps, whistle
 from services.escalation.adapters.orm import WhistleCall
@@ -29,7 +29,7 @@ from shared.auth import TokenRegistry
 from shared.catalogue import load_catalogue
 from shared.clock import FrozenClock
 from shared.config import REPO_ROOT
-from shared.db import session_factory, shared_engine
+from shared.db import normalise_url, session_factory, shared_engine
 from shared.outbox import UnitOfWork
 from shared.workdays import WorkdayCalendar
 from tests.support.escalation_harness import query, start_stack, wait_until
@@ -77,9 +77,13 @@ def rules_of(config: dict) -> EscalationRules:
                            settings=settings_from_config(config), causes=load_causes(causes_file(config)))
 
 
-def waiting_on_a_lock(database_url: str) -> int:
+ACKNOWLEDGER_CONNECTION = "sanji-race-acknowledgement"
+
+
+def acknowledgement_waits_on_a_lock(database_url: str) -> bool:
     return query(database_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")[0][0]
+                               "AND application_name = :name AND wait_event_type = 'Lock'",
+                 name=ACKNOWLEDGER_CONNECTION)[0][0] == 1
 
 
 def test_an_acknowledgement_racing_the_sweep_never_publishes_beside_the_escalation(stack, clock, database_url,
@@ -105,15 +109,21 @@ def test_an_acknowledgement_racing_the_sweep_never_publishes_beside_the_escalati
     principal = TokenRegistry.from_file(REPO_ROOT / "config" / "dev-tokens.yaml").authenticate(
         ACKNOWLEDGER[department])
 
+    # The acknowledgement's own connection, named so the test sees it (and only it) wait on the sweep's lock.
+    acknowledger_engine = create_engine(normalise_url(database_url),
+                                        connect_args={"application_name": ACKNOWLEDGER_CONNECTION})
+    acknowledger = session_factory(acknowledger_engine)
+
     def acknowledge():
         try:
             return whistle.acknowledge(call_id, principal, Acknowledgement(note="到场"), rules=rules, now=due_at,
-                                       unit_of_work=UnitOfWork(sessions, source=source, clock=the_moment))
+                                       unit_of_work=UnitOfWork(acknowledger, source=source, clock=the_moment))
         except ReportRefused as refused:
             return refused
 
     acknowledgement = eventlet.spawn(acknowledge)
-    wait_until(lambda: waiting_on_a_lock(database_url) >= 1, what="the acknowledgement waits on the sweep's lock")
+    wait_until(lambda: acknowledgement_waits_on_a_lock(database_url),
+               what="the acknowledgement waits on the sweep's lock")
     go.send()
     report = sweep.wait()
     outcome = acknowledgement.wait()
@@ -127,4 +137,4 @@ def test_an_acknowledgement_racing_the_sweep_never_publishes_beside_the_escalati
     state = query(database_url, "SELECT state, acknowledged_at FROM escalation_whistle_calls WHERE call_id = :c",
                   c=call_id)[0]
     assert (state[0], state[1]) == ("escalated", None)
-    assert waiting_on_a_lock(database_url) == 0
+    acknowledger_engine.dispose()
