@@ -50,14 +50,30 @@ NOW = at(2026, 11, 30, 9, 0)
 
 
 class RowCounter:
+    """Rows per table, in one statement; ``close()`` gives its connection back (the PostgreSQL server is shared)."""
+
     def __init__(self, database_url: str):
-        self.engine = create_engine(normalise_url(database_url))
+        self.engine = create_engine(normalise_url(database_url), pool_size=1, max_overflow=0)
         with self.engine.connect() as connection:
             self.tables = sorted(set(inspect(connection).get_table_names()) - NOT_WRITTEN_BY_HTTP)
 
+        # One statement for every table: the fuzzer counts around each refused request.
+        self.statement = select(*(select(func.count()).select_from(table(name)).scalar_subquery().label(name)
+                                  for name in self.tables))
+
     def __call__(self) -> dict[str, int]:
         with self.engine.connect() as connection:
-            return {name: connection.scalar(select(func.count()).select_from(table(name))) for name in self.tables}
+            return dict(connection.execute(self.statement).one()._mapping)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@pytest.fixture
+def rows(database_url):
+    counter = RowCounter(database_url)
+    yield counter
+    counter.close()
 
 
 @dataclass
@@ -155,13 +171,14 @@ def label_of(operation) -> str:
     return f"{operation.method.upper()} {operation.path}"
 
 
+@pytest.mark.timeout(300)  # about 150 requests; on a busy two-core machine they may take a while
 @pytest.mark.parametrize("served", ALL_SERVICES, indirect=True)
-def test_fuzzing_the_openapi_gets_no_5xx_no_hang_and_refusals_write_nothing(served, database_url):
+def test_fuzzing_the_openapi_gets_no_5xx_no_hang_and_refusals_write_nothing(served, rows):
     schema = schemathesis.openapi.from_url(f"{served.base}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     taking_input = [op for op in operations if op.path_parameters or op.query or op.body or op.headers]
     per_run = max(3, GENERATED_PER_SERVICE // (2 * len(taking_input)))
-    counter = RowCounter(database_url)
+    counter = rows
     problems: list[str] = []
     skipped: list[str] = []
     sent = 0
@@ -300,8 +317,8 @@ def body_endpoints(served: Served) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("served", ["intake", "routing", "escalation"], indirect=True)
-def test_hostile_bodies_are_refused_with_a_reason_and_write_nothing(served, database_url):
-    counter = RowCounter(database_url)
+def test_hostile_bodies_are_refused_with_a_reason_and_write_nothing(served, rows):
+    counter = rows
     before = counter()
     seen = 0
     endpoints = body_endpoints(served)
@@ -318,10 +335,10 @@ def test_hostile_bodies_are_refused_with_a_reason_and_write_nothing(served, data
     assert seen == len(endpoints) * len(HOSTILE_BODIES) > 0
 
 
-def test_a_nul_in_the_applicants_name_creates_no_case(served_intake, database_url):
+def test_a_nul_in_the_applicants_name_creates_no_case(served_intake, rows):
     """The probe's worst finding: on SQLite a NUL in the name was stored as a real case."""
     served = served_intake
-    counter = RowCounter(database_url)
+    counter = rows
     before = counter()
     for field_path, value in [(("applicant", "name"), "刘\u0000金花"), (("applicant", "name"), "刘金花\u0007"),
                               (("description",), "流动人口\u0000一件事"), (("applicant", "id_number"), "\u0000" * 18)]:
@@ -374,8 +391,8 @@ def hostile_urls(served: Served) -> list[tuple[str, str, set[int]]]:
 
 
 @pytest.mark.parametrize("served", ALL_SERVICES, indirect=True)
-def test_hostile_ids_filters_and_headers_are_refused_without_a_5xx(served, database_url):
-    counter = RowCounter(database_url)
+def test_hostile_ids_filters_and_headers_are_refused_without_a_5xx(served, rows):
+    counter = rows
     before = counter()
     for method, path, statuses in hostile_urls(served):
         response = served.request(method, path, headers={"Content-Type": "application/json"})
@@ -391,8 +408,8 @@ def test_hostile_ids_filters_and_headers_are_refused_without_a_5xx(served, datab
     assert counter() == before
 
 
-def test_an_idempotency_key_with_a_control_character_is_refused(served_intake, database_url):
-    counter = RowCounter(database_url)
+def test_an_idempotency_key_with_a_control_character_is_refused(served_intake, rows):
+    counter = rows
     before = counter()
     for key in ("key\u0000one", "key\u0007two", "k" * 129):
         response = served_intake.request("POST", "/v1/cases", json=migrant_bundle(), headers={"Idempotency-Key": key})
