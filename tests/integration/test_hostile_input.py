@@ -53,7 +53,7 @@ class RowCounter:
     """Rows per table, in one statement; ``close()`` gives its connection back (the PostgreSQL server is shared)."""
 
     def __init__(self, database_url: str):
-        self.engine = create_engine(normalise_url(database_url), pool_size=1, max_overflow=0)
+        self.engine = create_engine(normalise_url(database_url))
         with self.engine.connect() as connection:
             self.tables = sorted(set(inspect(connection).get_table_names()) - NOT_WRITTEN_BY_HTTP)
 
