@@ -9,6 +9,10 @@
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
+    sanji keys rotate|generate    re-encrypt applicants under the current key; print a new random key
+    sanji check-production [SERVICE]  what the production profile would refuse, one line each
+    sanji users add|disable|enable|list   personal staff accounts of the console
+    sanji audit-export [--from D] [--to D]  the console's audit trail (logins, actions) as CSV
 """
 
 from __future__ import annotations
@@ -39,11 +43,40 @@ SERVICE_CLASSES = {
     "routing": "services.routing.service:RoutingService",
     "notification": "services.notification.service:NotificationService",
     "escalation": "services.escalation.service:EscalationService",
+    "evaluation": "services.evaluation.service:EvaluationService",
+    "console": "services.console.service:ConsoleService",
 }
 
 
 class CommandFailed(Exception):
     """A problem the user can act on: printed as one line, exit status 1, no traceback."""
+
+
+class ConfigurationRefused(CommandFailed):
+    """Several problems with the settings: printed one line each, exit status 2, no traceback."""
+
+    exit_status = 2
+
+    def __init__(self, service: str | None, problems: list[str]):
+        super().__init__(f"{len(problems)} problem(s)")
+        self.lines = [f"{service or 'sanji'}: refused: {problem}" for problem in problems]
+
+
+def require_fit_settings(service: str | None, settings: Settings) -> None:
+    """The production profile fails closed (shared/production.py); any profile refuses broken keys."""
+    from shared.crypto import KeyConfigError, keyring_from_config
+    from shared.production import is_production, production_problems, profile_problems
+
+    problems = profile_problems(settings)
+    if not problems and is_production(settings):
+        problems = production_problems(service, settings)
+    if not problems and service == "intake":  # the one service that needs keys
+        try:
+            keyring_from_config(nameko_config("intake", settings))
+        except KeyConfigError as exc:
+            problems = [str(exc)]
+    if problems:
+        raise ConfigurationRefused(service, problems)
 
 
 def _service_class(service: str):
@@ -155,6 +188,7 @@ def run_until_stopped(service_class, config: dict) -> None:
 
 def cmd_serve(args) -> None:
     settings = Settings.from_env(args.service)
+    require_fit_settings(args.service, settings)
     _configure_logging(settings)
     check_catalogue(settings)
     require_broker(settings)
@@ -163,10 +197,14 @@ def cmd_serve(args) -> None:
 
 
 def cmd_migrate(args) -> None:
+    from shared.crypto import KeyConfigError
     from shared.migrate import migrate
 
     for service in SERVICES if args.service == "all" else [args.service]:
-        migrate(service, Settings.from_env(service).database_url)
+        try:
+            migrate(service, Settings.from_env(service).database_url)
+        except KeyConfigError as exc:  # intake's rows are encrypted on the way (intake_0005, intake_0006)
+            raise CommandFailed(f"{service}: cannot encrypt the stored personal data: {exc}") from None
         print(f"{service}: schema up to date")
 
 
@@ -214,13 +252,20 @@ def cmd_run_all(args) -> None:
     """Migrate, then run each service as its own process, as devops would: one that exits on its own is
     started again; Ctrl-C stops them all."""
     settings = Settings.from_env()
+    for service in SERVICES:
+        require_fit_settings(service, Settings.from_env(service))
     version = check_catalogue(settings)
     require_broker(settings)
     require_topology(settings)
     cmd_migrate(argparse.Namespace(service="all"))
     intake_port = Settings.from_env("intake").http_port
+    console_settings = Settings.from_env("console")
+    made = _console_store(console_settings).ensure_development_accounts() \
+        if console_settings.profile != "production" else []
     print(f"catalogue {version}; kiosk API on http://{settings.http_host}:{intake_port}/v1 "
           f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
+    print(f"console on http://{console_settings.http_host}:{console_settings.http_port}/ "
+          f"(development login: dev-window / sanji-dev-password{'; accounts created' if made else ''})", flush=True)
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
     def start(service: str) -> subprocess.Popen:
@@ -270,6 +315,7 @@ def cmd_write_docs(args) -> None:
     from pathlib import Path
 
     from services.escalation.api import escalation_openapi
+    from services.evaluation.api import evaluation_openapi
     from services.intake.api import intake_openapi
     from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
@@ -280,6 +326,7 @@ def cmd_write_docs(args) -> None:
     for name, document in (("openapi/intake.json", intake_openapi()), ("openapi/routing.json", routing_openapi()),
                            ("openapi/escalation.json", escalation_openapi()),
                            ("openapi/notification.json", notification_openapi()),
+                           ("openapi/evaluation.json", evaluation_openapi()),
                            ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
@@ -322,6 +369,111 @@ def cmd_report(args) -> None:
         print(f"wrote {path}")
 
 
+def cmd_keys(args) -> None:
+    """Key chores: a fresh random key for a secret, or re-encrypting the applicants under the current key."""
+    from shared.crypto import KeyConfigError, new_data_key_material
+
+    if args.action == "generate":
+        print(new_data_key_material())
+        return
+    from services.intake.key_rotation import rotate_sealed_rows
+    from shared.crypto import DecryptionFailed, keyring_from_config
+
+    settings = Settings.from_env("intake")
+    try:
+        keyring = keyring_from_config(nameko_config("intake", settings))
+        result = rotate_sealed_rows(settings.database_url, keyring)
+    except (KeyConfigError, DecryptionFailed) as exc:
+        raise CommandFailed(f"keys rotate: {exc}") from None
+    for table, count in result.rotated.items():
+        print(f"{table}: re-encrypted {count} row(s) under key {keyring.current_key_id}")
+    for table, per_key in result.remaining.items():
+        for key_id, count in sorted(per_key.items()):
+            print(f"{table}: {count} row(s) under key {key_id}")
+
+
+def cmd_check_production(args) -> None:
+    from shared.production import production_problems, profile_problems
+
+    problems = []
+    for service in [args.service] if args.service else SERVICES:
+        settings = Settings.from_env(service)
+        problems += [f"{service}: {line}"
+                     for line in profile_problems(settings) + production_problems(service, settings)]
+    for line in dict.fromkeys(problems):
+        print(line)
+    if problems:
+        raise CommandFailed(f"{len(dict.fromkeys(problems))} problem(s): the production profile would refuse to start")
+    print("fit for production")
+
+
+def _console_store(settings: Settings):
+    from services.console.sessions import store_for
+
+    return store_for(settings.database_url, str(settings.catalogue_dir),
+                     config={"SANJI_PROFILE": settings.profile,
+                             "SANJI_ASSERTION_KEY": settings.assertion_key or "", **settings.console})
+
+
+def cmd_users(args) -> None:
+    """Personal staff accounts of the console (the password is asked for, or read from SANJI_NEW_PASSWORD)."""
+    import getpass
+
+    from services.console.accounts import ROLES, AccountRefused
+
+    settings = Settings.from_env("console")
+    from shared.migrate import migrate
+
+    migrate("console", settings.database_url)
+    store = _console_store(settings)
+    if args.action == "list":
+        for account in store.list_accounts():
+            state = "disabled" if account.disabled else "active"
+            print(f"{account.username}\t{account.display_name}\t{account.unit_code}\t{account.department or '-'}\t"
+                  f"{account.roles}\t{state}{' (development)' if account.development else ''}")
+        return
+    if not args.username:
+        raise CommandFailed(f"users {args.action} needs a USERNAME")
+    if args.action in ("disable", "enable"):
+        if not store.set_disabled(args.username, args.action == "disable", by="cli"):
+            raise CommandFailed(f"no account {args.username!r}")
+        print(f"{args.username}: {args.action}d")
+        return
+    if not (args.name and args.unit and args.roles):
+        raise CommandFailed("users add needs --name, --unit and --roles (" + ", ".join(ROLES) + ")")
+    password = None
+    if not args.oidc_subject or args.password:
+        password = os.environ.get("SANJI_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    try:
+        store.add_account(username=args.username, display_name=args.name, unit_code=args.unit,
+                          department=args.department, roles=args.roles, password=password,
+                          oidc_subject=args.oidc_subject, by="cli")
+    except AccountRefused as refused:
+        raise CommandFailed(f"{refused.field}: {refused.message}") from None
+    print(f"{args.username}: added")
+
+
+def cmd_audit_export(args) -> None:
+    from datetime import datetime, timedelta
+
+    from shared.workdays import SHANGHAI
+
+    settings = Settings.from_env("console")
+    try:
+        since = datetime.fromisoformat(args.date_from).replace(tzinfo=SHANGHAI) if args.date_from else None
+        until = (datetime.fromisoformat(args.date_to).replace(tzinfo=SHANGHAI) + timedelta(days=1)
+                 if args.date_to else None)
+    except ValueError:
+        raise CommandFailed("--from and --to are dates, YYYY-MM-DD") from None
+    text = _console_store(settings).audit_csv(since, until)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8-sig", newline="") as handle:
+            handle.write(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanji", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -356,6 +508,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD, included")
     report.add_argument("--out", required=True, help="directory for the CSV files and index.html")
     report.set_defaults(func=cmd_report)
+    keys = commands.add_parser("keys", help="generate a key, or re-encrypt applicants under the current key")
+    keys.add_argument("action", choices=("rotate", "generate"))
+    keys.set_defaults(func=cmd_keys)
+    production = commands.add_parser("check-production", help="what the production profile would refuse")
+    production.add_argument("service", nargs="?", choices=SERVICES)
+    production.set_defaults(func=cmd_check_production)
+    users = commands.add_parser("users", help="personal staff accounts of the console")
+    users.add_argument("action", choices=("add", "disable", "enable", "list"))
+    users.add_argument("username", nargs="?")
+    users.add_argument("--name", help="the person's name as pages and history show it")
+    users.add_argument("--unit", help="12-digit division code of the unit from the catalogue")
+    users.add_argument("--department", help="department code (department staff)")
+    users.add_argument("--roles", help="comma-separated: window, department, specialist, supervisor, admin")
+    users.add_argument("--oidc-subject", help="bind an OpenID Connect subject (sign-in without a password)")
+    users.add_argument("--password", action="store_true", help="also set a password when binding OIDC")
+    users.set_defaults(func=cmd_users)
+    audit = commands.add_parser("audit-export", help="the console's audit trail as CSV")
+    audit.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD (Shanghai)")
+    audit.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD, included")
+    audit.add_argument("--out", help="file to write (default: standard output)")
+    audit.set_defaults(func=cmd_audit_export)
     return parser
 
 
@@ -363,6 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except ConfigurationRefused as exc:
+        for line in exc.lines:
+            print(f"sanji: {line}", file=sys.stderr)
+        return exc.exit_status
     except CommandFailed as exc:
         print(f"sanji: {exc}", file=sys.stderr)
         return 1

@@ -13,17 +13,45 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("intake", "routing", "notification", "escalation")
+SERVICES = ("intake", "routing", "notification", "escalation", "evaluation", "console")
 
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
-DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003}
+DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003,
+                      "console": 8004, "evaluation": 8005}
 
-DEV_PII_KEY = "dev-only-pii-key-change-me"
+# The public development keys (config/dev-keys.yaml): used when no key is configured, refused in production.
+DEV_KEYS_FILE = REPO_ROOT / "config" / "dev-keys.yaml"
+PROFILES = ("development", "production")
+
+
+def _key_from_file(keys_file: Path, name: str) -> str | None:
+    """One named key from a keys file (YAML mapping), or None when the file or the key is absent."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(keys_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    value = document.get(name) if isinstance(document, dict) else None
+    return str(value).strip() or None if value else None
+
+
+def development_assertion_key() -> str | None:
+    """The public development value of the assertion key: refused in production."""
+    return _key_from_file(DEV_KEYS_FILE, "assertion_key")
 
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+def _optional_port(*names: str | None) -> int | None:
+    for name in names:
+        text = os.environ.get(name, "").strip() if name else ""
+        if text:
+            return int(text)
+    return None
 
 
 @dataclass(frozen=True)
@@ -39,15 +67,38 @@ class Settings:
     calendar_overrides: Path
     credit_flags: Path
     var_dir: Path
-    pii_key: str
-    max_workers: int
-    relay_poll_seconds: float
+    # Keys (shared/crypto.py): the blind-index key, the key-encryption keys, and the file they default to.
+    pii_key: str | None
+    data_keys: str | None = field(default=None, repr=False)
+    keys_file: Path = DEV_KEYS_FILE
+    # "production" refuses to start on development settings (shared/production.py).
+    profile: str = "development"
+    # Serve /metrics on its own port as well (None: only on the service's HTTP port).
+    metrics_port: int | None = None
+    # /health and the scrape-time gauges read the database at most once per this many seconds.
+    db_probe_seconds: float = 5.0
+    # TLS the deployment declares for the broker and the database: "required" or "off".
+    broker_tls: str | None = None
+    database_tls: str | None = None
+    # libpq's own PGSSLMODE, which psycopg2 honours when the URL names no sslmode.
+    pg_sslmode: str | None = None
+    max_workers: int = 10
+    relay_poll_seconds: float = 0.5
     # Every SANJI_NOTIFICATION_* variable, passed on as is; the notification service reads and checks
     # them (services/notification/settings.py, listed in docs/notifications.md).
     notification: dict[str, str] = field(default_factory=dict)
     # Every SANJI_ESCALATION_* variable, passed on as is; the escalation service reads and checks them
     # (services/escalation/settings.py, listed in docs/escalation.md).
     escalation: dict[str, str] = field(default_factory=dict)
+    # Every SANJI_EVALUATION_* variable, passed on as is; the evaluation service reads and checks them
+    # (services/evaluation/settings.py).
+    evaluation: dict[str, str] = field(default_factory=dict)
+    # Every SANJI_CONSOLE_* variable, passed on as is; the console reads and checks them
+    # (services/console/settings.py, listed in docs/console.md).
+    console: dict[str, str] = field(default_factory=dict)
+    # Signs the console's short-lived person assertions; every service verifies them (shared/auth.py).
+    # SANJI_ASSERTION_KEY, else the keys file's `assertion_key` (the development file has one).
+    assertion_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -77,7 +128,15 @@ class Settings:
             ),
             credit_flags=Path(_env("SANJI_CREDIT_FLAGS_FILE", str(REPO_ROOT / "config" / "credit-flags.yaml"))),
             var_dir=var_dir,
-            pii_key=_env("SANJI_PII_KEY", DEV_PII_KEY),
+            pii_key=os.environ.get("SANJI_PII_KEY", "").strip() or None,
+            data_keys=os.environ.get("SANJI_DATA_KEYS", "").strip() or None,
+            keys_file=Path(_env("SANJI_KEYS_FILE", str(DEV_KEYS_FILE))),
+            profile=_env("SANJI_PROFILE", "development").lower(),
+            metrics_port=_optional_port(f"{prefix}METRICS_PORT" if prefix else None, "SANJI_METRICS_PORT"),
+            db_probe_seconds=float(_env("SANJI_DB_PROBE_SECONDS", "5")),
+            broker_tls=os.environ.get("SANJI_BROKER_TLS", "").strip().lower() or None,
+            database_tls=os.environ.get("SANJI_DATABASE_TLS", "").strip().lower() or None,
+            pg_sslmode=os.environ.get("PGSSLMODE", "").strip().lower() or None,
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
             relay_poll_seconds=float(_env("SANJI_RELAY_POLL_SECONDS", "0.5")),
             notification={name: value.strip() for name, value in os.environ.items()
@@ -86,6 +145,14 @@ class Settings:
             escalation={name: value.strip() for name, value in os.environ.items()
                         if name.startswith("SANJI_ESCALATION_") and value.strip()
                         and name not in ("SANJI_ESCALATION_DATABASE_URL", "SANJI_ESCALATION_HTTP_PORT")},
+            evaluation={name: value.strip() for name, value in os.environ.items()
+                        if name.startswith("SANJI_EVALUATION_") and value.strip()
+                        and name not in ("SANJI_EVALUATION_DATABASE_URL", "SANJI_EVALUATION_HTTP_PORT")},
+            console={name: value.strip() for name, value in os.environ.items()
+                     if name.startswith("SANJI_CONSOLE_") and value.strip()
+                     and name not in ("SANJI_CONSOLE_DATABASE_URL", "SANJI_CONSOLE_HTTP_PORT")},
+            assertion_key=(os.environ.get("SANJI_ASSERTION_KEY", "").strip()
+                           or _key_from_file(Path(_env("SANJI_KEYS_FILE", str(DEV_KEYS_FILE))), "assertion_key")),
         )
 
 
@@ -104,13 +171,22 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_TOKENS_FILE": str(settings.tokens_file),
         "SANJI_CALENDAR_OVERRIDES": str(settings.calendar_overrides),
         "SANJI_CREDIT_FLAGS_FILE": str(settings.credit_flags),
-        "SANJI_PII_KEY": settings.pii_key,
+        "SANJI_PII_KEY": settings.pii_key or "",
+        "SANJI_DATA_KEYS": settings.data_keys or "",
+        "SANJI_KEYS_FILE": str(settings.keys_file),
+        "SANJI_PROFILE": settings.profile,
+        "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
         "SANJI_VAR_DIR": str(settings.var_dir),
         **settings.notification,
         **settings.escalation,
+        **settings.evaluation,
+        **settings.console,
+        "SANJI_ASSERTION_KEY": settings.assertion_key or "",
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
+    if settings.metrics_port is not None:
+        config["SANJI_METRICS_ADDRESS"] = f"{settings.http_host}:{settings.metrics_port}"
     if settings.http_port is not None:
         config["WEB_SERVER_ADDRESS"] = f"{settings.http_host}:{settings.http_port}"
     return config

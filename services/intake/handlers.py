@@ -14,12 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.intake.adapters.orm import (
-    ApplicantRecord,
     CaseItemRecord,
     CaseRecord,
     DeferredMaterialRecord,
     IdempotencyKeyRecord,
+    MaterialLedgerRecord,
 )
+from services.intake.adapters.personal_data import Applicant, open_applicant, seal_applicant
 from services.intake.domain import SubmissionRefused, assess_submission, case_number
 from services.intake.schemas import (
     BundleView,
@@ -34,6 +35,7 @@ from services.intake.schemas import (
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
+from shared.crypto import Keyring
 from shared.events import (
     CaseCompletedV1,
     CaseSubmittedV1,
@@ -42,8 +44,11 @@ from shared.events import (
     Delivery,
     ItemEvent,
     ItemReturnedV1,
+    ItemSupplementRequestedV1,
+    ItemSupplementSuppliedV1,
 )
 from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
+from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI, WorkdayCalendar
@@ -57,7 +62,7 @@ ITEM_UPDATES_CONSUMER = "intake.item-updates"  # also takes case completions
 class IntakeRules:
     catalogue: Catalogue
     calendar: WorkdayCalendar
-    pii_key: bytes
+    keyring: Keyring  # encrypts the applicant; its blind-index key fingerprints ID numbers
     deferral_working_days: int = 5
     bad_credit_fingerprints: frozenset[str] = frozenset()
 
@@ -84,6 +89,8 @@ def check_may_act_for(principal: Principal, community_code: str, catalogue: Cata
 def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
                 unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
     """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
+    applicant = submission.applicant
+    remember_personal_values(applicant.name, applicant.id_number, applicant.phone, applicant.email)
     if submission.community_code not in rules.catalogue.units:
         raise SubmissionRefused("unknown_community", f"unknown community code {submission.community_code!r}",
                                 community_code=submission.community_code)
@@ -93,7 +100,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         id_number = validate_id_number(submission.applicant.id_number, today=now.astimezone(SHANGHAI).date())
     except InvalidIdNumber as exc:
         raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason) from None
-    fingerprint = id_number_fingerprint(id_number, rules.pii_key)
+    fingerprint = id_number_fingerprint(id_number, rules.keyring.blind_index_key)
     accepted = assess_submission(
         rules.catalogue, rules.calendar,
         community_code=submission.community_code,
@@ -131,9 +138,10 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             submitted_by=principal.name,
             submitted_at=now,
         )
-        record.applicant = ApplicantRecord(
-            name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
-            email=submission.applicant.email,
+        record.applicant = seal_applicant(
+            rules.keyring, case_id,
+            Applicant(name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
+                      email=submission.applicant.email),
             id_fingerprint=fingerprint)
         record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
                         for position, matter in enumerate(accepted.matters)]
@@ -173,7 +181,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             return replay, True
         log.info("case submitted", case_number=record.case_number, matters=len(record.items),
                  deferred=len(record.deferred))
-        return case_view(record, rules.catalogue), False
+        return case_view(record, rules), False
 
 
 def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
@@ -184,7 +192,7 @@ def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
     if existing.request_digest != request_digest:
         raise SubmissionRefused("idempotency_key_reused",
                                 "this Idempotency-Key was used for a different submission", status=422)
-    return case_view(uow.session.get(CaseRecord, existing.case_id), rules.catalogue)
+    return case_view(uow.session.get(CaseRecord, existing.case_id), rules)
 
 
 def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, rules: IntakeRules) -> CaseView:
@@ -195,7 +203,7 @@ def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, ru
         if record is None:
             raise NotFound("case_not_found", "no case with that id or number")
         check_may_act_for(principal, record.community_code, rules.catalogue)
-        return case_view(record, rules.catalogue)
+        return case_view(record, rules)
 
 
 def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
@@ -230,6 +238,25 @@ def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> 
         if deadline_field in type(update).model_fields:  # routed, released, supplement supplied
             setattr(item, deadline_field, getattr(update, deadline_field))
     item.updated_at = update.occurred_at
+    if isinstance(update, ItemSupplementRequestedV1 | ItemSupplementSuppliedV1):
+        _record_materials(uow, update)
+
+
+def _record_materials(uow: UnitOfWork, update: ItemSupplementRequestedV1 | ItemSupplementSuppliedV1) -> None:
+    """The material ledger the resident lookup reads: what staff asked for, and what was recorded as supplied."""
+    requested = isinstance(update, ItemSupplementRequestedV1)
+    for material_code in update.material_codes:
+        key = (update.case_id, update.matter_code, material_code)
+        entry = uow.session.get(MaterialLedgerRecord, key)
+        if entry is None:
+            entry = MaterialLedgerRecord(case_id=update.case_id, matter_code=update.matter_code,
+                                         material_code=material_code, updated_at=update.occurred_at)
+            uow.session.add(entry)
+        elif entry.updated_at > update.occurred_at:
+            continue
+        entry.state = "requested" if requested else "supplied"
+        entry.due_date = update.due_date if requested else None
+        entry.updated_at = update.occurred_at
 
 
 def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:
@@ -240,7 +267,7 @@ def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:
     case.delivery_json = completed.delivery.model_dump_json() if completed.delivery else None
 
 
-def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
+def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork, keyring: Keyring) -> dict | None:
     """The resident's contact details for the notification service, asked by case id over RPC.
 
     Personal data travels only in this point-to-point reply, never in an event, and is never logged.
@@ -249,11 +276,15 @@ def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork) -> dict | None:
         record = uow.session.get(CaseRecord, case_id)
         if record is None:
             return None
-        return {"case_id": record.id, "case_number": record.case_number, "name": record.applicant.name,
-                "phone": record.applicant.phone, "email": record.applicant.email}
+        applicant = open_applicant(keyring, record.applicant)
+        remember_personal_values(applicant.name, applicant.phone, applicant.email)
+        return {"case_id": record.id, "case_number": record.case_number, "name": applicant.name,
+                "phone": applicant.phone, "email": applicant.email}
 
 
-def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
+def case_view(record: CaseRecord, rules: IntakeRules) -> CaseView:
+    catalogue = rules.catalogue
+
     def unit_name(code: str | None) -> str | None:
         return catalogue.units[code].name if code in catalogue.units else None
 
@@ -271,7 +302,7 @@ def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
         catalogue_version=record.catalogue_version,
         channel=record.channel,
         submitted_at=record.submitted_at,
-        applicant_name=mask_name(record.applicant.name),
+        applicant_name=mask_name(open_applicant(rules.keyring, record.applicant).name),
         completed_at=record.completed_at,
         delivery=Delivery.model_validate_json(record.delivery_json) if record.delivery_json else None,
         items=[ItemView(

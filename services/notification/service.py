@@ -20,6 +20,7 @@ from services.notification.handlers import Contact, ContactUnavailable
 from services.notification.schemas import DeliveryLog, InboxPage
 from shared.broker_faults import RpcProxy
 from shared.http import ApiError, api_endpoint, json_response, page_of
+from shared.logging import remember_personal_values
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import NOTIFICATION_EVENTS
@@ -56,6 +57,7 @@ class NotificationService(SanjiService):
             timeout.cancel()
         if reply is None:
             return None
+        remember_personal_values(reply.get("name"), reply.get("phone"), reply.get("email"))
         return Contact(phone=reply.get("phone"), email=reply.get("email"))
 
     @http("GET", "/v1/inbox")

@@ -1,4 +1,5 @@
-"""Intake's tables. Personal data (name, ID number, phone) lives here and nowhere else."""
+"""Intake's tables. Personal data (name, ID number, phone, e-mail) lives here and nowhere else, encrypted
+(``services/intake/adapters/personal_data.py``)."""
 
 from __future__ import annotations
 
@@ -34,15 +35,20 @@ class CaseRecord(Base):
 
 
 class ApplicantRecord(Base):
+    """The applicant, encrypted: each ``*_sealed`` column is AES-GCM under the row's own data key, which
+    is stored wrapped by the key-encryption key ``key_id`` (shared/crypto.py). Nothing here is in clear."""
+
     __tablename__ = "intake_applicants"
 
     case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(50))
-    id_number: Mapped[str] = mapped_column(String(18))
-    # Keyed hash, for look-ups (credit flags, repeat visits) without searching on the number in clear.
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    wrapped_key: Mapped[str] = mapped_column(Text)
+    name_sealed: Mapped[str] = mapped_column(Text)
+    id_number_sealed: Mapped[str] = mapped_column(Text)
+    phone_sealed: Mapped[str] = mapped_column(Text)
+    email_sealed: Mapped[str | None] = mapped_column(Text)
+    # Keyed blind index (HMAC-SHA256), for look-ups (credit flags, repeat visits) without the number in clear.
     id_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
-    phone: Mapped[str] = mapped_column(String(20))
-    email: Mapped[str | None] = mapped_column(String(254))
 
     case: Mapped[CaseRecord] = relationship(back_populates="applicant")
 
@@ -90,3 +96,30 @@ class IdempotencyKeyRecord(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MaterialLedgerRecord(Base):
+    """Materials staff asked for or recorded on an item, as routing's events report them: with the case's 容缺
+    materials, what the resident lookup shows as still missing."""
+
+    __tablename__ = "intake_material_ledger"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"), primary_key=True)
+    matter_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    material_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # requested | supplied
+    due_date: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LookupGuardRecord(Base):
+    """Misses of the resident lookup, per case number and per client, and the lockout they lead to. Kept in
+    the database so that every console replica sees the same count."""
+
+    __tablename__ = "intake_lookup_guards"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # case | client
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    misses: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
