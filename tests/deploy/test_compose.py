@@ -218,13 +218,43 @@ def test_secrets_come_from_variables_not_from_the_compose_file(services):
                 assert password.startswith("${"), f"service {name!r}: {key} has a hard-coded password"
 
 
-def test_app_services_share_one_image_and_configuration(app_services):
+def test_app_services_share_one_image_and_configuration(compose, app_services):
+    shared = _environment(compose["x-sanji-service"])
     (first_name, first), *others = app_services.items()
     for name, service in others:
-        for key in ("image", "build", "environment", "healthcheck", "depends_on"):
+        for key in ("image", "build", "healthcheck", "depends_on"):
             assert service.get(key) == first.get(key), (
                 f"{name!r} and {first_name!r} differ in {key}: derive both from x-sanji-service"
             )
+    for name, service in app_services.items():
+        # Every service gets the shared environment unchanged; a service may add settings of its own
+        # (SANJI_<SERVICE>_...), which no other service then receives.
+        env = _environment(service)
+        assert {key: env.get(key) for key in shared} == shared, (
+            f"{name!r} changes the shared environment: merge *sanji-env into its own")
+        extra = sorted(set(env) - set(shared))
+        assert all(key.startswith(f"SANJI_{name.upper()}_") for key in extra), (
+            f"{name!r} adds settings that are not its own: {extra}")
+
+
+def test_the_console_is_in_the_stack_and_calls_the_apis_by_service_name(app_services):
+    # Reachable by people (a published port, behind the host's TLS reverse proxy), and it reaches the
+    # other services' APIs over the project network, on the port every container listens on.
+    console = app_services["console"]
+    env = _environment(console)
+    assert console.get("ports"), "the console must publish its HTTP port"
+    for api in ("intake", "routing", "escalation", "notification"):
+        assert env[f"SANJI_CONSOLE_{api.upper()}_URL"] == f"http://{api}:{env['SANJI_HTTP_PORT']}", api
+        assert api in app_services
+    assert env["SANJI_CONSOLE_SERVICE_TOKEN"].startswith("${SANJI_CONSOLE_SERVICE_TOKEN:?"), (
+        "compose must refuse to start without the console's own token")
+    assert _environment(app_services["intake"])["SANJI_ASSERTION_KEY"].startswith("${SANJI_ASSERTION_KEY:?")
+
+
+def test_every_service_of_the_system_is_in_the_stack(app_services):
+    from shared.config import SERVICES
+
+    assert set(app_services) == set(SERVICES)
 
 
 def test_each_app_service_serves_itself(app_services):
