@@ -12,7 +12,7 @@ from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
 from shared.broker_faults import rpc
-from shared.http import ApiError, api_endpoint, json_response, read_json
+from shared.http import ApiError, api_endpoint, has_forbidden_characters, json_response, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import INTAKE_ITEM_UPDATES
@@ -31,9 +31,11 @@ class IntakeService(SanjiService):
     def submit_case(self, request):
         principal = self.authenticate(request)
         idempotency_key = request.headers.get("Idempotency-Key")
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        if idempotency_key is not None and (not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+                                            or has_forbidden_characters(idempotency_key)):
             raise ApiError(400, "invalid_idempotency_key",
-                           f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+                           f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, without control "
+                           "characters")
         submission = read_json(request, CaseSubmission)
         view, replayed = handlers.submit_case(
             submission, principal=principal, idempotency_key=idempotency_key,

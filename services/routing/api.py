@@ -16,7 +16,7 @@ from services.routing.schemas import (
     SupplementRecord,
     SupplementRequest,
 )
-from shared.openapi import Operation, build_openapi
+from shared.openapi import PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -53,10 +53,14 @@ _ACTION_ERRORS = {403: "outside your jurisdiction", 404: "no such item",
 OPERATIONS = [
     Operation("GET", "/v1/items", "Your open items, closest to their promised deadline first; "
               "filters: status, matter, overdue, limit, offset", ItemList,
-              errors={403: "not a staff or department client"}),
+              errors={400: "invalid_query", 403: "not a staff or department client"},
+              query=(("status", False, "one status (default: every open one)"), ("matter", False, "a matter code"),
+                     ("overdue", False, "true or false"), *PAGE_QUERY)),
     Operation("GET", "/v1/accepted-items", "通办: items of cases your unit's window took in for other lines (e.g. "
               "another district), in any status, newest first, to forward materials and hand results back; "
-              "filters: status, limit, offset", ItemList, errors={403: "not a staff or department client"}),
+              "filters: status, limit, offset", ItemList,
+              errors={400: "invalid_query", 403: "not a staff or department client"},
+              query=(("status", False, "one status (default: any)"), *PAGE_QUERY)),
     Operation("GET", "/v1/items/{item_id}", "One item with its history and 容缺 materials (also for the unit that "
               "took its case in for another line)", ItemView,
               errors={403: "outside your jurisdiction", 404: "no such item"}),

@@ -97,7 +97,7 @@ def check_in_scope(principal: Principal, item: RoutedItem, catalogue: Catalogue,
                    or (residents_items_too and item.community_code.startswith(prefix))
                    or (accepted_here_too and item.accepting_unit_code is not None
                        and item.accepting_unit_code.startswith(prefix)))
-    if not placed_here or principal.department not in (None, item.department_code):
+    if not placed_here or not principal.may_see_department(item.department_code):
         raise ItemForbidden("item_forbidden", "this item is outside your jurisdiction")
 
 
@@ -106,8 +106,10 @@ def list_queue(principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRul
                limit: int = 50, offset: int = 0) -> tuple[list[ItemView], int]:
     """The caller's open items, closest to their promised deadline first."""
     prefix = jurisdiction_prefix(principal, rules.catalogue)
+    if not principal.may_see_department(principal.department):
+        return [], 0  # a department system whose token names no department sees nothing, not everything
     query = select(RoutedItem).where(RoutedItem.unit_code.startswith(prefix))
-    if principal.department:
+    if principal.department is not None:
         query = query.where(RoutedItem.department_code == principal.department)
     query = query.where(RoutedItem.status == status) if status else query.where(
         RoutedItem.status.in_(sorted(OPEN_STATUSES)))
