@@ -32,7 +32,9 @@ from collections.abc import Callable, Iterable
 
 from kombu import Connection, Exchange, Queue, binding
 
-EXCHANGE = Exchange("sanji.events", type="topic", durable=True)
+# Passive: the exchange is Sanji's. A department's broker user may bind its own queues to it (only with
+# keys of its own department and jurisdiction) but not declare it, and never publish.
+EXCHANGE = Exchange("sanji.events", type="topic", durable=True, passive=True)
 
 
 def department_queue(name: str, patterns: Iterable[str]) -> Queue:

@@ -69,16 +69,19 @@ def require_broker(settings: Settings) -> None:
 
 
 def require_topology(settings: Settings) -> None:
-    """Declare the topology once before serving, so a broker holding an older, incompatible topology
-    (a queue declared with other arguments) is reported in one line instead of a reconnect loop."""
+    """Declare the topology once before serving (or, as a service's own broker user, which may not declare,
+    check it is there), so a broker holding an older, incompatible topology (a queue declared with other
+    arguments) or none is reported in one line instead of a reconnect loop."""
     from amqp.exceptions import PreconditionFailed
     from kombu import Connection
 
-    from shared.topology import declare_topology
+    from shared.topology import TopologyMissing, ensure_topology
 
     try:
         with Connection(settings.amqp_uri) as connection:
-            declare_topology(connection)
+            ensure_topology(connection)
+    except TopologyMissing as exc:
+        raise CommandFailed(str(exc)) from None
     except PreconditionFailed as exc:
         raise CommandFailed(
             f"RabbitMQ holds a queue declared differently from this version's topology ({exc.reply_text}). "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from nameko.rpc import rpc
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
@@ -14,6 +13,7 @@ from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
 from shared.http import ApiError, api_endpoint, json_response, read_json
 from shared.nameko_ext import consume_events
+from shared.rpc import guarded_rpc
 from shared.service_base import SanjiService
 from shared.topology import INTAKE_ITEM_UPDATES
 
@@ -71,10 +71,11 @@ class IntakeService(SanjiService):
         return Response(json.dumps(intake_openapi(), ensure_ascii=False), content_type="application/json")
 
 
-    @rpc
-    def applicant_contact(self, case_id: str):
-        """Internal, for the notification service: the resident's name, phone and email for a case."""
-        return handlers.applicant_contact(case_id, unit_of_work=self.storage.unit_of_work(self.clock))
+    @guarded_rpc
+    def applicant_contact(self, case_id: str, purpose: str):
+        """Internal, for the notification service only (shared/bus.py, RPC_CALLERS): the one contact detail a
+        message to the resident needs, the phone for ``purpose="sms"``, the e-mail address for ``"email"``."""
+        return handlers.applicant_contact(case_id, purpose, unit_of_work=self.storage.unit_of_work(self.clock))
 
     @consume_events(INTAKE_ITEM_UPDATES)
     def on_item_event(self, event):

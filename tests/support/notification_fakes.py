@@ -21,11 +21,12 @@ def fake_intake(contacts: dict[str, dict]) -> type:
         name = "intake"
 
         @rpc
-        def applicant_contact(self, case_id):
+        def applicant_contact(self, case_id, purpose):
             contact = contacts.get(case_id)
             if contact is None:
                 return None
-            return {"case_id": case_id, "case_number": "SJ-TEST", "name": RESIDENT_NAME, **contact}
+            field = {"sms": "phone", "email": "email"}[purpose]  # intake's contract: one detail per purpose
+            return {"case_id": case_id, field: contact.get(field)}
 
     return FakeIntake
 
