@@ -306,3 +306,50 @@ def bus_definitions(vhost: str = "/", *, users: Mapping[str, str] | None = None,
                              + [{"user": desk.user, "vhost": vhost, **permission}
                                 for desk in desks for permission in desk.topic_permissions()],
     }
+
+
+def full_definitions(vhost: str = "/", *, tokens_file=None) -> dict:
+    """What ``deploy/rabbitmq/definitions.json`` holds: the topology (shared.topology) and the bus users,
+    their permissions and topic permissions, without any password. The department users are those of a
+    tokens file (the sample city's, config/dev-tokens.yaml, by default); a city generates its own with
+    ``sanji bus definitions --tokens FILE``."""
+    from shared.config import REPO_ROOT
+    from shared.topology import broker_definitions
+
+    tokens_file = tokens_file or REPO_ROOT / "config" / "dev-tokens.yaml"
+    return {**broker_definitions(vhost), **bus_definitions(vhost, desks=department_desks(tokens_file))}
+
+
+# ── development: create the users in a broker through its management API ────────────────────────────
+
+
+def dev_passwords(path) -> dict[str, str]:
+    """User -> password from the development file (config/dev-bus-users.yaml): public, development only."""
+    import yaml
+
+    from pathlib import Path
+
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return {str(user): str(password) for user, password in (document.get("users") or {}).items()}
+
+
+def setup_dev_users(management_url: str, admin: tuple[str, str], vhost: str, *, users: Mapping[str, str],
+                    desks: Iterable[DepartmentDesk], passwords: Mapping[str, str], timeout: float = 10) -> None:
+    """Create (or update) the service and department users, their permissions and topic permissions in
+    ``vhost`` through the management API's definitions import. Raises ``requests.RequestException``
+    (or ``RuntimeError`` with the broker's answer) when the API is unreachable or refuses."""
+    import requests
+
+    definitions = bus_definitions(vhost, users=users, desks=desks, passwords=passwords)
+    response = requests.post(f"{management_url.rstrip('/')}/api/definitions", auth=admin, json=definitions,
+                             timeout=timeout)
+    if response.status_code not in (200, 201, 204):
+        raise RuntimeError(f"the management API refused the bus users ({response.status_code}: "
+                           f"{response.text[:200]})")
+
+
+def remove_users(management_url: str, admin: tuple[str, str], names: Iterable[str], timeout: float = 10) -> None:
+    import requests
+
+    for name in names:
+        requests.delete(f"{management_url.rstrip('/')}/api/users/{name}", auth=admin, timeout=timeout)

@@ -244,12 +244,12 @@ def cmd_write_docs(args) -> None:
                            ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
+    from shared.bus import full_definitions
     from shared.config import REPO_ROOT
-    from shared.topology import broker_definitions
 
     definitions = REPO_ROOT / "deploy" / "rabbitmq" / "definitions.json"
-    definitions.write_text(json.dumps(broker_definitions(), indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {definitions}")
+    definitions.write_text(json.dumps(full_definitions(), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {definitions} (then `make k8s-definitions` for the Kubernetes copy)")
 
 
 def cmd_dead_letters(args) -> None:

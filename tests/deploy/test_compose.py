@@ -367,15 +367,26 @@ def test_definitions_declare_exactly_the_topology_bindings(definitions, declared
     assert all(b["destination_type"] == "queue" and not b.get("arguments") for b in definitions["bindings"])
 
 
+def test_definitions_are_what_write_docs_generates(definitions):
+    from shared.bus import full_definitions
+
+    assert definitions == full_definitions(), "run `.venv/bin/sanji write-docs` (then `make k8s-definitions`)"
+
+
 def test_definitions_are_self_contained_and_hold_no_credentials(definitions):
     # A node importing definitions at boot creates no default vhost: every vhost used must be declared.
     declared = {v["name"] for v in definitions.get("vhosts", [])}
     used = {item["vhost"] for key in ("exchanges", "queues", "bindings") for item in definitions.get(key, [])}
     assert used and used <= declared, f"vhosts used but not declared: {sorted(used - declared)}"
-    assert not definitions.get("users") and not definitions.get("permissions"), (
-        "definitions.json is committed: the broker user comes from the environment (docker-compose.yml)"
-    )
-    assert "password" not in DEFINITIONS_FILE.read_text(encoding="utf-8")
+    # It declares the bus users (shared/bus.py) but holds no credential: every password comes from the
+    # environment (a blank password_hash cannot log in), and no bus user is an administrator.
+    users = definitions.get("users", [])
+    assert users, "definitions.json declares no bus users"
+    for user in users:
+        assert "password" not in user and user.get("password_hash") == "", f"{user['name']} carries a credential"
+        assert user.get("tags") == [], f"{user['name']} has tags {user.get('tags')}"
+    text = DEFINITIONS_FILE.read_text(encoding="utf-8")
+    assert '"password"' not in text and "dev-bus-" not in text
 
 
 def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
