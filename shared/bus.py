@@ -353,3 +353,43 @@ def remove_users(management_url: str, admin: tuple[str, str], names: Iterable[st
 
     for name in names:
         requests.delete(f"{management_url.rstrip('/')}/api/users/{name}", auth=admin, timeout=timeout)
+
+
+def dev_bus_environment(admin_uri: str, *, tokens_file, passwords_file, management_url: str | None = None,
+                        prefix: str = "") -> tuple[dict[str, str], str]:
+    """For ``make run``: create the development bus users on the local broker (as its administrator, the
+    URI's user, through the management API) and return the environment that runs each service as its own
+    user, with a one-line account of what was done. When the users cannot be created (no management API,
+    not an administrator), the environment is empty: every service shares the administrator's user, and
+    the line says so. ``prefix`` names throwaway users (tests)."""
+    from urllib.parse import quote
+
+    parsed = urlparse(admin_uri)
+    admin = (unquote(parsed.username or "guest"), unquote(parsed.password or "guest"))
+    vhost = unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
+    management_url = management_url or f"http://{parsed.hostname or '127.0.0.1'}:15672"
+    passwords = dev_passwords(passwords_file)
+    users = {service: prefix + default_user(service) for service in SERVICES}
+    desks = [DepartmentDesk(user=prefix + desk.user, department=desk.department, unit_code=desk.unit_code)
+             for desk in department_desks(tokens_file) if desk.user in passwords]
+    prefixed = {prefix + user: password for user, password in passwords.items()}
+    missing = [user for user in users.values() if user not in prefixed]
+    fallback = (f"every service connects as {admin[0]!r} (one shared user: consumers cannot tell services apart; "
+                "a production deploy refuses this)")
+    if missing:
+        return {}, f"bus: no development password for {', '.join(missing)} in {passwords_file}; {fallback}"
+    try:
+        setup_dev_users(management_url, admin, vhost, users=users, desks=desks, passwords=prefixed)
+    except Exception as exc:  # noqa: BLE001 - any failure means the shared-user fallback, said in one line
+        return {}, f"bus: could not create the development broker users at {management_url} ({exc}); {fallback}"
+
+    def uri(user: str) -> str:
+        netloc = f"{quote(user, safe='')}:{quote(prefixed[user], safe='')}@{parsed.hostname or '127.0.0.1'}"
+        if parsed.port:
+            netloc += f":{parsed.port}"
+        return parsed._replace(netloc=netloc).geturl()
+
+    environment = {f"SANJI_{service.upper()}_AMQP_URI": uri(user) for service, user in users.items()}
+    environment["SANJI_BUS_USERS"] = ",".join(f"{service}={user}" for service, user in users.items())
+    return environment, (f"bus: each service runs as its own broker user ({', '.join(users.values())}), department "
+                         f"systems have theirs ({len(desks)}); passwords in {passwords_file}")

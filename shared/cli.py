@@ -193,13 +193,26 @@ def cmd_run_all(args) -> None:
     require_broker(settings)
     require_topology(settings)
     cmd_migrate(argparse.Namespace(service="all"))
+    environment = dict(os.environ)
+    if not any(os.environ.get(f"SANJI_{service.upper()}_AMQP_URI") for service in SERVICES) \
+            and not os.environ.get("SANJI_BUS_USERS"):
+        from shared.bus import dev_bus_environment
+        from shared.config import REPO_ROOT
+
+        bus_environment, account = dev_bus_environment(
+            settings.amqp_uri, tokens_file=settings.tokens_file,
+            passwords_file=os.environ.get("SANJI_DEV_BUS_USERS_FILE", str(REPO_ROOT / "config" / "dev-bus-users.yaml")),
+            management_url=os.environ.get("SANJI_RABBIT_MANAGEMENT_URL") or None,
+            prefix=os.environ.get("SANJI_DEV_BUS_USER_PREFIX", ""))
+        environment.update(bus_environment)
+        print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
     print(f"catalogue {version}; kiosk API on http://{settings.http_host}:{intake_port}/v1 "
           f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
     processes = {service: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service],
-                                           start_new_session=True)
+                                           start_new_session=True, env=environment)
                  for service in SERVICES}
     stopping = False
 

@@ -254,3 +254,34 @@ def test_the_ownership_table_covers_every_event_and_the_definitions_follow_it():
         id=new_id(), source="/sanji/routing", type="cn.sanji.item.rejected.v1", time="2026-12-01T09:00:00+08:00",
         data={}), {s: bus.default_user(s) for s in bus.SERVICES}) is None
 
+
+
+def test_make_run_creates_the_development_users_or_says_it_falls_back(rabbit_config, rabbit_manager):
+    from shared.bus import dev_bus_environment
+    from shared.config import REPO_ROOT
+
+    prefix = "t" + uuid.uuid4().hex[:8] + "-"
+    files = {"tokens_file": REPO_ROOT / "config" / "dev-tokens.yaml",
+             "passwords_file": REPO_ROOT / "config" / "dev-bus-users.yaml"}
+    environment, account = dev_bus_environment(rabbit_config["AMQP_URI"], prefix=prefix, **files)
+    created = [user["name"] for user in rabbit_manager._get("users") if user["name"].startswith(prefix)]
+    try:
+        assert account.startswith("bus: each service runs as its own broker user")
+        assert environment["SANJI_BUS_USERS"].split(",")[0] == f"intake={prefix}sanji-intake"
+        assert len(created) == 4 + 6  # the services and the six department systems of the dev tokens
+        # Each service connects as itself, and only as what it is allowed to be.
+        routing = environment["SANJI_ROUTING_AMQP_URI"]
+        with Connection(rabbit_config["AMQP_URI"]) as connection:
+            from shared.topology import declare_topology
+
+            declare_topology(connection)
+        publish(routing, POLICE_KEY, user_id=prefix + "sanji-routing")
+        assert "ACCESS_REFUSED" in refused(lambda: publish(routing, "case.submitted.320113003021"))
+    finally:
+        for name in created:
+            rabbit_manager._delete("users", name)
+
+    nothing, fallback = dev_bus_environment(rabbit_config["AMQP_URI"], management_url="http://127.0.0.1:9",
+                                            prefix=prefix, **files)
+    assert nothing == {} and fallback.startswith("bus: could not create the development broker users")
+    assert "every service connects as 'guest'" in fallback
