@@ -263,9 +263,9 @@ class DepartmentDesk:
 
 def department_desks(tokens_file) -> list[DepartmentDesk]:
     """One bus user per department principal of a tokens file, named as the principal."""
-    import yaml
-
     from pathlib import Path
+
+    import yaml
 
     document = yaml.safe_load(Path(tokens_file).read_text(encoding="utf-8")) or {}
     desks = []
@@ -325,9 +325,9 @@ def full_definitions(vhost: str = "/", *, tokens_file=None) -> dict:
 
 def dev_passwords(path) -> dict[str, str]:
     """User -> password from the development file (config/dev-bus-users.yaml): public, development only."""
-    import yaml
-
     from pathlib import Path
+
+    import yaml
 
     document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     return {str(user): str(password) for user, password in (document.get("users") or {}).items()}

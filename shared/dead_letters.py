@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from kombu import Connection, Producer
 
-from shared.bus import DEAD_LETTER_REASON_HEADER, DEAD_LETTER_QUEUE_HEADER
+from shared.bus import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER
 from shared.topology import DEAD_LETTER_QUEUE_NAME
 
 

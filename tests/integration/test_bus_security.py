@@ -26,15 +26,12 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from services.intake.service import IntakeService
 from services.notification.service import NotificationService
 from services.routing.service import RoutingService
-from shared import bus
-from shared.clock import new_id
 from shared.events import CloudEvent, ItemRejectedV1
 from tests.support import notification_db as db
 from tests.support.bus import dead_letters, publish_raw
 from tests.support.cases import APPLICANT_PHONE, XINHE_KIOSK, migrant_bundle
 from tests.support.notification_harness import sweep_until
 from tests.support.notification_servers import HttpStandIn
-from tests.support.scoped_bus import scoped_bus  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -190,8 +187,8 @@ def test_forged_events_are_dead_lettered_with_the_reason_and_nobody_is_told(
 
     # intake and notification bind item.#; escalation's queue is not running here and holds the rest.
     letters = dead_letters(rabbit_config["AMQP_URI"], expect=8, timeout=20)
-    reasons = {(json.loads(m.body)["id"], m.headers["x-sanji-dead-letter-queue"]): m.headers["x-sanji-dead-letter-reason"]
-               for m in letters}
+    reasons = {(json.loads(m.body)["id"], m.headers["x-sanji-dead-letter-queue"]):
+               m.headers["x-sanji-dead-letter-reason"] for m in letters}
     expected = {forged.id: "sender_does_not_own_type", mislabelled.id: "source_mismatch",
                 unsigned.id: "sender_unidentified", as_admin.id: "sender_not_a_service"}
     assert reasons == {(event_id, queue): reason for event_id, reason in expected.items()
@@ -230,9 +227,9 @@ def test_intakes_contact_lookup_answers_only_its_caller_and_only_what_the_purpos
     assert raised.value.exc_type == "CallerRefused" and "caller_unidentified" in str(raised.value)
     # The notification service gets the phone for an SMS, and nothing else (see the SMS in the test above).
     from services.intake import handlers
-    from shared.outbox import UnitOfWork
-    from shared.db import session_factory, shared_engine
     from shared.clock import SystemClock
+    from shared.db import session_factory, shared_engine
+    from shared.outbox import UnitOfWork
 
     def lookup(purpose):
         uow = UnitOfWork(session_factory(shared_engine(database_url)), source="/sanji/intake", clock=SystemClock())
@@ -242,18 +239,6 @@ def test_intakes_contact_lookup_answers_only_its_caller_and_only_what_the_purpos
     assert set(lookup("email")) == {"case_id", "email"}
     with pytest.raises(handlers.UnknownContactPurpose):
         lookup("everything")
-
-
-def test_the_ownership_table_covers_every_event_and_the_definitions_follow_it():
-    from shared.events import PAYLOAD_TYPES
-
-    assert all(bus.EVENT_OWNERS[event_type] for event_type in PAYLOAD_TYPES)
-    assert bus.EVENT_OWNERS["cn.sanji.item.rejected.v1"] == {"routing"}
-    assert bus.publish_pattern("notification") == "^$"
-    assert bus.sender_refusal("sanji-routing", CloudEvent(
-        id=new_id(), source="/sanji/routing", type="cn.sanji.item.rejected.v1", time="2026-12-01T09:00:00+08:00",
-        data={}), {s: bus.default_user(s) for s in bus.SERVICES}) is None
-
 
 
 def test_make_run_creates_the_development_users_or_says_it_falls_back(rabbit_config, rabbit_manager):

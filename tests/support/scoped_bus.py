@@ -28,7 +28,8 @@ class ScopedBus:
 
     def uri(self, user: str) -> str:
         parsed = urlparse(self.base_uri)
-        netloc = f"{quote(user, safe='')}:{quote(self.passwords[user], safe='')}@{parsed.hostname}:{parsed.port or 5672}"
+        credentials = f"{quote(user, safe='')}:{quote(self.passwords[user], safe='')}"
+        netloc = f"{credentials}@{parsed.hostname}:{parsed.port or 5672}"
         return parsed._replace(netloc=netloc).geturl()
 
     def service_uri(self, service: str) -> str:
