@@ -235,17 +235,24 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
     for deployment in service_deployments(overlay).values():
         env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
         envs.append(env)
-        assert env["RABBITMQ_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": f"{rabbit}-default-user",
-                                                                         "key": "username"}
-        assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": f"{rabbit}-default-user",
-                                                                         "key": "password"}
+        service = deployment["metadata"]["name"]
+        # Each service connects as its own broker user, never as the operator's administrator (docs/security.md).
+        assert "RABBITMQ_USERNAME" not in env and "RABBITMQ_PASSWORD" not in env
+        assert env["SANJI_BUS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "sanji-bus-passwords",
+                                                                          "key": service}
         names = list(env)
         # $(VAR) expands only variables defined earlier in the list.
-        assert names.index("RABBITMQ_PASSWORD") < names.index("SANJI_AMQP_URI")
-        assert env["SANJI_AMQP_URI"]["value"] == f"amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{rabbit}:5672/"
+        assert names.index("SANJI_BUS_PASSWORD") < names.index("SANJI_AMQP_URI")
+        assert env["SANJI_AMQP_URI"]["value"] == f"amqp://sanji-{service}:$(SANJI_BUS_PASSWORD)@{rabbit}:5672/"
         assert env["SANJI_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app", "key": "uri"}
         assert env["SANJI_PII_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "sanji-pii"
-    assert all(env == envs[0] for env in envs), "every service gets the same connection settings"
+    same = [{name: entry for name, entry in env.items() if name not in ("SANJI_BUS_PASSWORD", "SANJI_AMQP_URI")}
+            for env in envs]
+    assert all(env == same[0] for env in same), "every service gets the same connection settings"
+    (config,) = [c for c in objects_of(overlay, "ConfigMap").values() if "SANJI_BUS_USERS" in c.get("data", {})]
+    from shared.bus import SERVICES, default_user, parse_users
+
+    assert parse_users(config["data"]["SANJI_BUS_USERS"]) == {s: default_user(s) for s in SERVICES}
 
 
 def _queues_consumed(service: str) -> set[str] | None:
