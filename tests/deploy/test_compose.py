@@ -221,10 +221,26 @@ def test_secrets_come_from_variables_not_from_the_compose_file(services):
 def test_app_services_share_one_image_and_configuration(app_services):
     (first_name, first), *others = app_services.items()
     for name, service in others:
-        for key in ("image", "build", "environment", "healthcheck", "depends_on"):
+        for key in ("image", "build", "healthcheck", "depends_on"):
             assert service.get(key) == first.get(key), (
                 f"{name!r} and {first_name!r} differ in {key}: derive both from x-sanji-service"
             )
+        # The same settings, except the broker user each connects as.
+        own = {"SANJI_AMQP_URI"}
+        assert ({k: v for k, v in _environment(service).items() if k not in own}
+                == {k: v for k, v in _environment(first).items() if k not in own}), (
+            f"{name!r} and {first_name!r} differ in environment: derive both from x-sanji-env")
+
+
+def test_each_app_service_connects_as_its_own_broker_user(app_services):
+    from shared.bus import SERVICES, default_user, parse_users
+
+    for name, service in app_services.items():
+        env = _environment(service)
+        user = f"sanji-{name}"
+        assert env["SANJI_AMQP_URI"].startswith(f"amqp://{user}:${{SANJI_BUS_PASSWORD_{name.upper()}:"), (
+            f"{name!r} must connect as {user}, not as the broker's administrator")
+        assert parse_users(env["SANJI_BUS_USERS"]) == {s: default_user(s) for s in SERVICES}
 
 
 def test_each_app_service_serves_itself(app_services):
@@ -389,6 +405,10 @@ def test_definitions_are_self_contained_and_hold_no_credentials(definitions):
     assert '"password"' not in text and "dev-bus-" not in text
 
 
+BUS_PASSWORDS = {f"SANJI_BUS_PASSWORD_{service.upper()}": f"bus-{service}-Pw_1"
+                 for service in ("intake", "routing", "escalation", "notification")}
+
+
 def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
     """Runs the rabbitmq service's entrypoint script with its paths moved under tmp_path and stubs for
     chown and the image's docker-entrypoint.sh. Returns (exit code, written files, stub calls)."""
@@ -404,7 +424,7 @@ def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
     result = subprocess.run(
         ["/bin/sh", "-eu", "-c", script],
         env={"PATH": f"{stubs}:/usr/bin:/bin",
-             "RABBITMQ_DEFAULT_USER": user, "RABBITMQ_DEFAULT_PASS": password},
+             "RABBITMQ_DEFAULT_USER": user, "RABBITMQ_DEFAULT_PASS": password, **BUS_PASSWORDS},
         capture_output=True, text=True, timeout=30,
     )
     written = {p.name: p for p in (tmp_path / "etc" / "rabbitmq" / "definitions.d").glob("*")}
@@ -414,7 +434,12 @@ def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
 def test_rabbitmq_entrypoint_writes_the_broker_user_then_starts_the_server(services, tmp_path):
     code, written, calls = _run_rabbitmq_entrypoint(services, tmp_path, "sanji", "s3cret-Pw_1")
     assert code == 0
-    assert list(written) == ["10-broker-user.json"]
+    assert sorted(written) == ["10-broker-user.json", "30-bus-passwords.json"]
+    # Each service's password, for its user the topology file (20-…) declares without one.
+    bus_file = written["30-bus-passwords.json"]
+    assert bus_file.stat().st_mode & 0o077 == 0, "the file holding the bus passwords is readable by others"
+    assert {u["name"]: u["password"] for u in json.loads(bus_file.read_text())["users"]} == {
+        f"sanji-{name.rsplit('_', 1)[1].lower()}": value for name, value in BUS_PASSWORDS.items()}
     user_file = written["10-broker-user.json"]
     assert user_file.stat().st_mode & 0o077 == 0, "the file holding the broker password is readable by others"
     definitions = json.loads(user_file.read_text())
