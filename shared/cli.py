@@ -5,6 +5,7 @@
     sanji migrate SERVICE|all     bring a service's tables to the latest schema
     sanji wait-for-deps           wait until the broker and the database answer
     sanji declare-topology        declare exchanges and queues on the broker
+    sanji bus setup|definitions   create the development bus users; print a city's broker definitions
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
@@ -168,15 +169,43 @@ def cmd_wait_for_deps(args) -> None:
 
 
 def cmd_declare_topology(args) -> None:
+    from amqp.exceptions import AccessRefused
     from kombu import Connection
 
     from shared.topology import declare_topology
 
     settings = Settings.from_env()
     require_broker(settings)
-    with Connection(settings.amqp_uri) as connection:
-        declare_topology(connection)
+    try:
+        with Connection(settings.amqp_uri) as connection:
+            declare_topology(connection)
+    except AccessRefused as exc:
+        raise CommandFailed(f"the broker refused ({exc.reply_text}): declare the topology as the broker's "
+                            "administrator; a service's own user may not (docs/security.md)") from None
     print("topology declared")
+
+
+def cmd_bus(args) -> None:
+    """`sanji bus setup`: as the broker's administrator (SANJI_AMQP_URI), declare the topology and create the
+    development bus users; `sanji bus definitions --tokens FILE`: print a city's definitions (no passwords)."""
+    from shared import bus
+    from shared.config import REPO_ROOT
+
+    settings = Settings.from_env()
+    if args.action == "definitions":
+        tokens = args.tokens or settings.tokens_file
+        print(json.dumps(bus.full_definitions(tokens_file=tokens), indent=2))
+        return
+    require_broker(settings)
+    require_topology(settings)
+    _, account = bus.dev_bus_environment(
+        settings.amqp_uri, tokens_file=settings.tokens_file,
+        passwords_file=os.environ.get("SANJI_DEV_BUS_USERS_FILE", str(REPO_ROOT / "config" / "dev-bus-users.yaml")),
+        management_url=os.environ.get("SANJI_RABBIT_MANAGEMENT_URL") or None,
+        prefix=os.environ.get("SANJI_DEV_BUS_USER_PREFIX", ""))
+    print(account)
+    if not account.startswith("bus: each service"):
+        raise CommandFailed("the development bus users were not created")
 
 
 def cmd_check_catalogue(args) -> None:
@@ -313,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     wait.set_defaults(func=cmd_wait_for_deps)
     commands.add_parser("declare-topology", help="declare exchanges and queues").set_defaults(
         func=cmd_declare_topology)
+    bus_parser = commands.add_parser("bus", help="development bus users, or a city's broker definitions")
+    bus_parser.add_argument("action", choices=["setup", "definitions"])
+    bus_parser.add_argument("--tokens", help="tokens file whose department principals get bus users (definitions)")
+    bus_parser.set_defaults(func=cmd_bus)
     check = commands.add_parser("check-catalogue", help="validate a catalogue directory")
     check.add_argument("directory", nargs="?")
     check.set_defaults(func=cmd_check_catalogue)

@@ -131,8 +131,15 @@ class DeadLetteringQueueConsumer(QueueConsumer):
         # be there before they start. Declared here where the user may, checked otherwise (shared.topology).
         from kombu import Connection
 
-        with Connection(self.container.config["AMQP_URI"]) as connection:
-            ensure_topology(connection)
+        from shared.topology import TopologyMissing
+
+        try:
+            with Connection(self.container.config["AMQP_URI"], connect_timeout=5) as connection:
+                ensure_topology(connection)
+        except TopologyMissing:
+            raise  # fail closed, in one line: nothing would consume, and the relay would drop events
+        except Exception:  # noqa: BLE001 - the broker is down: consuming reconnects, the relay ensures it first
+            log.warning("could not check the topology at start; the broker seems down", exc_info=True)
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         super().on_consume_ready(connection, channel, consumers, **kwargs)
