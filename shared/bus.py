@@ -30,11 +30,11 @@ from shared.topology import (
     CONSUMER_QUEUES,
     DEAD_LETTER_EXCHANGE_NAME,
     EVENTS_EXCHANGE_NAME,
+    RPC_EXCHANGE_NAME,
     ConsumerQueue,
 )
 
 SERVICES = ("intake", "routing", "escalation", "notification")
-RPC_EXCHANGE_NAME = "nameko-rpc"  # nameko 2.14's default RPC exchange (config key RPC_EXCHANGE)
 
 # The event types each service publishes. Two types have two publishers: a 办不成事 report is filed at a
 # kiosk (intake) or by staff (escalation), and a 容缺 reminder comes from routing (intake's deferrals) or
@@ -176,8 +176,8 @@ def service_permissions(service: str) -> dict[str, str]:
     No service declares Sanji's exchanges or queues: they come from the definitions (or ``sanji bus setup``
     in development), and consumers only check them passively. Writing to an exchange is publishing
     (``sanji.events`` bounded by topic permissions; ``sanji.dead-letter`` for the messages a consumer
-    refuses). The RPC pair declares what nameko's RPC needs: intake its request queue, notification its
-    reply queues (and both the RPC exchange, which nameko declares on start).
+    refuses). The RPC pair declares only its own queues: intake its request queue, notification its reply
+    queues, each bound to the RPC exchange (which exists already, shared/rpc.py binds passively).
     """
     queues = [queue.name for queue in service_queues(service)]
     configure: list[str] = []
@@ -185,12 +185,12 @@ def service_permissions(service: str) -> dict[str, str]:
     read = [re.escape(name) for name in queues]
     if service == "intake":
         rpc_queue = re.escape("rpc-intake")
-        configure += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
+        configure += [rpc_queue]
         write += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
         read += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
     if service == "notification":
         reply_queue = re.escape("rpc.reply-notification-") + _UUID
-        configure += [reply_queue, re.escape(RPC_EXCHANGE_NAME)]
+        configure += [reply_queue]
         write += [reply_queue, re.escape(RPC_EXCHANGE_NAME)]
         read += [reply_queue, re.escape(RPC_EXCHANGE_NAME)]
     return {"configure": _alternatives(configure), "write": _alternatives(write), "read": _alternatives(read)}

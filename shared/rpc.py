@@ -8,10 +8,30 @@ keep everyone else off the RPC exchange (docs/security.md); this check is the se
 
 from __future__ import annotations
 
+from kombu import Exchange
 from nameko.exceptions import RemoteError
-from nameko.rpc import MethodProxy, Rpc, RpcProxy, ServiceProxy
+from nameko.rpc import MethodProxy, ReplyListener, Rpc, RpcConsumer, RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared import bus
+
+
+def _passive_rpc_exchange(config) -> Exchange:
+    """nameko's RPC exchange, bound to without declaring it: a service's broker user may not configure it
+    (it is declared with the topology, shared/topology.py)."""
+    exchange = get_rpc_exchange(config)
+    return Exchange(exchange.name, type=exchange.type, durable=exchange.durable, passive=True)
+
+
+class _PassiveRpcConsumer(RpcConsumer):
+    def setup(self):
+        super().setup()
+        self.queue.exchange = _passive_rpc_exchange(self.container.config)
+
+
+class _PassiveReplyListener(ReplyListener):
+    def setup(self):
+        super().setup()
+        self.queue.exchange = _passive_rpc_exchange(self.container.config)
 
 
 class CallerRefused(Exception):
@@ -20,6 +40,8 @@ class CallerRefused(Exception):
 
 class GuardedRpc(Rpc):
     """``@rpc``, answering only the callers allowed to call this method (a refusal is a RemoteError)."""
+
+    rpc_consumer = _PassiveRpcConsumer()
 
     def setup(self):
         super().setup()
@@ -54,6 +76,8 @@ class _SignedServiceProxy(ServiceProxy):
 
 class ServiceRpcProxy(RpcProxy):
     """``RpcProxy`` whose requests carry the caller's broker user as ``user_id``."""
+
+    rpc_reply_listener = _PassiveReplyListener()
 
     def get_dependency(self, worker_ctx):
         return _SignedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, **self.options)

@@ -22,6 +22,10 @@ DELIVERY_LIMIT = 4
 
 events_exchange = Exchange(EVENTS_EXCHANGE_NAME, type="topic", durable=True)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE_NAME, type="topic", durable=True)
+# nameko 2.14's RPC exchange (its default name), declared here with the rest so that the services' own broker
+# users need not declare it (shared/rpc.py binds to it passively).
+RPC_EXCHANGE_NAME = "nameko-rpc"
+rpc_exchange = Exchange(RPC_EXCHANGE_NAME, type="topic", durable=True)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ def declare_topology(connection, channel=None) -> None:
     channel = channel or connection.default_channel
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
+    rpc_exchange(channel).declare()
     dead_letter_queue(channel).declare()
     for consumer_queue in CONSUMER_QUEUES:
         consumer_queue.kombu_queue()(channel).declare()
@@ -104,7 +109,7 @@ def ensure_topology(connection) -> None:
     finally:
         _close_quietly(channel)
     checks = [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "topic", passive=True))
-              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME)]
+              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME)]
     checks += [("queue", name, lambda ch, name=name: ch.queue_declare(name, passive=True))
                for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]]
     missing = []
@@ -146,7 +151,7 @@ def broker_definitions(vhost: str = "/") -> dict:
 
     return {
         "vhosts": [{"name": vhost}],
-        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange)],
+        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange)],
         "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
                   + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES],
         "bindings": [bind(DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, "#")]
