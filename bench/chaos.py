@@ -36,6 +36,11 @@ from bench.stack import BROKER_AUTH, MANAGEMENT, REPO, Stack
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.topology import DEAD_LETTER_QUEUE_NAME, events_exchange
 
+# The broker node and PostgreSQL cluster the restarts hit: the machine's own by default.
+RABBITMQCTL = ["rabbitmqctl", *(["-n", os.environ["SANJI_CHAOS_RABBIT_NODE"]]
+                                if os.environ.get("SANJI_CHAOS_RABBIT_NODE") else [])]
+POSTGRES_CLUSTER = os.environ.get("SANJI_CHAOS_POSTGRES_CLUSTER", "main")
+
 CHAOS_ENV = {"SANJI_NOTIFICATION_QUIET_HOURS": "off",
              "SANJI_NOTIFICATION_RATE_LIMITS": "sms=100000,email=100000,webhook=100000",
              "SANJI_NOTIFICATION_SWEEP_SECONDS": "0.5",
@@ -176,18 +181,18 @@ def close_broker_connections(vhost: str) -> int:
 
 
 def restart_broker() -> None:
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+    subprocess.run([*RABBITMQCTL, "stop_app"], check=True, capture_output=True, timeout=120)
     time.sleep(2)
-    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
-    subprocess.run(["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120)
+    subprocess.run([*RABBITMQCTL, "start_app"], check=True, capture_output=True, timeout=120)
+    subprocess.run([*RABBITMQCTL, "await_startup"], check=False, capture_output=True, timeout=120)
 
 
 def restart_postgres() -> bool:
     versions = sorted(glob.glob("/etc/postgresql/*"))
     if not versions:
         return False
-    result = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", os.path.basename(versions[-1]), "main",
-                             "restart"], capture_output=True, timeout=120)
+    result = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", os.path.basename(versions[-1]),
+                             POSTGRES_CLUSTER, "restart"], capture_output=True, timeout=120)
     return result.returncode == 0
 
 
@@ -271,6 +276,7 @@ def main() -> int:
     redeliveries_after_sigterm = 0
     try:
         stack.start()
+        stack.supervise()
         load = SteadyLoad(stack, args.rate)
         say(f"steady load at {args.rate}/s; {rounds} round(s) of faults")
         load.start()
@@ -280,10 +286,11 @@ def main() -> int:
             for service in ("intake", "routing", "notification"):
                 proc = stack.of(service)[0]
                 started = time.time()
-                stack.signal(proc, signal.SIGKILL)
-                proc.process.wait()
-                time.sleep(1)
-                stack.start_process(proc)
+                with stack.unsupervised(proc):
+                    stack.signal(proc, signal.SIGKILL)
+                    proc.process.wait()
+                    time.sleep(1)
+                    stack.start_process(proc)
                 stack.wait_healthy(60, [proc])
                 faults.record(f"kill -9 {service}", started, time.time())
                 time.sleep(3)
@@ -291,9 +298,10 @@ def main() -> int:
             proc = stack.of("routing")[0]
             started = time.time()
             marker = proc.log_path.stat().st_size
-            stack.signal(proc, signal.SIGTERM)
-            proc.process.wait(timeout=60)
-            stack.start_process(proc)
+            with stack.unsupervised(proc):
+                stack.signal(proc, signal.SIGTERM)
+                proc.process.wait(timeout=60)
+                stack.start_process(proc)
             stack.wait_healthy(60, [proc])
             time.sleep(3)
             redelivered = proc.log_path.read_bytes()[marker:].count(b"redelivery ignored")
@@ -333,6 +341,7 @@ def main() -> int:
         settle(stack, acknowledged, timeout=120)
         result = check(stack, load)
         dead = dead_letters(stack.amqp_uri)
+        liveness = stack.liveness()
     finally:
         stack.destroy()
 
@@ -352,8 +361,18 @@ def main() -> int:
         "broker_recovery_s": recoveries,
         "faults": dict(per_fault),
         "quick": args.quick,
+        # A service that died on its own (and was restarted by the stack's supervisor), or that runs
+        # but no longer consumes from one of its queues, failed a fault even if no case was lost.
+        "unexpected_exits": {name: state["unexpected_exits"] for name, state in liveness.items()
+                             if state["unexpected_exits"]},
+        "stopped_consuming": sorted(name for name, state in liveness.items() if not state["consuming"]),
     }
-    report = {"summary": summary, "faults": faults.entries, "checker": result,
+    for name, state in liveness.items():
+        say(f"liveness {name}: running={state['running']} health={state['health']} "
+            f"consumers={state['consumers']} unexpected_exits={state['unexpected_exits']}")
+    for name in summary["stopped_consuming"]:
+        say(f"{name} STOPPED CONSUMING")
+    report = {"summary": summary, "liveness": liveness, "faults": faults.entries, "checker": result,
               "method": __doc__.split("\n\n", 1)[1].strip()}
     out = REPO / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -361,7 +380,8 @@ def main() -> int:
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
     say(f"report written to {path.relative_to(REPO)}")
     print(json.dumps(summary, ensure_ascii=False))
-    ok = summary["lost"] == 0 and summary["duplicated"] == 0 and summary["real_messages_dead_lettered"] == 0
+    ok = (summary["lost"] == 0 and summary["duplicated"] == 0 and summary["real_messages_dead_lettered"] == 0
+          and not summary["unexpected_exits"] and not summary["stopped_consuming"])
     return 0 if ok else 1
 
 

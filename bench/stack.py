@@ -11,9 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,10 @@ from shared.db import normalise_url
 from shared.migrate import migrate
 
 REPO = Path(__file__).resolve().parent.parent
+# Where the run's broker and database are; another node and cluster keep the chaos run's restarts away
+# from other work on the machine (docs/reliability.md).
 MANAGEMENT = os.environ.get("SANJI_BENCH_RABBIT_API", "http://127.0.0.1:15672/api")
+AMQP_PORT = int(os.environ.get("SANJI_BENCH_AMQP_PORT", "5672"))
 BROKER_AUTH = ("guest", "guest")
 POSTGRES_ADMIN_URL = os.environ.get("SANJI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -44,6 +49,8 @@ class ServiceProcess:
     port: int
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    supervised: bool = True        # restarted by the stack's supervisor if it exits on its own
+    unexpected_exits: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -61,7 +68,7 @@ class Stack:
         self.vhost = f"sanji-{self.label}-{suffix}"
         self.database = f"sanji_{self.label.replace('-', '_')}_{suffix}"
         self.database_url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.database}"
-        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(self.vhost, safe='')}"
+        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/{urllib.parse.quote(self.vhost, safe='')}"
         self.workdir = REPO / "var" / "bench" / self.vhost
         self.processes: list[ServiceProcess] = []
 
@@ -132,6 +139,61 @@ class Stack:
                     raise RuntimeError(f"{proc.name} not healthy after {timeout}s; see {proc.log_path}")
                 time.sleep(0.2)
 
+    # ── supervision, as `sanji run-all` or Kubernetes does ─────────────────────────────────────────
+
+    def supervise(self, interval: float = 0.5) -> None:
+        """Restart, in a background thread, any process that exits while supervised; each exit is
+        recorded (``ServiceProcess.unexpected_exits``) for the liveness report."""
+        self._supervising = threading.Event()
+        self._supervising.set()
+        self._supervise_lock = threading.Lock()
+
+        def loop():
+            while self._supervising.is_set():
+                with self._supervise_lock:
+                    for proc in self.processes:
+                        code = proc.process.poll() if proc.process else None
+                        if proc.supervised and code is not None:
+                            proc.unexpected_exits.append(code)
+                            self.start_process(proc)
+                time.sleep(interval)
+
+        threading.Thread(target=loop, daemon=True, name="stack-supervisor").start()
+
+    @contextmanager
+    def unsupervised(self, proc: ServiceProcess):
+        """For a fault the caller injects and repairs itself (kill -9, SIGTERM and restart)."""
+        lock = getattr(self, "_supervise_lock", None) or threading.Lock()
+        with lock:
+            proc.supervised = False
+        try:
+            yield proc
+        finally:
+            proc.supervised = True
+
+    def liveness(self) -> dict[str, dict]:
+        """Each process: running or not, /health, unexpected exits, and the consumers on its queues.
+
+        A service whose process runs and answers but has no consumer on one of its queues has stopped
+        consuming: that is what a dead nameko container inside a live process looked like."""
+        vhost = urllib.parse.quote(self.vhost, safe="")
+        queues = requests.get(f"{MANAGEMENT}/queues/{vhost}", auth=BROKER_AUTH, timeout=10).json()
+        report = {}
+        for proc in self.processes:
+            code = proc.process.poll() if proc.process else None
+            try:
+                health = requests.get(f"http://127.0.0.1:{proc.port}/health", timeout=3).status_code
+            except requests.RequestException:
+                health = None
+            consumers = {queue["name"]: queue.get("consumers", 0) for queue in queues
+                         if queue["name"].startswith((f"{proc.service}.", f"rpc-{proc.service}"))}
+            report[proc.name] = {
+                "running": code is None, "exit_status": code, "health": health,
+                "unexpected_exits": proc.unexpected_exits, "consumers": consumers,
+                "consuming": code is None and bool(consumers) and all(n > 0 for n in consumers.values()),
+            }
+        return report
+
     def of(self, service: str) -> list[ServiceProcess]:
         return [proc for proc in self.processes if proc.service == service]
 
@@ -143,6 +205,11 @@ class Stack:
             proc.process.send_signal(signum)
 
     def stop(self, grace: float = 30) -> None:
+        if getattr(self, "_supervising", None) is not None:
+            self._supervising.clear()
+            with self._supervise_lock:
+                for proc in self.processes:
+                    proc.supervised = False
         for proc in self.processes:
             self.signal(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace

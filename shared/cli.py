@@ -101,15 +101,26 @@ def check_catalogue(settings: Settings) -> str:
     return catalogue.version
 
 
+SERVICE_DIED_EXIT_STATUS = 70       # EX_SOFTWARE: the service failed, restart it
+CONTAINER_DEATH_GRACE_SECONDS = 10
+
+
 def run_until_stopped(service_class, config: dict) -> None:
-    """Run one service until SIGTERM or SIGINT, then stop it gracefully, once.
+    """Run one service until SIGTERM or SIGINT, then stop it gracefully, once; exit non-zero if the
+    service's container dies on its own.
 
     nameko's own ``run`` starts a new graceful stop for every signal it receives. A second signal (Ctrl-C
     in a terminal reaches the whole process group, and supervisors may signal again) makes nameko stop
     its timers twice, which raises inside the stop and leaves the process hanging. Here the first signal
     starts the stop and later ones are ignored.
+
+    A container that kills itself (an extension's thread died) consumes nothing more, while its process
+    would stay up. The process exits instead, status 70, so that its supervisor (``sanji run-all``,
+    Kubernetes) restarts it; it waits for the kill to finish for at most ``CONTAINER_DEATH_GRACE_SECONDS``.
     """
     from nameko.runners import ServiceRunner
+
+    from shared.broker_faults import exit_when_dying
 
     runner = ServiceRunner(config)
     runner.add_service(service_class)
@@ -121,9 +132,18 @@ def run_until_stopped(service_class, config: dict) -> None:
             stopping = True
             eventlet.spawn_n(runner.stop)  # signal handlers run outside any greenthread
 
+    def exit_on_death(container, error):
+        if stopping:
+            return
+        reason = f"{type(error).__name__}: {str(error)[:200]}" if error is not None else "killed"
+        print(f"sanji: the {container.service_name} service stopped working ({reason}); exiting so that "
+              f"its supervisor restarts it", file=sys.stderr, flush=True)
+        os._exit(SERVICE_DIED_EXIT_STATUS)  # no clean-up left to do: the container is dead
+
     signal.signal(signal.SIGTERM, stop_once)
     signal.signal(signal.SIGINT, stop_once)
     runner.start()
+    exit_when_dying(runner.containers, exit_on_death, grace_seconds=CONTAINER_DEATH_GRACE_SECONDS)
     waiter = eventlet.spawn(runner.wait)
     while True:
         try:
@@ -132,6 +152,9 @@ def run_until_stopped(service_class, config: dict) -> None:
         except OSError as exc:  # a signal interrupting the hub's wait; the handler has done its work
             if exc.errno != errno.EINTR:
                 raise
+        except Exception:  # noqa: BLE001 - the container died; exit_on_death reports it and exits
+            eventlet.sleep(CONTAINER_DEATH_GRACE_SECONDS + 1)
+            raise
 
 
 def cmd_serve(args) -> None:
@@ -215,8 +238,13 @@ def cmd_check_catalogue(args) -> None:
     print(f"catalogue {check_catalogue(settings)} is valid")
 
 
+MAX_RESTARTS_IN_WINDOW = 5
+RESTART_WINDOW_SECONDS = 60
+
+
 def cmd_run_all(args) -> None:
-    """Migrate, then run each service as its own process, as devops would; stop them all on Ctrl-C."""
+    """Migrate, then run each service as its own process, as devops would: one that exits on its own is
+    started again; Ctrl-C stops them all."""
     settings = Settings.from_env()
     version = check_catalogue(settings)
     require_broker(settings)
@@ -240,9 +268,12 @@ def cmd_run_all(args) -> None:
           f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
-    processes = {service: subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service],
-                                           start_new_session=True, env=environment)
-                 for service in SERVICES}
+    def start(service: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service], start_new_session=True,
+                                env=environment)
+
+    processes = {service: start(service) for service in SERVICES}
+    recent_restarts: dict[str, list[float]] = {service: [] for service in SERVICES}
     stopping = False
 
     def stop_all(*_):
@@ -254,17 +285,29 @@ def cmd_run_all(args) -> None:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
+    gave_up = None
     while True:
-        for service, process in processes.items():
+        for service, process in list(processes.items()):
             code = process.poll()
-            if code is not None and not stopping:
-                print(f"{service} exited with status {code}; stopping the others", file=sys.stderr, flush=True)
+            if code is None or stopping:
+                continue
+            # A supervisor's job: a service that stops on its own is started again, unless it keeps
+            # failing (then something is wrong that a restart does not fix, and everything stops).
+            now = time.monotonic()
+            recent = [at for at in recent_restarts[service] if now - at < RESTART_WINDOW_SECONDS] + [now]
+            recent_restarts[service] = recent
+            if len(recent) > MAX_RESTARTS_IN_WINDOW:
+                gave_up = f"{service} exited {len(recent)} times within {RESTART_WINDOW_SECONDS}s (last status {code})"
+                print(f"{gave_up}; stopping the others", file=sys.stderr, flush=True)
                 stop_all()
+                break
+            print(f"{service} exited with status {code}; starting it again", file=sys.stderr, flush=True)
+            processes[service] = start(service)
         if all(process.poll() is not None for process in processes.values()):
             break
         time.sleep(0.2)
-    if any(process.returncode not in (0, -signal.SIGTERM) for process in processes.values()) and not stopping:
-        raise CommandFailed("a service stopped unexpectedly")
+    if gave_up:
+        raise CommandFailed(gave_up)
 
 
 def cmd_write_docs(args) -> None:

@@ -110,6 +110,8 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "AMQP_URI": settings.amqp_uri,
         "max_workers": settings.max_workers,
         "SERIALIZER": "json",
+        # A container that announces its death, so that `sanji serve` exits and is restarted.
+        "SERVICE_CONTAINER_CLS": "shared.broker_faults.SupervisedContainer",
         "ACCEPT": ["json", "cloudevents"],
         "DATABASE_URL": settings.database_url,
         "SANJI_SERVICE": service,

@@ -12,16 +12,17 @@ import structlog
 from nameko.amqp.publish import get_producer
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
-from nameko.messaging import Consumer, QueueConsumer
+from nameko.messaging import Consumer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared import bus
 from shared.auth import TokenRegistry
+from shared.broker_faults import ResilientQueueConsumer
 from shared.clock import Clock, SystemClock
 from shared.db import session_factory, shared_engine
 from shared.events import CloudEvent, UnknownEventType, source_of
-from shared.health import LinkState, health_report
+from shared.health import health_report
 from shared.metrics import for_container
 from shared.outbox import UnitOfWork
 from shared.relay import OutboxRelay
@@ -107,65 +108,8 @@ class StorageAccess:
         """The broker as the service's own consumer and relay connections see it (``shared.health``)."""
         provider = self._provider
         links = [extension.broker_link for extension in provider.container.extensions
-                 if isinstance(extension, DeadLetteringQueueConsumer)] + [provider.relay.broker_link]
+                 if isinstance(extension, ResilientQueueConsumer)] + [provider.relay.broker_link]
         return health_report(provider.service, provider.container.config["AMQP_URI"], provider.engine, links)
-
-
-class DeadLetteringQueueConsumer(QueueConsumer):
-    """nameko's queue consumer, except that a body it cannot decode is dead-lettered.
-
-    Without this, a message with a foreign content type raises inside kombu's drain loop on every
-    redelivery and stalls the whole queue.
-
-    It also keeps ``broker_link``: up once the consumers are ready, down when the connection is lost
-    or a reconnect fails (what ``/health`` reports).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.broker_link = LinkState("consumer", required=True)
-
-    def setup(self):
-        super().setup()
-        # Consumers only read their queues (a service's broker user may not declare them): the topology must
-        # be there before they start. Declared here where the user may, checked otherwise (shared.topology).
-        from kombu import Connection
-
-        from shared.topology import TopologyMissing
-
-        try:
-            with Connection(self.container.config["AMQP_URI"], connect_timeout=5) as connection:
-                ensure_topology(connection)
-        except TopologyMissing:
-            raise  # fail closed, in one line: nothing would consume, and the relay would drop events
-        except Exception:  # noqa: BLE001 - the broker is down: consuming reconnects, the relay ensures it first
-            log.warning("could not check the topology at start; the broker seems down", exc_info=True)
-
-    def on_consume_ready(self, connection, channel, consumers, **kwargs):
-        super().on_consume_ready(connection, channel, consumers, **kwargs)
-        self.broker_link.mark_up()
-
-    def on_connection_error(self, exc, interval):
-        self.broker_link.mark_down(exc)
-        super().on_connection_error(exc, interval)
-
-    def consume(self, *args, **kwargs):
-        try:
-            yield from super().consume(*args, **kwargs)
-        finally:  # the connection was lost (kombu reconnects from run()), or the consumer is stopping
-            self.broker_link.mark_down("consumer connection closed")
-
-    def get_consumers(self, consumer_cls, channel):
-        consumers = super().get_consumers(consumer_cls, channel)
-        for consumer in consumers:
-            consumer.on_decode_error = self._dead_letter_undecodable
-        return consumers
-
-    @staticmethod
-    def _dead_letter_undecodable(message, exc):
-        log.error("dead-lettering a message that cannot be decoded",
-                  content_type=message.content_type, error=type(exc).__name__)
-        message.reject(requeue=False)
 
 
 class EventConsumer(Consumer):
@@ -187,7 +131,7 @@ class EventConsumer(Consumer):
 
     OUTAGE_RETRIES = 10          # 0.5 s doubling to a 10 s cap: about 65 s in all
 
-    queue_consumer = DeadLetteringQueueConsumer()
+    queue_consumer = ResilientQueueConsumer()
 
     def __init__(self, consumer_queue: ConsumerQueue, **kwargs):
         self.consumer_queue = consumer_queue
@@ -197,6 +141,19 @@ class EventConsumer(Consumer):
         super().setup()
         for_container(self.container).declare_handler(self.method_name, self.consumer_queue.name)
         self.bus_users = bus_users(self.container.config)
+        # The consumer only reads its queue (a service's broker user may not declare it): the topology must
+        # be there before it starts. Declared here where the user may, checked otherwise (shared.topology).
+        from kombu import Connection
+
+        from shared.topology import TopologyMissing
+
+        try:
+            with Connection(self.container.config["AMQP_URI"], connect_timeout=5) as connection:
+                ensure_topology(connection)
+        except TopologyMissing:
+            raise  # fail closed, in one line: nothing would consume, and the relay would drop events
+        except Exception:  # noqa: BLE001 - the broker is down: consuming reconnects, the relay ensures it first
+            log.warning("could not check the topology at start; the broker seems down", exc_info=True)
 
     def handle_message(self, body, message):
         try:
@@ -251,11 +208,23 @@ class EventConsumer(Consumer):
             self.queue_consumer.requeue_message(message)
 
     def handle_event_result(self, message, event, worker_ctx, result=None, exc_info=None, outage_retry=0):
+        """Settle the delivery by the failure policy. Never raises: nameko would kill the container."""
+        try:
+            self._settle(message, event, exc_info, outage_retry)
+        except Exception as exc:  # noqa: BLE001 - a bug here must cost one redelivery, not the service
+            log.critical("could not apply the failure policy; leaving the message to be redelivered",
+                         queue=self.consumer_queue.name, event_id=event.id, error=type(exc).__name__)
+            self.queue_consumer.requeue_message(message)
+        return result, exc_info
+
+    def _settle(self, message, event: CloudEvent, exc_info, outage_retry: int) -> None:
         metrics = for_container(self.container)
         if exc_info is None:
+            # A failed ack is dropped: the message comes back on the next connection and the inbox
+            # (claim_message) makes its second handling a no-op.
             self.queue_consumer.ack_message(message)
             metrics.handled(self.method_name, self.consumer_queue.name)
-            return result, exc_info
+            return
         error = exc_info[1]
         bound = log.bind(queue=self.consumer_queue.name, event_id=event.id, event_type=event.type)
         if isinstance(error, PermanentError | UnknownEventType | ValidationError):
@@ -278,12 +247,9 @@ class EventConsumer(Consumer):
             eventlet.sleep(delay)
             self.queue_consumer.requeue_message(message)
             metrics.failed(self.method_name, self.consumer_queue.name, "requeued")
-        return result, exc_info
 
-    @staticmethod
-    def _reject(message):
-        if message.channel.connection:
-            message.reject(requeue=False)
+    def _reject(self, message):
+        self.queue_consumer.reject_message(message)
 
 
 def bus_users(config: dict) -> dict[str, str]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from kombu import Exchange
 from nameko.exceptions import RemoteError
-from nameko.rpc import MethodProxy, ReplyListener, Rpc, RpcConsumer, RpcProxy, ServiceProxy, get_rpc_exchange
+from nameko.rpc import MethodProxy, ServiceProxy, get_rpc_exchange
 
 from shared import bus
+from shared.broker_faults import ResilientReplyListener, ResilientRpcConsumer, Rpc, RpcProxy
 
 
 def _passive_rpc_exchange(config) -> Exchange:
@@ -22,13 +23,13 @@ def _passive_rpc_exchange(config) -> Exchange:
     return Exchange(exchange.name, type=exchange.type, durable=exchange.durable, passive=True)
 
 
-class _PassiveRpcConsumer(RpcConsumer):
+class _PassiveRpcConsumer(ResilientRpcConsumer):
     def setup(self):
         super().setup()
         self.queue.exchange = _passive_rpc_exchange(self.container.config)
 
 
-class _PassiveReplyListener(ReplyListener):
+class _PassiveReplyListener(ResilientReplyListener):
     def setup(self):
         super().setup()
         self.queue.exchange = _passive_rpc_exchange(self.container.config)
@@ -39,7 +40,8 @@ class CallerRefused(Exception):
 
 
 class GuardedRpc(Rpc):
-    """``@rpc``, answering only the callers allowed to call this method (a refusal is a RemoteError)."""
+    """``@rpc`` (broker-fault resilient, shared.broker_faults), answering only the callers allowed to call this
+    method (a refusal is a RemoteError)."""
 
     rpc_consumer = _PassiveRpcConsumer()
 
@@ -75,7 +77,8 @@ class _SignedServiceProxy(ServiceProxy):
 
 
 class ServiceRpcProxy(RpcProxy):
-    """``RpcProxy`` whose requests carry the caller's broker user as ``user_id``."""
+    """The resilient ``RpcProxy`` (shared.broker_faults) whose requests carry the caller's broker user as
+    ``user_id``."""
 
     rpc_reply_listener = _PassiveReplyListener()
 
