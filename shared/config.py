@@ -18,12 +18,22 @@ SERVICES = ("intake", "routing", "notification", "escalation")
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
 DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003}
 
-DEV_PII_KEY = "dev-only-pii-key-change-me"
+# The public development keys (config/dev-keys.yaml): used when no key is configured, refused in production.
+DEV_KEYS_FILE = REPO_ROOT / "config" / "dev-keys.yaml"
+PROFILES = ("development", "production")
 
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+def _optional_port(*names: str | None) -> int | None:
+    for name in names:
+        text = os.environ.get(name, "").strip() if name else ""
+        if text:
+            return int(text)
+    return None
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,23 @@ class Settings:
     calendar_overrides: Path
     credit_flags: Path
     var_dir: Path
-    pii_key: str
-    max_workers: int
-    relay_poll_seconds: float
+    # Keys (shared/crypto.py): the blind-index key, the key-encryption keys, and the file they default to.
+    pii_key: str | None
+    data_keys: str | None = field(default=None, repr=False)
+    keys_file: Path = DEV_KEYS_FILE
+    # "production" refuses to start on development settings (shared/production.py).
+    profile: str = "development"
+    # Serve /metrics on its own port as well (None: only on the service's HTTP port).
+    metrics_port: int | None = None
+    # /health and the scrape-time gauges read the database at most once per this many seconds.
+    db_probe_seconds: float = 5.0
+    # TLS the deployment declares for the broker and the database: "required" or "off".
+    broker_tls: str | None = None
+    database_tls: str | None = None
+    # libpq's own PGSSLMODE, which psycopg2 honours when the URL names no sslmode.
+    pg_sslmode: str | None = None
+    max_workers: int = 10
+    relay_poll_seconds: float = 0.5
     # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
     bus_users: dict[str, str] = field(default_factory=dict)
     # Every SANJI_NOTIFICATION_* variable, passed on as is; the notification service reads and checks
@@ -91,7 +115,15 @@ class Settings:
             ),
             credit_flags=Path(_env("SANJI_CREDIT_FLAGS_FILE", str(REPO_ROOT / "config" / "credit-flags.yaml"))),
             var_dir=var_dir,
-            pii_key=_env("SANJI_PII_KEY", DEV_PII_KEY),
+            pii_key=os.environ.get("SANJI_PII_KEY", "").strip() or None,
+            data_keys=os.environ.get("SANJI_DATA_KEYS", "").strip() or None,
+            keys_file=Path(_env("SANJI_KEYS_FILE", str(DEV_KEYS_FILE))),
+            profile=_env("SANJI_PROFILE", "development").lower(),
+            metrics_port=_optional_port(f"{prefix}METRICS_PORT" if prefix else None, "SANJI_METRICS_PORT"),
+            db_probe_seconds=float(_env("SANJI_DB_PROBE_SECONDS", "5")),
+            broker_tls=os.environ.get("SANJI_BROKER_TLS", "").strip().lower() or None,
+            database_tls=os.environ.get("SANJI_DATABASE_TLS", "").strip().lower() or None,
+            pg_sslmode=os.environ.get("PGSSLMODE", "").strip().lower() or None,
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
             relay_poll_seconds=float(_env("SANJI_RELAY_POLL_SECONDS", "0.5")),
             bus_users=bus_users,
@@ -119,7 +151,11 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_TOKENS_FILE": str(settings.tokens_file),
         "SANJI_CALENDAR_OVERRIDES": str(settings.calendar_overrides),
         "SANJI_CREDIT_FLAGS_FILE": str(settings.credit_flags),
-        "SANJI_PII_KEY": settings.pii_key,
+        "SANJI_PII_KEY": settings.pii_key or "",
+        "SANJI_DATA_KEYS": settings.data_keys or "",
+        "SANJI_KEYS_FILE": str(settings.keys_file),
+        "SANJI_PROFILE": settings.profile,
+        "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
         "SANJI_VAR_DIR": str(settings.var_dir),
         "SANJI_BUS_USERS": dict(settings.bus_users),
@@ -127,6 +163,8 @@ def nameko_config(service: str, settings: Settings) -> dict:
         **settings.escalation,
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
+    if settings.metrics_port is not None:
+        config["SANJI_METRICS_ADDRESS"] = f"{settings.http_host}:{settings.metrics_port}"
     if settings.http_port is not None:
         config["WEB_SERVER_ADDRESS"] = f"{settings.http_host}:{settings.http_port}"
     return config

@@ -5,6 +5,9 @@ yields to other greenthreads instead of blocking the hub. SQLite (the embedded d
 that blocks the hub while it works, so each process keeps a single connection and greenthreads queue
 for it cooperatively in the pool; that is fine for one kiosk-sized process and is why production runs
 on PostgreSQL.
+
+Every engine hides statement parameters (``hide_parameters``): a failed statement's exception, and so
+its log line, shows the SQL but not the values, which may be personal data.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def create_db_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
-                               connect_args={"timeout": 30})
+                               connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -91,7 +94,7 @@ def create_db_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         _make_postgres_cooperative()
-        return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql:// or sqlite://")
 
 

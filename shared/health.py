@@ -85,9 +85,38 @@ def database_reachable(engine: Engine) -> bool:
         return False
 
 
+class CachedCheck:
+    """A yes/no check run at most once per ``ttl`` seconds, whatever the rate of probes.
+
+    /health is probed every few seconds by every probe of every pod, and /metrics scraped as often: each
+    one running ``SELECT 1`` would put load on the database for nothing and, with a pool of one
+    (SQLite), queue behind real work. A probe inside the window gets the last answer; one probe at a
+    time refreshes it, the others meanwhile get the previous answer.
+    """
+
+    def __init__(self, check, ttl: float, clock=time.monotonic):
+        self._check, self._ttl, self._clock = check, ttl, clock
+        self._lock = threading.Lock()
+        self._value: bool | None = None
+        self._checked_at = float("-inf")
+
+    def __call__(self) -> bool:
+        if self._value is not None and self._clock() - self._checked_at < self._ttl:
+            return self._value
+        if not self._lock.acquire(blocking=self._value is None):
+            return self._value  # another probe is refreshing it
+        try:
+            self._value = bool(self._check())
+            self._checked_at = self._clock()
+            return self._value
+        finally:
+            self._lock.release()
+
+
 def health_report(service: str, amqp_uri: str, engine: Engine,
-                  links: Sequence[LinkState] = ()) -> tuple[int, dict]:
-    checks = {"broker": broker_healthy(amqp_uri, links), "database": database_reachable(engine)}
+                  links: Sequence[LinkState] = (), database_check=None) -> tuple[int, dict]:
+    database_ok = database_check() if database_check is not None else database_reachable(engine)
+    checks = {"broker": broker_healthy(amqp_uri, links), "database": database_ok}
     healthy = all(checks.values())
     return (200 if healthy else 503), {"status": "ok" if healthy else "degraded", "service": service,
                                        "checks": checks}

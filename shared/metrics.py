@@ -28,6 +28,7 @@ the whole scrape.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 from nameko.extensions import DependencyProvider
@@ -84,11 +85,12 @@ class ServiceMetrics:
     def observe_handler(self, handler: str, queue: str, seconds: float) -> None:
         self.handler_duration.labels(handler, queue).observe(seconds)
 
-    def register_storage(self, engine: Engine, source: str) -> None:
-        """Collectors of what the service's database holds: its outbox, and its own tables."""
-        self._register_once("outbox", lambda: OutboxCollector(engine, source))
+    def register_storage(self, engine: Engine, source: str, cache_seconds: float = 0.0) -> None:
+        """Collectors of what the service's database holds: its outbox, and its own tables. Each reads
+        the database at most once per ``cache_seconds``, however often /metrics is scraped."""
+        self._register_once("outbox", lambda: CachingCollector(OutboxCollector(engine, source), cache_seconds))
         for name, factory in SERVICE_COLLECTORS.get(self.service, {}).items():
-            self._register_once(name, lambda factory=factory: factory(engine))
+            self._register_once(name, lambda factory=factory: CachingCollector(factory(engine), cache_seconds))
 
     def _register_once(self, name: str, make) -> None:
         with self._lock:
@@ -127,6 +129,75 @@ def _collector_up(name: str, up: bool) -> GaugeMetricFamily:
                                "1 when a scrape-time collector could read the database", labels=["collector"])
     family.add_metric([name], 1.0 if up else 0.0)
     return family
+
+
+class CachingCollector:
+    """A scrape-time collector whose answer is kept ``ttl`` seconds: scrapes inside the window reuse it."""
+
+    def __init__(self, collector, ttl: float, clock=time.monotonic):
+        self._collector, self._ttl, self._clock = collector, ttl, clock
+        self._families: list | None = None
+        self._collected_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        with self._lock:
+            if self._families is None or self._clock() - self._collected_at >= self._ttl:
+                self._families = list(self._collector.collect())
+                self._collected_at = self._clock()
+            return list(self._families)
+
+
+class MetricsServer(DependencyProvider):
+    """/metrics on a port of its own (``SANJI_METRICS_PORT``), so the public API port need not expose it.
+
+    Without the setting it does nothing and /metrics stays on the service's HTTP port. With it, the
+    HTTP port's /metrics answers 404 and this listener serves the same registry.
+    """
+
+    def setup(self):
+        self.address = self.container.config.get("SANJI_METRICS_ADDRESS")
+        self._socket = None
+        self._thread = None
+
+    def start(self):
+        if not self.address:
+            return
+        import eventlet
+        import eventlet.wsgi
+
+        host, _, port = self.address.rpartition(":")
+        self._socket = eventlet.listen((host or "127.0.0.1", int(port)))
+        self.port = self._socket.getsockname()[1]
+        metrics = for_container(self.container)
+
+        def app(environ, start_response):
+            if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"not found: this port serves GET /metrics only\n"]
+            body, content_type = metrics.exposition()
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+            return [body]
+
+        self._thread = self.container.spawn_managed_thread(
+            lambda: eventlet.wsgi.server(self._socket, app, log_output=False), identifier="metrics-server")
+
+    def stop(self):
+        if self._thread is not None:
+            self._thread.kill()
+            self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return bool(self.address)  # whether /metrics lives on its own port
 
 
 _outbox = table("outbox_messages", column("source"), column("published_at"), column("created_at", UTCDateTime()))

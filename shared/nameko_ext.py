@@ -22,7 +22,7 @@ from shared.broker_faults import ResilientQueueConsumer
 from shared.clock import Clock, SystemClock
 from shared.db import session_factory, shared_engine
 from shared.events import CloudEvent, UnknownEventType, source_of
-from shared.health import health_report
+from shared.health import CachedCheck, database_reachable, health_report
 from shared.metrics import for_container
 from shared.outbox import UnitOfWork
 from shared.relay import OutboxRelay
@@ -64,8 +64,11 @@ class Storage(DependencyProvider):
         self.engine = shared_engine(config["DATABASE_URL"])
         self.session_factory = session_factory(self.engine)
         self.clock = SystemClock()
+        # /health and the scrape-time gauges read the database at most once per this many seconds.
+        probe_seconds = float(config.get("SANJI_DB_PROBE_SECONDS", 5.0))
+        self.database_check = CachedCheck(lambda: database_reachable(self.engine), probe_seconds)
         self.metrics = for_container(self.container)
-        self.metrics.register_storage(self.engine, source_of(self.service))
+        self.metrics.register_storage(self.engine, source_of(self.service), cache_seconds=probe_seconds)
         self.relay = OutboxRelay(
             self.session_factory,
             amqp_uri=config["AMQP_URI"],
@@ -109,7 +112,8 @@ class StorageAccess:
         provider = self._provider
         links = [extension.broker_link for extension in provider.container.extensions
                  if isinstance(extension, ResilientQueueConsumer)] + [provider.relay.broker_link]
-        return health_report(provider.service, provider.container.config["AMQP_URI"], provider.engine, links)
+        return health_report(provider.service, provider.container.config["AMQP_URI"], provider.engine, links,
+                             database_check=provider.database_check)
 
 
 class EventConsumer(Consumer):

@@ -10,7 +10,7 @@ from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from shared.http import json_response
-from shared.metrics import Metrics
+from shared.metrics import Metrics, MetricsServer
 from shared.nameko_ext import Authenticator, ClockProvider, Storage
 
 
@@ -21,6 +21,7 @@ class SanjiService:
     clock = ClockProvider()
     authenticate = Authenticator()
     telemetry = Metrics()
+    metrics_on_own_port = MetricsServer()
 
     @http("GET", "/health")
     def health(self, request):
@@ -29,6 +30,11 @@ class SanjiService:
 
     @http("GET", "/metrics")
     def metrics(self, request):
-        """Prometheus text format: this container's handlers, relay, outbox and (routing) items."""
+        """Prometheus text format: this container's handlers, relay, outbox and (routing) items.
+
+        With ``SANJI_METRICS_PORT`` set, /metrics is served on that port only, and this one answers 404."""
+        if self.metrics_on_own_port:
+            return Response("not found: /metrics is served on the metrics port\n", status=404,
+                            content_type="text/plain")
         body, content_type = self.telemetry.exposition()
         return Response(body, content_type=content_type)

@@ -9,6 +9,7 @@ from nameko.extensions import DependencyProvider
 
 from services.intake.handlers import IntakeRules
 from shared.catalogue import load_catalogue
+from shared.crypto import keyring_from_config
 from shared.workdays import WorkdayCalendar
 
 
@@ -20,7 +21,7 @@ class Rules(DependencyProvider):
         self.rules = IntakeRules(
             catalogue=load_catalogue(config["SANJI_CATALOGUE_DIR"]),
             calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
-            pii_key=config["SANJI_PII_KEY"].encode(),
+            keyring=keyring_from_config(config),
             deferral_working_days=int(config.get("SANJI_DEFERRAL_WORKING_DAYS", 5)),
             bad_credit_fingerprints=load_credit_flags(config["SANJI_CREDIT_FLAGS_FILE"]),
         )

@@ -20,9 +20,11 @@ from services.intake.handlers import IntakeRules, NotFound, check_may_act_for
 from shared.auth import Principal
 from shared.catalogue import Level
 from shared.clock import Clock, new_id
+from shared.crypto import Keyring, SealedRecord
 from shared.db import Base, UTCDateTime
 from shared.events import ReportFiledV1
 from shared.identity import mask_name
+from shared.logging import remember_personal_values
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI
 
@@ -30,7 +32,8 @@ log = structlog.get_logger(__name__)
 
 
 class FailureReportRecord(Base):
-    """Who reported and what they said: personal data, kept here only."""
+    """Who reported and what they said: personal data, kept here only, encrypted like the applicant
+    (``*_sealed`` under the row's data key, wrapped by the key-encryption key ``key_id``)."""
 
     __tablename__ = "intake_failure_reports"
 
@@ -39,9 +42,11 @@ class FailureReportRecord(Base):
     community_code: Mapped[str] = mapped_column(String(12), index=True)
     case_id: Mapped[str | None] = mapped_column(String(36))
     item_id: Mapped[str | None] = mapped_column(String(36))
-    reporter_name: Mapped[str] = mapped_column(String(50))
-    reporter_phone: Mapped[str] = mapped_column(String(20))
-    description: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    wrapped_key: Mapped[str] = mapped_column(Text)
+    reporter_name_sealed: Mapped[str] = mapped_column(Text)
+    reporter_phone_sealed: Mapped[str] = mapped_column(Text)
+    description_sealed: Mapped[str] = mapped_column(Text)
     filed_by: Mapped[str] = mapped_column(String(128))
     filed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -80,8 +85,38 @@ def report_number(filed_at: datetime, report_id: str) -> str:
     return f"BCS{filed_at.astimezone(SHANGHAI):%Y%m%d}-{report_id.replace('-', '')[:8].upper()}"
 
 
+REPORT_FIELDS = ("reporter_name", "reporter_phone", "description")
+
+
+def _context(report_id: str) -> str:
+    return f"intake_failure_reports:{report_id}"
+
+
+def open_report(keyring: Keyring, record: FailureReportRecord) -> dict[str, str]:
+    """The reporter's name and phone and her own words, decrypted (for the 回访 return visit)."""
+    sealed = SealedRecord(key_id=record.key_id, wrapped_key=record.wrapped_key,
+                          fields={name: getattr(record, f"{name}_sealed") for name in REPORT_FIELDS})
+    return keyring.open(sealed, context=_context(record.report_id))
+
+
+def seal_report(keyring: Keyring, record: FailureReportRecord, fields: dict[str, str]) -> None:
+    sealed = keyring.seal(fields, context=_context(record.report_id))
+    record.key_id, record.wrapped_key = sealed.key_id, sealed.wrapped_key
+    for name, value in sealed.fields.items():
+        setattr(record, f"{name}_sealed", value)
+
+
+def reseal_report(keyring: Keyring, record: FailureReportRecord) -> bool:
+    """Re-encrypt under a fresh data key wrapped by the current key; False if it already was."""
+    if record.key_id == keyring.current_key_id:
+        return False
+    seal_report(keyring, record, open_report(keyring, record))
+    return True
+
+
 def file_report(submission: FailureReportSubmission, *, principal: Principal, unit_of_work: UnitOfWork,
                 rules: IntakeRules, clock: Clock) -> FailureReportReceipt:
+    remember_personal_values(submission.reporter.name, submission.reporter.phone)
     catalogue = rules.catalogue
     unit = catalogue.units.get(submission.community_code)
     if unit is None or unit.level is not Level.COMMUNITY:
@@ -113,9 +148,10 @@ def file_report(submission: FailureReportSubmission, *, principal: Principal, un
         record = FailureReportRecord(
             report_id=report_id, report_number=report_number(now, report_id),
             community_code=submission.community_code, case_id=case.id if case else None,
-            item_id=item.item_id if item else None, reporter_name=submission.reporter.name,
-            reporter_phone=submission.reporter.phone, description=submission.description, filed_by=principal.name,
-            filed_at=now)
+            item_id=item.item_id if item else None, filed_by=principal.name, filed_at=now)
+        seal_report(rules.keyring, record, {"reporter_name": submission.reporter.name,
+                                            "reporter_phone": submission.reporter.phone,
+                                            "description": submission.description})
         uow.session.add(record)
         item_level = item.level if item is not None and item.level else None
         uow.publish(ReportFiledV1(

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.intake.adapters.orm import (
-    ApplicantRecord,
     CaseItemRecord,
     CaseRecord,
     DeferredMaterialRecord,
     IdempotencyKeyRecord,
 )
+from services.intake.adapters.personal_data import Applicant, open_applicant, seal_applicant
 from services.intake.domain import SubmissionRefused, assess_submission, case_number
 from services.intake.schemas import (
     BundleView,
@@ -34,6 +34,7 @@ from services.intake.schemas import (
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
+from shared.crypto import Keyring
 from shared.events import (
     CaseCompletedV1,
     CaseSubmittedV1,
@@ -44,6 +45,7 @@ from shared.events import (
     ItemReturnedV1,
 )
 from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
+from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI, WorkdayCalendar
@@ -57,7 +59,7 @@ ITEM_UPDATES_CONSUMER = "intake.item-updates"  # also takes case completions
 class IntakeRules:
     catalogue: Catalogue
     calendar: WorkdayCalendar
-    pii_key: bytes
+    keyring: Keyring  # encrypts the applicant; its blind-index key fingerprints ID numbers
     deferral_working_days: int = 5
     bad_credit_fingerprints: frozenset[str] = frozenset()
 
@@ -84,6 +86,8 @@ def check_may_act_for(principal: Principal, community_code: str, catalogue: Cata
 def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
                 unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
     """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
+    applicant = submission.applicant
+    remember_personal_values(applicant.name, applicant.id_number, applicant.phone, applicant.email)
     if submission.community_code not in rules.catalogue.units:
         raise SubmissionRefused("unknown_community", f"unknown community code {submission.community_code!r}",
                                 community_code=submission.community_code)
@@ -93,7 +97,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         id_number = validate_id_number(submission.applicant.id_number, today=now.astimezone(SHANGHAI).date())
     except InvalidIdNumber as exc:
         raise SubmissionRefused("invalid_id_number", str(exc), problem=exc.reason) from None
-    fingerprint = id_number_fingerprint(id_number, rules.pii_key)
+    fingerprint = id_number_fingerprint(id_number, rules.keyring.blind_index_key)
     accepted = assess_submission(
         rules.catalogue, rules.calendar,
         community_code=submission.community_code,
@@ -131,9 +135,10 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             submitted_by=principal.name,
             submitted_at=now,
         )
-        record.applicant = ApplicantRecord(
-            name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
-            email=submission.applicant.email,
+        record.applicant = seal_applicant(
+            rules.keyring, case_id,
+            Applicant(name=submission.applicant.name, id_number=id_number, phone=submission.applicant.phone,
+                      email=submission.applicant.email),
             id_fingerprint=fingerprint)
         record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
                         for position, matter in enumerate(accepted.matters)]
@@ -173,7 +178,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             return replay, True
         log.info("case submitted", case_number=record.case_number, matters=len(record.items),
                  deferred=len(record.deferred))
-        return case_view(record, rules.catalogue), False
+        return case_view(record, rules), False
 
 
 def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
@@ -184,7 +189,7 @@ def _replay(uow: UnitOfWork, community_code: str, key: str, request_digest: str,
     if existing.request_digest != request_digest:
         raise SubmissionRefused("idempotency_key_reused",
                                 "this Idempotency-Key was used for a different submission", status=422)
-    return case_view(uow.session.get(CaseRecord, existing.case_id), rules.catalogue)
+    return case_view(uow.session.get(CaseRecord, existing.case_id), rules)
 
 
 def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, rules: IntakeRules) -> CaseView:
@@ -195,7 +200,7 @@ def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, ru
         if record is None:
             raise NotFound("case_not_found", "no case with that id or number")
         check_may_act_for(principal, record.community_code, rules.catalogue)
-        return case_view(record, rules.catalogue)
+        return case_view(record, rules)
 
 
 def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
@@ -247,7 +252,8 @@ class UnknownContactPurpose(ValueError):
     pass
 
 
-def applicant_contact(case_id: str, purpose: str, *, unit_of_work: UnitOfWork) -> dict | None:
+def applicant_contact(case_id: str, purpose: str, *, unit_of_work: UnitOfWork,
+                      keyring: Keyring) -> dict | None:
     """The one contact detail a message to the resident needs, asked by case id over RPC: the phone for an
     SMS, the e-mail address for an e-mail. Never the name or the ID number, never both details at once.
 
@@ -261,10 +267,15 @@ def applicant_contact(case_id: str, purpose: str, *, unit_of_work: UnitOfWork) -
         record = uow.session.get(CaseRecord, case_id)
         if record is None:
             return None
-        return {"case_id": record.id, field: getattr(record.applicant, field)}
+        applicant = open_applicant(keyring, record.applicant)
+        value = getattr(applicant, field)
+        remember_personal_values(value)
+        return {"case_id": record.id, field: value}
 
 
-def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
+def case_view(record: CaseRecord, rules: IntakeRules) -> CaseView:
+    catalogue = rules.catalogue
+
     def unit_name(code: str | None) -> str | None:
         return catalogue.units[code].name if code in catalogue.units else None
 
@@ -282,7 +293,7 @@ def case_view(record: CaseRecord, catalogue: Catalogue) -> CaseView:
         catalogue_version=record.catalogue_version,
         channel=record.channel,
         submitted_at=record.submitted_at,
-        applicant_name=mask_name(record.applicant.name),
+        applicant_name=mask_name(open_applicant(rules.keyring, record.applicant).name),
         completed_at=record.completed_at,
         delivery=Delivery.model_validate_json(record.delivery_json) if record.delivery_json else None,
         items=[ItemView(

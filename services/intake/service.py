@@ -75,7 +75,8 @@ class IntakeService(SanjiService):
     def applicant_contact(self, case_id: str, purpose: str):
         """Internal, for the notification service only (shared/bus.py, RPC_CALLERS): the one contact detail a
         message to the resident needs, the phone for ``purpose="sms"``, the e-mail address for ``"email"``."""
-        return handlers.applicant_contact(case_id, purpose, unit_of_work=self.storage.unit_of_work(self.clock))
+        return handlers.applicant_contact(case_id, purpose, unit_of_work=self.storage.unit_of_work(self.clock),
+                                          keyring=self.rules.keyring)
 
     @consume_events(INTAKE_ITEM_UPDATES)
     def on_item_event(self, event):

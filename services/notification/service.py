@@ -20,6 +20,7 @@ from services.notification.dependencies import Notifier, sweep_timer
 from services.notification.handlers import Contact, ContactUnavailable
 from services.notification.schemas import DeliveryLog, InboxPage
 from shared.http import ApiError, api_endpoint, json_response, page_of
+from shared.logging import remember_personal_values
 from shared.nameko_ext import consume_events
 from shared.rpc import ServiceRpcProxy
 from shared.service_base import SanjiService
@@ -57,6 +58,7 @@ class NotificationService(SanjiService):
             timeout.cancel()
         if reply is None:
             return None
+        remember_personal_values(reply.get("name"), reply.get("phone"), reply.get("email"))
         return Contact(phone=reply.get("phone"), email=reply.get("email"))
 
     @http("GET", "/v1/inbox")

@@ -38,7 +38,8 @@ OVERLAYS = ("dev", "prod")
 # The oldest Kubernetes minor the manifests promise to work on (autoscaling/v2, policy/v1, batch/v1 ...).
 K8S_VERSION = "1.31.0"
 IMAGE_UID = 10001  # deploy/docker/Dockerfile: USER 10001:10001
-OPERATOR_SECRETS = {"sanji-rabbitmq-default-user", "sanji-db-app"}
+# sanji-db-ca: CloudNativePG's CA of the cluster <name>-ca (prod verifies the server with it).
+OPERATOR_SECRETS = {"sanji-rabbitmq-default-user", "sanji-db-app", "sanji-db-ca"}
 
 
 def _load_script(name: str):
@@ -243,16 +244,25 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
         names = list(env)
         # $(VAR) expands only variables defined earlier in the list.
         assert names.index("SANJI_BUS_PASSWORD") < names.index("SANJI_AMQP_URI")
-        assert env["SANJI_AMQP_URI"]["value"] == f"amqp://sanji-{service}:$(SANJI_BUS_PASSWORD)@{rabbit}:5672/"
+        # prod: TLS to the broker (the production profile refuses amqp:// there).
+        broker = "amqps" if overlay == "prod" else "amqp"
+        port = 5671 if overlay == "prod" else 5672
+        assert env["SANJI_AMQP_URI"]["value"] == (
+            f"{broker}://sanji-{service}:$(SANJI_BUS_PASSWORD)@{rabbit}:{port}/")
         assert env["SANJI_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app", "key": "uri"}
         assert env["SANJI_PII_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "sanji-pii"
-    same = [{name: entry for name, entry in env.items() if name not in ("SANJI_BUS_PASSWORD", "SANJI_AMQP_URI")}
-            for env in envs]
-    assert all(env == same[0] for env in same), "every service gets the same connection settings"
+    # The same settings, except the broker user each connects as.
+    connection = ("SANJI_DATABASE_URL", "SANJI_PII_KEY")
+    assert all({name: env[name] for name in connection} == {name: envs[0][name] for name in connection}
+               for env in envs), "every service gets the same connection settings"
     (config,) = [c for c in objects_of(overlay, "ConfigMap").values() if "SANJI_BUS_USERS" in c.get("data", {})]
     from shared.bus import SERVICES, default_user, parse_users
 
     assert parse_users(config["data"]["SANJI_BUS_USERS"]) == {s: default_user(s) for s in SERVICES}
+    # Only intake keeps personal data, so only intake gets the key-encryption keys.
+    holders = {name for name, deployment in service_deployments(overlay).items()
+               if "SANJI_DATA_KEYS" in _env(deployment["spec"]["template"]["spec"]["containers"][0])}
+    assert holders == ({"intake"} if overlay == "prod" else set())
 
 
 def _queues_consumed(service: str) -> set[str] | None:

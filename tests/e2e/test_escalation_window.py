@@ -15,6 +15,7 @@ from shared.clock import FrozenClock
 from shared.nameko_ext import ClockProvider
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, XINHE_COMMUNITY, XINHE_KIOSK, XUANWU_KIOSK
 from tests.support.escalation_harness import TOKENS, escalation_on, query, wait_until
+from tests.support.personal_data import stored_failure_reports
 from tests.support.routing_harness import at, routing_on
 
 pytestmark = pytest.mark.e2e
@@ -153,4 +154,4 @@ def test_a_kiosk_report_reaches_a_specialist_and_personal_data_stays_in_intake(s
     for body in bodies:
         for secret in ("刘金花", APPLICANT_PHONE, APPLICANT_ID_NUMBER, WORDS):
             assert secret not in body
-    assert query(database_url, "SELECT reporter_phone FROM intake_failure_reports") == [(APPLICANT_PHONE,)]
+    assert [report["reporter_phone"] for report in stored_failure_reports(database_url)] == [APPLICANT_PHONE]

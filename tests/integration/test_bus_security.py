@@ -230,10 +230,12 @@ def test_intakes_contact_lookup_answers_only_its_caller_and_only_what_the_purpos
     from shared.clock import SystemClock
     from shared.db import session_factory, shared_engine
     from shared.outbox import UnitOfWork
+    from tests.support.personal_data import development_keyring
 
     def lookup(purpose):
         uow = UnitOfWork(session_factory(shared_engine(database_url)), source="/sanji/intake", clock=SystemClock())
-        return handlers.applicant_contact(receipt["case_id"], purpose, unit_of_work=uow)
+        return handlers.applicant_contact(receipt["case_id"], purpose, unit_of_work=uow,
+                                          keyring=development_keyring())
 
     assert lookup("sms") == {"case_id": receipt["case_id"], "phone": APPLICANT_PHONE}
     assert set(lookup("email")) == {"case_id", "email"}

@@ -19,6 +19,7 @@ from tests.support.cases import (
     migrant_bundle,
 )
 from tests.support.escalation_harness import query
+from tests.support.personal_data import stored_failure_reports
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +60,8 @@ def test_a_resident_reports_at_the_kiosk_and_only_ids_and_codes_leave_intake(int
     raw = query(database_url, "SELECT body FROM outbox_messages")[0][0]
     for secret in ("刘金花", APPLICANT_PHONE, words):
         assert secret not in raw
-    assert query(database_url, "SELECT reporter_name, reporter_phone, description FROM intake_failure_reports") == [
-        ("刘金花", APPLICANT_PHONE, words)]
+    assert stored_failure_reports(database_url) == [  # kept in intake only, encrypted at rest
+        {"reporter_name": "刘金花", "reporter_phone": APPLICANT_PHONE, "description": words}]
 
 
 def test_a_report_about_a_case_names_its_item_for_a_single_matter_case(intake, web_session, database_url):

@@ -94,10 +94,12 @@ def test_routing_metrics_expose_the_named_series_and_count_what_happened(routing
     # Not a CloudEvent at all: dead-lettered before any handler runs, and counted as such.
     publish_raw(rabbit_config["AMQP_URI"], {"not": "a cloudevent"}, "case.submitted.320113003021")
 
+    # The database gauges are read at most once per SANJI_DB_PROBE_SECONDS, so wait for them as well.
     def relayed():
         samples = scrape(port)
         return samples if (value(samples, "sanji_relay_published_total") >= 2
                            and value(samples, "sanji_outbox_backlog") == 0
+                           and value(samples, "sanji_routing_items", status="queued") == 2
                            and value(samples, "sanji_messages_failed_total", handler="on_case_submitted",
                                      queue=CASE_QUEUE, outcome="dead_lettered") == 1) else None
 
@@ -125,7 +127,9 @@ def test_routing_metrics_expose_the_named_series_and_count_what_happened(routing
         connection.execute(text("UPDATE routing_items SET clock_paused_at = promised_deadline WHERE id = :id"),
                            {"id": ids[0]})
     engine.dispose()
-    assert value(scrape(port), "sanji_routing_items_overdue") == 1
+    # Scrape-time gauges read the database at most once per SANJI_DB_PROBE_SECONDS (5 s): the change shows
+    # on a later scrape, not necessarily the next one.
+    assert wait_for(lambda: value(scrape(port), "sanji_routing_items_overdue") == 1, timeout=15)
 
 
 def test_each_container_has_its_own_registry(container_factory, make_service_config, rabbit_config):
@@ -153,3 +157,49 @@ def test_each_container_has_its_own_registry(container_factory, make_service_con
     assert not any(name.startswith("sanji_routing_") for name in names(intake))
     assert not any(dict(labels).get("handler") == "on_case_submitted" for _, labels in intake)
     assert ("sanji_messages_handled_total", (("handler", "on_item_event"), ("queue", "intake.item-updates"))) in intake
+
+
+def test_scrapes_and_health_probes_inside_the_probe_window_do_not_query_the_database(
+        container_factory, make_service_config, database_url):
+    """Kubernetes probes every pod every few seconds and Prometheus scrapes as often: the database is
+    read at most once per SANJI_DB_PROBE_SECONDS, whatever the rate."""
+    from sqlalchemy import event
+
+    from shared.db import shared_engine
+
+    port = find_free_port()
+    container = container_factory(RoutingService, make_service_config("routing", web_port=port,
+                                                                      SANJI_DB_PROBE_SECONDS=30))
+    container.start()
+    statements = []
+
+    def record(connection, cursor, statement, *args):
+        # The probe's SELECT 1 and the gauges' counts; the outbox relay's own polling is not a probe.
+        if statement.strip() == "SELECT 1" or "count(" in statement:
+            statements.append(statement)
+
+    engine = shared_engine(database_url)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        scrape(port)
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        first = len(statements)
+        assert first > 0  # the first scrape and probe did read the database
+        for _ in range(10):
+            scrape(port)
+            assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        assert len(statements) == first, statements[first:]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_metrics_can_be_served_on_a_port_of_their_own(container_factory, make_service_config):
+    port, metrics_port = find_free_port(), find_free_port()
+    container = container_factory(RoutingService, make_service_config(
+        "routing", web_port=port, SANJI_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}"))
+    container.start()
+    samples = scrape(metrics_port)
+    assert NAMED_SERIES | ROUTING_SERIES <= names(samples)
+    assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
+    assert requests.get(f"http://127.0.0.1:{metrics_port}/v1/items", timeout=5).status_code == 404
+    assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200

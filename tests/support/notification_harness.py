@@ -41,5 +41,6 @@ def assert_no_contact_data_logged(records: list[logging.LogRecord], *secrets: st
     text = "\n".join(f"{record.getMessage()} {record.args}" for record in records)
     for secret in (RESIDENT_PHONE, RESIDENT_EMAIL, RESIDENT_NAME, *secrets):
         assert secret not in text
-    # The logging redactor masks phone numbers as a second line of defence; it must have had nothing to do.
-    assert "[phone redacted]" not in text
+    # The logging redactor masks phone numbers and remembered names as a second line of defence; it must
+    # have had nothing to do.
+    assert "[phone redacted]" not in text and "[personal data redacted]" not in text

@@ -1,4 +1,5 @@
-"""Intake's tables. Personal data (name, ID number, phone) lives here and nowhere else."""
+"""Intake's tables. Personal data (name, ID number, phone, e-mail) lives here and nowhere else, encrypted
+(``services/intake/adapters/personal_data.py``)."""
 
 from __future__ import annotations
 
@@ -34,15 +35,20 @@ class CaseRecord(Base):
 
 
 class ApplicantRecord(Base):
+    """The applicant, encrypted: each ``*_sealed`` column is AES-GCM under the row's own data key, which
+    is stored wrapped by the key-encryption key ``key_id`` (shared/crypto.py). Nothing here is in clear."""
+
     __tablename__ = "intake_applicants"
 
     case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(50))
-    id_number: Mapped[str] = mapped_column(String(18))
-    # Keyed hash, for look-ups (credit flags, repeat visits) without searching on the number in clear.
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    wrapped_key: Mapped[str] = mapped_column(Text)
+    name_sealed: Mapped[str] = mapped_column(Text)
+    id_number_sealed: Mapped[str] = mapped_column(Text)
+    phone_sealed: Mapped[str] = mapped_column(Text)
+    email_sealed: Mapped[str | None] = mapped_column(Text)
+    # Keyed blind index (HMAC-SHA256), for look-ups (credit flags, repeat visits) without the number in clear.
     id_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
-    phone: Mapped[str] = mapped_column(String(20))
-    email: Mapped[str | None] = mapped_column(String(254))
 
     case: Mapped[CaseRecord] = relationship(back_populates="applicant")
 
