@@ -34,7 +34,7 @@ from shared.topology import (
     ConsumerQueue,
 )
 
-SERVICES = ("intake", "routing", "escalation", "notification")
+SERVICES = ("intake", "routing", "escalation", "notification", "evaluation")
 
 # The event types each service publishes. Two types have two publishers: a 办不成事 report is filed at a
 # kiosk (intake) or by staff (escalation), and a 容缺 reminder comes from routing (intake's deferrals) or
@@ -51,6 +51,8 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
                    ev.ReportDeferralGrantedV1, ev.ReportClosedV1, ev.ReportReturnVisitedV1, ev.ReportReopenedV1,
                    ev.ReportOverdueV1, ev.DeferralReminderV1),
     "notification": (),
+    "evaluation": (ev.RatingSubmittedV1, ev.RectificationOpenedV1, ev.RectificationClosedV1,
+                   ev.RectificationOverdueV1, ev.AppealDecidedV1),
 }
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {

@@ -42,6 +42,7 @@ SERVICE_CLASSES = {
     "routing": "services.routing.service:RoutingService",
     "notification": "services.notification.service:NotificationService",
     "escalation": "services.escalation.service:EscalationService",
+    "evaluation": "services.evaluation.service:EvaluationService",
 }
 
 
@@ -352,6 +353,7 @@ def cmd_write_docs(args) -> None:
     from pathlib import Path
 
     from services.escalation.api import escalation_openapi
+    from services.evaluation.api import evaluation_openapi
     from services.intake.api import intake_openapi
     from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
@@ -362,6 +364,7 @@ def cmd_write_docs(args) -> None:
     for name, document in (("openapi/intake.json", intake_openapi()), ("openapi/routing.json", routing_openapi()),
                            ("openapi/escalation.json", escalation_openapi()),
                            ("openapi/notification.json", notification_openapi()),
+                           ("openapi/evaluation.json", evaluation_openapi()),
                            ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")

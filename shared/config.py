@@ -13,10 +13,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("intake", "routing", "notification", "escalation")
+SERVICES = ("intake", "routing", "notification", "escalation", "evaluation")
 
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
-DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003}
+DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003,
+                      "evaluation": 8005}
 
 # The public development keys (config/dev-keys.yaml): used when no key is configured, refused in production.
 DEV_KEYS_FILE = REPO_ROOT / "config" / "dev-keys.yaml"
@@ -74,6 +75,9 @@ class Settings:
     # Every SANJI_ESCALATION_* variable, passed on as is; the escalation service reads and checks them
     # (services/escalation/settings.py, listed in docs/escalation.md).
     escalation: dict[str, str] = field(default_factory=dict)
+    # Every SANJI_EVALUATION_* variable, passed on as is; the evaluation service reads and checks them
+    # (services/evaluation/settings.py).
+    evaluation: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -133,6 +137,9 @@ class Settings:
             escalation={name: value.strip() for name, value in os.environ.items()
                         if name.startswith("SANJI_ESCALATION_") and value.strip()
                         and name not in ("SANJI_ESCALATION_DATABASE_URL", "SANJI_ESCALATION_HTTP_PORT")},
+            evaluation={name: value.strip() for name, value in os.environ.items()
+                        if name.startswith("SANJI_EVALUATION_") and value.strip()
+                        and name not in ("SANJI_EVALUATION_DATABASE_URL", "SANJI_EVALUATION_HTTP_PORT")},
         )
 
 
@@ -161,6 +168,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_BUS_USERS": dict(settings.bus_users),
         **settings.notification,
         **settings.escalation,
+        **settings.evaluation,
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
     if settings.metrics_port is not None:

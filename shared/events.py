@@ -125,12 +125,12 @@ class ItemEvent(EventPayload):
 
 class ItemRoutedV1(ItemEvent):
     """An item reached the queue of the unit and department entitled to handle it (first routing, or again
-    after a return or an escalation)."""
+    after a return or an escalation, or where the level above assigned it after ping-pong)."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "item.routed.v1"
     verb: ClassVar[str] = "routed"
 
-    route_reason: Literal["submitted", "returned", "escalated"] = "submitted"
+    route_reason: Literal["submitted", "returned", "escalated", "assigned"] = "submitted"
     waiting_for: tuple[str, ...] = Field(default=(), description="prerequisite matters of the same case")
     legal_deadline: datetime
     promised_deadline: datetime
@@ -549,6 +549,118 @@ class ReportOverdueV1(ReportEvent):
     supervising_unit_code: str = Field(pattern=r"^\d{12}$")
 
 
+# ── Evaluation: 好差评, rectifications and appeals (published by the evaluation service) ──────────────────
+
+RatingLevel = Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
+RatingChannel = Literal["sms_link", "kiosk", "window_pad", "lookup"]
+
+
+class EvaluationEvent(EventPayload):
+    """What every evaluation event carries: the item rated and the unit that handled it (the routing-key fields).
+    Codes and ids only: never the comment, the phone or a name. A 体验官 finding may name a unit without an
+    item: then the item, case and matter are null and the department is ``any``."""
+
+    item_id: str | None
+    case_id: str | None
+    matter_code: str | None
+    department_code: str
+    level: Level
+    unit_code: str = Field(pattern=r"^\d{12}$")
+    district_code: str = Field(pattern=r"^\d{12}$")
+
+    noun: ClassVar[str]
+    verb: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "verb" in cls.__dict__:
+            cls.routing_key_template = (f"{cls.noun}.{cls.verb}.{{district_code}}.{{level}}.{{unit_code}}"
+                                        ".{department_code}")
+
+
+class RatingSubmittedV1(EvaluationEvent):
+    """A resident rated an item (or changed the rating within 24 hours: ``replaces`` names the earlier one)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "rating.submitted.v1"
+    noun: ClassVar[str] = "rating"
+    verb: ClassVar[str] = "submitted"
+
+    rating_id: str
+    rating_level: RatingLevel
+    channel: RatingChannel
+    reason_codes: tuple[str, ...] = ()
+    replaces: str | None = Field(default=None, description="the rating id this one replaces")
+    submitted_at: datetime
+
+    def subject(self) -> str:
+        return self.rating_id
+
+
+class RectificationEvent(EvaluationEvent):
+    noun: ClassVar[str] = "rectification"
+
+    rectification_id: str
+    origin: Literal["rating", "finding"]
+    origin_id: str
+
+    def subject(self) -> str:
+        return self.rectification_id
+
+
+class RectificationOpenedV1(RectificationEvent):
+    """A bad rating or a 体验官 finding opened a rectification, owned by the unit that handled the item."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "rectification.opened.v1"
+    verb: ClassVar[str] = "opened"
+
+    deadline: datetime
+    opened_at: datetime
+
+
+class RectificationClosedV1(RectificationEvent):
+    """The owning unit closed a rectification with a result (or an upheld appeal ended it)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "rectification.closed.v1"
+    verb: ClassVar[str] = "closed"
+
+    result: Literal["rectified", "explained", "cannot_rectify", "appeal_upheld"] = Field(
+        description="整改完成, 解释说明, 无法整改; appeal_upheld when the level above upheld the unit's appeal "
+                    "against the rating that opened it")
+    callback_outcome: Literal["reached_satisfied", "reached_unsatisfied", "not_reached"] | None
+    closed_at: datetime
+
+
+class RectificationOverdueV1(RectificationEvent):
+    """A rectification passed its deadline (stage warning), then its grace (stage escalated: the unit above
+    named here takes it up)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "rectification.overdue.v1"
+    verb: ClassVar[str] = "overdue"
+
+    stage: Literal["warning", "escalated"]
+    deadline: datetime
+    supervising_unit_code: str | None = Field(default=None, pattern=r"^\d{12}$")
+    raised_at: datetime
+
+
+class AppealDecidedV1(EvaluationEvent):
+    """The level above decided a unit's appeal against a rating; upheld, the rating leaves the rates."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "appeal.decided.v1"
+    noun: ClassVar[str] = "appeal"
+    verb: ClassVar[str] = "decided"
+
+    appeal_id: str
+    rating_id: str
+    grounds: Literal["wrong_case", "abusive_text", "unrelated_to_service", "malicious"]
+    upheld: bool
+    deciding_unit_code: str = Field(pattern=r"^\d{12}$")
+    decided_at: datetime
+
+    def subject(self) -> str:
+        return self.appeal_id
+
+
 PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
     payload.event_type: payload
     for payload in (CaseSubmittedV1, ItemRoutedV1, ItemClaimedV1, ItemAcceptedV1, ItemSupplementRequestedV1,
@@ -558,7 +670,8 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
                     ItemDeadlineWarningV1, ItemSupervisionEscalatedV1, WhistleCalledV1, WhistleAcknowledgedV1,
                     WhistleEscalatedV1, ReportFiledV1, ReportClassifiedV1, ReportAssignedV1, ReportContactRecordedV1,
                     ReportDeferralGrantedV1, ReportClosedV1, ReportReturnVisitedV1, ReportReopenedV1,
-                    ReportOverdueV1)
+                    ReportOverdueV1, RatingSubmittedV1, RectificationOpenedV1, RectificationClosedV1,
+                    RectificationOverdueV1, AppealDecidedV1)
 }
 
 

@@ -15,6 +15,8 @@ The rules:
   from a keys file marked development, or equal to a known development value (intake only: the
   other services hold no personal data and get no key);
 - notification: SMS or e-mail configured to go to a file sink (no gateway, no SMTP host);
+- evaluation: the rating-link key (``SANJI_EVALUATION_LINK_KEY``) missing (the development settings file's
+  key would sign the links), a known placeholder, the development key, or shorter than 16 characters;
 - the database is SQLite;
 - the broker user is ``guest``;
 - TLS: ``SANJI_BROKER_TLS`` / ``SANJI_DATABASE_TLS`` default to ``required`` in production, and then the
@@ -42,6 +44,7 @@ DEVELOPMENT_CONFIG_DIRS = (REPO_ROOT / "config", Path("/app/config"))
 KNOWN_PLACEHOLDER_KEYS = frozenset({"change-me", "changeme", "dev-only-pii-key-change-me", "secret"})
 SERVICES_WITH_KEYS = frozenset({"intake"})  # the only service that keeps personal data
 SERVICES_WITH_SINKS = frozenset({"notification"})
+SERVICES_WITH_LINK_KEY = frozenset({"evaluation"})  # signs the residents' rating links
 TLS_SETTINGS = ("required", "off")
 SECURE_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
 
@@ -75,6 +78,8 @@ def production_problems(service: str | None, settings: Settings,
         problems += key_problems(settings)
     if service is None or service in SERVICES_WITH_SINKS:
         problems += sink_problems(settings.notification)
+    if service is None or service in SERVICES_WITH_LINK_KEY:
+        problems += link_key_problems(settings.evaluation)
     problems += database_problems(settings)
     problems += broker_problems(settings)
     for check in (_extra_checks if extra_checks is None else extra_checks):
@@ -174,6 +179,29 @@ def sink_problems(notification: dict[str, str]) -> list[str]:
         problems.append("e-mail goes to a file sink (var/notification-email.jsonl) and would be marked sent: "
                         "set SANJI_NOTIFICATION_SMTP_HOST")
     return problems
+
+
+def _development_link_keys() -> frozenset[str]:
+    keys = set()
+    for directory in DEVELOPMENT_CONFIG_DIRS:
+        try:
+            document = yaml.safe_load((directory / "evaluation-dev.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(document, dict) and document.get("link_key"):
+            keys.add(str(document["link_key"]))
+    return frozenset(keys)
+
+
+def link_key_problems(evaluation: dict[str, str]) -> list[str]:
+    key = evaluation.get("SANJI_EVALUATION_LINK_KEY", "")
+    if not key:
+        return ["SANJI_EVALUATION_LINK_KEY is not set: rating links would be signed with the development key"]
+    if key in KNOWN_PLACEHOLDER_KEYS or key in _development_link_keys():
+        return ["SANJI_EVALUATION_LINK_KEY is a placeholder or the development key: set a secret key"]
+    if len(key) < 16:
+        return ["SANJI_EVALUATION_LINK_KEY is shorter than 16 characters: set a longer secret key"]
+    return []
 
 
 def _tls_setting(name: str, value: str | None) -> tuple[str, list[str]]:

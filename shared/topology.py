@@ -66,8 +66,14 @@ ESCALATION_EVENTS = ConsumerQueue("escalation.events", tuple(
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
                                   "escalated")) + ("report.filed.#",))
 
+# The item facts the three rates are computed from, and the completions that open the rating window.
+EVALUATION_EVENTS = ConsumerQueue("evaluation.events", tuple(
+    f"item.{verb}.#" for verb in ("routed", "released", "claimed", "accepted", "supplement-requested",
+                                  "supplement-supplied", "resolved", "rejected", "returned", "terminated",
+                                  "escalated")) + ("case.completed.#",))
+
 CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS, INTAKE_ITEM_UPDATES,
-                                              NOTIFICATION_EVENTS, ESCALATION_EVENTS)
+                                              NOTIFICATION_EVENTS, ESCALATION_EVENTS, EVALUATION_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,

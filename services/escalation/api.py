@@ -14,6 +14,7 @@ from services.escalation.schemas import (
     FailureReportList,
     FailureReportView,
     Health,
+    ManualWhistle,
     ItemEscalationView,
     Problem,
     ReturnVisit,
@@ -77,6 +78,12 @@ OPERATIONS = [
               errors={403: "not the called department, or outside its jurisdiction", 404: "no such call",
                       409: "call_escalated, call_cancelled or ack_limit_passed",
                       422: "validation_failed, personal_data_in_text"}),
+    Operation("POST", "/v1/items/{item_id}/whistle", "Manual 吹哨: street staff call departments in on an open item "
+              "of their street at any time (the matter's call-in departments unless named); each call runs like a "
+              "timed one", WhistleCallList, 201, request_model=ManualWhistle,
+              errors={403: "whistle_forbidden (not street staff, or outside the street)", 404: "item_not_found",
+                      409: "item_closed, already_called",
+                      422: "validation_failed, unknown_department, personal_data_in_text"}),
     Operation("GET", "/v1/items/{item_id}/escalation", "An item's escalation record: loop, 督办 deadlines, 吹哨 "
               "calls and what was done", ItemEscalationView,
               errors={403: "outside your jurisdiction", 404: "the service has not seen this item"}),

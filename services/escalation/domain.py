@@ -186,9 +186,14 @@ def whistle_desks(catalogue: Catalogue, matter: Matter, community_code: str, cal
     names, at the caller's level or, where it has no desk there, the next level up where it has one."""
     if caller_level is Level.COMMUNITY:
         return []
+    return desks_for(catalogue, matter.call_in_departments, community_code, caller_level)
+
+
+def desks_for(catalogue: Catalogue, department_codes, community_code: str, caller_level: Level) -> list[Desk]:
+    """Each department's desk at the caller's level or, where it has none there, the next level up."""
     line = catalogue.line_of(community_code)
     desks = []
-    for code in matter.call_in_departments:
+    for code in department_codes:
         department = catalogue.department(code)
         level: Level | None = caller_level
         while level is not None and not department.has_desk_at(level):

@@ -29,6 +29,12 @@ class Acknowledgement(_Strict):
     note: str = Field(default="", max_length=500, description=_NO_PERSONAL_DATA)
 
 
+class ManualWhistle(_Strict):
+    department_codes: list[str] = Field(default_factory=list, max_length=10,
+                                        description="the departments to call in; none: those the matter names")
+    reason: str = Field(min_length=1, max_length=500, description=_NO_PERSONAL_DATA)
+
+
 class WhistleCallView(BaseModel):
     call_id: str
     item_id: str

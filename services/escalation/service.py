@@ -20,6 +20,7 @@ from services.escalation.schemas import (
     CauseView,
     FailureReportFiling,
     FailureReportList,
+    ManualWhistle,
     WhistleCallList,
 )
 from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
@@ -121,6 +122,15 @@ class EscalationService(SanjiService):
         view = whistle.acknowledge(call_id, principal, body, unit_of_work=self.storage.unit_of_work(self.clock),
                                    rules=self.rules, now=self._now())
         return json_response(200, view)
+
+    @http("POST", "/v1/items/<string:item_id>/whistle")
+    @api_endpoint
+    def blow_whistle(self, request, item_id):
+        principal = self.authenticate(request)
+        body = read_json(request, ManualWhistle)
+        calls = whistle.blow(item_id, principal, body, unit_of_work=self.storage.unit_of_work(self.clock),
+                             rules=self.rules, now=self._now())
+        return json_response(201, WhistleCallList(calls=calls, total=len(calls)))
 
     @http("GET", "/v1/items/<string:item_id>/escalation")
     @api_endpoint

@@ -10,17 +10,20 @@ from sqlalchemy import func, select
 
 from services.escalation.access import Forbidden, NotFound, in_scope, prefix_for
 from services.escalation.adapters.orm import Deadline, EscalationAction, EscalationItem, WhistleCall
-from services.escalation.domain import DeadlineKind, ReportRefused, contains_personal_data
-from services.escalation.records import EscalationRules, cancel, lock, record_action, whistle_event
+from services.escalation.domain import DeadlineKind, ReportRefused, contains_personal_data, desks_for
+from services.escalation.records import EscalationRules, arm, cancel, lock, record_action, whistle_event
 from services.escalation.schemas import (
     Acknowledgement,
+    ManualWhistle,
     ActionView,
     DeadlineView,
     ItemEscalationView,
     WhistleCallView,
 )
 from shared.auth import Principal
-from shared.events import WhistleAcknowledgedV1
+from shared.catalogue import Level
+from shared.clock import new_id
+from shared.events import WhistleAcknowledgedV1, WhistleCalledV1
 from shared.outbox import UnitOfWork
 
 READERS = ("staff", "specialist", "department")
@@ -57,6 +60,57 @@ def acknowledge(call_id: str, principal: Principal, body: Acknowledgement, *, un
                       called_department=call.department_code, note=body.note)
         uow.commit()
         return call_view(call, item)
+
+
+def blow(item_id: str, principal: Principal, body: ManualWhistle, *, unit_of_work: UnitOfWork,
+         rules: EscalationRules, now: datetime) -> list[WhistleCallView]:
+    """Manual 吹哨: street staff call departments in on an open item of their street at any time, not only when a
+    timer escalates it. Each call runs like a timed one (acknowledge within the limit, else up a level); a
+    department already called by the street for the item is not called twice (409 when nobody is left)."""
+    prefix = prefix_for(principal, rules.catalogue, kinds=("staff",), reason="whistle_forbidden")
+    if rules.catalogue.unit(principal.unit_code).level is not Level.STREET:
+        raise Forbidden("whistle_forbidden", "a street blows the whistle", kinds=["staff"])
+    if contains_personal_data(body.reason):
+        raise ReportRefused("personal_data_in_text", "reason looks like it carries an ID-card or phone number",
+                            status=422, field="reason")
+    unknown = sorted(set(body.department_codes) - set(rules.catalogue.departments))
+    if unknown:
+        raise ReportRefused("unknown_department", "no such department", status=422, unknown=unknown)
+    with unit_of_work as uow:
+        item = lock(uow, EscalationItem, item_id)
+        if item is None:
+            raise NotFound("item_not_found", "the escalation service has not seen this item")
+        if not in_scope(prefix, item.unit_code, item.community_code):
+            raise Forbidden("whistle_forbidden", "this item is outside your jurisdiction")
+        if item.status in ("resolved", "rejected", "terminated"):
+            raise ReportRefused("item_closed", "the item is closed", current_status=item.status)
+        matter = rules.catalogue.matters.get(item.matter_code)
+        codes = body.department_codes or (list(matter.call_in_departments) if matter else []) or [item.department_code]
+        calls = []
+        for desk in desks_for(rules.catalogue, codes, item.community_code, Level.STREET):
+            exists = uow.session.scalars(select(WhistleCall.call_id).where(
+                WhistleCall.item_id == item.item_id, WhistleCall.caller_level == "street",
+                WhistleCall.department_code == desk.department_code)).first()
+            if exists is not None:
+                continue
+            call = WhistleCall(call_id=new_id(), item_id=item.item_id, department_code=desk.department_code,
+                               level=str(desk.level), unit_code=desk.unit_code, caller_level="street",
+                               caller_unit_code=principal.unit_code, district_code=item.district_code, called_at=now,
+                               ack_due_at=now + rules.settings.whistle_ack_limit, state="called")
+            uow.session.add(call)
+            arm(uow, key=f"{DeadlineKind.WHISTLE_ACK}:{call.call_id}", kind=DeadlineKind.WHISTLE_ACK,
+                subject_type="item", subject_id=item.item_id, call_id=call.call_id, due_at=call.ack_due_at, now=now)
+            uow.publish(whistle_event(WhistleCalledV1, call, item, at=now, ack_due_at=call.ack_due_at))
+            record_action(uow, "whistle_called", at=now, item=item, level=call.level, unit_code=call.unit_code,
+                          called_department=call.department_code, caller_level="street", manual=True,
+                          note=body.reason)
+            calls.append(call)
+        if not calls:
+            raise ReportRefused("already_called", "every department named was already called in by the street",
+                                status=409)
+        views = [call_view(call, item) for call in calls]
+        uow.commit()
+        return views
 
 
 def list_calls(principal: Principal, *, unit_of_work: UnitOfWork, rules: EscalationRules, state: str | None,

@@ -89,6 +89,22 @@ def withhold_rpc_reply_bodies() -> None:
         rpc_logger.addFilter(WithholdRpcReplyBodies())
 
 
+def _rating_link(settings: NotificationSettings):
+    """The signer of 好差评 links in the completion SMS, or None when no rating page or key is configured."""
+    if not settings.rating_link_base or not settings.rating_link_key:
+        return None
+    from datetime import timedelta
+
+    from shared.rating_links import sign_rating_link
+
+    def link(case_id: str, completed_at) -> str:
+        token = sign_rating_link(settings.rating_link_key, case_id=case_id,
+                                 expires_at=completed_at + timedelta(days=settings.rating_link_days))
+        return settings.rating_link_base.rstrip("/") + "/" + token
+
+    return link
+
+
 class Notifier(DependencyProvider):
     """``self.notifier.rules`` (planning), ``.dispatcher`` (sending), ``.settings``, ``.catalogue``."""
 
@@ -97,7 +113,7 @@ class Notifier(DependencyProvider):
         config = self.container.config
         self.settings = NotificationSettings.from_config(config)
         self.catalogue = load_catalogue(config["SANJI_CATALOGUE_DIR"])
-        names = domain.CatalogueNames(self.catalogue)
+        names = domain.CatalogueNames(self.catalogue, rating_link=_rating_link(self.settings))
         check_webhooks(self.settings, self.catalogue)
         templates = MessageTemplates(self.settings.templates_dir)
         check_templates(templates, names)

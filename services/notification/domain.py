@@ -71,7 +71,8 @@ TERMINATION_REASONS = {
     "prerequisite_terminated": "前置事项已终止办理",
 }
 OUTCOME_LABELS = {"resolved": "已办结", "rejected": "不予办理", "terminated": "已终止办理"}
-ROUTE_REASONS = {"submitted": "", "returned": "原承办单位退回后重新转办", "escalated": "上报至上级办理"}
+ROUTE_REASONS = {"submitted": "", "returned": "原承办单位退回后重新转办", "escalated": "上报至上级办理",
+                 "assigned": "上级协调后指定承办单位"}
 ESCALATION_REASONS = {"internal_loop_expired": "下级内部循环办理期满仍未办结",
                       "whistle_unacknowledged": "“吹哨”后被叫部门未按时报到",
                       "supervisor_decision": "督办人员决定上报"}
@@ -101,8 +102,10 @@ class Names(Protocol):
 
 
 class CatalogueNames:
-    def __init__(self, catalogue: Catalogue):
+    def __init__(self, catalogue: Catalogue, rating_link=None):
         self._catalogue = catalogue
+        # (case_id, completed_at) -> the signed rating URL, or None when no rating page is configured.
+        self.rating_link = rating_link
         self._materials = {material.code: material.name
                            for matter in catalogue.matters.values() for material in matter.materials}
         self._reject_reasons = {code: reason.name
@@ -215,7 +218,10 @@ def case_completed_context(event: CaseCompletedV1, names: Names) -> dict:
 
 
 def rating_invitation_context(event: CaseCompletedV1, names: Names) -> dict:
-    return {"case_number": event.case_number, "levels": list(RATING_LEVELS)}
+    # The signed 好差评 link, where the deployment names a rating page (CatalogueNames.rating_link).
+    link = getattr(names, "rating_link", None)
+    return {"case_number": event.case_number, "levels": list(RATING_LEVELS),
+            "rating_link": link(event.case_id, event.completed_at) if link else None}
 
 
 # Escalation (督办, 吹哨, 办不成事). Whistle and report events carry no case number: messages name the item's

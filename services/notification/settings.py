@@ -49,6 +49,11 @@ class NotificationSettings:
     sweep_seconds: float
     batch_size: int
     concurrency: int
+    # 好差评 links in the completion message: the public page that takes the token (unset: no link), and the
+    # evaluation service's key and link lifetime, so the token this service signs is one evaluation verifies.
+    rating_link_base: str | None = None
+    rating_link_key: str | None = field(default=None, repr=False)
+    rating_link_days: int = 30
 
     @property
     def lease_seconds(self) -> float:
@@ -120,6 +125,9 @@ class NotificationSettings:
             sweep_seconds=number("SANJI_NOTIFICATION_SWEEP_SECONDS", 1.0),
             batch_size=number("SANJI_NOTIFICATION_BATCH_SIZE", 50, integer=True),
             concurrency=number("SANJI_NOTIFICATION_CONCURRENCY", 10, integer=True),
+            rating_link_base=text("SANJI_NOTIFICATION_RATING_LINK_BASE"),
+            rating_link_key=text("SANJI_EVALUATION_LINK_KEY"),
+            rating_link_days=number("SANJI_EVALUATION_LINK_DAYS", 30, integer=True),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.routing.lifecycle import Action
 from services.routing.schemas import (
+    Assignment,
     CodedDecision,
     CustodyStep,
     Health,
@@ -27,6 +28,7 @@ ACTION_BODIES = {
     Action.RESOLVE: Resolution,
     Action.REJECT: CodedDecision,
     Action.RETURN: CodedDecision,
+    Action.ASSIGN: Assignment,
 }
 
 _ACTION_SUMMARIES = {
@@ -37,12 +39,16 @@ _ACTION_SUMMARIES = {
     Action.RESOLVE: "Resolve with a result and how it reaches the resident",
     Action.REJECT: "Reject with a coded reason",
     Action.RETURN: "Return as not ours (退单) with a coded reason, within the return limit",
+    Action.ASSIGN: "Decide after ping-pong: the level above, holding an item whose returns reached the limit, "
+                   "assigns it to a unit and department of its jurisdiction with a reason; it cannot be returned",
 }
 
 _ACTION_ERRORS = {403: "outside your jurisdiction", 404: "no such item",
                   409: "not allowed now: transition_not_allowed (with current_status), not_item_owner, "
-                       "claimed_by_other, return_limit_passed, returns_exhausted, nothing_owed",
-                  422: "invalid body: validation_failed, unknown_reason, unknown_material"}
+                       "claimed_by_other, return_limit_passed, returns_exhausted, nothing_owed, "
+                       "not_returned_to_limit, not_deciding_unit",
+                  422: "invalid body: validation_failed, unknown_reason, unknown_material, unknown_unit, "
+                       "unknown_department, no_desk_there"}
 
 OPERATIONS = [
     Operation("GET", "/v1/items", "Your open items, closest to their promised deadline first; "

@@ -21,6 +21,7 @@ from services.routing.lifecycle import (
     Action,
     ReturnPolicy,
     TransitionRefused,
+    decide_assignment,
     decide_return,
     next_status,
     resume_after_pause,
@@ -246,6 +247,18 @@ def _return(uow, item, principal, body: CodedDecision, rules, now, previous):
     move_to_unit(uow, item, level=decision.level, unit_code=decision.unit_code, at=now, reason="returned")
 
 
+def _assign(uow, item, principal, body, rules, now, previous):
+    level = decide_assignment(rules.catalogue, returns_locked=item.returns_locked, deciding_unit=principal.unit_code,
+                              item_unit=item.unit_code, target_unit=body.unit_code,
+                              department_code=body.department_code)
+    record_change(uow, item, actor=principal.name, action="assign", from_status=previous, at=now, note=body.reason,
+                  assigned_from=[item.level, item.unit_code, item.department_code],
+                  to=[str(level), body.unit_code, body.department_code])
+    item.department_code = body.department_code
+    item.returns_locked = True  # the assigned unit can no longer return it
+    move_to_unit(uow, item, level=level, unit_code=body.unit_code, at=now, reason="assigned")
+
+
 APPLY = {
     Action.CLAIM: _claim,
     Action.ACCEPT: _accept,
@@ -254,6 +267,7 @@ APPLY = {
     Action.RESOLVE: _resolve,
     Action.REJECT: _reject,
     Action.RETURN: _return,
+    Action.ASSIGN: _assign,
 }
 
 

@@ -24,6 +24,7 @@ class Action(StrEnum):
     RESOLVE = "resolve"
     REJECT = "reject"
     RETURN = "return"
+    ASSIGN = "assign"          # the level above decides a ping-pong item: which unit and department handle it
     RELEASE = "release"        # by rule: a prerequisite resolved
     TERMINATE = "terminate"    # by rule: deferred material expired, or a prerequisite failed
     ESCALATE = "escalate"      # by the escalation service: the item moves up its line
@@ -42,6 +43,9 @@ TRANSITIONS: dict[tuple[str, Action], str] = {
     ("claimed", Action.ACCEPT): "accepted",
     ("claimed", Action.REJECT): "rejected",              # 不予受理
     ("claimed", Action.RETURN): "queued",
+    # After the return limit the level above assigns the item (to a queue where it cannot be returned again).
+    ("queued", Action.ASSIGN): "queued",
+    ("claimed", Action.ASSIGN): "queued",
     ("claimed", Action.TERMINATE): "terminated",
     ("accepted", Action.REQUEST_SUPPLEMENT): "supplement_requested",
     # A 容缺 material deferred at intake may arrive at any time before the item is decided; it changes
@@ -66,7 +70,7 @@ TRANSITIONS: dict[tuple[str, Action], str] = {
 
 # Actions staff take through the API (the others are taken by rules).
 STAFF_ACTIONS = frozenset({Action.CLAIM, Action.ACCEPT, Action.REQUEST_SUPPLEMENT, Action.RECORD_SUPPLEMENT,
-                           Action.RESOLVE, Action.REJECT, Action.RETURN})
+                           Action.RESOLVE, Action.REJECT, Action.RETURN, Action.ASSIGN})
 
 
 class TransitionRefused(Refusal):
@@ -120,6 +124,27 @@ def decide_return(catalogue: Catalogue, calendar: WorkdayCalendar, *, matter: Ma
                                 "this is the top of the line: the district decides and cannot return it")
     return ReturnDecision(level=above, unit_code=line[above].code,
                           returns_locked=return_count + 1 >= policy.max_returns)
+
+
+def decide_assignment(catalogue: Catalogue, *, returns_locked: bool, deciding_unit: str, item_unit: str,
+                      target_unit: str, department_code: str) -> Level:
+    """Decide after ping-pong: once the returns reached the limit, the unit now holding the item (the level
+    above) assigns it to a unit of its jurisdiction and a department with a desk there. The item stays locked
+    against returns. Returns the target unit's level."""
+    if not returns_locked:
+        raise TransitionRefused("not_returned_to_limit",
+                                "the level above assigns an item only after its returns reached the limit")
+    if deciding_unit != item_unit:
+        raise TransitionRefused("not_deciding_unit", "the unit holding the item (the level above) assigns it",
+                                deciding_unit=item_unit)
+    if target_unit not in catalogue.units or not catalogue.is_within(target_unit, deciding_unit):
+        raise Refusal("unknown_unit", "assign to a unit of your own jurisdiction", status=422)
+    if department_code not in catalogue.departments:
+        raise Refusal("unknown_department", "no such department", status=422)
+    level = catalogue.unit(target_unit).level
+    if not catalogue.department(department_code).has_desk_at(level):
+        raise Refusal("no_desk_there", "the department has no desk at that level", status=422)
+    return level
 
 
 def resume_after_pause(calendar: WorkdayCalendar, promised_deadline: datetime, paused_at: datetime,

@@ -42,6 +42,12 @@ class CodedDecision(_Strict):
     note: str = Field(default="", max_length=500)
 
 
+class Assignment(_Strict):
+    unit_code: str = Field(pattern=r"^\d{12}$", description="the unit that handles the item from now on")
+    department_code: Code = Field(description="its department")
+    reason: str = Field(min_length=1, max_length=500, description="why this unit: recorded in the history")
+
+
 class CustodyStep(_Strict):
     step: Literal["collected_at_home", "handed_to_window", "result_collected", "result_delivered"]
     what: str = Field(min_length=1, max_length=300, description="which materials or results changed hands")

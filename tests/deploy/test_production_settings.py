@@ -18,6 +18,7 @@ from tests.deploy.test_k8s_manifests import kustomize_lite
 SECRET_VALUES = {  # what the secret store would hold
     "SANJI_PII_KEY": "a-real-secret-from-the-vault-0123456789",
     "SANJI_DATA_KEYS": "k2026-12:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    "SANJI_EVALUATION_LINK_KEY": "a-real-link-key-from-the-vault-0123456789",
 }
 
 
@@ -79,6 +80,7 @@ FAKE_SECRETS = {
     ("sanji-notification", "sms-api-key"): "sms-key", ("sanji-notification", "smtp-username"): "sanji",
     ("sanji-notification", "smtp-password"): "smtp-password",
     **{("sanji-bus-passwords", service): f"bus-{service}-password" for service in SERVICES},
+    ("sanji-evaluation", "SANJI_EVALUATION_LINK_KEY"): SECRET_VALUES["SANJI_EVALUATION_LINK_KEY"],
 }
 
 

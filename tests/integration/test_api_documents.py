@@ -11,6 +11,8 @@ import pytest
 
 from services.escalation import api as escalation_api
 from services.escalation.service import EscalationService
+from services.evaluation import api as evaluation_api
+from services.evaluation.service import EvaluationService
 from services.intake import api as intake_api
 from services.intake.service import IntakeService
 from services.notification import api as notification_api
@@ -44,6 +46,7 @@ HTTP_APIS = {
     "routing": (RoutingService, routing_api.OPERATIONS, routing_api.routing_openapi),
     "escalation": (EscalationService, escalation_api.OPERATIONS, escalation_api.escalation_openapi),
     "notification": (NotificationService, notification_api.OPERATIONS, notification_api.notification_openapi),
+    "evaluation": (EvaluationService, evaluation_api.OPERATIONS, evaluation_api.evaluation_openapi),
 }
 
 

@@ -124,3 +124,24 @@ def test_an_item_escalated_by_a_supervisor_calls_the_departments_in_too(stack, c
     view = stack.wait_item(item_id, lambda v: v["level"] == "street" and len(v["calls"]) == 2, "calls at the street")
     assert view["loop_outcome"] == "escalated"
     assert {c["department_code"] for c in view["calls"]} == {"housing", "civil"}
+
+
+def test_a_street_blows_the_whistle_by_hand_at_any_time(stack, clock):
+    # Still in the community's own loop: no timer has escalated it, the street calls the departments in itself.
+    item_id = stack.submit(COMPLAINT)[COMPLAINT]
+    path = f"/v1/items/{item_id}/whistle"
+    assert stack.post(path, "xinhe", {"reason": "多次投诉"}, expect=403)["reason"] == "whistle_forbidden"  # community
+    assert stack.post(path, "xiaolingwei", {"reason": "多次投诉"}, expect=403)["reason"] == "whistle_forbidden"
+    assert stack.post(path, "maigaoqiao", {"reason": "13812345678"}, expect=422)["reason"] == "personal_data_in_text"
+    assert stack.view(item_id)["calls"] == []
+
+    made = stack.post(path, "maigaoqiao", {"reason": "居民多次反映，街道吹哨"}, expect=201)
+
+    assert sorted(c["department_code"] for c in made["calls"]) == ["civil", "housing"]
+    assert {(c["caller_level"], c["caller_unit_code"], c["state"]) for c in made["calls"]} == {
+        ("street", "320113003000", "called")}
+    assert len(stack.view(item_id)["calls"]) == 2
+    assert stack.post(path, "maigaoqiao", {"reason": "再次吹哨"}, expect=409)["reason"] == "already_called"
+    # The called department acknowledges as for a timed call.
+    housing = next(c for c in made["calls"] if c["department_code"] == "housing")
+    stack.post(f"/v1/whistle-calls/{housing['call_id']}/acknowledge", "housing-qixia")

@@ -209,6 +209,31 @@ def test_ping_pong_goes_up_a_level_and_then_stops(routing):
         "unknown_reason", "validation_failed")
 
 
+def test_after_ping_pong_the_level_above_assigns_and_the_item_cannot_be_returned_again(routing):
+    item_id = routing.items(routing.submit("employment-registration"))["employment-registration"]
+    assignment = {"unit_code": "320113003021", "department_code": "hrss", "reason": "属社区就业服务职责"}
+    # Before the returns reached the limit, nobody decides: the item goes back and forth by the rules.
+    assert routing.act(item_id, "assign", "xinhe", assignment, expect=409)["reason"] == "not_returned_to_limit"
+
+    routing.act(item_id, "return", "xinhe", {"reason_code": "wrong-level"})                # community -> street
+    routing.act(item_id, "return", "maigaoqiao", {"reason_code": "wrong-level"})           # street -> district
+    # Only within the district's own jurisdiction, to a department with a desk there.
+    assert routing.act(item_id, "assign", "qixia", {**assignment, "unit_code": "320102002001"},
+                       expect=422)["reason"] == "unknown_unit"
+    assert routing.act(item_id, "assign", "qixia", {**assignment, "department_code": "no-such"},
+                       expect=422)["reason"] == "unknown_department"
+
+    assigned = routing.act(item_id, "assign", "qixia", assignment)
+
+    assert (assigned["level"], assigned["unit_code"], assigned["status"]) == ("community", "320113003021", "queued")
+    assert assigned["history"][-1]["action"] == "assign" and assigned["history"][-1]["note"] == assignment["reason"]
+    routed = [e["data"] for e in routing.outbox("item.routed.v1") if e["data"]["route_reason"] == "assigned"]
+    assert [(r["unit_code"], r["department_code"]) for r in routed] == [("320113003021", "hrss")]
+    refused = routing.act(item_id, "return", "xinhe", {"reason_code": "not-our-matter"}, expect=409)
+    assert refused["reason"] == "returns_exhausted"
+    routing.work_to_resolution(item_id, "xinhe")
+
+
 # ── Bundles ─────────────────────────────────────────────────────────────────────────────────────────
 
 

@@ -123,3 +123,29 @@ def test_the_start_up_check_raises_with_every_problem(templates_copy):
 def test_rendering_with_a_missing_variable_raises_rather_than_printing_nothing():
     with pytest.raises(UndefinedError):
         MessageTemplates(TEMPLATES_DIR).render("deferral_reminder", "sms", {"case_number": "X"})
+
+
+def test_the_rating_invitation_sms_carries_the_signed_rating_link_when_a_rating_page_is_configured():
+    from datetime import timedelta
+
+    from services.notification.dependencies import _rating_link
+    from services.notification.settings import NotificationSettings
+    from shared.events import CaseCompletedV1
+    from shared.rating_links import verify_rating_link
+
+    settings = NotificationSettings.from_config({"SANJI_NOTIFICATION_RATING_LINK_BASE": "https://pj.example.invalid/r/",
+                                                 "SANJI_EVALUATION_LINK_KEY": "k" * 32})
+    names = domain.CatalogueNames(load_catalogue(REPO_ROOT / "catalogue" / "nanjing"),
+                                  rating_link=_rating_link(settings))
+    event = next(e for e in samples.sample_events() if isinstance(e, CaseCompletedV1))
+    message = MessageTemplates(TEMPLATES_DIR).render("rating_invitation", "sms",
+                                                     domain.rating_invitation_context(event, names))
+    import re
+
+    token = re.search(r"https://pj\.example\.invalid/r/([A-Za-z0-9_.-]+)", message.body).group(1)
+    assert verify_rating_link("k" * 32, token, now=event.completed_at + timedelta(days=29)) == event.case_id
+    assert "自助终端" in message.body
+    # Without a rating page the message is as before.
+    plain = MessageTemplates(TEMPLATES_DIR).render("rating_invitation", "sms", domain.rating_invitation_context(
+        event, domain.CatalogueNames(load_catalogue(REPO_ROOT / "catalogue" / "nanjing"))))
+    assert "https://" not in plain.body

@@ -38,7 +38,8 @@ def fit(tokens_file, tmp_path) -> Settings:
         pii_key=SECRET_PII_KEY, data_keys=SECRET_DATA_KEYS, keys_file=tmp_path / "no-keys-file.yaml",
         profile="production",
         notification={"SANJI_NOTIFICATION_SMS_URL": "https://sms.example.invalid/send",
-                      "SANJI_NOTIFICATION_SMTP_HOST": "smtp.example.invalid"})
+                      "SANJI_NOTIFICATION_SMTP_HOST": "smtp.example.invalid"},
+        evaluation={"SANJI_EVALUATION_LINK_KEY": "a-long-secret-link-key-from-the-vault"})
 
 
 def problems_of(settings, service="intake"):
@@ -47,6 +48,16 @@ def problems_of(settings, service="intake"):
 
 def test_settings_fit_for_production_pass(fit):
     assert problems_of(fit) == [] and problems_of(fit, "notification") == [] and problems_of(fit, None) == []
+
+
+def test_the_rating_link_key_must_be_a_real_secret(fit):
+    assert problems_of(fit, "evaluation") == []
+    for key, words in (("", "not set"), ("change-me", "placeholder"), ("short-key", "shorter"),
+                       ("dev-only-rating-link-key-change-me", "development key")):
+        [line] = problems_of(dataclasses.replace(fit, evaluation={"SANJI_EVALUATION_LINK_KEY": key} if key else {}),
+                             "evaluation")
+        assert "SANJI_EVALUATION_LINK_KEY" in line and words in line
+    assert problems_of(dataclasses.replace(fit, evaluation={}), "routing") == []  # only evaluation signs links
 
 
 def test_the_development_tokens_file_is_refused(fit):
