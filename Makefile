@@ -38,6 +38,12 @@ bench-quick: $(STAMP)
 	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m bench.run --quick
 
+.PHONY: bench-console
+# Console page response times (p50/p95) on a bench data set; prints how it measures.
+bench-console: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.console_pages $(BENCH_ARGS)
+
 .PHONY: chaos chaos-quick
 chaos: $(STAMP)
 	$(BIN)/python scripts/prepare_test_services.py

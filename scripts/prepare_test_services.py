@@ -75,10 +75,39 @@ def ensure_postgresql() -> str | None:
     return None
 
 
+BROWSER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "browser")
+CHROMIUM = os.environ.get("SANJI_TEST_CHROMIUM", "/usr/bin/chromium")
+CJK_FONT_GLOB = "/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc"
+
+
+def ensure_browser() -> str | None:
+    """The browser tests drive the Debian chromium package (Playwright cannot download its own browser here)
+    and need a CJK font, and axe-core from npm for the accessibility checks."""
+    missing = [package for package, present in (("chromium", os.access(CHROMIUM, os.X_OK)),
+                                                ("fonts-noto-cjk", bool(glob.glob(CJK_FONT_GLOB))))
+               if not present]
+    if missing and shutil.which("apt-get") and os.geteuid() == 0:
+        run(["apt-get", "update", "-qq"])
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium is missing at {CHROMIUM}: install it with `apt-get install chromium fonts-noto-cjk`"
+    if not glob.glob(CJK_FONT_GLOB):
+        return "the CJK font is missing: install it with `apt-get install fonts-noto-cjk`"
+    axe = os.path.join(BROWSER_DIR, "node_modules", "axe-core", "axe.min.js")
+    if not os.path.exists(axe) and shutil.which("npm"):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", BROWSER_DIR], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    if not os.path.exists(axe):
+        return f"axe-core is missing: run `npm ci --prefix {BROWSER_DIR}` (needs Node.js and npm)"
+    return None
+
+
 def main() -> int:
     wanted = os.environ.get("SANJI_TEST_DATABASES", "sqlite,postgresql")
     problems = [problem for problem in (ensure_rabbitmq(),
-                                        ensure_postgresql() if "postgresql" in wanted else None) if problem]
+                                        ensure_postgresql() if "postgresql" in wanted else None,
+                                        ensure_browser()) if problem]
     for problem in problems:
         print(f"make test: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -12,6 +12,8 @@
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
     sanji keys rotate|generate    re-encrypt applicants under the current key; print a new random key
     sanji check-production [SERVICE]  what the production profile would refuse, one line each
+    sanji users add|disable|enable|list   personal staff accounts of the console
+    sanji audit-export [--from D] [--to D]  the console's audit trail (logins, actions) as CSV
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ SERVICE_CLASSES = {
     "notification": "services.notification.service:NotificationService",
     "escalation": "services.escalation.service:EscalationService",
     "evaluation": "services.evaluation.service:EvaluationService",
+    "console": "services.console.service:ConsoleService",
 }
 
 
@@ -301,8 +304,13 @@ def cmd_run_all(args) -> None:
         environment.update(bus_environment)
         print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
+    console_settings = Settings.from_env("console")
+    made = _console_store(console_settings).ensure_development_accounts() \
+        if console_settings.profile != "production" else []
     print(f"catalogue {version}; kiosk API on http://{settings.http_host}:{intake_port}/v1 "
           f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
+    print(f"console on http://{console_settings.http_host}:{console_settings.http_port}/ "
+          f"(development login: dev-window / sanji-dev-password{'; accounts created' if made else ''})", flush=True)
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
     def start(service: str) -> subprocess.Popen:
@@ -436,12 +444,80 @@ def cmd_check_production(args) -> None:
     problems = []
     for service in [args.service] if args.service else SERVICES:
         settings = Settings.from_env(service)
-        problems += [f"{service}: {line}" for line in profile_problems(settings) + production_problems(service, settings)]
+        problems += [f"{service}: {line}"
+                     for line in profile_problems(settings) + production_problems(service, settings)]
     for line in dict.fromkeys(problems):
         print(line)
     if problems:
         raise CommandFailed(f"{len(dict.fromkeys(problems))} problem(s): the production profile would refuse to start")
     print("fit for production")
+
+
+def _console_store(settings: Settings):
+    from services.console.sessions import store_for
+
+    return store_for(settings.database_url, str(settings.catalogue_dir),
+                     config={"SANJI_PROFILE": settings.profile,
+                             "SANJI_ASSERTION_KEY": settings.assertion_key or "", **settings.console})
+
+
+def cmd_users(args) -> None:
+    """Personal staff accounts of the console (the password is asked for, or read from SANJI_NEW_PASSWORD)."""
+    import getpass
+
+    from services.console.accounts import ROLES, AccountRefused
+
+    settings = Settings.from_env("console")
+    from shared.migrate import migrate
+
+    migrate("console", settings.database_url)
+    store = _console_store(settings)
+    if args.action == "list":
+        for account in store.list_accounts():
+            state = "disabled" if account.disabled else "active"
+            print(f"{account.username}\t{account.display_name}\t{account.unit_code}\t{account.department or '-'}\t"
+                  f"{account.roles}\t{state}{' (development)' if account.development else ''}")
+        return
+    if not args.username:
+        raise CommandFailed(f"users {args.action} needs a USERNAME")
+    if args.action in ("disable", "enable"):
+        if not store.set_disabled(args.username, args.action == "disable", by="cli"):
+            raise CommandFailed(f"no account {args.username!r}")
+        print(f"{args.username}: {args.action}d")
+        return
+    if not (args.name and args.unit and args.roles):
+        raise CommandFailed("users add needs --name, --unit and --roles (" + ", ".join(ROLES) + ")")
+    password = None
+    if not args.oidc_subject or args.password:
+        password = os.environ.get("SANJI_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    try:
+        store.add_account(username=args.username, display_name=args.name, unit_code=args.unit,
+                          department=args.department, roles=args.roles, password=password,
+                          oidc_subject=args.oidc_subject, by="cli")
+    except AccountRefused as refused:
+        raise CommandFailed(f"{refused.field}: {refused.message}") from None
+    print(f"{args.username}: added")
+
+
+def cmd_audit_export(args) -> None:
+    from datetime import datetime, timedelta
+
+    from shared.workdays import SHANGHAI
+
+    settings = Settings.from_env("console")
+    try:
+        since = datetime.fromisoformat(args.date_from).replace(tzinfo=SHANGHAI) if args.date_from else None
+        until = (datetime.fromisoformat(args.date_to).replace(tzinfo=SHANGHAI) + timedelta(days=1)
+                 if args.date_to else None)
+    except ValueError:
+        raise CommandFailed("--from and --to are dates, YYYY-MM-DD") from None
+    text = _console_store(settings).audit_csv(since, until)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8-sig", newline="") as handle:
+            handle.write(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -488,6 +564,21 @@ def build_parser() -> argparse.ArgumentParser:
     production = commands.add_parser("check-production", help="what the production profile would refuse")
     production.add_argument("service", nargs="?", choices=SERVICES)
     production.set_defaults(func=cmd_check_production)
+    users = commands.add_parser("users", help="personal staff accounts of the console")
+    users.add_argument("action", choices=("add", "disable", "enable", "list"))
+    users.add_argument("username", nargs="?")
+    users.add_argument("--name", help="the person's name as pages and history show it")
+    users.add_argument("--unit", help="12-digit division code of the unit from the catalogue")
+    users.add_argument("--department", help="department code (department staff)")
+    users.add_argument("--roles", help="comma-separated: window, department, specialist, supervisor, admin")
+    users.add_argument("--oidc-subject", help="bind an OpenID Connect subject (sign-in without a password)")
+    users.add_argument("--password", action="store_true", help="also set a password when binding OIDC")
+    users.set_defaults(func=cmd_users)
+    audit = commands.add_parser("audit-export", help="the console's audit trail as CSV")
+    audit.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD (Shanghai)")
+    audit.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD, included")
+    audit.add_argument("--out", help="file to write (default: standard output)")
+    audit.set_defaults(func=cmd_audit_export)
     return parser
 
 

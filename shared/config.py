@@ -13,15 +13,32 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("intake", "routing", "notification", "escalation", "evaluation")
+SERVICES = ("intake", "routing", "notification", "escalation", "evaluation", "console")
 
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
 DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003,
-                      "evaluation": 8005}
+                      "console": 8004, "evaluation": 8005}
 
 # The public development keys (config/dev-keys.yaml): used when no key is configured, refused in production.
 DEV_KEYS_FILE = REPO_ROOT / "config" / "dev-keys.yaml"
 PROFILES = ("development", "production")
+
+
+def _key_from_file(keys_file: Path, name: str) -> str | None:
+    """One named key from a keys file (YAML mapping), or None when the file or the key is absent."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(keys_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    value = document.get(name) if isinstance(document, dict) else None
+    return str(value).strip() or None if value else None
+
+
+def development_assertion_key() -> str | None:
+    """The public development value of the assertion key: refused in production."""
+    return _key_from_file(DEV_KEYS_FILE, "assertion_key")
 
 
 def _env(name: str, default: str) -> str:
@@ -78,6 +95,12 @@ class Settings:
     # Every SANJI_EVALUATION_* variable, passed on as is; the evaluation service reads and checks them
     # (services/evaluation/settings.py).
     evaluation: dict[str, str] = field(default_factory=dict)
+    # Every SANJI_CONSOLE_* variable, passed on as is; the console reads and checks them
+    # (services/console/settings.py, listed in docs/console.md).
+    console: dict[str, str] = field(default_factory=dict)
+    # Signs the console's short-lived person assertions; every service verifies them (shared/auth.py).
+    # SANJI_ASSERTION_KEY, else the keys file's `assertion_key` (the development file has one).
+    assertion_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -140,6 +163,11 @@ class Settings:
             evaluation={name: value.strip() for name, value in os.environ.items()
                         if name.startswith("SANJI_EVALUATION_") and value.strip()
                         and name not in ("SANJI_EVALUATION_DATABASE_URL", "SANJI_EVALUATION_HTTP_PORT")},
+            console={name: value.strip() for name, value in os.environ.items()
+                     if name.startswith("SANJI_CONSOLE_") and value.strip()
+                     and name not in ("SANJI_CONSOLE_DATABASE_URL", "SANJI_CONSOLE_HTTP_PORT")},
+            assertion_key=(os.environ.get("SANJI_ASSERTION_KEY", "").strip()
+                           or _key_from_file(Path(_env("SANJI_KEYS_FILE", str(DEV_KEYS_FILE))), "assertion_key")),
         )
 
 
@@ -169,6 +197,8 @@ def nameko_config(service: str, settings: Settings) -> dict:
         **settings.notification,
         **settings.escalation,
         **settings.evaluation,
+        **settings.console,
+        "SANJI_ASSERTION_KEY": settings.assertion_key or "",
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
     if settings.metrics_port is not None:

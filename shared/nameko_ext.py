@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared import bus
-from shared.auth import TokenRegistry
+from shared.auth import PersonAssertions, TokenRegistry
 from shared.broker_faults import ResilientQueueConsumer
 from shared.clock import Clock, SystemClock
 from shared.db import session_factory, shared_engine
@@ -50,9 +50,11 @@ class Authenticator(DependencyProvider):
 
     def setup(self):
         self.registry = TokenRegistry.from_file(self.container.config["SANJI_TOKENS_FILE"])
+        # Person assertions signed by the console (shared/auth.py): people act with their unit's rights.
+        self.assertions = PersonAssertions.from_config_value(self.container.config.get("SANJI_ASSERTION_KEY"))
 
     def get_dependency(self, worker_ctx):
-        return lambda request: self.registry.authenticate(request.headers.get("Authorization"))
+        return lambda request: self.registry.authenticate(request.headers.get("Authorization"), self.assertions)
 
 
 class Storage(DependencyProvider):

@@ -17,11 +17,14 @@ The rules:
 - notification: SMS or e-mail configured to go to a file sink (no gateway, no SMTP host);
 - evaluation: the rating-link key (``SANJI_EVALUATION_LINK_KEY``) missing (the development settings file's
   key would sign the links), a known placeholder, the development key, or shorter than 16 characters;
+- the person-assertion key (``SANJI_ASSERTION_KEY``, every service verifies the console's assertions)
+  missing, equal to the development keys file's, a known placeholder, or shorter than 32 bytes;
 - the database is SQLite;
 - the broker user is ``guest``;
 - TLS: ``SANJI_BROKER_TLS`` / ``SANJI_DATABASE_TLS`` default to ``required`` in production, and then the
   broker URI must be ``amqps://`` and the database URL (or libpq's ``PGSSLMODE``) must carry
-  ``sslmode=require``, ``verify-ca`` or ``verify-full``. A deployment whose traffic provably never leaves the host may declare ``off``.
+  ``sslmode=require``, ``verify-ca`` or ``verify-full``. A deployment whose traffic provably never leaves
+  the host may declare ``off``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from sqlalchemy.engine import make_url
 
-from shared.config import DEV_KEYS_FILE, PROFILES, REPO_ROOT, Settings
+from shared.config import DEV_KEYS_FILE, PROFILES, REPO_ROOT, Settings, development_assertion_key
 from shared.crypto import KeyConfigError, load_key_material
 
 DEV_TOKENS_FILE = REPO_ROOT / "config" / "dev-tokens.yaml"
@@ -80,6 +83,7 @@ def production_problems(service: str | None, settings: Settings,
         problems += sink_problems(settings.notification)
     if service is None or service in SERVICES_WITH_LINK_KEY:
         problems += link_key_problems(settings.evaluation)
+    problems += assertion_key_problems(settings)
     problems += database_problems(settings)
     problems += broker_problems(settings)
     for check in (_extra_checks if extra_checks is None else extra_checks):
@@ -168,6 +172,20 @@ def key_problems(settings: Settings) -> list[str]:
             problems.append(f"{material.data_keys_source}: key id(s) {', '.join(public)} "
                             "are development keys: set secret keys")
     return problems
+
+
+def assertion_key_problems(settings: Settings) -> list[str]:
+    keys = (settings.assertion_key or "").split()
+    if not keys:
+        return ["SANJI_ASSERTION_KEY is missing: the console's person assertions need a secret key"]
+    development = development_assertion_key()
+    problems = []
+    for key in keys:
+        if key == development or key.lower() in KNOWN_PLACEHOLDER_KEYS:
+            problems.append("SANJI_ASSERTION_KEY is a known development value: set a secret key")
+        elif len(key.encode()) < 32:
+            problems.append("SANJI_ASSERTION_KEY is shorter than 32 bytes (HS256)")
+    return list(dict.fromkeys(problems))
 
 
 def sink_problems(notification: dict[str, str]) -> list[str]:

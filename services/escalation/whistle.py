@@ -14,10 +14,10 @@ from services.escalation.domain import DeadlineKind, ReportRefused, contains_per
 from services.escalation.records import EscalationRules, arm, cancel, lock, record_action, whistle_event
 from services.escalation.schemas import (
     Acknowledgement,
-    ManualWhistle,
     ActionView,
     DeadlineView,
     ItemEscalationView,
+    ManualWhistle,
     WhistleCallView,
 )
 from shared.auth import Principal

@@ -8,8 +8,8 @@ import json
 from datetime import UTC, datetime
 
 import structlog
-from pydantic import ValidationError
 from nameko.web.handlers import http
+from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
 from services.evaluation import facts, oversight, rates, ratings

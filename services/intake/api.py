@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.intake.failure_reports import FailureReportReceipt, FailureReportSubmission
+from services.intake.lookups import CaseLookupRequest, CaseLookupView
 from services.intake.schemas import CaseSubmission, CaseView, CatalogueSummary, Health, Problem
 from shared.openapi import Operation, build_openapi
 
@@ -24,6 +25,14 @@ OPERATIONS = [
               "name and phone stay in intake)", FailureReportReceipt, 201, request_model=FailureReportSubmission,
               errors={403: "the client may not act for that community", 404: "no such case",
                       422: "validation_failed, unknown_community, unknown_item, case_of_another_community"}),
+    Operation("POST", "/v1/case-lookups", "The resident lookup (console service only): a case number and the last "
+              "four digits of the applicant's phone give each item's status, unit, deadline and missing materials, "
+              "with a masked name; misses are counted per case number and per client, and lock both out",
+              CaseLookupView, request_model=CaseLookupRequest,
+              errors={403: "lookup_forbidden: the client is not the console service",
+                      404: "lookup_no_match: no case with that number and phone ending (attempts_left)",
+                      422: "validation_failed",
+                      429: "lookup_locked: too many misses for this case number or client (retry_after_seconds)"}),
     Operation("GET", "/v1/catalogue", "Matters and bundles with their required materials", CatalogueSummary),
     Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
               errors={503: "broker or database unreachable"}),

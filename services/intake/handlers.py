@@ -18,6 +18,7 @@ from services.intake.adapters.orm import (
     CaseRecord,
     DeferredMaterialRecord,
     IdempotencyKeyRecord,
+    MaterialLedgerRecord,
 )
 from services.intake.adapters.personal_data import Applicant, open_applicant, seal_applicant
 from services.intake.domain import SubmissionRefused, assess_submission, case_number
@@ -43,6 +44,8 @@ from shared.events import (
     Delivery,
     ItemEvent,
     ItemReturnedV1,
+    ItemSupplementRequestedV1,
+    ItemSupplementSuppliedV1,
 )
 from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, validate_id_number
 from shared.logging import remember_personal_values
@@ -235,6 +238,25 @@ def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> 
         if deadline_field in type(update).model_fields:  # routed, released, supplement supplied
             setattr(item, deadline_field, getattr(update, deadline_field))
     item.updated_at = update.occurred_at
+    if isinstance(update, ItemSupplementRequestedV1 | ItemSupplementSuppliedV1):
+        _record_materials(uow, update)
+
+
+def _record_materials(uow: UnitOfWork, update: ItemSupplementRequestedV1 | ItemSupplementSuppliedV1) -> None:
+    """The material ledger the resident lookup reads: what staff asked for, and what was recorded as supplied."""
+    requested = isinstance(update, ItemSupplementRequestedV1)
+    for material_code in update.material_codes:
+        key = (update.case_id, update.matter_code, material_code)
+        entry = uow.session.get(MaterialLedgerRecord, key)
+        if entry is None:
+            entry = MaterialLedgerRecord(case_id=update.case_id, matter_code=update.matter_code,
+                                         material_code=material_code, updated_at=update.occurred_at)
+            uow.session.add(entry)
+        elif entry.updated_at > update.occurred_at:
+            continue
+        entry.state = "requested" if requested else "supplied"
+        entry.due_date = update.due_date if requested else None
+        entry.updated_at = update.occurred_at
 
 
 def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:

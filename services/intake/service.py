@@ -7,7 +7,7 @@ import json
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.intake import failure_reports, handlers
+from services.intake import failure_reports, handlers, lookups
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
@@ -59,6 +59,16 @@ class IntakeService(SanjiService):
         receipt = failure_reports.file_report(submission, principal=principal, rules=self.rules,
                                               unit_of_work=self.storage.unit_of_work(self.clock), clock=self.clock)
         return json_response(201, receipt)
+
+    @http("POST", "/v1/case-lookups")
+    @api_endpoint
+    def look_up_case(self, request):
+        """The resident lookup, for the console service only: status without personal data, misses counted."""
+        principal = self.authenticate(request)
+        body = read_json(request, lookups.CaseLookupRequest)
+        view = lookups.lookup_case(body, principal=principal, unit_of_work=self.storage.unit_of_work(self.clock),
+                                   rules=self.rules, clock=self.clock)
+        return json_response(200, view, {"Cache-Control": "no-store"})
 
     @http("GET", "/v1/catalogue")
     @api_endpoint

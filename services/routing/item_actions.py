@@ -109,7 +109,12 @@ def list_queue(principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRul
         total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
         rows = uow.session.scalars(query.order_by(RoutedItem.promised_deadline, RoutedItem.id)
                                    .limit(limit).offset(offset)).all()
-        return [item_view(uow, item, rules, now) for item in rows], total
+        # One query for the page's 容缺 materials, not one per item (a queue page is read often).
+        deferrals: dict[str, list[DeferredMaterial]] = {item.id: [] for item in rows}
+        for deferral in uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id.in_(deferrals))
+                                            .order_by(DeferredMaterial.material_code)):
+            deferrals[deferral.item_id].append(deferral)
+        return [item_view(uow, item, rules, now, deferrals=deferrals[item.id]) for item in rows], total
 
 
 def get_item(item_id: str, principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRules,
@@ -154,7 +159,7 @@ def record_custody(item_id: str, principal: Principal, body: CustodyStep, *, uni
                                     current_status=item.status)
         actor = body.agent_id or principal.name
         record_change(uow, item, actor=actor, action="custody", from_status=item.status, at=now,
-                      note=body.what, step=body.step, recorded_by=principal.name,
+                      note=body.what, step=body.step, recorded_by=principal.actor,
                       event=item_event(CustodyRecordedV1, item, at=now, actor=actor, step=body.step, what=body.what))
         uow.commit()
         return item_view(uow, item, rules, now, with_history=True)
@@ -165,12 +170,12 @@ def record_custody(item_id: str, principal: Principal, body: CustodyStep, *, uni
 
 def _claim(uow, item, principal, body, rules, now, previous):
     item.claimed_by = principal.name
-    record_change(uow, item, actor=principal.name, action="claim", from_status=previous, at=now,
+    record_change(uow, item, actor=principal.actor, action="claim", from_status=previous, at=now,
                   event=item_event(ItemClaimedV1, item, at=now, actor=principal.name))
 
 
 def _accept(uow, item, principal, body, rules, now, previous):
-    record_change(uow, item, actor=principal.name, action="accept", from_status=previous, at=now, note=body.note,
+    record_change(uow, item, actor=principal.actor, action="accept", from_status=previous, at=now, note=body.note,
                   event=item_event(ItemAcceptedV1, item, at=now, actor=principal.name))
 
 
@@ -182,7 +187,7 @@ def _request_supplement(uow, item, principal, body: SupplementRequest, rules, no
     due = rules.calendar.add_workdays(now.astimezone(SHANGHAI).date(), body.due_in_working_days).date
     if matter.supplement_pauses_clock:
         item.clock_paused_at = now
-    record_change(uow, item, actor=principal.name, action="request-supplement", from_status=previous, at=now,
+    record_change(uow, item, actor=principal.actor, action="request-supplement", from_status=previous, at=now,
                   note=body.note, materials=body.materials, due_date=due.isoformat(),
                   event=item_event(ItemSupplementRequestedV1, item, at=now, actor=principal.name,
                                    material_codes=tuple(body.materials), due_date=due,
@@ -200,7 +205,7 @@ def _record_supplement(uow, item, principal, body: SupplementRecord, rules, now,
     if item.clock_paused_at is not None:
         item.promised_deadline = resume_after_pause(rules.calendar, item.promised_deadline, item.clock_paused_at, now)
         item.clock_paused_at = None
-    record_change(uow, item, actor=principal.name, action="record-supplement", from_status=previous, at=now,
+    record_change(uow, item, actor=principal.actor, action="record-supplement", from_status=previous, at=now,
                   note=body.note, materials=body.materials,
                   event=item_event(ItemSupplementSuppliedV1, item, at=now, actor=principal.name,
                                    material_codes=tuple(body.materials), promised_deadline=item.promised_deadline))
@@ -209,7 +214,7 @@ def _record_supplement(uow, item, principal, body: SupplementRecord, rules, now,
 def _resolve(uow, item, principal, body: Resolution, rules, now, previous):
     item.result = body.result
     item.delivery_json = body.delivery.model_dump_json()
-    record_change(uow, item, actor=principal.name, action="resolve", from_status=previous, at=now,
+    record_change(uow, item, actor=principal.actor, action="resolve", from_status=previous, at=now,
                   note=body.result, delivery=body.delivery.model_dump(mode="json"),
                   event=item_event(ItemResolvedV1, item, at=now, actor=principal.name, result=body.result,
                                    delivery=body.delivery))
@@ -220,7 +225,7 @@ def _reject(uow, item, principal, body: CodedDecision, rules, now, previous):
         raise InvalidAction("unknown_reason", "not a reject reason of the catalogue", reason_code=body.reason_code,
                             allowed=sorted(rules.catalogue.reject_reasons))
     item.closed_reason = body.reason_code
-    record_change(uow, item, actor=principal.name, action="reject", from_status=previous, at=now,
+    record_change(uow, item, actor=principal.actor, action="reject", from_status=previous, at=now,
                   reason_code=body.reason_code, note=body.note,
                   event=item_event(ItemRejectedV1, item, at=now, actor=principal.name, reason_code=body.reason_code,
                                    note=body.note))
@@ -239,7 +244,7 @@ def _return(uow, item, principal, body: CodedDecision, rules, now, previous):
     # The returning unit hears of its own return under its own placement…
     returned = item_event(ItemReturnedV1, item, at=now, actor=principal.name, reason_code=body.reason_code,
                           note=body.note, return_count=item.return_count)
-    record_change(uow, item, actor=principal.name, action="return", from_status=previous, at=now,
+    record_change(uow, item, actor=principal.actor, action="return", from_status=previous, at=now,
                   reason_code=body.reason_code, note=body.note, returned_from=list(returned_from),
                   to=[str(decision.level), decision.unit_code], event=returned)
     # …and the next unit receives it as a routed item, keeping the resident's original deadlines.
@@ -279,13 +284,14 @@ def _find(uow: UnitOfWork, item_id: str) -> RoutedItem:
 
 
 def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime,
-              with_history: bool = False) -> ItemView:
+              with_history: bool = False, deferrals: list[DeferredMaterial] | None = None) -> ItemView:
     catalogue, calendar = rules.catalogue, rules.calendar
     measured_at = item.clock_paused_at or now
     used = (calendar.used_share(item.clock_started_at, item.promised_deadline, measured_at)
             if item.promised_deadline > item.clock_started_at else 1.0)
-    deferrals = uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id == item.id)
-                                    .order_by(DeferredMaterial.material_code)).all()
+    if deferrals is None:
+        deferrals = uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id == item.id)
+                                        .order_by(DeferredMaterial.material_code)).all()
     history = None
     if with_history:
         entries = uow.session.scalars(select(ItemHistoryEntry).where(ItemHistoryEntry.item_id == item.id)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from shared.config import DEV_KEYS_FILE, REPO_ROOT, Settings
+from shared.config import DEV_KEYS_FILE, REPO_ROOT, Settings, development_assertion_key
 from shared.production import production_problems, profile_problems
 
 SECRET_DATA_KEYS = "prod-1:" + base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -39,7 +39,8 @@ def fit(tokens_file, tmp_path) -> Settings:
         profile="production",
         notification={"SANJI_NOTIFICATION_SMS_URL": "https://sms.example.invalid/send",
                       "SANJI_NOTIFICATION_SMTP_HOST": "smtp.example.invalid"},
-        evaluation={"SANJI_EVALUATION_LINK_KEY": "a-long-secret-link-key-from-the-vault"})
+        evaluation={"SANJI_EVALUATION_LINK_KEY": "a-long-secret-link-key-from-the-vault"},
+        assertion_key="an-assertion-key-from-the-vault-of-40-bytes")
 
 
 def problems_of(settings, service="intake"):
@@ -97,6 +98,19 @@ def test_keys_missing_or_known_are_refused(fit, change, expected):
     assert problems_of(dataclasses.replace(fit, **change), "routing") == []  # routing keeps no personal data
 
 
+@pytest.mark.parametrize("assertion_key, expected", [
+    (None, "SANJI_ASSERTION_KEY is missing"),
+    (development_assertion_key(), "known development value"),
+    ("change-me", "known development value"),
+    ("short-but-not-a-placeholder", "shorter than 32 bytes"),
+])
+def test_the_person_assertion_key_must_be_a_real_secret_in_every_service(fit, assertion_key, expected):
+    unfit = dataclasses.replace(fit, assertion_key=assertion_key)
+    for service in ("intake", "routing", "console"):
+        [line] = problems_of(unfit, service)
+        assert expected in line
+
+
 def test_file_sinks_for_sms_and_email_are_refused(fit):
     lines = problems_of(dataclasses.replace(fit, notification={}), "notification")
     assert len(lines) == 2 and "SANJI_NOTIFICATION_SMS_URL" in lines[0] and "SANJI_NOTIFICATION_SMTP_HOST" in lines[1]
@@ -130,10 +144,13 @@ def test_a_service_started_with_the_production_profile_on_development_settings_r
     """`sanji serve` as a container would run it: one line per problem, status 2, no traceback."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SANJI_")}
     env.update(SANJI_PROFILE="production", SANJI_VAR_DIR=str(tmp_path), PYTHONPATH=str(REPO_ROOT))
-    for service, expected in (("intake", ["development tokens file", "development keys file", "SQLite",
+    for service, expected in (("intake", ["development tokens file", "development keys file",
+                                          "SANJI_ASSERTION_KEY is a known development value", "SQLite",
                                           "broker user is guest", "TLS is required for the broker"]),
                               ("notification", ["development tokens file", "SMS go to a file sink",
-                                                "e-mail goes to a file sink", "SQLite", "broker user is guest",
+                                                "e-mail goes to a file sink",
+                                                "SANJI_ASSERTION_KEY is a known development value", "SQLite",
+                                                "broker user is guest",
                                                 "TLS is required for the broker"])):
         result = subprocess.run([sys.executable, "-m", "shared.cli", "serve", service], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=60)

@@ -96,3 +96,30 @@ class IdempotencyKeyRecord(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MaterialLedgerRecord(Base):
+    """Materials staff asked for or recorded on an item, as routing's events report them: with the case's 容缺
+    materials, what the resident lookup shows as still missing."""
+
+    __tablename__ = "intake_material_ledger"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("intake_cases.id"), primary_key=True)
+    matter_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    material_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # requested | supplied
+    due_date: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LookupGuardRecord(Base):
+    """Misses of the resident lookup, per case number and per client, and the lockout they lead to. Kept in
+    the database so that every console replica sees the same count."""
+
+    __tablename__ = "intake_lookup_guards"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # case | client
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    misses: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,5 @@
+"""The kiosk (``/kiosk...``) and the resident lookup (``/lookup``) of the console service."""
+
+from services.console.kiosk.pages import KioskPages, LookupPages
+
+__all__ = ["KioskPages", "LookupPages"]
