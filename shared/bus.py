@@ -34,7 +34,7 @@ from shared.topology import (
     ConsumerQueue,
 )
 
-SERVICES = ("intake", "routing", "escalation", "notification", "evaluation")
+SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console")
 
 # The event types each service publishes. Two types have two publishers: a 办不成事 report is filed at a
 # kiosk (intake) or by staff (escalation), and a 容缺 reminder comes from routing (intake's deferrals) or
@@ -51,6 +51,7 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
                    ev.ReportDeferralGrantedV1, ev.ReportClosedV1, ev.ReportReturnVisitedV1, ev.ReportReopenedV1,
                    ev.ReportOverdueV1, ev.DeferralReminderV1),
     "notification": (),
+    "console": (),  # HTTP only: it connects to the broker for its health check, and may do nothing there
     "evaluation": (ev.RatingSubmittedV1, ev.RectificationOpenedV1, ev.RectificationClosedV1,
                    ev.RectificationOverdueV1, ev.AppealDecidedV1),
 }
@@ -183,7 +184,8 @@ def service_permissions(service: str) -> dict[str, str]:
     """
     queues = [queue.name for queue in service_queues(service)]
     configure: list[str] = []
-    write = [re.escape(EVENTS_EXCHANGE_NAME), re.escape(DEAD_LETTER_EXCHANGE_NAME)]
+    write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS[service] else []) \
+        + ([re.escape(DEAD_LETTER_EXCHANGE_NAME)] if queues else [])
     read = [re.escape(name) for name in queues]
     if service == "intake":
         rpc_queue = re.escape("rpc-intake")

@@ -118,7 +118,7 @@ class SanjiSystem:
         with entrypoint_hook(self.escalation_container, "fire_due_deadlines") as sweep:
             return sweep()
 
-    def wait_until(self, check, timeout: float = 15, what: str = "condition"):
+    def wait_until(self, check, timeout: float = 45, what: str = "condition"):  # a bound, not a speed target
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = check()

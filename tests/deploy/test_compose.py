@@ -218,18 +218,43 @@ def test_secrets_come_from_variables_not_from_the_compose_file(services):
                 assert password.startswith("${"), f"service {name!r}: {key} has a hard-coded password"
 
 
-def test_app_services_share_one_image_and_configuration(app_services):
+def test_app_services_share_one_image_and_configuration(compose, app_services):
+    shared = _environment(compose["x-sanji-service"])
     (first_name, first), *others = app_services.items()
     for name, service in others:
         for key in ("image", "build", "healthcheck", "depends_on"):
             assert service.get(key) == first.get(key), (
                 f"{name!r} and {first_name!r} differ in {key}: derive both from x-sanji-service"
             )
-        # The same settings, except the broker user each connects as.
-        own = {"SANJI_AMQP_URI"}
-        assert ({k: v for k, v in _environment(service).items() if k not in own}
-                == {k: v for k, v in _environment(first).items() if k not in own}), (
-            f"{name!r} and {first_name!r} differ in environment: derive both from x-sanji-env")
+    for name, service in app_services.items():
+        # Every service gets the shared environment unchanged; a service may add settings of its own
+        # (SANJI_<SERVICE>_...), which no other service then receives.
+        env = _environment(service)
+        assert {key: env.get(key) for key in shared} == shared, (
+            f"{name!r} changes the shared environment: merge *sanji-env into its own")
+        extra = sorted(set(env) - set(shared) - {"SANJI_AMQP_URI"})  # its own broker user
+        assert all(key.startswith(f"SANJI_{name.upper()}_") for key in extra), (
+            f"{name!r} adds settings that are not its own: {extra}")
+
+
+def test_the_console_is_in_the_stack_and_calls_the_apis_by_service_name(app_services):
+    # Reachable by people (a published port, behind the host's TLS reverse proxy), and it reaches the
+    # other services' APIs over the project network, on the port every container listens on.
+    console = app_services["console"]
+    env = _environment(console)
+    assert console.get("ports"), "the console must publish its HTTP port"
+    for api in ("intake", "routing", "escalation", "notification"):
+        assert env[f"SANJI_CONSOLE_{api.upper()}_URL"] == f"http://{api}:{env['SANJI_HTTP_PORT']}", api
+        assert api in app_services
+    assert env["SANJI_CONSOLE_SERVICE_TOKEN"].startswith("${SANJI_CONSOLE_SERVICE_TOKEN:?"), (
+        "compose must refuse to start without the console's own token")
+    assert _environment(app_services["intake"])["SANJI_ASSERTION_KEY"].startswith("${SANJI_ASSERTION_KEY:?")
+
+
+def test_every_service_of_the_system_is_in_the_stack(app_services):
+    from shared.config import SERVICES
+
+    assert set(app_services) == set(SERVICES)
 
 
 def test_each_app_service_connects_as_its_own_broker_user(app_services):
@@ -406,7 +431,8 @@ def test_definitions_are_self_contained_and_hold_no_credentials(definitions):
 
 
 BUS_PASSWORDS = {f"SANJI_BUS_PASSWORD_{service.upper()}": f"bus-{service}-Pw_1"
-                 for service in ("intake", "routing", "escalation", "notification", "evaluation")}
+                 for service in ("intake", "routing", "escalation", "notification", "evaluation",
+                                                                          "console")}
 
 
 def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):

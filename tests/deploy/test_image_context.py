@@ -17,6 +17,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,6 +290,25 @@ def test_project_metadata_files_are_in_the_context(dockerignore):
             referenced.append(value["file"])
     for path in ["pyproject.toml", "constraints.txt", *referenced]:
         assert (REPO / path).exists() and not dockerignore.is_excluded(path), f"{path} is not in the context"
+
+
+def test_the_installed_project_ships_every_data_file(dockerignore, tmp_path):
+    # The builder stage installs the project non-editable: a template, stylesheet or script that
+    # pyproject.toml's package-data leaves out is missing from the image (the console would serve no page).
+    # Build the package the way pip does (setuptools' build_py) from what the context sends, and compare.
+    sent = [path for root in ("shared", "services") for path in _context_files_under(root, dockerignore)]
+    for path in sent + ["pyproject.toml"]:
+        (tmp_path / "src" / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / path, tmp_path / "src" / path)
+    result = subprocess.run(
+        [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py", "-d", str(tmp_path / "lib")],
+        cwd=tmp_path / "src", capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data_files = [path for path in sent if not path.endswith(".py")]
+    assert any(path.startswith("services/console/templates/") for path in data_files), data_files
+    missing = sorted(path for path in data_files if not (tmp_path / "lib" / path).is_file())
+    assert not missing, f"the installed project (and so the image) would lack: {missing}"
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out(dockerignore):

@@ -28,6 +28,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from shared.config import SERVICES
 from shared.topology import CONSUMER_QUEUES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,9 +80,11 @@ def objects_of(name: str, kind: str) -> dict[str, dict]:
 
 
 def service_names() -> set[str]:
-    """Every service in the repository (services/<name>/ with code), built or still landing."""
-    return {path.name for path in (REPO / "services").iterdir()
-            if path.is_dir() and (path / "__init__.py").exists() and (path / "domain.py").exists()}
+    """Every service in the repository (services/<name>/ with a nameko service), built or still landing."""
+    found = {path.name for path in (REPO / "services").iterdir()
+             if path.is_dir() and (path / "__init__.py").exists() and (path / "service.py").exists()}
+    assert found == set(SERVICES), f"services/ has {sorted(found)}, shared.config.SERVICES {sorted(SERVICES)}"
+    return found
 
 
 def _key(obj: dict) -> tuple:
@@ -183,7 +186,7 @@ def service_deployments(name: str) -> dict[str, dict]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_service_has_a_deployment_service_budget_and_scaler(overlay):
     services = service_names()
-    assert {"intake", "routing", "notification", "escalation"} <= services
+    assert {"intake", "routing", "notification", "escalation", "evaluation", "console"} <= services
     assert set(service_deployments(overlay)) == services
     assert set(objects_of(overlay, "Service")) >= services
     budgets = objects_of(overlay, "PodDisruptionBudget")
@@ -221,7 +224,10 @@ def test_deployments_serve_their_service_probe_health_and_run_unprivileged(overl
         mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
         assert {"/tmp", "/app/var"} <= mounts, "a read-only root needs writable /tmp and SANJI_VAR_DIR"
         annotations = spec["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/path"] == "/metrics" and annotations["prometheus.io/port"] == "8000"
+        # Scraped on the API port, or on the service's own metrics port where it has one.
+        metrics_port = _env(container).get(f"SANJI_{name.upper()}_METRICS_PORT", {}).get("value", "8000")
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert annotations["prometheus.io/port"] == metrics_port
 
 
 def _env(container: dict) -> dict[str, dict]:
@@ -250,11 +256,33 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
         assert env["SANJI_AMQP_URI"]["value"] == (
             f"{broker}://sanji-{service}:$(SANJI_BUS_PASSWORD)@{rabbit}:{port}/")
         assert env["SANJI_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app", "key": "uri"}
-        assert env["SANJI_PII_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "sanji-pii"
+        # Every service verifies the console's person assertions (and the console signs them).
+        assert env["SANJI_ASSERTION_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "sanji-assertion",
+                                                                           "key": "assertion-key"}
+        if deployment["metadata"]["name"] == "console":
+            # People reach the console: it gets no key of personal data (the lookup asks intake).
+            assert "SANJI_PII_KEY" not in env
+        else:
+            assert env["SANJI_PII_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "sanji-pii"
     # The same settings, except the broker user each connects as.
-    connection = ("SANJI_DATABASE_URL", "SANJI_PII_KEY")
+    connection = ("SANJI_DATABASE_URL", "SANJI_ASSERTION_KEY")
     assert all({name: env[name] for name in connection} == {name: envs[0][name] for name in connection}
                for env in envs), "every service gets the same connection settings"
+    # The console's own machine token is the console's alone (and required in prod).
+    holders = {name for name, deployment in service_deployments(overlay).items()
+               if any(variable.startswith("SANJI_CONSOLE_")
+                      for variable in _env(deployment["spec"]["template"]["spec"]["containers"][0]))}
+    assert holders == {"console"}
+    console = _env(service_deployments(overlay)["console"]["spec"]["template"]["spec"]["containers"][0])
+    if overlay == "prod":
+        assert console["SANJI_CONSOLE_SERVICE_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": "sanji-console", "key": "SANJI_CONSOLE_SERVICE_TOKEN"}
+    # It calls the other services' APIs through their Services.
+    services = objects_of(overlay, "Service")
+    for api in ("intake", "routing", "escalation", "notification"):
+        url = urlparse(console[f"SANJI_CONSOLE_{api.upper()}_URL"]["value"])
+        assert url.scheme == "http" and url.hostname == api and url.port is None, url
+        assert [port["port"] for port in services[api]["spec"]["ports"]] == [80]
     (config,) = [c for c in objects_of(overlay, "ConfigMap").values() if "SANJI_BUS_USERS" in c.get("data", {})]
     from shared.bus import SERVICES, default_user, parse_users
 
@@ -306,9 +334,10 @@ def test_each_service_scales_on_its_own_queues(overlay):
             assert trigger["metadata"]["mode"] == "QueueLength" and int(trigger["metadata"]["value"]) > 0
             assert trigger["authenticationRef"]["name"] in authentications
             assert ":" not in (host.netloc.split("@")[0] if "@" in host.netloc else ""), "no password in a host"
-    intake = objects_of(overlay, "ScaledObject")["intake"]["spec"]
-    assert intake["minReplicaCount"] >= 2, "HTTP-facing: two replicas at least"
-    assert any(t["type"] == "cpu" for t in intake["triggers"]), "HTTP load shows in CPU, not in a queue"
+    for http_facing in ("intake", "console"):
+        spec = objects_of(overlay, "ScaledObject")[http_facing]["spec"]
+        assert spec["minReplicaCount"] >= 2, f"{http_facing} is HTTP-facing: two replicas at least"
+        assert any(t["type"] == "cpu" for t in spec["triggers"]), "HTTP load shows in CPU, not in a queue"
 
 
 def test_every_consumer_queue_has_a_scaler():
@@ -391,6 +420,8 @@ def _secret_references(node) -> set[str]:
                 found.add(value["name"])
             elif key == "secret" and isinstance(value, dict) and "secretName" in value:
                 found.add(value["secretName"])
+            elif key == "tls" and isinstance(value, list):  # an Ingress's certificates
+                found.update(item["secretName"] for item in value if "secretName" in item)
             elif key == "secretTargetRef":
                 found.update(item["name"] for item in value)
             elif key in ("accessKeyId", "secretAccessKey") and isinstance(value, dict) and "name" in value:
@@ -416,6 +447,28 @@ def test_no_secret_is_committed_and_every_referenced_secret_has_a_source(name):
         assert f"create secret generic {secret}" in docs, f"docs/deploy.md must say how to create {secret}"
     text = yaml.safe_dump_all(list(objects))
     assert not re.search(r"://[^/\s$]+:[^@\s$(]+@", text), "a URL with a literal password"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_people_reach_the_console_over_tls_in_prod(overlay):
+    ingresses = objects_of(overlay, "Ingress")
+    if overlay == "dev":
+        assert ingresses == {}, "dev: kubectl port-forward svc/console (no TLS, so no production profile)"
+        return
+    (ingress,) = ingresses.values()
+    spec = ingress["spec"]
+    backends = [path["backend"]["service"] for rule in spec["rules"] for path in rule["http"]["paths"]]
+    assert backends == [{"name": "console", "port": {"name": "http"}}], "only the console is exposed"
+    hosts = {rule["host"] for rule in spec["rules"]}
+    assert hosts and all(set(hosts) <= set(tls["hosts"]) for tls in spec["tls"]), "TLS for every host"
+    (tls,) = spec["tls"]
+    synced = {obj["spec"]["target"]["name"]: obj for obj in objects_of(overlay, "ExternalSecret").values()}
+    assert synced[tls["secretName"]]["spec"]["target"]["template"]["type"] == "kubernetes.io/tls"
+    # The lookup link and the OIDC redirect name the address people use, over https.
+    console = _env(service_deployments(overlay)["console"]["spec"]["template"]["spec"]["containers"][0])
+    public = urlparse(console["SANJI_CONSOLE_PUBLIC_URL"]["value"])
+    assert public.scheme == "https" and public.hostname in hosts
+    assert console["SANJI_CONSOLE_CLIENT_ADDRESS_HEADER"]["value"] == "X-Forwarded-For"
 
 
 def test_migration_job_uses_the_prod_image_and_migrates_everything():

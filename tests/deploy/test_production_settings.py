@@ -11,7 +11,9 @@ import re
 import pytest
 import yaml
 
-from shared.config import REPO_ROOT, SERVICES, Settings
+from services.console.kiosk.backend import DEV_CONSOLE_TOKEN
+from services.console.settings import ConsoleSettings
+from shared.config import REPO_ROOT, SERVICES, Settings, nameko_config
 from shared.production import production_problems
 from tests.deploy.test_k8s_manifests import kustomize_lite
 
@@ -19,6 +21,8 @@ SECRET_VALUES = {  # what the secret store would hold
     "SANJI_PII_KEY": "a-real-secret-from-the-vault-0123456789",
     "SANJI_DATA_KEYS": "k2026-12:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
     "SANJI_EVALUATION_LINK_KEY": "a-real-link-key-from-the-vault-0123456789",
+    "SANJI_ASSERTION_KEY": "a-real-assertion-key-from-the-vault-0123456789abcdef",
+    "SANJI_CONSOLE_SERVICE_TOKEN": "a-real-console-token-from-the-vault-0123456789",
 }
 
 
@@ -37,6 +41,28 @@ def problems_with(monkeypatch, environment: dict[str, str], service: str) -> lis
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     return production_problems(service, Settings.from_env(service), extra_checks=[])
+
+
+def console_settings(monkeypatch, environment: dict[str, str]) -> tuple[ConsoleSettings, dict]:
+    """What the console itself checks at start (services/console/settings.py, kiosk/backend.py), beyond
+    the production profile: it raises on a missing or development assertion key or service token."""
+    for name in list(os.environ):
+        if name.startswith(("SANJI_", "PGSSL")):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    config = nameko_config("console", Settings.from_env("console"))
+    settings = ConsoleSettings.from_config(config)
+    assert settings.production and settings.secure_cookies
+    token = config.get("SANJI_CONSOLE_SERVICE_TOKEN")
+    assert token and token != DEV_CONSOLE_TOKEN, "the console needs its own SANJI_CONSOLE_SERVICE_TOKEN"
+    return settings, config
+
+
+def _console_reaches_the_apis(settings: ConsoleSettings, addresses: dict[str, str]) -> None:
+    """Every API the console calls is a service of the deployment, at the address it serves on."""
+    assert set(settings.service_urls) <= set(SERVICES)
+    assert settings.service_urls == {name: addresses[name] for name in settings.service_urls}
 
 
 def _env_example() -> dict[str, str]:
@@ -69,6 +95,14 @@ def test_compose_settings_pass_the_production_checks(service, monkeypatch, token
     assert environment["SANJI_TOKENS_FILE"] == "/run/secrets/sanji-tokens"
     environment["SANJI_TOKENS_FILE"] = str(tokens_file)  # where the Compose secret is mounted
     assert problems_with(monkeypatch, environment, service) == []
+    if service == "console":
+        settings, _ = console_settings(monkeypatch, environment)
+        # Every container listens on SANJI_HTTP_PORT, reached by its service name on the project network.
+        port = environment["SANJI_HTTP_PORT"]
+        _console_reaches_the_apis(settings, {name: f"http://{name}:{port}" for name in compose["services"]})
+    else:
+        assert not any(name.startswith("SANJI_CONSOLE_") for name in environment), (
+            f"{service} gets the console's settings (its machine token is the console's alone)")
 
 
 FAKE_SECRETS = {
@@ -81,6 +115,8 @@ FAKE_SECRETS = {
     ("sanji-notification", "smtp-password"): "smtp-password",
     **{("sanji-bus-passwords", service): f"bus-{service}-password" for service in SERVICES},
     ("sanji-evaluation", "SANJI_EVALUATION_LINK_KEY"): SECRET_VALUES["SANJI_EVALUATION_LINK_KEY"],
+    ("sanji-assertion", "assertion-key"): SECRET_VALUES["SANJI_ASSERTION_KEY"],
+    ("sanji-console", "SANJI_CONSOLE_SERVICE_TOKEN"): SECRET_VALUES["SANJI_CONSOLE_SERVICE_TOKEN"],
 }
 
 
@@ -100,6 +136,12 @@ def test_kubernetes_prod_settings_pass_the_production_checks(service, monkeypatc
     assert environment["SANJI_PROFILE"] == "production"
     environment["SANJI_TOKENS_FILE"] = str(tokens_file)  # where the tokens secret is mounted
     assert problems_with(monkeypatch, environment, service) == []
+    if service == "console":
+        settings, _ = console_settings(monkeypatch, environment)
+        assert settings.public_url and settings.public_url.startswith("https://"), "TLS ends at the Ingress"
+        services = {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == "Service"}
+        _console_reaches_the_apis(settings, {name: f"http://{name}" for name, obj in services.items()
+                                             if [p["port"] for p in obj["spec"]["ports"]] == [80]})
     # And the same settings with the development tokens, over plain AMQP, are refused.
     environment.update(SANJI_TOKENS_FILE=str(REPO_ROOT / "config" / "dev-tokens.yaml"),
                        SANJI_AMQP_URI=environment["SANJI_AMQP_URI"].replace("amqps://", "amqp://"))
