@@ -13,8 +13,16 @@ class Health(BaseModel):
     checks: dict[str, bool]
 
 
+class FieldProblem(BaseModel):
+    field: str = Field(description="dotted path in the body (list positions as numbers); empty when the whole "
+                                   "body is at fault")
+    problem: str
+    code: str = Field(description="e.g. missing, string_too_long, forbidden_character, number_too_long, "
+                                  "number_out_of_range")
+
+
 class Problem(BaseModel):
-    """An RFC 9457 problem document; the client reads ``reason``."""
+    """An RFC 9457 problem document; the client reads ``reason``. It never repeats what the client sent."""
 
     type: str
     title: str
@@ -22,3 +30,5 @@ class Problem(BaseModel):
     reason: str = Field(description="machine-readable, e.g. invalid_id_number, transition_not_allowed")
     request_id: str
     current_status: str | None = Field(default=None, description="on 409: the state of the thing now")
+    errors: list[FieldProblem] | None = Field(default=None, description="on 422 validation_failed: what is wrong "
+                                                                        "where")

@@ -22,11 +22,15 @@ from pathlib import Path
 from typing import Literal
 
 import jwt
+import structlog
 import yaml
 
 from shared.http import ApiError
 
+log = structlog.get_logger(__name__)
+
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_POINT_ID = re.compile(r"sp-[a-z0-9]+(?:-[a-z0-9]+)*")
 
 # specialist: a “先解决问题再说” specialist of the 办不成事 window, acting within its unit's jurisdiction.
 # console: the console service itself, for the narrow calls it makes on nobody's behalf (the resident
@@ -40,6 +44,8 @@ class Principal:
     kind: PrincipalKind
     unit_code: str            # a kiosk's community; a staff member's or department's unit
     department: str | None = None
+    # A service point's self-service terminal: a kiosk of the point's community, bound to that point too.
+    service_point_id: str | None = None
     person: str | None = None  # the signed-in person's name, when a person (not a machine) acts
     roles: tuple[str, ...] = ()
 
@@ -47,6 +53,14 @@ class Principal:
     def actor(self) -> str:
         """Who acted, as history records it: the person and their account, or the machine client."""
         return f"{self.person}（{self.name}）" if self.person else self.name
+
+    def may_see_department(self, department_code: str | None) -> bool:
+        """Whether this client may see a thing of ``department_code``. A department system sees its own
+        department only, and one whose token names no department sees nothing (it never means "every
+        department"); staff and specialists act for their unit whatever the department."""
+        if self.kind == "department":
+            return self.department is not None and department_code == self.department
+        return self.department in (None, department_code)
 
 
 ASSERTION_ISSUER = "sanji-console"
@@ -153,10 +167,19 @@ class TokenRegistry:
             unit = str(entry.get("unit", ""))
             if len(unit) != 12 or not unit.isdigit():
                 raise TokenFileError(f"{where}: unit must be a 12-digit division code")
+            service_point = entry.get("service_point")
+            if service_point is not None and (kind != "kiosk" or not isinstance(service_point, str)
+                                              or not _POINT_ID.fullmatch(service_point)):
+                raise TokenFileError(f"{where}: service_point binds a kiosk to a point id like 'sp-qx-xinhe-suguo'")
+            if kind == "department" and not entry.get("department"):
+                # Not refused, so that a file with one such slip still starts; but it grants nothing.
+                log.warning("a department token names no department; it will see nothing",
+                            token_name=entry.get("name"))
             if digest in principals:
                 raise TokenFileError(f"{where}: the same token is listed twice")
             principals[digest] = Principal(name=str(entry.get("name", f"client-{index + 1}")), kind=kind,
-                                           unit_code=unit, department=entry.get("department"))
+                                           unit_code=unit, department=entry.get("department") or None,
+                                           service_point_id=service_point)
         return cls(principals)
 
     def authenticate(self, authorization_header: str | None,

@@ -32,6 +32,7 @@ import errno
 import importlib
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -124,11 +125,17 @@ def require_topology(settings: Settings) -> None:
 
 def check_catalogue(settings: Settings) -> str:
     from shared.catalogue import CatalogueError, load_catalogue
+    from shared.service_points import SERVICE_POINTS_FILE, load_service_points
     from shared.workdays import CalendarFileError, WorkdayCalendar
 
     try:
         catalogue = load_catalogue(settings.catalogue_dir)
         WorkdayCalendar.from_file(settings.calendar_overrides)
+        # The 15-minute circle's points: the named file, else the catalogue's own, if it has one.
+        named = os.environ.get("SANJI_SERVICE_POINTS_FILE", "").strip()
+        points_file = named or pathlib.Path(settings.catalogue_dir) / SERVICE_POINTS_FILE
+        if named or pathlib.Path(points_file).exists():
+            load_service_points(points_file, catalogue)
     except (CatalogueError, CalendarFileError, OSError) as exc:
         raise CommandFailed(f"configuration refused: {exc}") from None
     return catalogue.version

@@ -23,6 +23,9 @@ DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "noti
 DEV_KEYS_FILE = REPO_ROOT / "config" / "dev-keys.yaml"
 PROFILES = ("development", "production")
 
+# The 15-minute service circle (intake): passed on as set; intake reads and checks them.
+CIRCLE_VARIABLES = ("SANJI_SERVICE_POINTS_FILE", "SANJI_WALKING_SPEED_M_PER_MIN", "SANJI_SERVICE_CIRCLE_MINUTES")
+
 
 def _key_from_file(keys_file: Path, name: str) -> str | None:
     """One named key from a keys file (YAML mapping), or None when the file or the key is absent."""
@@ -197,6 +200,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         **settings.notification,
         **settings.escalation,
         **settings.evaluation,
+        **{name: os.environ[name].strip() for name in CIRCLE_VARIABLES if os.environ.get(name, "").strip()},
         **settings.console,
         "SANJI_ASSERTION_KEY": settings.assertion_key or "",
         "LOGGING": {"version": 1, "disable_existing_loggers": False},

@@ -83,6 +83,15 @@ class CaseSubmittedV1(EventPayload):
     applicant_masked_name: str = Field(description="Masked, e.g. 刘**; never the full name")
     deferred_materials: tuple[DeferredMaterial, ...] = ()
     submitted_at: datetime
+    service_point_id: str | None = Field(default=None, description="the service point (15分钟政务服务圈) it was "
+                                                                   "taken in at, if any")
+    accepting_unit_code: str | None = Field(
+        default=None, pattern=r"^\d{12}$",
+        description="通办: the unit whose window took the case in for the line of community_code (the resident's); "
+                    "it keeps custody of the materials received and hands the result back")
+    accepted_by: str | None = Field(default=None, description="通办: the window's account (never resident data)")
+    received_material_codes: tuple[str, ...] = Field(
+        default=(), description="通办: the materials the accepting window received, for its custody record")
 
     routing_key_template: ClassVar[str] = "case.submitted.{community_code}"
 
@@ -138,6 +147,9 @@ class ItemRoutedV1(ItemEvent):
         description="True when the working-day calendar did not cover a year the deadline spans"
     )
     catalogue_version: str
+    accepting_unit_code: str | None = Field(
+        default=None, pattern=r"^\d{12}$",
+        description="通办: the unit that took the case in for this line and keeps custody of its materials")
 
 
 class ItemActionV1(ItemEvent):
@@ -240,13 +252,24 @@ class ItemTerminatedV1(ItemEvent):
     note: str = ""
 
 
+CustodyStepName = Literal[
+    # 代办: a social worker's hand-overs
+    "collected_at_home", "handed_to_window", "result_collected", "result_delivered",
+    # 通办: the accepting window of another line keeps the materials and hands the result back
+    "received_at_accepting_window", "forwarded_to_entitled_unit", "result_received_at_accepting_window",
+    "result_handed_back"]
+CROSS_LINE_CUSTODY_STEPS = frozenset({"received_at_accepting_window", "forwarded_to_entitled_unit",
+                                      "result_received_at_accepting_window", "result_handed_back"})
+
+
 class CustodyRecordedV1(ItemActionV1):
-    """代办: a hand-over of material or result by a social worker (who, when, what)."""
+    """A hand-over of material or result (who, when, what): a social worker's (代办), or the accepting window's
+    of a 通办 case taken in for another line."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "item.custody-recorded.v1"
     verb: ClassVar[str] = "custody-recorded"
 
-    step: Literal["collected_at_home", "handed_to_window", "result_collected", "result_delivered"]
+    step: CustodyStepName
     what: str = Field(max_length=300)
 
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+# The paging parameters of every list (shared.http.page_of).
+PAGE_QUERY = (("limit", False, "at most this many (1-200, default 50)"), ("offset", False, "skip this many"))
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -19,6 +22,7 @@ class Operation:
     errors: dict[int, str] = field(default_factory=dict)
     authenticated: bool = True
     headers: tuple[tuple[str, str], ...] = ()   # (name, description) of optional request headers
+    query: tuple[tuple[str, bool, str], ...] = ()   # (name, required, description) of query parameters
 
 
 def build_openapi(title: str, version: str, description: str, operations: list[Operation],
@@ -37,6 +41,8 @@ def build_openapi(title: str, version: str, description: str, operations: list[O
                       for name in _path_parameters(op.path)]
         parameters += [{"name": name, "in": "header", "required": False, "description": text,
                         "schema": {"type": "string", "maxLength": 128}} for name, text in op.headers]
+        parameters += [{"name": name, "in": "query", "required": required, "description": text,
+                        "schema": {"type": "string"}} for name, required, text in op.query]
         responses = {str(op.success_status): {"description": "success",
                                               "content": {"application/json": {"schema": ref(op.response_model)}}}}
         errors = dict(op.errors)

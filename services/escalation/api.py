@@ -21,7 +21,7 @@ from services.escalation.schemas import (
     WhistleCallList,
     WhistleCallView,
 )
-from shared.openapi import Operation, build_openapi
+from shared.openapi import PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -54,6 +54,7 @@ _REPORT_ERRORS = {403: "not staff or a specialist, or outside your jurisdiction"
                   409: "not allowed now: transition_not_allowed (with current_status), not_report_specialist, "
                        "not_classified, opinion_missing",
                   422: "invalid body: validation_failed, unknown_cause, unknown_department, unknown_item, "
+                       "unknown_case, case_mismatch, "
                        "unknown_material, time_limit_missing, department_missing, deferral_mismatch, "
                        "personal_data_in_text"}
 
@@ -61,10 +62,12 @@ OPERATIONS = [
     Operation("GET", "/v1/failure-causes", "The cause taxonomy reports are classified by", CauseList),
     Operation("POST", "/v1/failure-reports", "办不成事: file a report for a resident (you are the first person asked)",
               FailureReportView, 201, request_model=FailureReportFiling,
-              errors={403: "not staff or a specialist", 422: _REPORT_ERRORS[422]}),
+              errors={403: "not staff or a specialist, or the case or item is outside your jurisdiction",
+                      422: _REPORT_ERRORS[422]}),
     Operation("GET", "/v1/failure-reports", "Reports in your jurisdiction, oldest first; filters: status, limit, "
               "offset (specialists: open and assigned ones by default)", FailureReportList,
-              errors={403: "not staff or a specialist"}),
+              errors={400: "invalid_query", 403: "not staff or a specialist"},
+              query=(("status", False, "open, assigned, closed or confirmed"), *PAGE_QUERY)),
     Operation("GET", "/v1/failure-reports/{report_id}", "One report (by id or number) with its history",
               FailureReportView, errors={403: _REPORT_ERRORS[403], 404: _REPORT_ERRORS[404]}),
     *[Operation("POST", f"/v1/failure-reports/{{report_id}}/{REPORT_ACTION_PATHS[action]}",
@@ -72,7 +75,8 @@ OPERATIONS = [
       for action, body in REPORT_ACTION_BODIES.items()],
     Operation("GET", "/v1/whistle-calls", "吹哨 calls: a department's own, or those made or received in your "
               "jurisdiction; filters: state (default called), limit, offset", WhistleCallList,
-              errors={403: "not staff, a specialist or a department system"}),
+              errors={400: "invalid_query", 403: "not staff, a specialist or a department system"},
+              query=(("state", False, "called, acknowledged, escalated or cancelled"), *PAGE_QUERY)),
     Operation("POST", "/v1/whistle-calls/{call_id}/acknowledge", "报到: the called department acknowledges within the "
               "limit (30 minutes by default)", WhistleCallView, request_model=Acknowledgement,
               errors={403: "not the called department, or outside its jurisdiction", 404: "no such call",

@@ -125,8 +125,11 @@ def take_filed_report(event: CloudEvent, filed: ReportFiledV1, *, unit_of_work: 
 
 def file_report(principal: Principal, body: FailureReportFiling, *, unit_of_work: UnitOfWork,
                 rules: EscalationRules, now: datetime) -> FailureReportView:
-    """Staff (or a specialist) file for a resident: they are the first person asked, so they own it."""
-    prefix_for(principal, rules.catalogue, kinds=WORKERS, reason="report_forbidden")
+    """Staff (or a specialist) file for a resident: they are the first person asked, so they own it, wherever the
+    resident lives (首问负责). A case or item the report names must be within the filer's jurisdiction, though:
+    a report about a case reaches its resident (a receipt SMS) and her item's record, so no one files about
+    another jurisdiction's cases; from elsewhere, the report names the community and the matter only."""
+    prefix = prefix_for(principal, rules.catalogue, kinds=WORKERS, reason="report_forbidden")
     _check_note(body.note)
     _check_cause(rules, body.cause_code)
     _check_department(rules, body.department_code)
@@ -136,7 +139,7 @@ def file_report(principal: Principal, body: FailureReportFiling, *, unit_of_work
     if body.matter_code is not None and body.matter_code not in rules.catalogue.matters:
         raise ReportRefused("unknown_matter", "not a matter of the catalogue", status=422)
     with unit_of_work as uow:
-        item = uow.session.get(EscalationItem, body.item_id) if body.item_id else None
+        item = _item_in_scope(uow, body, prefix)
         report_id = new_id()
         report = FailureReport(
             report_id=report_id, report_number=report_number(now, report_id), channel="staff",
@@ -163,6 +166,30 @@ def file_report(principal: Principal, body: FailureReportFiling, *, unit_of_work
                       rules=rules, now=now)
         uow.commit()
         return report_view(uow, report, with_history=True)
+
+
+def _item_in_scope(uow: UnitOfWork, body: FailureReportFiling, prefix: str) -> EscalationItem | None:
+    """The item a filing names (or None), after checking that it, its case and its community are known and in the
+    caller's jurisdiction: placed at one of the caller's units, or about a resident of one of its communities."""
+    if body.item_id is None:
+        if body.case_id is not None:
+            communities = set(uow.session.scalars(select(EscalationItem.community_code)
+                                                  .where(EscalationItem.case_id == body.case_id)))
+            if not communities:
+                raise ReportRefused("unknown_case", "the escalation service has not seen this case", status=422)
+            if not all(in_scope(prefix, community) for community in communities):
+                raise Forbidden("report_forbidden", "this case is outside your jurisdiction")
+            if body.community_code is not None and communities != {body.community_code}:
+                raise ReportRefused("case_mismatch", "the case is of another community", status=422)
+        return None
+    item = uow.session.get(EscalationItem, body.item_id)
+    if item is None:
+        raise ReportRefused("unknown_item", "the escalation service has not seen this item", status=422)
+    if not in_scope(prefix, item.unit_code, item.community_code):
+        raise Forbidden("report_forbidden", "this item is outside your jurisdiction")
+    if body.case_id not in (None, item.case_id) or body.community_code not in (None, item.community_code):
+        raise ReportRefused("case_mismatch", "the item is of another case or community", status=422)
+    return item
 
 
 # ── Reading ─────────────────────────────────────────────────────────────────────────────────────────
@@ -308,6 +335,13 @@ def _grant_deferral(uow, report: FailureReport, principal: Principal, body: Clos
     item = uow.session.get(EscalationItem, terms.item_id)
     if item is None:
         raise ReportRefused("unknown_item", "the escalation service has not seen this item", status=422)
+    # The reminder goes to the item's resident: only for an item of the caller's jurisdiction, and of the
+    # report's own case when it names one.
+    prefix = prefix_for(principal, rules.catalogue, kinds=WORKERS, reason="report_forbidden")
+    if not in_scope(prefix, item.unit_code, item.community_code):
+        raise Forbidden("report_forbidden", "this item is outside your jurisdiction")
+    if report.case_id not in (None, item.case_id):
+        raise ReportRefused("case_mismatch", "the item is of another case than the report's", status=422)
     matter = rules.catalogue.matters.get(item.matter_code)
     known = {material.code for material in matter.materials} if matter else set()
     unknown = sorted(set(terms.material_codes) - known)

@@ -39,9 +39,13 @@ class EscalationRules:
 
 def lock(uow: UnitOfWork, model, key, *, skip_locked: bool = False):
     """The row under a write lock on PostgreSQL (SQLite serialises writers anyway); None if it does not exist,
-    or with ``skip_locked`` if another transaction holds it."""
+    or with ``skip_locked`` if another transaction holds it.
+
+    The row is read again under the lock (``populate_existing``): an object this session loaded before the
+    lock keeps its old attributes otherwise, so a check made on it (a call still "called", say) would pass
+    after another transaction had already changed the row, and both would act (a lost update)."""
     primary_key = model.__mapper__.primary_key[0]
-    query = select(model).where(primary_key == key)
+    query = select(model).where(primary_key == key).execution_options(populate_existing=True)
     if is_postgres(uow.session.get_bind()):
         query = query.with_for_update(skip_locked=skip_locked)
     return uow.session.scalars(query).one_or_none()

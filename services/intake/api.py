@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from services.intake.failure_reports import FailureReportReceipt, FailureReportSubmission
 from services.intake.lookups import CaseLookupRequest, CaseLookupView
-from services.intake.schemas import CaseSubmission, CaseView, CatalogueSummary, Health, Problem
+from services.intake.schemas import (
+    CaseSubmission,
+    CaseView,
+    CatalogueSummary,
+    Health,
+    NearbyAnswer,
+    Problem,
+    ServicePointView,
+)
 from shared.openapi import Operation, build_openapi
 
 API_VERSION = "1.0.0"
@@ -13,12 +21,16 @@ OPERATIONS = [
     Operation("POST", "/v1/cases", "Submit a case: one matter or a bundle (一件事)", CaseView, 201,
               request_model=CaseSubmission,
               headers=(("Idempotency-Key", "a retried submission with the same key returns the first case"),),
-              errors={400: "malformed JSON", 403: "the kiosk may not act for that community",
+              errors={400: "malformed JSON", 403: "community_forbidden (the kiosk may not act for that community), "
+                                                  "service_point_forbidden (a terminal at another point), "
+                                                  "cross_district_forbidden (通办 is for windows only)",
+                      409: "service_point_closed: the service point is closed now",
                       413: "body too large", 415: "not JSON",
                       422: "invalid input: validation_failed, invalid_id_number, unknown_community, "
                            "unknown_bundle, unknown_matter, unknown_material, missing_material, "
                            "material_not_deferrable, material_both_provided_and_deferred, "
-                           "proxy_not_allowed, idempotency_key_reused"}),
+                           "proxy_not_allowed, idempotency_key_reused, unknown_service_point, "
+                           "service_point_of_another_community, matter_not_accepted_here, unknown_residence"}),
     Operation("GET", "/v1/cases/{case_id}", "A case with each item's level, unit, department, status and deadline",
               CaseView, errors={403: "the case belongs to another community", 404: "no such case"}),
     Operation("POST", "/v1/failure-reports", "办不成事: report a request that could not get done (the reporter's "
@@ -34,6 +46,17 @@ OPERATIONS = [
                       422: "validation_failed",
                       429: "lookup_locked: too many misses for this case number or client (retry_after_seconds)"}),
     Operation("GET", "/v1/catalogue", "Matters and bundles with their required materials", CatalogueSummary),
+    Operation("GET", "/v1/service-circle", "15分钟政务服务圈: where near here can I do this matter now? "
+              "Query: lat, lon (WGS-84 degrees), matter (catalogue code), at (optional ISO 8601 time, default "
+              "now, Asia/Shanghai). "
+              "Service points within the walking circle that accept the matter and are open on arrival, nearest "
+              "first, with distance, walking minutes, how the matter is accepted, today's hours and what to bring",
+              NearbyAnswer, errors={400: "invalid_coordinates (missing, not a number, NaN, out of range), "
+                                         "invalid_query (no matter, bad at)",
+                                    422: "unknown_matter"}),
+    Operation("GET", "/v1/service-points/{point_id}", "One service point: kind, address, coordinates, today's hours "
+              "(query: at, optional) and the matters it accepts, with how", ServicePointView,
+              errors={400: "invalid_query (bad at)", 404: "unknown_service_point"}),
     Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
               errors={503: "broker or database unreachable"}),
 ]

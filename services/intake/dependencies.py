@@ -7,9 +7,11 @@ from pathlib import Path
 import yaml
 from nameko.extensions import DependencyProvider
 
+from services.intake.circle import DEFAULT_CIRCLE_MINUTES, DEFAULT_WALKING_SPEED_M_PER_MIN, CircleSettings
 from services.intake.handlers import IntakeRules
 from shared.catalogue import load_catalogue
 from shared.crypto import keyring_from_config
+from shared.service_points import EMPTY, SERVICE_POINTS_FILE, ServicePoints, load_service_points
 from shared.workdays import WorkdayCalendar
 
 
@@ -18,12 +20,15 @@ class Rules(DependencyProvider):
 
     def setup(self):
         config = self.container.config
+        catalogue = load_catalogue(config["SANJI_CATALOGUE_DIR"])
         self.rules = IntakeRules(
-            catalogue=load_catalogue(config["SANJI_CATALOGUE_DIR"]),
+            catalogue=catalogue,
             calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
             keyring=keyring_from_config(config),
             deferral_working_days=int(config.get("SANJI_DEFERRAL_WORKING_DAYS", 5)),
             bad_credit_fingerprints=load_credit_flags(config["SANJI_CREDIT_FLAGS_FILE"]),
+            service_points=service_points_of(config, catalogue),
+            circle=circle_settings(config),
         )
 
     def get_dependency(self, worker_ctx):
@@ -44,3 +49,23 @@ def load_credit_flags(path) -> frozenset[str]:
     if not isinstance(flagged, list) or not all(isinstance(f, str) and len(f) == 64 for f in flagged):
         raise CreditFlagsError(f"credit flags file {path}: 'flagged' must list 64-hex-digit fingerprints")
     return frozenset(fingerprint.lower() for fingerprint in flagged)
+
+
+def service_points_of(config, catalogue) -> ServicePoints:
+    """SANJI_SERVICE_POINTS_FILE, else the catalogue's own service-points.yaml, else none (a city without points)."""
+    named = config.get("SANJI_SERVICE_POINTS_FILE")
+    if named:
+        return load_service_points(named, catalogue)
+    default = Path(config["SANJI_CATALOGUE_DIR"]) / SERVICE_POINTS_FILE
+    return load_service_points(default, catalogue) if default.exists() else EMPTY
+
+
+def circle_settings(config) -> CircleSettings:
+    """The walking speed and the circle's minutes; a bad value stops the service at start."""
+    try:
+        return CircleSettings(
+            walking_speed_m_per_min=float(config.get("SANJI_WALKING_SPEED_M_PER_MIN",
+                                                     DEFAULT_WALKING_SPEED_M_PER_MIN)),
+            max_walking_minutes=int(config.get("SANJI_SERVICE_CIRCLE_MINUTES", DEFAULT_CIRCLE_MINUTES)))
+    except ValueError as exc:
+        raise ValueError(f"SANJI_WALKING_SPEED_M_PER_MIN / SANJI_SERVICE_CIRCLE_MINUTES: {exc}") from None

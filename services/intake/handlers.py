@@ -21,6 +21,7 @@ from services.intake.adapters.orm import (
     MaterialLedgerRecord,
 )
 from services.intake.adapters.personal_data import Applicant, open_applicant, seal_applicant
+from services.intake.circle import CircleSettings, point_for_submission
 from services.intake.domain import SubmissionRefused, assess_submission, case_number
 from services.intake.schemas import (
     BundleView,
@@ -33,7 +34,7 @@ from services.intake.schemas import (
     MatterView,
 )
 from shared.auth import Principal
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, Level
 from shared.clock import Clock, new_id
 from shared.crypto import Keyring
 from shared.events import (
@@ -51,6 +52,8 @@ from shared.identity import InvalidIdNumber, id_number_fingerprint, mask_name, v
 from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
+from shared.service_points import EMPTY as NO_SERVICE_POINTS
+from shared.service_points import ServicePoints
 from shared.workdays import SHANGHAI, WorkdayCalendar
 
 log = structlog.get_logger(__name__)
@@ -65,6 +68,8 @@ class IntakeRules:
     keyring: Keyring  # encrypts the applicant; its blind-index key fingerprints ID numbers
     deferral_working_days: int = 5
     bad_credit_fingerprints: frozenset[str] = frozenset()
+    service_points: ServicePoints = NO_SERVICE_POINTS
+    circle: CircleSettings = CircleSettings()
 
 
 class Forbidden(SubmissionRefused):
@@ -86,15 +91,69 @@ def check_may_act_for(principal: Principal, community_code: str, catalogue: Cata
                     community_code=community_code)
 
 
+def may_see_case(principal: Principal, record: CaseRecord, catalogue: Catalogue) -> None:
+    """The case's own line (kiosk of its community, staff of its jurisdiction), or, for a 通办 case, staff of the
+    unit whose window took it in."""
+    if (record.accepting_unit_code and principal.kind == "staff" and principal.unit_code in catalogue.units
+            and catalogue.is_within(record.accepting_unit_code, principal.unit_code)):
+        return
+    check_may_act_for(principal, record.community_code, catalogue)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a submission is taken in and whose line handles it."""
+
+    line_community_code: str               # routing follows this community's line
+    service_point_id: str | None = None
+    accepting_unit_code: str | None = None   # 通办: the window's unit, outside that line
+    taken_in_community_code: str | None = None
+
+
+def place_submission(submission: CaseSubmission, principal: Principal, rules: IntakeRules) -> Placement:
+    """Who may take this case in, where, and for whose line; raises SubmissionRefused.
+
+    A kiosk acts for its own community only (so never 通办); a point's terminal for its own point only. Staff take
+    a case in for a community of their jurisdiction, or, at a window, for a resident whose registered residence
+    lies outside it (通办, e.g. across districts): the case goes to the residence's line, and the window's unit
+    keeps custody of the materials.
+    """
+    catalogue = rules.catalogue
+    if submission.community_code not in catalogue.units:
+        raise SubmissionRefused("unknown_community", f"unknown community code {submission.community_code!r}",
+                                community_code=submission.community_code)
+    check_may_act_for(principal, submission.community_code, catalogue)
+    point_id = submission.service_point_id or principal.service_point_id
+    if point_id is not None:
+        if principal.kind == "kiosk" and principal.service_point_id != point_id:
+            raise Forbidden("service_point_forbidden", "a kiosk takes cases in at its own service point only",
+                            service_point_id=point_id)
+        point = rules.service_points.get(point_id)
+        if principal.kind == "kiosk" and point is not None and point.community_code != principal.unit_code:
+            raise Forbidden("service_point_forbidden", "this terminal's point is not in its community",
+                            service_point_id=point_id)
+    residence = submission.residence_division_code
+    if residence is None or residence == submission.community_code:
+        return Placement(line_community_code=submission.community_code, service_point_id=point_id)
+    if catalogue.units.get(residence) is None or catalogue.units[residence].level is not Level.COMMUNITY:
+        raise SubmissionRefused("unknown_residence", "the residence is not a community of the catalogue",
+                                residence_division_code=residence)
+    if principal.kind != "staff" or submission.channel.kind != "window" or point_id is not None:
+        raise Forbidden("cross_district_forbidden", "only a window (staff) takes a case in for a resident of "
+                        "another community; a kiosk or a service point acts for its own community only",
+                        residence_division_code=residence)
+    if catalogue.is_within(residence, principal.unit_code):
+        return Placement(line_community_code=residence)  # inside the window's own jurisdiction: not 通办
+    return Placement(line_community_code=residence, accepting_unit_code=principal.unit_code,
+                     taken_in_community_code=submission.community_code)
+
+
 def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency_key: str | None,
                 unit_of_work: UnitOfWork, rules: IntakeRules, clock: Clock) -> tuple[CaseView, bool]:
     """Take a case in. Returns its view, and whether it is a replay of an earlier identical submission."""
     applicant = submission.applicant
     remember_personal_values(applicant.name, applicant.id_number, applicant.phone, applicant.email)
-    if submission.community_code not in rules.catalogue.units:
-        raise SubmissionRefused("unknown_community", f"unknown community code {submission.community_code!r}",
-                                community_code=submission.community_code)
-    check_may_act_for(principal, submission.community_code, rules.catalogue)
+    placement = place_submission(submission, principal, rules)
     now = clock.now()
     try:
         id_number = validate_id_number(submission.applicant.id_number, today=now.astimezone(SHANGHAI).date())
@@ -103,7 +162,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
     fingerprint = id_number_fingerprint(id_number, rules.keyring.blind_index_key)
     accepted = assess_submission(
         rules.catalogue, rules.calendar,
-        community_code=submission.community_code,
+        community_code=placement.line_community_code,
         bundle_code=submission.bundle,
         matter_codes=submission.matters,
         provided=submission.materials.provided,
@@ -124,6 +183,10 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
             if replay is not None:
                 return replay, True
+        if placement.service_point_id is not None:
+            # After the replay: a retry of a case taken in just before closing time still gets its case.
+            point_for_submission(rules.service_points, rules.calendar, point_id=placement.service_point_id,
+                                 community_code=placement.line_community_code, matters=accepted.matters, now=now)
         case_id = new_id()
         structlog.contextvars.bind_contextvars(case_id=case_id)
         record = CaseRecord(
@@ -137,6 +200,9 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             catalogue_version=rules.catalogue.version,
             submitted_by=principal.name,
             submitted_at=now,
+            service_point_id=placement.service_point_id,
+            accepting_unit_code=placement.accepting_unit_code,
+            taken_in_community_code=placement.taken_in_community_code,
         )
         record.applicant = seal_applicant(
             rules.keyring, case_id,
@@ -152,7 +218,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             for notice in accepted.deferred]
         uow.session.add(record)
         if idempotency_key:
-            uow.session.add(IdempotencyKeyRecord(community_code=accepted.community_code, key=idempotency_key,
+            uow.session.add(IdempotencyKeyRecord(community_code=submission.community_code, key=idempotency_key,
                                                  request_digest=request_digest, case_id=case_id, created_at=now))
         uow.publish(CaseSubmittedV1(
             case_id=case_id,
@@ -169,6 +235,11 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
                                  due_date=notice.due_date)
                 for notice in accepted.deferred for matter_code in notice.matter_codes),
             submitted_at=now,
+            service_point_id=placement.service_point_id,
+            accepting_unit_code=placement.accepting_unit_code,
+            accepted_by=principal.name if placement.accepting_unit_code else None,
+            received_material_codes=(tuple(sorted(set(submission.materials.provided)))
+                                     if placement.accepting_unit_code else ()),
         ))
         try:
             uow.commit()
@@ -202,7 +273,7 @@ def get_case(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, ru
             record = uow.session.scalar(select(CaseRecord).where(CaseRecord.case_number == case_id))
         if record is None:
             raise NotFound("case_not_found", "no case with that id or number")
-        check_may_act_for(principal, record.community_code, rules.catalogue)
+        may_see_case(principal, record, rules.catalogue)
         return case_view(record, rules)
 
 
@@ -311,6 +382,8 @@ def case_view(record: CaseRecord, rules: IntakeRules) -> CaseView:
         case_id=record.id,
         case_number=record.case_number,
         community_code=record.community_code,
+        service_point_id=record.service_point_id,
+        accepting_unit_code=record.accepting_unit_code,
         bundle_code=record.bundle_code,
         catalogue_version=record.catalogue_version,
         channel=record.channel,

@@ -43,8 +43,20 @@ class Channel(_Strict):
         return self
 
 
+PointId = Annotated[str, StringConstraints(pattern=r"^sp-[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=64)]
+
+
 class CaseSubmission(_Strict):
-    community_code: DivisionCode
+    community_code: DivisionCode = Field(description="where the case is taken in: the kiosk's community, or a "
+                                                     "community of the window's jurisdiction")
+    residence_division_code: DivisionCode | None = Field(
+        default=None, description="通办: the community of the resident's registered residence, when it lies outside "
+                                  "the window's jurisdiction (e.g. in another district). The case is routed in that "
+                                  "community's line; the accepting window keeps custody of the materials. Staff at a "
+                                  "window only")
+    service_point_id: PointId | None = Field(
+        default=None, description="the service point (15分钟政务服务圈) the case is taken in at; filled in for a "
+                                  "point's own terminal")
     bundle: Code | None = Field(default=None, description="a bundle (一件事) code")
     matters: list[Code] = Field(default_factory=list, max_length=20, description="single matters, or extras")
     applicant: Applicant
@@ -86,7 +98,10 @@ class DeferredMaterialView(BaseModel):
 class CaseView(BaseModel):
     case_id: str
     case_number: str
-    community_code: str
+    community_code: str = Field(description="the community whose line handles the case (the resident's)")
+    service_point_id: str | None = Field(default=None, description="the service point it was taken in at")
+    accepting_unit_code: str | None = Field(
+        default=None, description="通办: the unit whose window took the case in for another line, and keeps custody")
     bundle_code: str | None
     catalogue_version: str
     channel: str
@@ -129,3 +144,66 @@ class CatalogueSummary(BaseModel):
     version: str
     matters: list[MatterView]
     bundles: list[BundleView]
+
+
+class WalkingCircle(BaseModel):
+    lat: float
+    lon: float
+    walking_speed_m_per_min: float
+    max_walking_minutes: int
+    radius_m: int
+
+
+class OpeningDay(BaseModel):
+    date: date
+    day_kind: Literal["workday", "makeup-workday", "rest-day", "holiday"] = Field(
+        description="holiday: closed (statutory holiday); makeup-workday: 调休, open with working-day hours")
+    hours: list[str] = Field(description="'HH:MM-HH:MM' intervals, Asia/Shanghai; empty when closed")
+
+
+class AcceptedMatterView(BaseModel):
+    matter_code: str
+    matter_name: str
+    how: Literal["self-service", "staffed", "handover"] = Field(
+        description="at the self-service terminal, at the staffed desk, or taken in and handed over to the "
+                    "community's service centre")
+
+
+class ServicePointView(BaseModel):
+    point_id: str
+    kind: Literal["community-centre", "supermarket", "bank-branch", "convenience-store"]
+    name: str
+    address: str
+    lat: float = Field(description="WGS-84")
+    lon: float = Field(description="WGS-84")
+    community_code: str
+    community_name: str
+    facilities: list[Literal["self-service-terminal", "staffed-desk"]]
+    today: OpeningDay
+    open_now: bool
+    matters: list[AcceptedMatterView]
+
+
+class NearbyPoint(BaseModel):
+    point_id: str
+    kind: Literal["community-centre", "supermarket", "bank-branch", "convenience-store"]
+    name: str
+    address: str
+    lat: float
+    lon: float
+    community_code: str
+    community_name: str
+    distance_m: int = Field(description="great-circle distance from the asking position, metres")
+    walking_minutes: int = Field(description="at the configured walking speed, rounded up")
+    how: Literal["self-service", "staffed", "handover"]
+    today: OpeningDay
+    open_until: str = Field(description="the end of the opening interval the resident arrives in (HH:MM)")
+    materials: list[MaterialView] = Field(description="what to bring: the matter's materials from the catalogue")
+
+
+class NearbyAnswer(BaseModel):
+    matter_code: str
+    matter_name: str
+    at: datetime = Field(description="the moment asked about (Asia/Shanghai)")
+    circle: WalkingCircle
+    points: list[NearbyPoint] = Field(description="open when the resident arrives, nearest first")

@@ -7,11 +7,11 @@ import json
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.intake import failure_reports, handlers, lookups
+from services.intake import failure_reports, handlers, lookups, points
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
-from shared.http import ApiError, api_endpoint, json_response, read_json
+from shared.http import ApiError, api_endpoint, has_forbidden_characters, json_response, read_json
 from shared.nameko_ext import consume_events
 from shared.rpc import guarded_rpc
 from shared.service_base import SanjiService
@@ -31,9 +31,11 @@ class IntakeService(SanjiService):
     def submit_case(self, request):
         principal = self.authenticate(request)
         idempotency_key = request.headers.get("Idempotency-Key")
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        if idempotency_key is not None and (not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+                                            or has_forbidden_characters(idempotency_key)):
             raise ApiError(400, "invalid_idempotency_key",
-                           f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+                           f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, without control "
+                           "characters")
         submission = read_json(request, CaseSubmission)
         view, replayed = handlers.submit_case(
             submission, principal=principal, idempotency_key=idempotency_key,
@@ -75,6 +77,20 @@ class IntakeService(SanjiService):
     def catalogue(self, request):
         self.authenticate(request)
         return json_response(200, handlers.catalogue_summary(self.rules.catalogue))
+
+    @http("GET", "/v1/service-circle")
+    @api_endpoint
+    def service_circle(self, request):
+        self.authenticate(request)
+        answer = points.nearby_answer(request.args, rules=self.rules, now=self.clock.now())
+        return json_response(200, answer)
+
+    @http("GET", "/v1/service-points/<string:point_id>")
+    @api_endpoint
+    def service_point(self, request, point_id):
+        self.authenticate(request)
+        view = points.point_view(point_id, rules=self.rules, now=self.clock.now(), at_raw=request.args.get("at"))
+        return json_response(200, view)
 
     @http("GET", "/openapi.json")
     def openapi(self, request):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.notification.schemas import DeliveryLog, Health, InboxPage, Problem
-from shared.openapi import Operation, build_openapi
+from shared.openapi import PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -12,30 +12,23 @@ OPERATIONS = [
               "办不成事 specialist: the reports assigned to them)",
               InboxPage, errors={400: "invalid limit or offset", 403: "not staff, a department system or a "
                                  "specialist, or the unit is outside the caller's jurisdiction",
-                                 422: "unknown unit"}),
-    Operation("GET", "/v1/deliveries", "Every notification of a case, with each attempt (staff view and audits)",
-              DeliveryLog, errors={400: "case_id missing", 403: "the case is outside the caller's jurisdiction",
-                                   404: "no notification for that case"}),
+                                 422: "unknown unit"},
+              query=(("unit", False, "a unit within the caller's jurisdiction (default: the caller's own)"),
+                     *PAGE_QUERY)),
+    Operation("GET", "/v1/deliveries", "Every notification of a case, with each attempt (staff of the case's "
+              "jurisdiction only)",
+              DeliveryLog, errors={400: "case_id missing", 403: "staff_only: not staff (department systems read "
+                                   "their own messages in the inbox); case_forbidden: the case is outside the "
+                                   "caller's jurisdiction",
+                                   404: "no notification for that case"},
+              query=(("case_id", True, "the case"),)),
     Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
               errors={503: "broker or database unreachable"}),
 ]
 
-QUERY_PARAMETERS = {
-    "/v1/inbox": [("unit", False, "a unit within the caller's jurisdiction (default: the caller's own)"),
-                  ("limit", False, "at most this many messages (1-200, default 50)"),
-                  ("offset", False, "skip this many messages")],
-    "/v1/deliveries": [("case_id", True, "the case")],
-}
-
 
 def notification_openapi() -> dict:
-    document = build_openapi(
+    return build_openapi(
         "Sanji notification API", API_VERSION,
         "Staff read their unit's inbox and the delivery log of the cases in their jurisdiction.",
         OPERATIONS, Problem)
-    for path, parameters in QUERY_PARAMETERS.items():
-        operation = document["paths"][path]["get"]
-        operation.setdefault("parameters", []).extend(
-            {"name": name, "in": "query", "required": required, "description": text, "schema": {"type": "string"}}
-            for name, required, text in parameters)
-    return document

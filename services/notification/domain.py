@@ -91,8 +91,16 @@ URGENT_VISIT_WITHIN = timedelta(hours=12)
 # ── Names ───────────────────────────────────────────────────────────────────────────────────────────
 
 
+# What a message says for a code the catalogue does not know. Messages show catalogue names only, never text
+# taken from an event: an unknown code (or a forged one) becomes one of these plain phrases.
+UNKNOWN_NAMES = {"matter": "相关事项", "unit": "承办单位", "department": "相关部门", "material": "相关材料",
+                 "reject_reason": "不符合办理条件", "termination_reason": "未能继续办理",
+                 "escalation_reason": "按规定上报"}
+
+
 class Names(Protocol):
-    """Display names for the codes events carry; a code the catalogue does not know is shown as is."""
+    """Display names for the codes events carry; a code the catalogue does not know gets a generic phrase
+    (``UNKNOWN_NAMES``), never the code itself."""
 
     def matter(self, code: str) -> str: ...
     def unit(self, code: str) -> str: ...
@@ -113,21 +121,21 @@ class CatalogueNames:
 
     def matter(self, code: str) -> str:
         matter = self._catalogue.matters.get(code)
-        return matter.name if matter else code
+        return matter.name if matter else UNKNOWN_NAMES["matter"]
 
     def unit(self, code: str) -> str:
         unit = self._catalogue.units.get(code)
-        return unit.name if unit else code
+        return unit.name if unit else UNKNOWN_NAMES["unit"]
 
     def department(self, code: str) -> str:
         department = self._catalogue.departments.get(code)
-        return department.name if department else code
+        return department.name if department else UNKNOWN_NAMES["department"]
 
     def material(self, code: str) -> str:
-        return self._materials.get(code, code)
+        return self._materials.get(code, UNKNOWN_NAMES["material"])
 
     def reject_reason(self, code: str) -> str:
-        return self._reject_reasons.get(code, code)
+        return self._reject_reasons.get(code, UNKNOWN_NAMES["reject_reason"])
 
 
 # ── Formatting for templates (dates the way a resident reads them, in China's time) ─────────────────
@@ -149,6 +157,17 @@ def local_time_text(moment: datetime) -> str:
 # ── Template contexts, one builder per message kind ────────────────────────────────────────────────
 
 
+# Case and report numbers are ours (SJ20261201-0B7F6A52C1D4, BC20261201-…): letters, digits and hyphens. Anything
+# else an event calls a number is not shown, so no event can put words, a link or a phone number into a message
+# through it.
+_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
+UNSHOWN_NUMBER = "（编号请以受理回执为准）"
+
+
+def shown_number(number: str) -> str:
+    return number if _NUMBER.fullmatch(number) else UNSHOWN_NUMBER
+
+
 def _delivery(delivery: Delivery | None) -> dict | None:
     if delivery is None:
         return None
@@ -157,14 +176,15 @@ def _delivery(delivery: Delivery | None) -> dict | None:
 
 
 def _item_basics(event: ItemEvent, names: Names) -> dict:
-    return {"case_number": event.case_number, "item_id": event.item_id, "matter": names.matter(event.matter_code),
-            "unit": names.unit(event.unit_code), "department": names.department(event.department_code),
+    return {"case_number": shown_number(event.case_number), "item_id": event.item_id,
+            "matter": names.matter(event.matter_code), "unit": names.unit(event.unit_code),
+            "department": names.department(event.department_code),
             "level": LEVEL_LABELS.get(event.level, event.level)}
 
 
 def receipt_context(event: CaseSubmittedV1, names: Names) -> dict:
     return {
-        "case_number": event.case_number,
+        "case_number": shown_number(event.case_number),
         "submitted_at": local_time_text(event.submitted_at),
         "matters": [names.matter(code) for code in event.matter_codes],
         "deferred": [{"material": names.material(d.material_code), "matter": names.matter(d.matter_code),
@@ -191,7 +211,7 @@ def supplement_requested_context(event: ItemSupplementRequestedV1, names: Names)
 
 
 def deferral_reminder_context(event: DeferralReminderV1, names: Names) -> dict:
-    return {"case_number": event.case_number, "material": names.material(event.material_code),
+    return {"case_number": shown_number(event.case_number), "material": names.material(event.material_code),
             "matters": [names.matter(code) for code in event.matter_codes], "due": day_text(event.due_date)}
 
 
@@ -200,16 +220,19 @@ def item_resolved_context(event: ItemResolvedV1, names: Names) -> dict:
 
 
 def item_rejected_context(event: ItemRejectedV1, names: Names) -> dict:
-    return {**_item_basics(event, names), "reason": names.reject_reason(event.reason_code), "note": event.note}
+    # The reason's catalogue name only: staff's free-text note stays in the item's history, because a message
+    # to a resident carries no text an event brought in (a forged or careless note would reach her phone).
+    return {**_item_basics(event, names), "reason": names.reject_reason(event.reason_code)}
 
 
 def item_terminated_context(event: ItemTerminatedV1, names: Names) -> dict:
-    return {**_item_basics(event, names), "reason": TERMINATION_REASONS.get(event.reason_code, event.reason_code)}
+    return {**_item_basics(event, names),
+            "reason": TERMINATION_REASONS.get(event.reason_code, UNKNOWN_NAMES["termination_reason"])}
 
 
 def case_completed_context(event: CaseCompletedV1, names: Names) -> dict:
     return {
-        "case_number": event.case_number,
+        "case_number": shown_number(event.case_number),
         "granted": [names.matter(o.matter_code) for o in event.outcomes if o.status == "resolved"],
         "not_granted": [{"matter": names.matter(o.matter_code), "status": OUTCOME_LABELS[o.status]}
                         for o in event.outcomes if o.status != "resolved"],
@@ -220,7 +243,7 @@ def case_completed_context(event: CaseCompletedV1, names: Names) -> dict:
 def rating_invitation_context(event: CaseCompletedV1, names: Names) -> dict:
     # The signed 好差评 link, where the deployment names a rating page (CatalogueNames.rating_link).
     link = getattr(names, "rating_link", None)
-    return {"case_number": event.case_number, "levels": list(RATING_LEVELS),
+    return {"case_number": shown_number(event.case_number), "levels": list(RATING_LEVELS),
             "rating_link": link(event.case_id, event.completed_at) if link else None}
 
 
@@ -239,7 +262,8 @@ def deadline_warning_context(event: ItemDeadlineWarningV1, names: Names) -> dict
 
 def item_escalated_context(event: ItemEscalatedV1, names: Names) -> dict:
     return {**_item_basics(event, names), "from_unit": names.unit(event.from_unit_code),
-            "from_level": _level(event.from_level), "reason": ESCALATION_REASONS.get(event.reason, event.reason)}
+            "from_level": _level(event.from_level),
+            "reason": ESCALATION_REASONS.get(event.reason, UNKNOWN_NAMES["escalation_reason"])}
 
 
 def supervision_escalated_context(event: ItemSupervisionEscalatedV1, names: Names) -> dict:
@@ -266,23 +290,25 @@ def whistle_escalated_context(event: WhistleEscalatedV1, names: Names) -> dict:
 
 
 def report_assigned_context(event: ReportAssignedV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "report_id": event.report_id, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "report_id": event.report_id,
+            "unit": names.unit(event.unit_code),
             "specialist": event.specialist, "assigned_by": event.assigned_by}
 
 
 def report_receipt_context(event: ReportFiledV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "unit": names.unit(event.unit_code),
             "filed_at": local_time_text(event.occurred_at), "channel": REPORT_CHANNELS[event.channel],
             "matter": names.matter(event.matter_code) if event.matter_code else ""}
 
 
 def report_closed_context(event: ReportClosedV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "unit": names.unit(event.unit_code),
             "outcome": REPORT_OUTCOMES[event.outcome], "closed_at": local_time_text(event.occurred_at)}
 
 
 def report_overdue_context(event: ReportOverdueV1, names: Names) -> dict:
-    return {"report_number": event.report_number, "report_id": event.report_id, "unit": names.unit(event.unit_code),
+    return {"report_number": shown_number(event.report_number), "report_id": event.report_id,
+            "unit": names.unit(event.unit_code),
             "limit": REPORT_LIMITS[event.limit], "due": local_time_text(event.due_at),
             "supervising_unit": names.unit(event.supervising_unit_code)}
 

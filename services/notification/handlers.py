@@ -411,6 +411,8 @@ def inbox(principal: Principal, *, unit: str | None, limit: int, offset: int, un
     else:
         conditions.append(Delivery.audience != "specialist")
     if principal.kind == "department":
+        if principal.department is None:
+            return [], 0  # a department token that names no department sees nothing, not everything
         conditions.append(InboxMessage.department_code == principal.department)
     with unit_of_work as uow:
         joined = InboxMessage.__table__.join(Delivery.__table__, Delivery.id == InboxMessage.delivery_id)
@@ -423,16 +425,24 @@ def inbox(principal: Principal, *, unit: str | None, limit: int, offset: int, un
 
 def delivery_log(principal: Principal, case_id: str, *, unit_of_work: UnitOfWork,
                  catalogue: Catalogue) -> list[DeliveryView]:
-    """Every delivery of a case with its attempts, for staff whose jurisdiction holds the case's community."""
-    _require_staff(principal)
+    """Every delivery of a case with its attempts, for staff whose jurisdiction holds the case's community (so
+    every unit its items can be placed at: the community's own line).
+
+    Staff only: the log holds what the resident was told by SMS and e-mail. A department system reads its own
+    messages in the inbox and through its webhooks, never a resident's; a specialist reads the reports assigned
+    to them in the inbox."""
+    if principal.kind != "staff":
+        raise Refused(403, "staff_only", "the delivery log is for staff of the case's jurisdiction; a department "
+                      "system reads its own messages in /v1/inbox")
     with unit_of_work as uow:
         deliveries = uow.session.scalars(select(Delivery).where(Delivery.case_id == case_id)
                                          .order_by(Delivery.created_at, Delivery.kind, Delivery.channel)).all()
         if not deliveries:
             raise Refused(404, "unknown_case", "no notification was planned for that case")
-        # The first delivery that names the community (a 督办 or 吹哨 message may not).
-        community = next((d.community_code for d in deliveries if d.community_code), None)
-        if community not in catalogue.units or not catalogue.is_within(community, principal.unit_code):
+        # Every community the case's deliveries name (a 督办 or 吹哨 message may name none) must be the caller's.
+        communities = {d.community_code for d in deliveries if d.community_code}
+        if not communities or not all(community in catalogue.units and catalogue.is_within(
+                community, principal.unit_code) for community in communities):
             raise Refused(403, "case_forbidden", "the case belongs to a community outside your jurisdiction")
         attempts = uow.session.scalars(select(DeliveryAttempt)
                                        .where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))

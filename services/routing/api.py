@@ -16,7 +16,7 @@ from services.routing.schemas import (
     SupplementRecord,
     SupplementRequest,
 )
-from shared.openapi import Operation, build_openapi
+from shared.openapi import PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -53,14 +53,24 @@ _ACTION_ERRORS = {403: "outside your jurisdiction", 404: "no such item",
 OPERATIONS = [
     Operation("GET", "/v1/items", "Your open items, closest to their promised deadline first; "
               "filters: status, matter, overdue, limit, offset", ItemList,
-              errors={403: "not a staff or department client"}),
-    Operation("GET", "/v1/items/{item_id}", "One item with its history and 容缺 materials", ItemView,
+              errors={400: "invalid_query", 403: "not a staff or department client"},
+              query=(("status", False, "one status (default: every open one)"), ("matter", False, "a matter code"),
+                     ("overdue", False, "true or false"), *PAGE_QUERY)),
+    Operation("GET", "/v1/accepted-items", "通办: items of cases your unit's window took in for other lines (e.g. "
+              "another district), in any status, newest first, to forward materials and hand results back; "
+              "filters: status, limit, offset", ItemList,
+              errors={400: "invalid_query", 403: "not a staff or department client"},
+              query=(("status", False, "one status (default: any)"), *PAGE_QUERY)),
+    Operation("GET", "/v1/items/{item_id}", "One item with its history and 容缺 materials (also for the unit that "
+              "took its case in for another line)", ItemView,
               errors={403: "outside your jurisdiction", 404: "no such item"}),
     *[Operation("POST", f"/v1/items/{{item_id}}/{action}", _ACTION_SUMMARIES[action], ItemView,
                 request_model=ACTION_BODIES[action], errors=_ACTION_ERRORS) for action in ACTION_BODIES],
-    Operation("POST", "/v1/items/{item_id}/custody", "代办: record a hand-over of material or result", ItemView,
+    Operation("POST", "/v1/items/{item_id}/custody", "代办 or 通办: record a hand-over of material or result (the "
+              "accepting window of another line records its own steps)", ItemView,
               request_model=CustodyStep, errors={403: "outside your jurisdiction", 404: "no such item",
-                                                 409: "the item is closed"}),
+                                                 409: "the item is closed",
+                                                 422: "validation_failed, not_taken_in_for_another_line"}),
     Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
               errors={503: "broker or database unreachable"}),
 ]

@@ -13,7 +13,7 @@ from services.routing.lifecycle import OPEN_STATUSES, Action, next_status
 from shared.catalogue import Level, UnknownCode
 from shared.clock import new_id
 from shared.db import is_postgres
-from shared.events import CaseSubmittedV1, CloudEvent, EscalationOrderedV1, ItemEscalatedV1
+from shared.events import CaseSubmittedV1, CloudEvent, CustodyRecordedV1, EscalationOrderedV1, ItemEscalatedV1
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
 
@@ -56,7 +56,7 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
                 legal_deadline=decision.legal_deadline, promised_deadline=decision.promised_deadline,
                 deadline_provisional=decision.deadline_provisional,
                 catalogue_version=rules.catalogue.version, routed_at=now, clock_started_at=now, placed_at=now,
-                return_count=0, returns_locked=False, updated_at=now)
+                return_count=0, returns_locked=False, updated_at=now, accepting_unit_code=submitted.accepting_unit_code)
             uow.session.add(item)
             for deferred in deferred_by_matter.get(decision.matter_code, ()):
                 uow.session.add(DeferredMaterial(item_id=item.id, material_code=deferred.material_code,
@@ -64,6 +64,8 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
             record_change(uow, item, actor=SYSTEM_ACTOR, action="route", from_status=None, at=now,
                           level=item.level, unit_code=item.unit_code,
                           event=routed_event(item, at=now))
+            if submitted.accepting_unit_code:
+                _record_received_at_accepting_window(uow, item, submitted, rules, at=now)
             if decision.deadline_provisional:
                 log.warning("deadline computed without an official calendar for its year; add the year to "
                             "the calendar override file", matter=decision.matter_code)
@@ -71,6 +73,22 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
         log.info("case routed", items=len(decisions),
                  levels=sorted({str(decision.level) for decision in decisions}))
         return len(decisions)
+
+
+def _record_received_at_accepting_window(uow: UnitOfWork, item: RoutedItem, submitted: CaseSubmittedV1,
+                                         rules: WorkRules, *, at) -> None:
+    """通办: the accepting window holds the materials it received for this item until it forwards them."""
+    matter = rules.catalogue.matter(item.matter_code)
+    received = [material.name for material in matter.materials if material.code in submitted.received_material_codes]
+    accepting_unit = rules.catalogue.units.get(submitted.accepting_unit_code)
+    what = (f"{accepting_unit.name if accepting_unit else submitted.accepting_unit_code}收取："
+            f"{'、'.join(received) if received else '申请材料'}")
+    actor = submitted.accepted_by or submitted.accepting_unit_code
+    record_change(uow, item, actor=actor, action="custody", from_status=item.status, at=at, note=what,
+                  step="received_at_accepting_window", recorded_by=SYSTEM_ACTOR,
+                  accepting_unit_code=submitted.accepting_unit_code,
+                  event=item_event(CustodyRecordedV1, item, at=at, actor=actor, step="received_at_accepting_window",
+                                   what=what[:300]))
 
 
 ESCALATION_ORDERS_CONSUMER = "routing.escalation-orders"

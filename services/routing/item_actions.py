@@ -39,6 +39,7 @@ from services.routing.schemas import (
 from shared.auth import Principal
 from shared.catalogue import Catalogue, Level
 from shared.events import (
+    CROSS_LINE_CUSTODY_STEPS,
     CustodyRecordedV1,
     Delivery,
     ItemAcceptedV1,
@@ -79,15 +80,20 @@ def jurisdiction_prefix(principal: Principal, catalogue: Catalogue) -> str:
 
 
 def check_in_scope(principal: Principal, item: RoutedItem, catalogue: Catalogue, *,
-                   residents_items_too: bool = False) -> None:
+                   residents_items_too: bool = False, accepted_here_too: bool = False) -> None:
     """The item sits at a unit of the caller's jurisdiction (and department, for a department system).
 
     ``residents_items_too``: also an item of a case from the caller's communities, wherever it is
     handled, so a community's social worker can record hand-overs for her residents' items at the street.
+    ``accepted_here_too``: also an item whose case the caller's unit took in for another line (通办), to follow
+    it and record the custody of its materials and result; working it stays with the entitled unit.
     """
     prefix = jurisdiction_prefix(principal, catalogue)
-    placed_here = item.unit_code.startswith(prefix) or (residents_items_too and item.community_code.startswith(prefix))
-    if not placed_here or principal.department not in (None, item.department_code):
+    placed_here = (item.unit_code.startswith(prefix)
+                   or (residents_items_too and item.community_code.startswith(prefix))
+                   or (accepted_here_too and item.accepting_unit_code is not None
+                       and item.accepting_unit_code.startswith(prefix)))
+    if not placed_here or not principal.may_see_department(item.department_code):
         raise ItemForbidden("item_forbidden", "this item is outside your jurisdiction")
 
 
@@ -96,8 +102,10 @@ def list_queue(principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRul
                limit: int = 50, offset: int = 0) -> tuple[list[ItemView], int]:
     """The caller's open items, closest to their promised deadline first."""
     prefix = jurisdiction_prefix(principal, rules.catalogue)
+    if not principal.may_see_department(principal.department):
+        return [], 0  # a department system whose token names no department sees nothing, not everything
     query = select(RoutedItem).where(RoutedItem.unit_code.startswith(prefix))
-    if principal.department:
+    if principal.department is not None:
         query = query.where(RoutedItem.department_code == principal.department)
     query = query.where(RoutedItem.status == status) if status else query.where(
         RoutedItem.status.in_(sorted(OPEN_STATUSES)))
@@ -117,11 +125,28 @@ def list_queue(principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRul
         return [item_view(uow, item, rules, now, deferrals=deferrals[item.id]) for item in rows], total
 
 
+def list_accepted_here(principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRules, now: datetime,
+                       status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[ItemView], int]:
+    """通办: the items of cases the caller's unit took in for other lines, in any status, newest first, so the
+    window can forward materials and hand results back."""
+    prefix = jurisdiction_prefix(principal, rules.catalogue)
+    query = select(RoutedItem).where(RoutedItem.accepting_unit_code.startswith(prefix))
+    if principal.department:
+        query = query.where(RoutedItem.department_code == principal.department)
+    if status:
+        query = query.where(RoutedItem.status == status)
+    with unit_of_work as uow:
+        total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = uow.session.scalars(query.order_by(RoutedItem.routed_at.desc(), RoutedItem.id)
+                                   .limit(limit).offset(offset)).all()
+        return [item_view(uow, item, rules, now) for item in rows], total
+
+
 def get_item(item_id: str, principal: Principal, *, unit_of_work: UnitOfWork, rules: WorkRules,
              now: datetime) -> ItemView:
     with unit_of_work as uow:
         item = _find(uow, item_id)
-        check_in_scope(principal, item, rules.catalogue)
+        check_in_scope(principal, item, rules.catalogue, accepted_here_too=True)
         return item_view(uow, item, rules, now, with_history=True)
 
 
@@ -153,7 +178,10 @@ def record_custody(item_id: str, principal: Principal, body: CustodyStep, *, uni
     """代办: a hand-over of material or result; recorded, not a change of status."""
     with unit_of_work as uow:
         item = _find(uow, item_id)
-        check_in_scope(principal, item, rules.catalogue, residents_items_too=True)
+        check_in_scope(principal, item, rules.catalogue, residents_items_too=True, accepted_here_too=True)
+        if body.step in CROSS_LINE_CUSTODY_STEPS and item.accepting_unit_code is None:
+            raise InvalidAction("not_taken_in_for_another_line",
+                                f"{body.step} is a step of an item taken in by another line's window (通办)")
         if item.status in ("rejected", "terminated"):
             raise TransitionRefused("transition_not_allowed", f"nothing changes hands for a {item.status} item",
                                     current_status=item.status)
@@ -309,6 +337,9 @@ def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime
         deadline_provisional=item.deadline_provisional, promised_time_used=round(used, 4),
         overdue=item.status in OPEN_STATUSES and item.clock_paused_at is None and now > item.promised_deadline,
         clock_paused=item.clock_paused_at is not None, return_count=item.return_count, result=item.result,
+        accepting_unit_code=item.accepting_unit_code,
+        accepting_unit_name=(catalogue.units[item.accepting_unit_code].name
+                             if item.accepting_unit_code in catalogue.units else None),
         delivery=Delivery.model_validate_json(item.delivery_json) if item.delivery_json else None,
         deferred_materials=[DeferredMaterialView(material_code=d.material_code, due_date=d.due_date, state=d.state)
                             for d in deferrals],

@@ -35,7 +35,8 @@ def routed_event(item: RoutedItem, *, at: datetime, reason: str = "submitted") -
     """The item.routed event announcing the item in its current unit's queue."""
     return item_event(ItemRoutedV1, item, at=at, route_reason=reason, waiting_for=item.waiting_for_codes,
                       legal_deadline=item.legal_deadline, promised_deadline=item.promised_deadline,
-                      deadline_provisional=item.deadline_provisional, catalogue_version=item.catalogue_version)
+                      deadline_provisional=item.deadline_provisional, catalogue_version=item.catalogue_version,
+                      accepting_unit_code=item.accepting_unit_code)
 
 
 def move_to_unit(uow: UnitOfWork, item: RoutedItem, *, level: str, unit_code: str, at: datetime, reason: str) -> None:

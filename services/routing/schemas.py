@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.api_models import Health, Problem  # noqa: F401 - part of this API's schema set
-from shared.events import Delivery
+from shared.events import CustodyStepName, Delivery
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 
@@ -49,7 +49,10 @@ class Assignment(_Strict):
 
 
 class CustodyStep(_Strict):
-    step: Literal["collected_at_home", "handed_to_window", "result_collected", "result_delivered"]
+    step: CustodyStepName = Field(description="代办: collected_at_home, handed_to_window, result_collected, "
+                                              "result_delivered; 通办 (the accepting window of another line): "
+                                              "received_at_accepting_window, forwarded_to_entitled_unit, "
+                                              "result_received_at_accepting_window, result_handed_back")
     what: str = Field(min_length=1, max_length=300, description="which materials or results changed hands")
     agent_id: str | None = Field(default=None, max_length=64, description="the social worker, if not the caller")
 
@@ -91,6 +94,9 @@ class ItemView(BaseModel):
     overdue: bool
     clock_paused: bool
     return_count: int
+    accepting_unit_code: str | None = Field(default=None, description="通办: the unit that took the case in for "
+                                                                      "this line and keeps custody records")
+    accepting_unit_name: str | None = None
     result: str | None = None
     delivery: Delivery | None = None
     deferred_materials: list[DeferredMaterialView] = []

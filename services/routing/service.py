@@ -61,6 +61,16 @@ class RoutingService(SanjiService):
             overdue=_flag(request.args.get("overdue")), limit=limit, offset=offset)
         return json_response(200, ItemList(items=items, total=total))
 
+    @http("GET", "/v1/accepted-items")
+    @api_endpoint
+    def list_accepted_items(self, request):
+        principal = self.authenticate(request)
+        limit, offset = page_of(request)
+        items, total = item_actions.list_accepted_here(
+            principal, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, now=self.clock.now(),
+            status=request.args.get("status"), limit=limit, offset=offset)
+        return json_response(200, ItemList(items=items, total=total))
+
     @http("GET", "/v1/items/<string:item_id>")
     @api_endpoint
     def get_item(self, request, item_id):

@@ -264,7 +264,8 @@ def test_rating_to_rectification_appeal_and_rates(stack, clock, database_url):
     replays = [(routing.outbox("case.completed.v1")[0], f"case.completed.{COMMUNITY}")] + [
         (body, "item.resolved.replay") for body in routing.outbox("item.resolved.v1")]
     for body, routing_key in replays:
-        with entrypoint_waiter(evaluation.container, "on_event", callback=lambda _ctx, result, _exc: result == "duplicate"):
+        with entrypoint_waiter(evaluation.container, "on_event",
+                               callback=lambda _ctx, result, _exc: result == "duplicate"):
             publish_raw(routing.amqp, json.dumps(body), routing_key)
     assert query(database_url, "SELECT item_id, responded_in_time, concluded_in_time, satisfaction, closed_at "
                                "FROM evaluation_items ORDER BY item_id") == before

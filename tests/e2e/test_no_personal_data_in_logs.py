@@ -127,7 +127,8 @@ def test_no_personal_data_in_any_log_line_or_event(container_factory, make_servi
                                     ("employment-registration", COMMUNITY_STAFF, None)):
         for action, payload in (("claim", {}), ("accept", {}),
                                 *([("record-supplement", {"materials": supply})] if supply else []),
-                                ("resolve", {"result": "已办结", "delivery": {"method": "door", "agent_id": "sw-017"}})):
+                                ("resolve", {"result": "已办结",
+                                             "delivery": {"method": "door", "agent_id": "sw-017"}})):
             answer = requests.post(f"{staff_api}/{items[matter]}/{action}", json=payload, headers=headers, timeout=5)
             assert answer.status_code == 200, (action, answer.text)
     wait_until(lambda: web_session.get(f"/v1/cases/{case_id}", headers=XINHE_KIOSK).json()["completed_at"])

@@ -73,7 +73,8 @@ def completed_case(container, amqp: str, clock) -> tuple[str, str]:
                                             occurred_at=start + timedelta(hours=2), actor="s", result="ok",
                                             delivery={"method": "pickup", "place": "窗口"}))
     deliver(container, amqp, CaseCompletedV1(case_id=case_id, case_number="SJ-1", community_code=XINHE,
-                                             outcomes=(ItemOutcome(item_id=item_id, matter_code="birth-registration-proof",
+                                             outcomes=(ItemOutcome(item_id=item_id,
+                                                                   matter_code="birth-registration-proof",
                                                                    status="resolved"),),
                                              delivery=None, completed_at=start + timedelta(hours=2)))
     return case_id, item_id

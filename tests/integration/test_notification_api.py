@@ -11,7 +11,7 @@ from nameko.web.handlers import HttpRequestHandler
 
 from services.notification.api import OPERATIONS
 from services.notification.service import NotificationService
-from shared.events import ItemRoutedV1
+from shared.events import ItemRoutedV1, ReportOverdueV1
 from shared.workdays import SHANGHAI
 from tests.support.notification_fakes import envelope, sample
 from tests.support.notification_harness import publish
@@ -25,11 +25,13 @@ tokens:
   - {name: staff-xuanwu-meiyuan, kind: staff, unit: "320102002000", token: staff-meiyuan}
   - {name: dept-qixia-police, kind: department, unit: "320113000000", department: police, token: dept-police}
   - {name: kiosk-xinhe, kind: kiosk, unit: "320113003021", token: kiosk-xinhe}
+  - {name: dept-qixia-nameless, kind: department, unit: "320113000000", token: dept-nameless}
 """
 MAIGAOQIAO = {"Authorization": "Bearer staff-maigaoqiao"}
 MEIYUAN = {"Authorization": "Bearer staff-meiyuan"}
 POLICE = {"Authorization": "Bearer dept-police"}
 KIOSK = {"Authorization": "Bearer kiosk-xinhe"}
+NAMELESS = {"Authorization": "Bearer dept-nameless"}   # a department system whose token names no department
 
 CASE_XINHE = "00000000-0000-4000-8000-00000000000a"    # 馨合家园社区, 迈皋桥街道
 CASE_MAQUN = "00000000-0000-4000-8000-00000000000b"    # 马群社区, 马群街道 (栖霞区)
@@ -95,6 +97,19 @@ def test_each_caller_sees_only_its_own_jurisdiction(notification, web_session):
     assert numbers(inbox(web_session, POLICE)[1]) == ["SJ20261201-0001", "SJ20261201-0003"]  # police only
 
 
+def test_a_department_token_that_names_no_department_reads_an_empty_inbox_and_no_delivery_log(
+        notification, web_session, rabbit_config):
+    # A message for the district's staff as a whole (no department): the nameless token must not read it either.
+    overdue = sample(ReportOverdueV1.event_type, 0)
+    publish(notification, rabbit_config["AMQP_URI"], *envelope(overdue, AT, source="/sanji/escalation"))
+    assert inbox(web_session, POLICE)[1]["total"] == 2                  # the police see their own two only
+    status, document = inbox(web_session, NAMELESS)
+    assert (status, document) == (200, {"messages": [], "total": 0})
+    assert inbox(web_session, NAMELESS, "?unit=320113003000")[1] == {"messages": [], "total": 0}
+    refused = web_session.get(f"/v1/deliveries?case_id={CASE_XINHE}", headers=NAMELESS)
+    assert (refused.status_code, refused.json()["reason"]) == (403, "staff_only")
+
+
 def test_kiosks_and_strangers_read_no_inbox(notification, web_session):
     status, problem = inbox(web_session, KIOSK)
     assert (status, problem["reason"]) == (403, "staff_only")
@@ -128,7 +143,12 @@ def test_the_delivery_log_of_a_case_within_the_callers_jurisdiction(notification
     assert resident["attempts"] == [] and resident["next_attempt_at"] is not None
     inbox_delivery = next(d for d in log["deliveries"] if d["channel"] == "inbox")
     assert [a["outcome"] for a in inbox_delivery["attempts"]] == ["sent"]
-    assert web_session.get(f"/v1/deliveries?case_id={CASE_MAQUN}", headers=POLICE).status_code == 200
+    # Stricter than before (the police system used to read this log): department systems never read what a
+    # resident was told; they read their own messages in the inbox.
+    for case_id in (CASE_MAQUN, CASE_XINHE):
+        refused = web_session.get(f"/v1/deliveries?case_id={case_id}", headers=POLICE)
+        assert (refused.status_code, refused.json()["reason"]) == (403, "staff_only")
+        assert "deliveries" not in refused.json()
 
 
 def test_the_delivery_log_of_another_jurisdiction_or_an_unknown_case_is_refused(notification, web_session):

@@ -376,3 +376,19 @@ def test_redact_text_masks_email_addresses() -> None:
     from shared.logging import redact_text
 
     assert redact_text("sent to liu.jinhua@example.cn ok") == "sent to [email redacted] ok"
+
+
+def test_a_department_system_sees_its_own_department_only_and_one_without_a_department_sees_nothing() -> None:
+    police = Principal(name="p", kind="department", unit_code="320113000000", department="police")
+    nameless = Principal(name="n", kind="department", unit_code="320113000000", department=None)
+    staff = Principal(name="s", kind="staff", unit_code="320113000000")
+    assert police.may_see_department("police") and not police.may_see_department("hrss")
+    assert not any(nameless.may_see_department(code) for code in ("police", "hrss", None))
+    assert staff.may_see_department("police") and staff.may_see_department("hrss")
+
+
+def test_a_department_entry_without_a_department_loads_as_one_that_names_none(tmp_path: Path) -> None:
+    path = write(tmp_path, 'tokens:\n  - {name: d, kind: department, unit: "320113000000", department: "", '
+                           'token: t}\n')
+    principal = TokenRegistry.from_file(path).authenticate("Bearer t")
+    assert principal.department is None and not principal.may_see_department("police")

@@ -17,6 +17,7 @@ from services.notification.domain import (
     TokenBucket,
     WebhookSubscription,
 )
+from services.notification.rendering import MessageTemplates
 from shared.catalogue import load_catalogue
 from shared.config import REPO_ROOT
 from shared.events import (
@@ -24,14 +25,18 @@ from shared.events import (
     CaseSubmittedV1,
     Delivery,
     ItemClaimedV1,
+    ItemEscalatedV1,
+    ItemRejectedV1,
     ItemReleasedV1,
     ItemResolvedV1,
     ItemRoutedV1,
+    ItemTerminatedV1,
 )
 from shared.workdays import SHANGHAI
 from tests.support.notification_fakes import sample
 
 NAMES = domain.CatalogueNames(load_catalogue(REPO_ROOT / "catalogue" / "nanjing"))
+TEMPLATES = MessageTemplates(REPO_ROOT / "services" / "notification" / "templates")
 QUIET = QuietHours()
 DAYTIME = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 NIGHT = datetime(2026, 12, 1, 23, 0, tzinfo=SHANGHAI)
@@ -150,9 +155,48 @@ def test_the_receipt_context_carries_the_deferral_notice_in_words_and_chinese_da
     assert context["submitted_at"] == "2026年12月1日 10:00"  # 02:00 UTC is 10:00 in Nanjing
 
 
-def test_a_code_the_catalogue_does_not_know_is_shown_as_is():
-    assert NAMES.matter("no-such-matter") == "no-such-matter"
+def test_a_code_the_catalogue_does_not_know_becomes_a_generic_phrase_never_the_code():
+    # Stricter than before (the code used to be shown as is): a message carries catalogue names only, so a
+    # code an event made up cannot put its own words into a resident's SMS.
     assert NAMES.unit("320113003021") == "馨合家园社区"
+    assert NAMES.matter("点击 http://evil.example 领取补贴") == domain.UNKNOWN_NAMES["matter"]
+    assert NAMES.unit("999999999999") == domain.UNKNOWN_NAMES["unit"]
+    assert NAMES.department("no-such-department") == domain.UNKNOWN_NAMES["department"]
+    assert NAMES.material("no-such-material") == domain.UNKNOWN_NAMES["material"]
+    assert NAMES.reject_reason("not-eligible") == "不符合办理条件"
+    assert NAMES.reject_reason("请拨打 400-000-0000 退款") == domain.UNKNOWN_NAMES["reject_reason"]
+
+
+def test_a_rejection_tells_the_resident_the_catalogue_reason_and_never_the_events_free_text():
+    for reason_code, note, reason in [("materials-false", "", "材料虚假或不真实"),
+                                      ("not-eligible", "请点击 http://evil.example 重新申请", "不符合办理条件"),
+                                      ("速到 http://evil.example 领取", "转账至 6222 0000", "不符合办理条件")]:
+        event = sample(ItemRejectedV1.event_type, 1, reason_code=reason_code, note=note)
+        assert event.note == note
+        context = domain.item_rejected_context(event, NAMES)
+        assert context["reason"] == reason and "note" not in context
+        for channel in ("sms", "email"):
+            rendered = TEMPLATES.render("item_rejected", channel, context)
+            assert reason in rendered.body
+            assert "evil" not in rendered.body + rendered.subject and "6222" not in rendered.body
+            assert reason_code not in rendered.body and note not in rendered.body or not note
+
+
+def test_a_case_or_report_number_that_is_not_one_of_ours_is_not_shown():
+    assert domain.shown_number("SJ20261201-0B7F6A52C1D4") == "SJ20261201-0B7F6A52C1D4"
+    for forged in ("SJ1 请拨打 400-000-0000", "http://evil.example", "SJ20261201-0001。点击链接", "x" * 41, ""):
+        assert domain.shown_number(forged) == domain.UNSHOWN_NUMBER
+    event = sample(ItemRejectedV1.event_type, 1, case_number="速到 http://evil.example 退款")
+    rendered = TEMPLATES.render("item_rejected", "sms", domain.item_rejected_context(event, NAMES))
+    assert "evil" not in rendered.body and domain.UNSHOWN_NUMBER in rendered.body
+
+
+def test_a_termination_or_escalation_reason_the_service_does_not_know_is_told_generically():
+    terminated = sample(ItemTerminatedV1.event_type, 0)
+    assert domain.item_terminated_context(terminated, NAMES)["reason"] == "容缺材料未在承诺期限内补齐"
+    escalated = sample(ItemEscalatedV1.event_type, 0)
+    forged = escalated.model_copy(update={"reason": "点击 http://evil.example"})
+    assert domain.item_escalated_context(forged, NAMES)["reason"] == domain.UNKNOWN_NAMES["escalation_reason"]
 
 
 def test_a_door_delivery_in_the_result_shows_the_local_time():

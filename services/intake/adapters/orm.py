@@ -26,6 +26,11 @@ class CaseRecord(Base):
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivery_json: Mapped[str | None] = mapped_column(Text)
+    # The service point it was taken in at (15分钟政务服务圈), if any.
+    service_point_id: Mapped[str | None] = mapped_column(String(64))
+    # 通办: the unit whose window took it in for community_code's line, and the community it was taken in at.
+    accepting_unit_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    taken_in_community_code: Mapped[str | None] = mapped_column(String(12))
 
     applicant: Mapped[ApplicantRecord] = relationship(back_populates="case", cascade="all, delete-orphan")
     items: Mapped[list[CaseItemRecord]] = relationship(back_populates="case", cascade="all, delete-orphan",

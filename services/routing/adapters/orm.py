@@ -43,6 +43,8 @@ class RoutedItem(Base):
     delivery_json: Mapped[str | None] = mapped_column(Text)
     closed_reason: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # 通办: the unit whose window took the case in for this line; it sees the item and keeps custody records.
+    accepting_unit_code: Mapped[str | None] = mapped_column(String(12), index=True)
 
     # A case has one item per matter: a redelivered submission can never create a second one.
     __table_args__ = (UniqueConstraint("case_id", "matter_code", name="uq_routing_items_case_matter"),)
