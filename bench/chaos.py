@@ -131,7 +131,8 @@ class EventDuplicator:
                     seen.add(message_id)
                     producer.publish(message.body, routing_key=message.delivery_info["routing_key"],
                                      content_type=CLOUDEVENTS_CONTENT_TYPE, content_encoding="utf-8",
-                                     delivery_mode=2, message_id=message_id)
+                                     delivery_mode=2, message_id=message_id,
+                                     user_id=message.properties.get("user_id"))  # the sender stays the sender
                     self.duplicated += 1
                 message.ack()
 

@@ -11,10 +11,18 @@ so one binding pattern selects exactly what a department or a unit owns:
     item.*.*.street.320113003000.*        迈皋桥街道: everything at the street's own desks
     item.routed.#                         a dashboard: every routed item of the city
 
+(A department system's own broker user binds only the first kind, for its own department and units; the
+wider patterns are for the city's internal consumers, each with a user of its own.)
+
 Run it beside `make run`:
 
-    .venv/bin/python examples/department_subscriber.py --queue dept.qixia.police \\
+    .venv/bin/python examples/department_subscriber.py --queue dept-qixia-police.items \\
+        --amqp-uri amqp://dept-qixia-police:dev-bus-qixia-police@127.0.0.1:5672/ \\
         --bind 'item.*.320113000000.*.*.police'
+
+A department system connects as its own broker user (config/dev-bus-users.yaml in development). It may
+declare queues named after itself, bind them to its own department's keys in its own jurisdiction, and
+read them; it may not publish, and the broker refuses any other binding (docs/security.md).
 
 The queue is durable and named by the department, so events published while the department system is
 down wait for it. Each body is a CloudEvents 1.0 JSON envelope (content type
@@ -30,9 +38,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
+from amqp.exceptions import AccessRefused
 from kombu import Connection, Exchange, Queue, binding
 
-EXCHANGE = Exchange("sanji.events", type="topic", durable=True)
+# Passive: the exchange is Sanji's. A department's broker user may bind its own queues to it (only with
+# keys of its own department and jurisdiction) but not declare it, and never publish.
+EXCHANGE = Exchange("sanji.events", type="topic", durable=True, passive=True)
 
 
 def department_queue(name: str, patterns: Iterable[str]) -> Queue:
@@ -82,7 +93,8 @@ def print_event(event: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
-    parser.add_argument("--queue", required=True, help="durable queue name, e.g. dept.qixia.police")
+    parser.add_argument("--queue", required=True,
+                        help="durable queue named after the department user, e.g. dept-qixia-police.items")
     parser.add_argument("--bind", action="append", required=True, help="topic pattern; repeatable")
     parser.add_argument("--max-messages", type=int)
     parser.add_argument("--timeout", type=float)
@@ -92,6 +104,9 @@ def main() -> int:
                   timeout=args.timeout, ready=lambda: print(f"listening on {args.queue}", file=sys.stderr))
     except KeyboardInterrupt:
         return 0
+    except AccessRefused as exc:  # a binding outside the department's own keys, a queue not named after it
+        print(f"department_subscriber: the broker refused: {exc.reply_text}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"department_subscriber: cannot reach the broker: {exc}", file=sys.stderr)
         return 1

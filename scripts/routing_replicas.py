@@ -162,7 +162,7 @@ def publish_burst(amqp_uri: str, burst: int) -> None:
             event = CloudEvent.wrap(payload, source="/sanji/intake", time=now)
             producer.publish(event.model_dump_json(), routing_key=payload.routing_key(),
                              content_type=CLOUDEVENTS_CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
-                             retry=False)
+                             user_id=connection.userid or "guest", retry=False)  # as intake's relay does
 
 
 def run(amqp_uri: str, database_url: str, *, replicas: int = 3, burst: int = 1000,

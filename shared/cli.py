@@ -5,6 +5,7 @@
     sanji migrate SERVICE|all     bring a service's tables to the latest schema
     sanji wait-for-deps           wait until the broker and the database answer
     sanji declare-topology        declare exchanges and queues on the broker
+    sanji bus setup|definitions   create the development bus users; print a city's broker definitions
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
@@ -107,16 +108,19 @@ def require_broker(settings: Settings) -> None:
 
 
 def require_topology(settings: Settings) -> None:
-    """Declare the topology once before serving, so a broker holding an older, incompatible topology
-    (a queue declared with other arguments) is reported in one line instead of a reconnect loop."""
+    """Declare the topology once before serving (or, as a service's own broker user, which may not declare,
+    check it is there), so a broker holding an older, incompatible topology (a queue declared with other
+    arguments) or none is reported in one line instead of a reconnect loop."""
     from amqp.exceptions import PreconditionFailed
     from kombu import Connection
 
-    from shared.topology import declare_topology
+    from shared.topology import TopologyMissing, ensure_topology
 
     try:
         with Connection(settings.amqp_uri) as connection:
-            declare_topology(connection)
+            ensure_topology(connection)
+    except TopologyMissing as exc:
+        raise CommandFailed(str(exc)) from None
     except PreconditionFailed as exc:
         raise CommandFailed(
             f"RabbitMQ holds a queue declared differently from this version's topology ({exc.reply_text}). "
@@ -237,15 +241,43 @@ def cmd_wait_for_deps(args) -> None:
 
 
 def cmd_declare_topology(args) -> None:
+    from amqp.exceptions import AccessRefused
     from kombu import Connection
 
     from shared.topology import declare_topology
 
     settings = Settings.from_env()
     require_broker(settings)
-    with Connection(settings.amqp_uri) as connection:
-        declare_topology(connection)
+    try:
+        with Connection(settings.amqp_uri) as connection:
+            declare_topology(connection)
+    except AccessRefused as exc:
+        raise CommandFailed(f"the broker refused ({exc.reply_text}): declare the topology as the broker's "
+                            "administrator; a service's own user may not (docs/security.md)") from None
     print("topology declared")
+
+
+def cmd_bus(args) -> None:
+    """`sanji bus setup`: as the broker's administrator (SANJI_AMQP_URI), declare the topology and create the
+    development bus users; `sanji bus definitions --tokens FILE`: print a city's definitions (no passwords)."""
+    from shared import bus
+    from shared.config import REPO_ROOT
+
+    settings = Settings.from_env()
+    if args.action == "definitions":
+        tokens = args.tokens or settings.tokens_file
+        print(json.dumps(bus.full_definitions(tokens_file=tokens), indent=2))
+        return
+    require_broker(settings)
+    require_topology(settings)
+    _, account = bus.dev_bus_environment(
+        settings.amqp_uri, tokens_file=settings.tokens_file,
+        passwords_file=os.environ.get("SANJI_DEV_BUS_USERS_FILE", str(REPO_ROOT / "config" / "dev-bus-users.yaml")),
+        management_url=os.environ.get("SANJI_RABBIT_MANAGEMENT_URL") or None,
+        prefix=os.environ.get("SANJI_DEV_BUS_USER_PREFIX", ""))
+    print(account)
+    if not account.startswith("bus: each service"):
+        raise CommandFailed("the development bus users were not created")
 
 
 def cmd_check_catalogue(args) -> None:
@@ -322,6 +354,19 @@ def cmd_run_all(args) -> None:
     require_broker(settings)
     require_topology(settings)
     cmd_migrate(argparse.Namespace(service="all"))
+    environment = dict(os.environ)
+    if not any(os.environ.get(f"SANJI_{service.upper()}_AMQP_URI") for service in SERVICES) \
+            and not os.environ.get("SANJI_BUS_USERS"):
+        from shared.bus import dev_bus_environment
+        from shared.config import REPO_ROOT
+
+        bus_environment, account = dev_bus_environment(
+            settings.amqp_uri, tokens_file=settings.tokens_file,
+            passwords_file=os.environ.get("SANJI_DEV_BUS_USERS_FILE", str(REPO_ROOT / "config" / "dev-bus-users.yaml")),
+            management_url=os.environ.get("SANJI_RABBIT_MANAGEMENT_URL") or None,
+            prefix=os.environ.get("SANJI_DEV_BUS_USER_PREFIX", ""))
+        environment.update(bus_environment)
+        print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
     console_settings = Settings.from_env("console")
     made = _console_store(console_settings).ensure_development_accounts() \
@@ -333,7 +378,8 @@ def cmd_run_all(args) -> None:
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
     def start(service: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service], start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service], start_new_session=True,
+                                env=environment)
 
     processes = {service: start(service) for service in SERVICES}
     recent_restarts: dict[str, list[float]] = {service: [] for service in SERVICES}
@@ -394,12 +440,12 @@ def cmd_write_docs(args) -> None:
                            ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
+    from shared.bus import full_definitions
     from shared.config import REPO_ROOT
-    from shared.topology import broker_definitions
 
     definitions = REPO_ROOT / "deploy" / "rabbitmq" / "definitions.json"
-    definitions.write_text(json.dumps(broker_definitions(), indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {definitions}")
+    definitions.write_text(json.dumps(full_definitions(), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {definitions} (then `make k8s-definitions` for the Kubernetes copy)")
 
 
 def cmd_dead_letters(args) -> None:
@@ -555,6 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
     wait.set_defaults(func=cmd_wait_for_deps)
     commands.add_parser("declare-topology", help="declare exchanges and queues").set_defaults(
         func=cmd_declare_topology)
+    bus_parser = commands.add_parser("bus", help="development bus users, or a city's broker definitions")
+    bus_parser.add_argument("action", choices=["setup", "definitions"])
+    bus_parser.add_argument("--tokens", help="tokens file whose department principals get bus users (definitions)")
+    bus_parser.set_defaults(func=cmd_bus)
     check = commands.add_parser("check-catalogue", help="validate a catalogue directory")
     check.add_argument("directory", nargs="?")
     check.set_defaults(func=cmd_check_catalogue)

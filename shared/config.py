@@ -87,6 +87,8 @@ class Settings:
     pg_sslmode: str | None = None
     max_workers: int = 10
     relay_poll_seconds: float = 0.5
+    # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
+    bus_users: dict[str, str] = field(default_factory=dict)
     # Every SANJI_NOTIFICATION_* variable, passed on as is; the notification service reads and checks
     # them (services/notification/settings.py, listed in docs/notifications.md).
     notification: dict[str, str] = field(default_factory=dict)
@@ -117,8 +119,20 @@ class Settings:
             "SANJI_HTTP_PORT", ""
         ).strip()
         http_port = int(port_text) if port_text else DEFAULT_HTTP_PORTS.get(service or "", None)
+        default_amqp_uri = _env("SANJI_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+        # A service connects as its own broker user: SANJI_<SERVICE>_AMQP_URI, else the shared SANJI_AMQP_URI.
+        amqp_uris = {name: _env(f"SANJI_{name.upper()}_AMQP_URI", default_amqp_uri) for name in SERVICES}
+        bus_users_text = _env("SANJI_BUS_USERS", "")
+        if bus_users_text:
+            from shared.bus import parse_users
+
+            bus_users = parse_users(bus_users_text)
+        else:
+            from shared.bus import user_of_uri
+
+            bus_users = {name: user_of_uri(uri) for name, uri in amqp_uris.items()}
         return cls(
-            amqp_uri=_env("SANJI_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+            amqp_uri=amqp_uris.get(service, default_amqp_uri) if service else default_amqp_uri,
             database_url=database_url,
             http_host=_env("SANJI_HTTP_HOST", "127.0.0.1"),
             http_port=http_port,
@@ -142,6 +156,7 @@ class Settings:
             pg_sslmode=os.environ.get("PGSSLMODE", "").strip().lower() or None,
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
             relay_poll_seconds=float(_env("SANJI_RELAY_POLL_SECONDS", "0.5")),
+            bus_users=bus_users,
             notification={name: value.strip() for name, value in os.environ.items()
                           if name.startswith("SANJI_NOTIFICATION_") and value.strip()
                           and name not in ("SANJI_NOTIFICATION_DATABASE_URL", "SANJI_NOTIFICATION_HTTP_PORT")},
@@ -181,6 +196,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
         "SANJI_VAR_DIR": str(settings.var_dir),
+        "SANJI_BUS_USERS": dict(settings.bus_users),
         **settings.notification,
         **settings.escalation,
         **settings.evaluation,

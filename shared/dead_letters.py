@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kombu import Connection, Producer
 
+from shared.bus import DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER
 from shared.topology import DEAD_LETTER_QUEUE_NAME
 
 
@@ -20,7 +21,7 @@ class DeadLetter:
     event_id: str | None
     event_type: str | None
     queue: str | None           # the queue it died in
-    reason: str | None          # rejected, delivery_limit, expired …
+    reason: str | None          # rejected, delivery_limit, expired, or a consumer's own (sender_does_not_own_type …)
     routing_key: str | None
     death_count: int
 
@@ -37,11 +38,18 @@ def _describe(message) -> DeadLetter:
         event_id, event_type = envelope.get("id"), envelope.get("type")
     except (ValueError, AttributeError):
         event_id = event_type = None
-    routing_keys = first.get("routing-keys") or [None]
+    routing_keys = first.get("routing-keys") or [message.delivery_info.get("routing_key")]
     return DeadLetter(message_id=message.properties.get("message_id"), event_id=event_id, event_type=event_type,
-                      queue=first.get("queue") or headers.get("x-first-death-queue"),
-                      reason=first.get("reason") or headers.get("x-first-death-reason"),
+                      queue=(first.get("queue") or headers.get("x-first-death-queue")
+                             or headers.get(DEAD_LETTER_QUEUE_HEADER)),
+                      reason=(headers.get(DEAD_LETTER_REASON_HEADER) or first.get("reason")
+                              or headers.get("x-first-death-reason")),
                       routing_key=routing_keys[0], death_count=int(first.get("count", 1)))
+
+
+def _untrusted(message) -> bool:
+    """Dead-lettered because its sender may not send it: a forgery is never replayed."""
+    return bool((message.headers or {}).get(DEAD_LETTER_REASON_HEADER))
 
 
 def list_dead_letters(amqp_uri: str, limit: int = 1000) -> list[DeadLetter]:
@@ -71,13 +79,17 @@ def replay_dead_letters(amqp_uri: str, *, event_ids: set[str] | None = None, que
                 break
             letter = _describe(message)
             wanted = ((event_ids is None or letter.event_id in event_ids)
-                      and (queue is None or letter.queue == queue) and letter.queue)
+                      and (queue is None or letter.queue == queue) and letter.queue and not _untrusted(message))
             if not wanted:
                 continue  # left unacknowledged: back to the queue when the channel closes
+            # The original sender stays the sender: consumers check it. Setting another user's user_id needs
+            # an operator account with RabbitMQ's `impersonator` tag (docs/security.md); in development the
+            # one shared user sent everything, so the user_id is its own.
             producer.publish(message.body, exchange="", routing_key=letter.queue,
                              content_type=message.properties.get("content_type"),
                              content_encoding=message.properties.get("content_encoding"),
                              delivery_mode=2, message_id=letter.message_id,
+                             user_id=message.properties.get("user_id"),
                              headers={"x-sanji-replayed": True})
             channel.basic_ack(message.delivery_tag)
             replayed += 1

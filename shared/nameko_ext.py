@@ -9,12 +9,14 @@ import time
 
 import eventlet
 import structlog
+from nameko.amqp.publish import get_producer
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from shared import bus
 from shared.auth import PersonAssertions, TokenRegistry
 from shared.broker_faults import ResilientQueueConsumer
 from shared.clock import Clock, SystemClock
@@ -24,7 +26,7 @@ from shared.health import CachedCheck, database_reachable, health_report
 from shared.metrics import for_container
 from shared.outbox import UnitOfWork
 from shared.relay import OutboxRelay
-from shared.topology import ConsumerQueue
+from shared.topology import DEAD_LETTER_EXCHANGE_NAME, ConsumerQueue, ensure_topology
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +121,9 @@ class StorageAccess:
 class EventConsumer(Consumer):
     """Consumes CloudEvents from one quorum queue with an explicit failure policy.
 
+    - An event from a sender that does not own its type, or whose ``source`` is not the sender's (the
+      AMQP ``user_id``, which RabbitMQ vouches for; see shared/bus.py): never handled. It goes to the dead
+      letters with the reason in the ``x-sanji-dead-letter-reason`` header, and nobody hears of it.
     - Success: ack.
     - Permanent failure (unparseable envelope, unknown type, invalid payload, ``PermanentError``):
       reject without requeue, so the broker dead-letters it at once.
@@ -136,11 +141,25 @@ class EventConsumer(Consumer):
 
     def __init__(self, consumer_queue: ConsumerQueue, **kwargs):
         self.consumer_queue = consumer_queue
-        super().__init__(queue=consumer_queue.kombu_queue(), requeue_on_error=True, **kwargs)
+        super().__init__(queue=consumer_queue.kombu_queue(declare=False), requeue_on_error=True, **kwargs)
 
     def setup(self):
         super().setup()
         for_container(self.container).declare_handler(self.method_name, self.consumer_queue.name)
+        self.bus_users = bus_users(self.container.config)
+        # The consumer only reads its queue (a service's broker user may not declare it): the topology must
+        # be there before it starts. Declared here where the user may, checked otherwise (shared.topology).
+        from kombu import Connection
+
+        from shared.topology import TopologyMissing
+
+        try:
+            with Connection(self.container.config["AMQP_URI"], connect_timeout=5) as connection:
+                ensure_topology(connection)
+        except TopologyMissing:
+            raise  # fail closed, in one line: nothing would consume, and the relay would drop events
+        except Exception:  # noqa: BLE001 - the broker is down: consuming reconnects, the relay ensures it first
+            log.warning("could not check the topology at start; the broker seems down", exc_info=True)
 
     def handle_message(self, body, message):
         try:
@@ -152,7 +171,38 @@ class EventConsumer(Consumer):
             self._reject(message)
             for_container(self.container).failed(self.method_name, self.consumer_queue.name, "dead_lettered")
             return
+        sender = message.properties.get("user_id")
+        refusal = bus.sender_refusal(sender, event, self.bus_users)
+        if refusal is not None:
+            log.error("dead-lettering an event from a sender that may not send it", queue=self.consumer_queue.name,
+                      event_id=event.id, event_type=event.type, source=event.source, sender=sender, reason=refusal)
+            self._dead_letter_with_reason(message, refusal, sender)
+            for_container(self.container).failed(self.method_name, self.consumer_queue.name, "dead_lettered")
+            return
         self._spawn(message, event, outage_retry=0)
+
+    def _dead_letter_with_reason(self, message, reason: str, sender: str | None) -> None:
+        """Dead-letter with the reason in a header. RabbitMQ's own dead-lettering (a reject) keeps the headers
+        as they were, so the message is published to the dead-letter exchange here, then acknowledged; if that
+        publish fails, it is rejected instead (dead-lettered by the broker, the reason in the log only)."""
+        config = self.container.config
+        headers = dict(message.headers or {})
+        headers.update({bus.DEAD_LETTER_REASON_HEADER: reason, bus.DEAD_LETTER_QUEUE_HEADER: self.consumer_queue.name,
+                        bus.DEAD_LETTER_SENDER_HEADER: sender or ""})
+        try:
+            with get_producer(config["AMQP_URI"], True, config.get("AMQP_SSL"), config.get("LOGIN_METHOD")) as producer:
+                producer.publish(
+                    message.body, exchange=DEAD_LETTER_EXCHANGE_NAME,
+                    routing_key=message.delivery_info.get("routing_key") or "",
+                    headers=headers, content_type=message.content_type, content_encoding=message.content_encoding,
+                    message_id=message.properties.get("message_id"), delivery_mode=2,
+                    user_id=bus.user_of_uri(config["AMQP_URI"]), retry=False)
+        except Exception:  # noqa: BLE001 - the broker's dead-lettering still keeps it out of the handler
+            log.warning("could not publish to the dead letters; rejecting instead", queue=self.consumer_queue.name,
+                        exc_info=True)
+            self._reject(message)
+            return
+        self.queue_consumer.ack_message(message)
 
     def _spawn(self, message, event: CloudEvent, outage_retry: int) -> None:
         context_data = self.unpack_message_headers(message)
@@ -206,6 +256,17 @@ class EventConsumer(Consumer):
 
     def _reject(self, message):
         self.queue_consumer.reject_message(message)
+
+
+def bus_users(config: dict) -> dict[str, str]:
+    """Each service's broker user (SANJI_BUS_USERS); by default every service is this container's own user,
+    the development broker's one shared user."""
+    users = config.get("SANJI_BUS_USERS")
+    if isinstance(users, str):
+        return bus.parse_users(users)
+    if users:
+        return dict(users)
+    return {service: bus.user_of_uri(config["AMQP_URI"]) for service in bus.SERVICES}
 
 
 def is_outage(error: BaseException) -> bool:

@@ -55,6 +55,10 @@ def insert_ignoring_duplicates(session: Session, model):
     return module.insert(model).on_conflict_do_nothing()
 
 
+class NotAnOwner(RuntimeError):
+    """A service tried to publish an event type it does not own (shared/bus.py, OWNED_EVENTS)."""
+
+
 class UnitOfWork:
     """A transaction that rolls back unless committed, collecting outgoing events into the outbox."""
 
@@ -80,6 +84,11 @@ class UnitOfWork:
 
     def publish(self, payload: EventPayload) -> CloudEvent:
         """Record an event to be published once this unit of work commits."""
+        from shared.bus import publisher_refusal
+
+        refusal = publisher_refusal(self.source, payload.event_type)
+        if refusal:  # the broker would refuse it for ever and the relay would stall on it: fail the handler now
+            raise NotAnOwner(refusal)
         envelope = CloudEvent.wrap(payload, source=self.source, time=self.clock.now())
         self.session.add(OutboxMessage(
             event_id=envelope.id,

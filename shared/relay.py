@@ -20,7 +20,7 @@ from shared.db import is_postgres
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.health import LinkState
 from shared.outbox import OutboxMessage
-from shared.topology import declare_topology, events_exchange
+from shared.topology import ensure_topology, events_exchange
 
 log = structlog.get_logger(__name__)
 
@@ -108,6 +108,9 @@ class OutboxRelay:
                         delivery_mode=2,
                         message_id=row.event_id,
                         type=row.event_type,
+                        # The sender, as RabbitMQ checks it (it refuses a user_id that is not the
+                        # connection's user): consumers trust an event only from its owner.
+                        user_id=self._connection.userid or "guest",
                         retry=False,
                     )
             except Exception as exc:
@@ -128,9 +131,10 @@ class OutboxRelay:
             # next publish, which fails the batch, and the connection is rebuilt.
             connection = Connection(self._amqp_uri, transport_options={"confirm_publish": True}, heartbeat=0)
             connection.ensure_connection(max_retries=1)
-            declare_topology(connection)
+            ensure_topology(connection)
             self._connection = connection
-            self._producer = Producer(connection.channel(), exchange=events_exchange)
+            # No exchange declaration on publish: a service's broker user may publish, not declare.
+            self._producer = Producer(connection.channel(), exchange=events_exchange, auto_declare=False)
         return self._producer
 
     def _reset_connection(self) -> None:

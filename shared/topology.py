@@ -22,6 +22,10 @@ DELIVERY_LIMIT = 4
 
 events_exchange = Exchange(EVENTS_EXCHANGE_NAME, type="topic", durable=True)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE_NAME, type="topic", durable=True)
+# nameko 2.14's RPC exchange (its default name), declared here with the rest so that the services' own broker
+# users need not declare it (shared/rpc.py binds to it passively).
+RPC_EXCHANGE_NAME = "nameko-rpc"
+rpc_exchange = Exchange(RPC_EXCHANGE_NAME, type="topic", durable=True)
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,15 @@ class ConsumerQueue:
         }
     )
 
-    def kombu_queue(self) -> Queue:
+    def kombu_queue(self, *, declare: bool = True) -> Queue:
+        """The queue with its bindings; ``declare=False`` for a consumer, which only reads it (a service's
+        broker user may not declare: the topology is there before it starts, see ``ensure_topology``)."""
         return Queue(
             self.name,
             bindings=[binding(events_exchange, routing_key=key) for key in self.binding_keys],
             durable=True,
             queue_arguments=self.arguments,
+            no_declare=not declare,
         )
 
 
@@ -74,14 +81,63 @@ dead_letter_queue = Queue(
 )
 
 
-def declare_topology(connection) -> None:
+class TopologyMissing(RuntimeError):
+    """The broker lacks part of the topology, and this connection's user may not declare it."""
+
+
+def declare_topology(connection, channel=None) -> None:
     """Declare exchanges, the dead-letter queue and every consumer queue with its bindings."""
-    channel = connection.default_channel
+    channel = channel or connection.default_channel
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
+    rpc_exchange(channel).declare()
     dead_letter_queue(channel).declare()
     for consumer_queue in CONSUMER_QUEUES:
         consumer_queue.kombu_queue()(channel).declare()
+
+
+def ensure_topology(connection) -> None:
+    """Make sure the whole topology exists before anything is published or consumed.
+
+    A user allowed to declare (the development broker's administrator, a test's vhost) declares it, which
+    also adds what a newer version brings. A service's own broker user may not (docs/security.md): the
+    broker loaded the topology from its definitions, so each object is only checked (a passive declare,
+    which needs no permission) and a missing one is reported in one line.
+    """
+    from amqp.exceptions import AccessRefused, NotFound
+
+    channel = connection.channel()
+    try:
+        declare_topology(connection, channel)
+        return
+    except AccessRefused:
+        pass
+    finally:
+        _close_quietly(channel)
+    checks = [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "topic", passive=True))
+              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME)]
+    checks += [("queue", name, lambda ch, name=name: ch.queue_declare(name, passive=True))
+               for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]]
+    missing = []
+    for kind, name, check in checks:
+        channel = connection.channel()
+        try:
+            check(channel)
+        except NotFound:
+            missing.append(f"{kind} {name}")
+        finally:
+            _close_quietly(channel)
+    if missing:
+        raise TopologyMissing(
+            f"the broker lacks {', '.join(missing)} and user {connection.userid!r} may not declare it: load "
+            "deploy/rabbitmq/definitions.json into the broker, or run `sanji bus setup` as its administrator")
+
+
+def _close_quietly(channel) -> None:
+    try:
+        channel.close()
+    except Exception:  # noqa: BLE001 - a channel the broker closed is closed
+        pass
 
 
 def broker_definitions(vhost: str = "/") -> dict:
@@ -101,7 +157,7 @@ def broker_definitions(vhost: str = "/") -> dict:
 
     return {
         "vhosts": [{"name": vhost}],
-        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange)],
+        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange)],
         "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
                   + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES],
         "bindings": [bind(DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, "#")]

@@ -19,6 +19,7 @@ from shared.config import REPO_ROOT, SERVICES, Settings, nameko_config
 from shared.db import dispose_engines, normalise_url
 from shared.logging import configure_logging
 from shared.migrate import migrate
+from tests.support.scoped_bus import scoped_bus  # noqa: F401 - the bus with its production users, per test
 
 TEST_DATABASES = [name.strip() for name in os.environ.get("SANJI_TEST_DATABASES", "sqlite,postgresql").split(",")
                   if name.strip()]

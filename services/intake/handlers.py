@@ -361,19 +361,32 @@ def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:
     case.delivery_json = completed.delivery.model_dump_json() if completed.delivery else None
 
 
-def applicant_contact(case_id: str, *, unit_of_work: UnitOfWork, keyring: Keyring) -> dict | None:
-    """The resident's contact details for the notification service, asked by case id over RPC.
+CONTACT_PURPOSES = {"sms": "phone", "email": "email"}
+
+
+class UnknownContactPurpose(ValueError):
+    pass
+
+
+def applicant_contact(case_id: str, purpose: str, *, unit_of_work: UnitOfWork,
+                      keyring: Keyring) -> dict | None:
+    """The one contact detail a message to the resident needs, asked by case id over RPC: the phone for an
+    SMS, the e-mail address for an e-mail. Never the name or the ID number, never both details at once.
 
     Personal data travels only in this point-to-point reply, never in an event, and is never logged.
     """
+    field = CONTACT_PURPOSES.get(purpose)
+    if field is None:
+        raise UnknownContactPurpose(f"no contact detail is given for purpose {purpose!r}; "
+                                    f"ask for one of {', '.join(sorted(CONTACT_PURPOSES))}")
     with unit_of_work as uow:
         record = uow.session.get(CaseRecord, case_id)
         if record is None:
             return None
         applicant = open_applicant(keyring, record.applicant)
-        remember_personal_values(applicant.name, applicant.phone, applicant.email)
-        return {"case_id": record.id, "case_number": record.case_number, "name": applicant.name,
-                "phone": applicant.phone, "email": applicant.email}
+        value = getattr(applicant, field)
+        remember_personal_values(value)
+        return {"case_id": record.id, field: value}
 
 
 def case_view(record: CaseRecord, rules: IntakeRules) -> CaseView:

@@ -11,9 +11,9 @@ from services.intake import failure_reports, handlers, lookups, points
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
-from shared.broker_faults import rpc
 from shared.http import ApiError, api_endpoint, has_forbidden_characters, json_response, read_json
 from shared.nameko_ext import consume_events
+from shared.rpc import guarded_rpc
 from shared.service_base import SanjiService
 from shared.topology import INTAKE_ITEM_UPDATES
 
@@ -97,10 +97,11 @@ class IntakeService(SanjiService):
         return Response(json.dumps(intake_openapi(), ensure_ascii=False), content_type="application/json")
 
 
-    @rpc
-    def applicant_contact(self, case_id: str):
-        """Internal, for the notification service: the resident's name, phone and email for a case."""
-        return handlers.applicant_contact(case_id, unit_of_work=self.storage.unit_of_work(self.clock),
+    @guarded_rpc
+    def applicant_contact(self, case_id: str, purpose: str):
+        """Internal, for the notification service only (shared/bus.py, RPC_CALLERS): the one contact detail a
+        message to the resident needs, the phone for ``purpose="sms"``, the e-mail address for ``"email"``."""
+        return handlers.applicant_contact(case_id, purpose, unit_of_work=self.storage.unit_of_work(self.clock),
                                           keyring=self.rules.keyring)
 
     @consume_events(INTAKE_ITEM_UPDATES)

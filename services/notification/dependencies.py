@@ -75,7 +75,7 @@ def build_senders(settings: NotificationSettings) -> dict:
 
 class WithholdRpcReplyBodies(logging.Filter):
     """nameko logs every RPC reply body at DEBUG ("RPC reply event complete <reply> <body>"). Intake's
-    answer to ``applicant_contact`` is the resident's name, phone and email: keep the line, drop the body."""
+    answer to ``applicant_contact`` is the resident's phone or e-mail address: keep the line, drop the body."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith("RPC reply event complete") and isinstance(record.args, tuple):

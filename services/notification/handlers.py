@@ -207,7 +207,7 @@ class DispatchReport:
 
 
 def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock, dispatcher: Dispatcher,
-                 contacts: Callable[[str], Contact | None],
+                 contacts: Callable[[str, str], Contact | None],
                  run_all: Callable[[Callable, Iterable], Iterable] = map) -> DispatchReport:
     """Claim the due deliveries, send each, record each attempt. ``run_all`` maps the sends (a green
     pool's ``imap`` in the service, so a slow provider does not hold up the others)."""
@@ -264,28 +264,29 @@ def claim_due(unit_of_work_factory: Callable[[], UnitOfWork], *, now: datetime,
 
 
 class _ContactCache:
-    """One question to intake per case and sweep, however many messages of the case are sent at once:
-    the first sender asks, the others wait for its answer (or its failure)."""
+    """One question to intake per case, purpose and sweep, however many messages of the case are sent at
+    once: the first sender asks, the others wait for its answer (or its failure)."""
 
-    def __init__(self, contacts: Callable[[str], Contact | None]):
+    def __init__(self, contacts: Callable[[str, str], Contact | None]):
         self._contacts = contacts
-        self._answers: dict[str, Contact | None | ContactUnavailable] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._answers: dict[tuple[str, str], Contact | None | ContactUnavailable] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
 
-    def __call__(self, case_id: str) -> Contact | None:
-        with self._locks.setdefault(case_id, threading.Lock()):
-            if case_id not in self._answers:
+    def __call__(self, case_id: str, purpose: str) -> Contact | None:
+        key = (case_id, purpose)
+        with self._locks.setdefault(key, threading.Lock()):
+            if key not in self._answers:
                 try:
-                    self._answers[case_id] = self._contacts(case_id)
+                    self._answers[key] = self._contacts(case_id, purpose)
                 except ContactUnavailable as exc:
-                    self._answers[case_id] = exc
-        answer = self._answers[case_id]
+                    self._answers[key] = exc
+        answer = self._answers[key]
         if isinstance(answer, ContactUnavailable):
             raise answer
         return answer
 
 
-def attempt(delivery: Claimed, *, dispatcher: Dispatcher, contacts: Callable[[str], Contact | None],
+def attempt(delivery: Claimed, *, dispatcher: Dispatcher, contacts: Callable[[str, str], Contact | None],
             now: datetime) -> tuple[SendResult, str | None]:
     """One try at one delivery: find the address, send. Returns the result and a masked address hint."""
     try:
@@ -309,10 +310,11 @@ class _NoAddress(Exception):
 
 
 def _address(delivery: Claimed, *, dispatcher: Dispatcher,
-             contacts: Callable[[str], Contact | None]) -> tuple[str, str | None]:
-    if delivery.audience == "resident":
+             contacts: Callable[[str, str], Contact | None]) -> tuple[str, str | None]:
+    if delivery.audience == "resident" and delivery.channel in ("sms", "email"):
         try:
-            contact = contacts(delivery.recipient.partition(":")[2])  # resident:<case id>
+            # Intake answers only the detail this channel needs: the phone for an SMS, the e-mail for an e-mail.
+            contact = contacts(delivery.recipient.partition(":")[2], delivery.channel)  # resident:<case id>
         except ContactUnavailable as exc:
             raise _NoAddress(SendResult(Outcome.TRANSIENT, f"contact details unavailable: {exc}")) from None
         if contact is None:

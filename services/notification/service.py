@@ -1,8 +1,9 @@
 """Notification's nameko entrypoints: plan messages from events, send due ones on a timer, serve staff
 (storage, clock, authentication and /health come from SanjiService).
 
-The resident's phone and email stay in intake: the sweep asks ``intake.applicant_contact(case_id)``
-over RPC when it sends, uses the answer for that send only, and keeps a masked hint.
+The resident's phone and email stay in intake: the sweep asks ``intake.applicant_contact(case_id, purpose)``
+over RPC when it sends (the phone for an SMS, the e-mail for an e-mail, nothing else), uses the answer for
+that send only, and keeps a masked hint.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from services.notification.api import notification_openapi
 from services.notification.dependencies import Notifier, sweep_timer
 from services.notification.handlers import Contact, ContactUnavailable
 from services.notification.schemas import DeliveryLog, InboxPage
-from shared.broker_faults import RpcProxy
 from shared.http import ApiError, api_endpoint, json_response, page_of
 from shared.logging import remember_personal_values
 from shared.nameko_ext import consume_events
+from shared.rpc import ServiceRpcProxy
 from shared.service_base import SanjiService
 from shared.topology import NOTIFICATION_EVENTS
 
@@ -30,7 +31,7 @@ class NotificationService(SanjiService):
     name = "notification"
 
     notifier = Notifier()
-    intake = RpcProxy("intake")
+    intake = ServiceRpcProxy("intake")
 
     @consume_events(NOTIFICATION_EVENTS)
     def on_event(self, event):
@@ -43,10 +44,10 @@ class NotificationService(SanjiService):
                                      clock=self.clock, dispatcher=self.notifier.dispatcher,
                                      contacts=self._applicant_contact, run_all=self.notifier.run_all)
 
-    def _applicant_contact(self, case_id: str) -> Contact | None:
+    def _applicant_contact(self, case_id: str, purpose: str) -> Contact | None:
         timeout = eventlet.Timeout(self.notifier.settings.send_timeout)
         try:
-            reply = self.intake.applicant_contact.call_async(case_id).result()
+            reply = self.intake.applicant_contact.call_async(case_id, purpose).result()
         except eventlet.Timeout as expired:
             if expired is not timeout:
                 raise

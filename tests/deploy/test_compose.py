@@ -232,7 +232,7 @@ def test_app_services_share_one_image_and_configuration(compose, app_services):
         env = _environment(service)
         assert {key: env.get(key) for key in shared} == shared, (
             f"{name!r} changes the shared environment: merge *sanji-env into its own")
-        extra = sorted(set(env) - set(shared))
+        extra = sorted(set(env) - set(shared) - {"SANJI_AMQP_URI"})  # its own broker user
         assert all(key.startswith(f"SANJI_{name.upper()}_") for key in extra), (
             f"{name!r} adds settings that are not its own: {extra}")
 
@@ -255,6 +255,17 @@ def test_every_service_of_the_system_is_in_the_stack(app_services):
     from shared.config import SERVICES
 
     assert set(app_services) == set(SERVICES)
+
+
+def test_each_app_service_connects_as_its_own_broker_user(app_services):
+    from shared.bus import SERVICES, default_user, parse_users
+
+    for name, service in app_services.items():
+        env = _environment(service)
+        user = f"sanji-{name}"
+        assert env["SANJI_AMQP_URI"].startswith(f"amqp://{user}:${{SANJI_BUS_PASSWORD_{name.upper()}:"), (
+            f"{name!r} must connect as {user}, not as the broker's administrator")
+        assert parse_users(env["SANJI_BUS_USERS"]) == {s: default_user(s) for s in SERVICES}
 
 
 def test_each_app_service_serves_itself(app_services):
@@ -397,15 +408,31 @@ def test_definitions_declare_exactly_the_topology_bindings(definitions, declared
     assert all(b["destination_type"] == "queue" and not b.get("arguments") for b in definitions["bindings"])
 
 
+def test_definitions_are_what_write_docs_generates(definitions):
+    from shared.bus import full_definitions
+
+    assert definitions == full_definitions(), "run `.venv/bin/sanji write-docs` (then `make k8s-definitions`)"
+
+
 def test_definitions_are_self_contained_and_hold_no_credentials(definitions):
     # A node importing definitions at boot creates no default vhost: every vhost used must be declared.
     declared = {v["name"] for v in definitions.get("vhosts", [])}
     used = {item["vhost"] for key in ("exchanges", "queues", "bindings") for item in definitions.get(key, [])}
     assert used and used <= declared, f"vhosts used but not declared: {sorted(used - declared)}"
-    assert not definitions.get("users") and not definitions.get("permissions"), (
-        "definitions.json is committed: the broker user comes from the environment (docker-compose.yml)"
-    )
-    assert "password" not in DEFINITIONS_FILE.read_text(encoding="utf-8")
+    # It declares the bus users (shared/bus.py) but holds no credential: every password comes from the
+    # environment (a blank password_hash cannot log in), and no bus user is an administrator.
+    users = definitions.get("users", [])
+    assert users, "definitions.json declares no bus users"
+    for user in users:
+        assert "password" not in user and user.get("password_hash") == "", f"{user['name']} carries a credential"
+        assert user.get("tags") == [], f"{user['name']} has tags {user.get('tags')}"
+    text = DEFINITIONS_FILE.read_text(encoding="utf-8")
+    assert '"password"' not in text and "dev-bus-" not in text
+
+
+BUS_PASSWORDS = {f"SANJI_BUS_PASSWORD_{service.upper()}": f"bus-{service}-Pw_1"
+                 for service in ("intake", "routing", "escalation", "notification", "evaluation",
+                                                                          "console")}
 
 
 def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
@@ -423,7 +450,7 @@ def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
     result = subprocess.run(
         ["/bin/sh", "-eu", "-c", script],
         env={"PATH": f"{stubs}:/usr/bin:/bin",
-             "RABBITMQ_DEFAULT_USER": user, "RABBITMQ_DEFAULT_PASS": password},
+             "RABBITMQ_DEFAULT_USER": user, "RABBITMQ_DEFAULT_PASS": password, **BUS_PASSWORDS},
         capture_output=True, text=True, timeout=30,
     )
     written = {p.name: p for p in (tmp_path / "etc" / "rabbitmq" / "definitions.d").glob("*")}
@@ -433,7 +460,12 @@ def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):
 def test_rabbitmq_entrypoint_writes_the_broker_user_then_starts_the_server(services, tmp_path):
     code, written, calls = _run_rabbitmq_entrypoint(services, tmp_path, "sanji", "s3cret-Pw_1")
     assert code == 0
-    assert list(written) == ["10-broker-user.json"]
+    assert sorted(written) == ["10-broker-user.json", "30-bus-passwords.json"]
+    # Each service's password, for its user the topology file (20-…) declares without one.
+    bus_file = written["30-bus-passwords.json"]
+    assert bus_file.stat().st_mode & 0o077 == 0, "the file holding the bus passwords is readable by others"
+    assert {u["name"]: u["password"] for u in json.loads(bus_file.read_text())["users"]} == {
+        f"sanji-{name.rsplit('_', 1)[1].lower()}": value for name, value in BUS_PASSWORDS.items()}
     user_file = written["10-broker-user.json"]
     assert user_file.stat().st_mode & 0o077 == 0, "the file holding the broker password is readable by others"
     definitions = json.loads(user_file.read_text())

@@ -242,17 +242,19 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
     for deployment in service_deployments(overlay).values():
         env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
         envs.append(env)
-        assert env["RABBITMQ_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": f"{rabbit}-default-user",
-                                                                         "key": "username"}
-        assert env["RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": f"{rabbit}-default-user",
-                                                                         "key": "password"}
+        service = deployment["metadata"]["name"]
+        # Each service connects as its own broker user, never as the operator's administrator (docs/security.md).
+        assert "RABBITMQ_USERNAME" not in env and "RABBITMQ_PASSWORD" not in env
+        assert env["SANJI_BUS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "sanji-bus-passwords",
+                                                                          "key": service}
         names = list(env)
         # $(VAR) expands only variables defined earlier in the list.
-        assert names.index("RABBITMQ_PASSWORD") < names.index("SANJI_AMQP_URI")
+        assert names.index("SANJI_BUS_PASSWORD") < names.index("SANJI_AMQP_URI")
         # prod: TLS to the broker (the production profile refuses amqp:// there).
         broker = "amqps" if overlay == "prod" else "amqp"
         port = 5671 if overlay == "prod" else 5672
-        assert env["SANJI_AMQP_URI"]["value"] == f"{broker}://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{rabbit}:{port}/"
+        assert env["SANJI_AMQP_URI"]["value"] == (
+            f"{broker}://sanji-{service}:$(SANJI_BUS_PASSWORD)@{rabbit}:{port}/")
         assert env["SANJI_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app", "key": "uri"}
         # Every service verifies the console's person assertions (and the console signs them).
         assert env["SANJI_ASSERTION_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "sanji-assertion",
@@ -262,8 +264,8 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
             assert "SANJI_PII_KEY" not in env
         else:
             assert env["SANJI_PII_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "sanji-pii"
-    connection = ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD", "SANJI_AMQP_URI", "SANJI_DATABASE_URL",
-                  "SANJI_ASSERTION_KEY")
+    # The same settings, except the broker user each connects as.
+    connection = ("SANJI_DATABASE_URL", "SANJI_ASSERTION_KEY")
     assert all({name: env[name] for name in connection} == {name: envs[0][name] for name in connection}
                for env in envs), "every service gets the same connection settings"
     # The console's own machine token is the console's alone (and required in prod).
@@ -281,6 +283,10 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
         url = urlparse(console[f"SANJI_CONSOLE_{api.upper()}_URL"]["value"])
         assert url.scheme == "http" and url.hostname == api and url.port is None, url
         assert [port["port"] for port in services[api]["spec"]["ports"]] == [80]
+    (config,) = [c for c in objects_of(overlay, "ConfigMap").values() if "SANJI_BUS_USERS" in c.get("data", {})]
+    from shared.bus import SERVICES, default_user, parse_users
+
+    assert parse_users(config["data"]["SANJI_BUS_USERS"]) == {s: default_user(s) for s in SERVICES}
     # Only intake keeps personal data, so only intake gets the key-encryption keys.
     holders = {name for name, deployment in service_deployments(overlay).items()
                if "SANJI_DATA_KEYS" in _env(deployment["spec"]["template"]["spec"]["containers"][0])}

@@ -88,6 +88,7 @@ def _expand(expression: str, variables: dict[str, str]) -> str:
 def test_compose_settings_pass_the_production_checks(service, monkeypatch, tokens_file):
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     variables = _env_example()
+    # The shared settings and the service's own (its broker user, docs/security.md).
     environment = {name: _substitute(str(value), variables)
                    for name, value in compose["services"][service]["environment"].items()}
     assert environment["SANJI_PROFILE"] == "production"
@@ -112,6 +113,7 @@ FAKE_SECRETS = {
     ("sanji-pii", "data-keys"): SECRET_VALUES["SANJI_DATA_KEYS"],
     ("sanji-notification", "sms-api-key"): "sms-key", ("sanji-notification", "smtp-username"): "sanji",
     ("sanji-notification", "smtp-password"): "smtp-password",
+    **{("sanji-bus-passwords", service): f"bus-{service}-password" for service in SERVICES},
     ("sanji-evaluation", "SANJI_EVALUATION_LINK_KEY"): SECRET_VALUES["SANJI_EVALUATION_LINK_KEY"],
     ("sanji-assertion", "assertion-key"): SECRET_VALUES["SANJI_ASSERTION_KEY"],
     ("sanji-console", "SANJI_CONSOLE_SERVICE_TOKEN"): SECRET_VALUES["SANJI_CONSOLE_SERVICE_TOKEN"],

@@ -147,12 +147,13 @@ def test_a_broker_fault_while_handling_leaves_the_consumer_running_and_the_effec
 
 
 class HeldIntake(IntakeService):
-    """Intake, with the test's hold inside its RPC, before the reply is sent and the request acked."""
+    """Intake, with the test's hold inside its RPC, before the reply is sent and the request acked (and without
+    the caller check of shared/rpc.py, which a standalone client would not pass: this test is about faults)."""
 
     @rpc
-    def applicant_contact(self, case_id: str):
+    def applicant_contact(self, case_id: str, purpose: str):
         HOLD.here("rpc")
-        return super().applicant_contact(case_id)
+        return super().applicant_contact(case_id, purpose)
 
 
 def test_a_reset_while_answering_an_rpc_leaves_the_rpc_server_answering(
@@ -165,9 +166,9 @@ def test_a_reset_while_answering_an_rpc_leaves_the_rpc_server_answering(
 
     with ClusterRpcProxy({"AMQP_URI": broker}, timeout=15) as cluster:
         try:  # the first answer may be lost with the connection: the caller may time out, nothing more
-            cluster.intake.applicant_contact("no-such-case")
+            cluster.intake.applicant_contact("no-such-case", "sms")
         except RpcTimeout:
             pass
         assert HOLD.done.ready() and HOLD.done.wait() > 0
-        assert cluster.intake.applicant_contact("no-such-case") is None  # answered: the server lives on
+        assert cluster.intake.applicant_contact("no-such-case", "sms") is None  # answered: the server lives on
     assert intake.started

@@ -15,6 +15,8 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from services.intake import handlers
+from services.intake.adapters.orm import CaseRecord
+from services.intake.adapters.personal_data import open_applicant
 from services.intake.service import IntakeService
 from shared.clock import SystemClock
 from shared.config import DEV_KEYS_FILE, REPO_ROOT
@@ -47,8 +49,18 @@ def rows(database_url, sql):
 
 
 def contact(database_url, case_id, keyring):
-    uow = UnitOfWork(session_factory(shared_engine(database_url)), source="/sanji/intake", clock=SystemClock())
-    return handlers.applicant_contact(case_id, unit_of_work=uow, keyring=keyring)
+    """The applicant as intake reads it back (decrypted): its contact look-up, which answers one detail per
+    purpose (the phone for an SMS, the e-mail for an e-mail), and the name the case view masks."""
+    def uow():
+        return UnitOfWork(session_factory(shared_engine(database_url)), source="/sanji/intake", clock=SystemClock())
+
+    sms = handlers.applicant_contact(case_id, "sms", unit_of_work=uow(), keyring=keyring)
+    email = handlers.applicant_contact(case_id, "email", unit_of_work=uow(), keyring=keyring)
+    with uow() as unit:
+        record = unit.session.get(CaseRecord, case_id)
+        applicant = open_applicant(keyring, record.applicant)
+        opened = {"case_id": record.id, "case_number": record.case_number, "name": applicant.name}
+    return {**opened, "phone": sms["phone"], "email": email["email"]}
 
 
 @pytest.fixture

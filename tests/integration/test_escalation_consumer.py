@@ -92,7 +92,8 @@ def test_poison_is_dead_lettered_and_the_queue_keeps_flowing(container_factory, 
     container.start()
     amqp = rabbit_config["AMQP_URI"]
     key = "item.routed.320113000000.community.320113003021.grid"
-    wrong_type = routed().model_copy(update={"type": "cn.sanji.case.submitted.v1"})
+    # From the owner of the type it claims (or the sender check would refuse it before any handler runs).
+    wrong_type = routed().model_copy(update={"type": "cn.sanji.case.submitted.v1", "source": "/sanji/intake"})
 
     publish_raw(amqp, '{"hello": "world"}', key)
     with entrypoint_waiter(container, "on_event"):

@@ -119,7 +119,7 @@ def test_an_item_escalated_by_a_supervisor_calls_the_departments_in_too(stack, c
     order = EscalationOrderedV1(item_id=item_id, district_code="320113000000", from_level="community",
                                 reason="supervisor_decision", ordered_at=clock.now())
     with entrypoint_waiter(stack.routing.container, "on_escalation_ordered"):
-        publish_raw(stack.amqp, CloudEvent.wrap(order, source="/sanji/supervision", time=clock.now())
+        publish_raw(stack.amqp, CloudEvent.wrap(order, source="/sanji/escalation", time=clock.now())
                     .model_dump_json(), order.routing_key())
     view = stack.wait_item(item_id, lambda v: v["level"] == "street" and len(v["calls"]) == 2, "calls at the street")
     assert view["loop_outcome"] == "escalated"

@@ -108,13 +108,25 @@ def test_the_rabbitmq_cluster_init_container_writes_definitions_the_broker_takes
     script, env = rabbitmq_init_script()
     user = "sanji_k8s_" + "".join(random.choice(string.ascii_lowercase) for _ in range(8))
     password = "".join(random.choice(string.ascii_letters + string.digits + "-_") for _ in range(32))
+    bus_passwords = {f"SANJI_BUS_PASSWORD_{service.upper()}": f"pw-{service}-{password[:8]}"
+                     for service in ("intake", "routing", "escalation", "notification", "evaluation",
+                                                                          "console")}
+    assert set(bus_passwords) <= set(env), "the init container gets every service's bus password"
     out = tmp_path / "definitions.d"
     out.mkdir()
     subprocess.run(["/bin/sh", "-eu", "-c", script], check=True, timeout=10, env={
         "RABBITMQ_USERNAME": user, "RABBITMQ_PASSWORD": password, "PATH": "/usr/bin:/bin",
-        "TOPOLOGY_FILE": str(K8S / "base" / "rabbitmq" / "definitions.json"), "DEFINITIONS_DIR": str(out)})
-    assert sorted(path.name for path in out.iterdir()) == ["10-broker-user.json", "20-topology.json"]
+        "TOPOLOGY_FILE": str(K8S / "base" / "rabbitmq" / "definitions.json"), "DEFINITIONS_DIR": str(out),
+        **bus_passwords})
+    assert sorted(path.name for path in out.iterdir()) == ["10-broker-user.json", "20-topology.json",
+                                                           "30-bus-passwords.json"]
     assert (out / "20-topology.json").read_bytes() == DEFINITIONS.read_bytes()
+    # The services' passwords, for the users the topology file declares without one.
+    passwords = json.loads((out / "30-bus-passwords.json").read_text(encoding="utf-8"))
+    declared = {u["name"] for u in json.loads(DEFINITIONS.read_text(encoding="utf-8"))["users"]}
+    assert {u["name"] for u in passwords["users"]} <= declared
+    assert {u["name"]: u["password"] for u in passwords["users"]} == {
+        f"sanji-{name.rsplit('_', 1)[1].lower()}": value for name, value in bus_passwords.items()}
 
     users = json.loads((out / "10-broker-user.json").read_text(encoding="utf-8"))
     vhost = rabbit_config["vhost"]  # "/" in the cluster; the throwaway vhost here

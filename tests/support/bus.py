@@ -9,17 +9,22 @@ import eventlet
 from kombu import Connection, Producer
 
 from examples import department_subscriber  # the runnable example is the code under test
+from shared.bus import user_of_uri
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.topology import DEAD_LETTER_QUEUE_NAME, declare_topology, events_exchange
 
 
-def publish_raw(amqp_uri: str, body, routing_key: str, content_type: str = CLOUDEVENTS_CONTENT_TYPE) -> None:
+def publish_raw(amqp_uri: str, body, routing_key: str, content_type: str = CLOUDEVENTS_CONTENT_TYPE, *,
+                declare: bool = True, signed: bool = True) -> None:
+    """Publish as the URI's user, with ``user_id`` set to it as the relay does (``signed=False``: without)."""
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
-        declare_topology(connection)
-        producer = Producer(connection.channel(), exchange=events_exchange)
+        if declare:
+            declare_topology(connection)
+        producer = Producer(connection.channel(), exchange=events_exchange, auto_declare=False)
         payload = body if isinstance(body, str | bytes) else json.dumps(body)
+        properties = {"user_id": user_of_uri(amqp_uri)} if signed else {}
         producer.publish(payload, routing_key=routing_key, content_type=content_type, content_encoding="utf-8",
-                         delivery_mode=2)
+                         delivery_mode=2, retry=False, **properties)
 
 
 def drain_queue(amqp_uri: str, queue_name: str, *, expect: int, timeout: float = 10.0) -> list:

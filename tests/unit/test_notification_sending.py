@@ -50,7 +50,7 @@ def claimed(channel="sms", audience="resident", recipient="resident:case-1", doc
 def contacts(answer):
     asked = []
 
-    def lookup(case_id):
+    def lookup(case_id, purpose):
         asked.append(case_id)
         if isinstance(answer, Exception):
             raise answer
