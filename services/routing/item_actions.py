@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import structlog
-
 from sqlalchemy import func, select
 
 from services.routing.adapters.orm import DeferredMaterial, ItemHistoryEntry, RoutedItem
