@@ -15,7 +15,8 @@ Which day is a working day comes from, in this order of precedence:
 
 Next year's arrangement is published by the General Office of the State Council late in the year, often
 before the library has it; that is what the override file (config/calendar-overrides.yaml) is for. A
-calendar loaded with ``from_file`` re-reads that file when it changes (checked on each call), so an operator installs an arrangement without a release (``sanji calendar load``
+calendar loaded with ``from_file`` re-reads that file when it changes (checked on each call), so an operator
+installs an arrangement without a release (``sanji calendar load``
 validates a file and installs it); a file that turns invalid is refused and the last good one kept.
 The change is noticed by the file's modification time and size (one stat per public call, not per day).
 
