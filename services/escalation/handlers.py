@@ -36,12 +36,11 @@ from services.escalation.records import (
     cancel,
     cancel_all,
     lock,
+    open_whistle_call,
     record_action,
     supervision_key,
-    whistle_event,
 )
 from shared.catalogue import Level, Matter
-from shared.clock import new_id
 from shared.events import (
     CloudEvent,
     ItemEscalatedV1,
@@ -52,7 +51,6 @@ from shared.events import (
     ItemSupplementRequestedV1,
     ItemSupplementSuppliedV1,
     ReportFiledV1,
-    WhistleCalledV1,
 )
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork, insert_ignoring_duplicates
@@ -244,19 +242,10 @@ def _call_in(uow: UnitOfWork, item: EscalationItem, matter: Matter, *, rules: Es
         stale.state = "cancelled"
         cancel(uow, key=f"{DeadlineKind.WHISTLE_ACK}:{stale.call_id}")
     for desk in whistle_desks(rules.catalogue, matter, item.community_code, Level(item.level)):
-        exists = uow.session.scalars(select(WhistleCall.call_id).where(
-            WhistleCall.item_id == item.item_id, WhistleCall.caller_level == item.level,
-            WhistleCall.department_code == desk.department_code)).first()
-        if exists is not None:
+        call = open_whistle_call(uow, item, desk, caller_level=item.level, caller_unit_code=item.unit_code,
+                                 rules=rules, now=now)
+        if call is None:
             continue
-        call = WhistleCall(call_id=new_id(), item_id=item.item_id, department_code=desk.department_code,
-                           level=str(desk.level), unit_code=desk.unit_code, caller_level=item.level,
-                           caller_unit_code=item.unit_code, district_code=item.district_code, called_at=now,
-                           ack_due_at=now + rules.settings.whistle_ack_limit, state="called")
-        uow.session.add(call)
-        arm(uow, key=f"{DeadlineKind.WHISTLE_ACK}:{call.call_id}", kind=DeadlineKind.WHISTLE_ACK,
-            subject_type="item", subject_id=item.item_id, call_id=call.call_id, due_at=call.ack_due_at, now=now)
-        uow.publish(whistle_event(WhistleCalledV1, call, item, at=now, ack_due_at=call.ack_due_at))
         record_action(uow, "whistle_called", at=now, item=item, level=call.level, unit_code=call.unit_code,
                       called_department=call.department_code, caller_level=call.caller_level)
         log.info("departments called in", department=call.department_code, level=call.level)

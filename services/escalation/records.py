@@ -21,7 +21,7 @@ from services.escalation.settings import Cause, EscalationSettings
 from shared.catalogue import Catalogue
 from shared.clock import new_id
 from shared.db import is_postgres
-from shared.events import ItemEvent, ReportEvent, WhistleEvent
+from shared.events import ItemEvent, ReportEvent, WhistleCalledV1, WhistleEvent
 from shared.outbox import UnitOfWork
 from shared.workdays import WorkdayCalendar
 
@@ -122,6 +122,26 @@ def whistle_event(event_class: type[WhistleEvent], call: WhistleCall, item: Esca
         department_code=call.department_code, level=call.level, unit_code=call.unit_code,
         district_code=call.district_code, caller_level=call.caller_level, caller_unit_code=call.caller_unit_code,
         occurred_at=at, **fields)
+
+
+def open_whistle_call(uow: UnitOfWork, item: EscalationItem, desk, *, caller_level: str, caller_unit_code: str,
+                      rules: EscalationRules, now: datetime) -> WhistleCall | None:
+    """吹哨 to one desk: the call, its acknowledgement deadline and ``whistle.called``; None if this level has
+    already called that department in on the item (a timer and a street's manual call both come here)."""
+    exists = uow.session.scalars(select(WhistleCall.call_id).where(
+        WhistleCall.item_id == item.item_id, WhistleCall.caller_level == caller_level,
+        WhistleCall.department_code == desk.department_code)).first()
+    if exists is not None:
+        return None
+    call = WhistleCall(call_id=new_id(), item_id=item.item_id, department_code=desk.department_code,
+                       level=str(desk.level), unit_code=desk.unit_code, caller_level=caller_level,
+                       caller_unit_code=caller_unit_code, district_code=item.district_code, called_at=now,
+                       ack_due_at=now + rules.settings.whistle_ack_limit, state="called")
+    uow.session.add(call)
+    arm(uow, key=f"{DeadlineKind.WHISTLE_ACK}:{call.call_id}", kind=DeadlineKind.WHISTLE_ACK,
+        subject_type="item", subject_id=item.item_id, call_id=call.call_id, due_at=call.ack_due_at, now=now)
+    uow.publish(whistle_event(WhistleCalledV1, call, item, at=now, ack_due_at=call.ack_due_at))
+    return call
 
 
 def report_event(event_class: type[ReportEvent], report: FailureReport, *, at: datetime, **fields) -> ReportEvent:

@@ -11,7 +11,14 @@ from sqlalchemy import func, select
 from services.escalation.access import Forbidden, NotFound, in_scope, prefix_for
 from services.escalation.adapters.orm import Deadline, EscalationAction, EscalationItem, WhistleCall
 from services.escalation.domain import DeadlineKind, ReportRefused, contains_personal_data, desks_for
-from services.escalation.records import EscalationRules, arm, cancel, lock, record_action, whistle_event
+from services.escalation.records import (
+    EscalationRules,
+    cancel,
+    lock,
+    open_whistle_call,
+    record_action,
+    whistle_event,
+)
 from services.escalation.schemas import (
     Acknowledgement,
     ActionView,
@@ -22,8 +29,7 @@ from services.escalation.schemas import (
 )
 from shared.auth import Principal
 from shared.catalogue import Level
-from shared.clock import new_id
-from shared.events import WhistleAcknowledgedV1, WhistleCalledV1
+from shared.events import WhistleAcknowledgedV1
 from shared.outbox import UnitOfWork
 
 READERS = ("staff", "specialist", "department")
@@ -88,19 +94,10 @@ def blow(item_id: str, principal: Principal, body: ManualWhistle, *, unit_of_wor
         codes = body.department_codes or (list(matter.call_in_departments) if matter else []) or [item.department_code]
         calls = []
         for desk in desks_for(rules.catalogue, codes, item.community_code, Level.STREET):
-            exists = uow.session.scalars(select(WhistleCall.call_id).where(
-                WhistleCall.item_id == item.item_id, WhistleCall.caller_level == "street",
-                WhistleCall.department_code == desk.department_code)).first()
-            if exists is not None:
+            call = open_whistle_call(uow, item, desk, caller_level="street", caller_unit_code=principal.unit_code,
+                                     rules=rules, now=now)
+            if call is None:
                 continue
-            call = WhistleCall(call_id=new_id(), item_id=item.item_id, department_code=desk.department_code,
-                               level=str(desk.level), unit_code=desk.unit_code, caller_level="street",
-                               caller_unit_code=principal.unit_code, district_code=item.district_code, called_at=now,
-                               ack_due_at=now + rules.settings.whistle_ack_limit, state="called")
-            uow.session.add(call)
-            arm(uow, key=f"{DeadlineKind.WHISTLE_ACK}:{call.call_id}", kind=DeadlineKind.WHISTLE_ACK,
-                subject_type="item", subject_id=item.item_id, call_id=call.call_id, due_at=call.ack_due_at, now=now)
-            uow.publish(whistle_event(WhistleCalledV1, call, item, at=now, ack_due_at=call.ack_due_at))
             record_action(uow, "whistle_called", at=now, item=item, level=call.level, unit_code=call.unit_code,
                           called_department=call.department_code, caller_level="street", manual=True,
                           note=body.reason)

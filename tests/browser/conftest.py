@@ -34,6 +34,7 @@ from tests.support.browser import DESKTOP, PASSWORD, PORTRAIT, launch, require_b
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, XINHE_COMMUNITY, XINHE_KIOSK
 from tests.support.playwright_thread import PlaywrightThread
 from tests.support.routing_harness import at
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -118,14 +119,8 @@ class SanjiSystem:
         with entrypoint_hook(self.escalation_container, "fire_due_deadlines") as sweep:
             return sweep()
 
-    def wait_until(self, check, timeout: float = 45, what: str = "condition"):  # a bound, not a speed target
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = check()
-            if result:
-                return result
-            eventlet.sleep(0.05)
-        raise AssertionError(f"{what} not met within {timeout}s")
+    def wait_until(self, check, timeout: float = 45, what: str = "condition"):
+        return wait_until(check, timeout, what)
 
 
 @pytest.fixture

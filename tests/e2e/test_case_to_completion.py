@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 
-import eventlet
 import pytest
 import requests
 from nameko.testing.utils import find_free_port
@@ -13,6 +11,7 @@ from nameko.testing.utils import find_free_port
 from services.intake.service import IntakeService
 from services.routing.service import RoutingService
 from tests.support.cases import XINHE_KIOSK, migrant_bundle
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +19,6 @@ STREET_STAFF = {"Authorization": "Bearer dev-staff-maigaoqiao"}
 COMMUNITY_STAFF = {"Authorization": "Bearer dev-staff-xinhe"}
 
 
-def wait_until(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        eventlet.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_bundle_goes_from_the_kiosk_to_completion(container_factory, make_service_config, web_config_port,

@@ -7,9 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
 
-import eventlet
 import pytest
 import requests
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -25,6 +23,7 @@ from tests.support.bus import EventFollower
 from tests.support.cases import XINHE_KIOSK, migrant_bundle
 from tests.support.notification_harness import sweep_until
 from tests.support.notification_servers import HttpStandIn, SmtpServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -71,14 +70,6 @@ def every_log_line():
         logging.getLogger(name).setLevel(level)
 
 
-def wait_until(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        eventlet.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def rename_table(database_url, old, new):

@@ -5,9 +5,7 @@ like the community kiosk's, and 跨区通办: a window of 玄武区 takes a case
 from __future__ import annotations
 
 import json
-import time
 
-import eventlet
 import pytest
 import requests
 from nameko.testing.utils import find_free_port
@@ -20,6 +18,7 @@ from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, XINHE_KIOS
 from tests.support.db import INTAKE_TABLES, count_rows
 from tests.support.escalation_harness import query
 from tests.support.routing_harness import at
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +31,6 @@ QIXIA = {"Authorization": "Bearer dev-staff-qixia"}                      # 栖�
 XINHE, XIAOLINGWEI_COMMUNITY = "320113003021", "320102009001"
 
 
-def wait_until(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        eventlet.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 class Stack:

@@ -9,9 +9,7 @@ row, a level), never for a fixed time.
 from __future__ import annotations
 
 import json
-import time
 
-import eventlet
 import requests
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, text
@@ -21,6 +19,7 @@ from shared.clock import FrozenClock
 from shared.db import normalise_url
 from shared.nameko_ext import ClockProvider
 from tests.support.routing_harness import STAFF, RoutingHarness
+from tests.support.waiting import wait_until  # noqa: F401 - the harness's tests import it from here
 
 TOKENS = {
     **STAFF,
@@ -42,16 +41,6 @@ def escalation_on(frozen: FrozenClock, base=EscalationService):
         clock = ClockProvider(frozen)
 
     return EscalationOnFrozenClock
-
-
-def wait_until(check, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        eventlet.sleep(0.02)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def query(database_url: str, sql: str, **params) -> list:

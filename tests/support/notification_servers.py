@@ -9,7 +9,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -19,6 +18,7 @@ import eventlet
 import eventlet.wsgi
 
 from shared.config import REPO_ROOT
+from tests.support.waiting import wait_until  # noqa: F401 - the notification tests import it from here
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,6 @@ Responder = Callable[[RecordedRequest], tuple[int, dict]]
 
 def _accepted(request: RecordedRequest) -> tuple[int, dict]:
     return 200, {"message_id": f"provider-{abs(hash(request.body)) % 10**8}"}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Wait for something another greenthread or process does; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        eventlet.sleep(0.02)
 
 
 class HttpStandIn:
