@@ -11,6 +11,8 @@ from tests.support.routing_harness import at
 
 def test_a_supervisor_sees_an_overdue_item_and_a_whistle_call(sanji, page, portrait_page):
     item_id = sanji.submit_complaint()
+    # The sweep below acts on the escalation service's deadline rows: wait until it has armed this item's.
+    sanji.wait_until(lambda: _deadlines_of(sanji, item_id), what="the escalation service following the item")
     sanji.clock._at = at(2026, 12, 3, 17, 31)  # the community's internal loop has run out
     sanji.sweep()
     sanji.wait_until(lambda: len(sanji.store.catalogue.units) and _calls(sanji) == 2, what="two calls at the street")
@@ -49,6 +51,13 @@ def test_a_supervisor_sees_an_overdue_item_and_a_whistle_call(sanji, page, portr
     assert fits_width(portrait_page)
     axe_check(portrait_page)
     assert item_id
+
+
+def _deadlines_of(sanji, item_id: str) -> int:
+    from tests.support.escalation_harness import query
+
+    return len(query(sanji.database_url, "SELECT kind FROM escalation_deadlines WHERE subject_id = :item",
+                     item=item_id))
 
 
 def _calls(sanji) -> int:
