@@ -71,6 +71,8 @@ class Stack:
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/{urllib.parse.quote(self.vhost, safe='')}"
         self.workdir = REPO / "var" / "bench" / self.vhost
         self.processes: list[ServiceProcess] = []
+        self._supervising = threading.Event()
+        self._supervise_lock = threading.Lock()
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────────────────
 
@@ -144,9 +146,7 @@ class Stack:
     def supervise(self, interval: float = 0.5) -> None:
         """Restart, in a background thread, any process that exits while supervised; each exit is
         recorded (``ServiceProcess.unexpected_exits``) for the liveness report."""
-        self._supervising = threading.Event()
         self._supervising.set()
-        self._supervise_lock = threading.Lock()
 
         def loop():
             while self._supervising.is_set():
@@ -163,8 +163,7 @@ class Stack:
     @contextmanager
     def unsupervised(self, proc: ServiceProcess):
         """For a fault the caller injects and repairs itself (kill -9, SIGTERM and restart)."""
-        lock = getattr(self, "_supervise_lock", None) or threading.Lock()
-        with lock:
+        with self._supervise_lock:
             proc.supervised = False
         try:
             yield proc
@@ -205,11 +204,10 @@ class Stack:
             proc.process.send_signal(signum)
 
     def stop(self, grace: float = 30) -> None:
-        if getattr(self, "_supervising", None) is not None:
-            self._supervising.clear()
-            with self._supervise_lock:
-                for proc in self.processes:
-                    proc.supervised = False
+        self._supervising.clear()
+        with self._supervise_lock:
+            for proc in self.processes:
+                proc.supervised = False
         for proc in self.processes:
             self.signal(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace

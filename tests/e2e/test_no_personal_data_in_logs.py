@@ -21,8 +21,9 @@ from shared.db import normalise_url
 from tests.support import notification_db as db
 from tests.support.bus import EventFollower
 from tests.support.cases import XINHE_KIOSK, migrant_bundle
+from tests.support.notification_fixtures import smtp  # noqa: F401 - a fixture, found by name
 from tests.support.notification_harness import sweep_until
-from tests.support.notification_servers import HttpStandIn, SmtpServer
+from tests.support.notification_servers import HttpStandIn
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -40,13 +41,6 @@ COMMUNITY_STAFF = {"Authorization": "Bearer dev-staff-xinhe"}
 @pytest.fixture
 def gateway():
     server = HttpStandIn()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path):
-    server = SmtpServer(tmp_path / "mail")
     yield server
     server.stop()
 
