@@ -1,7 +1,7 @@
 """`make bench-console`: how fast the console's pages answer (p95 target: under 200 ms).
 
 How it measures (printed with the figures):
-- The whole system runs as `sanji serve` processes (intake, routing, escalation, notification, console)
+- The whole system runs as `sanji serve` processes (intake, routing, escalation, notification, evaluation, console)
   on a throwaway RabbitMQ vhost and a fresh PostgreSQL database, as in production.
 - Bench data set: CASES submissions of 流动人口一件事 (four matters each) by the 馨合家园 kiosk over HTTP,
   so the 迈皋桥街道 queue holds 2 x CASES items and the 社区 the other 2 x CASES; the run waits until
@@ -28,7 +28,7 @@ import requests
 from bench.stack import ServiceProcess, Stack, free_port
 from shared.migrate import migrate
 
-SERVICES = ("intake", "routing", "escalation", "notification", "console")
+SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console")
 KIOSK = {"Authorization": "Bearer dev-kiosk-xinhe"}
 PASSWORD = "bench-password-2026"  # noqa: S105 - a throwaway database's accounts
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack("console", replicas={}, extra_env={"SANJI_NOTIFICATION_QUIET_HOURS": "off"})
     stack.create()
     try:
-        for service in ("escalation", "console"):
+        for service in ("escalation", "evaluation", "console"):
             migrate(service, stack.database_url)
         processes = {service: ServiceProcess(service, 0, free_port()) for service in SERVICES}
         stack.extra_env.update({f"SANJI_CONSOLE_{name.upper()}_URL": f"http://127.0.0.1:{proc.port}"

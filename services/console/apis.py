@@ -86,6 +86,12 @@ class ApiClient:
         return self.call("escalation", "GET", path, token=token,
                          params={k: v for k, v in params.items() if v not in (None, "")})
 
+    # evaluation: 好差评, rectifications, appeals, 督办单, the three rates
+    def evaluation(self, method: str, path: str, *, token: str, json: Any = None,
+                   params: dict | None = None) -> ApiAnswer:
+        return self.call("evaluation", method, path, token=token, json=json,
+                         params={k: v for k, v in (params or {}).items() if v not in (None, "")})
+
     # intake: cases (kiosk, lookup)
     def intake(self, method: str, path: str, *, token: str, json: Any = None, params: dict | None = None) -> ApiAnswer:
         return self.call("intake", method, path, token=token, json=json, params=params)

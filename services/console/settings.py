@@ -14,6 +14,7 @@ DEFAULT_SERVICE_URLS = {
     "routing": "http://127.0.0.1:8001",
     "escalation": "http://127.0.0.1:8002",
     "notification": "http://127.0.0.1:8003",
+    "evaluation": "http://127.0.0.1:8005",
 }
 
 

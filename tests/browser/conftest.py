@@ -1,5 +1,5 @@
 """Browser tests: real Chromium (the Debian package) driven by Playwright's sync API, against the whole
-system running in this process (intake, routing, escalation, notification and console containers on the
+system running in this process (intake, routing, escalation, notification, evaluation and console containers on the
 test's vhost and database, like tests/e2e), all on one frozen clock the test can move.
 
 Fixtures:
@@ -24,6 +24,7 @@ from nameko.testing.utils import find_free_port
 from services.console.service import ConsoleService
 from services.console.sessions import Accounts, store_for
 from services.escalation.service import EscalationService
+from services.evaluation.service import EvaluationService
 from services.intake.service import IntakeService
 from services.notification.service import NotificationService
 from services.routing.service import RoutingService
@@ -83,6 +84,7 @@ class SanjiSystem:
         self.console = f"http://127.0.0.1:{ports['console']}"
         self.intake = f"http://127.0.0.1:{ports['intake']}"
         self.routing = f"http://127.0.0.1:{ports['routing']}"
+        self.evaluation = f"http://127.0.0.1:{ports['evaluation']}"
         self.store = store_for(database_url, str(REPO_ROOT / "catalogue" / "nanjing"), container_config, clock)
 
     def add_user(self, username: str, name: str, unit: str, roles, department: str | None = None) -> str:
@@ -131,9 +133,10 @@ def clock():
 @pytest.fixture
 def sanji(container_factory, make_service_config, database_url, clock, tmp_path):
     """The whole system in this process, on the test's vhost and database, on one frozen clock."""
-    ports = {name: find_free_port() for name in ("intake", "routing", "escalation", "notification", "console")}
+    ports = {name: find_free_port()
+             for name in ("intake", "routing", "escalation", "notification", "evaluation", "console")}
     urls = {f"SANJI_CONSOLE_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}"
-            for name in ("intake", "routing", "escalation", "notification")}
+            for name in ("intake", "routing", "escalation", "notification", "evaluation")}
     common = {"SANJI_VAR_DIR": str(tmp_path)}
     containers = [
         container_factory(on_clock(IntakeService, clock), make_service_config("intake", ports["intake"], **common)),
@@ -142,6 +145,8 @@ def sanji(container_factory, make_service_config, database_url, clock, tmp_path)
             "escalation", ports["escalation"], SANJI_ESCALATION_SWEEP_SECONDS=3600, **common)),
         container_factory(on_clock(NotificationService, clock), make_service_config(
             "notification", ports["notification"], **common)),
+        container_factory(on_clock(EvaluationService, clock), make_service_config(
+            "evaluation", ports["evaluation"], SANJI_EVALUATION_SWEEP_SECONDS=3600, **common)),
     ]
     console_config = make_service_config("console", ports["console"], **common, **urls)
     containers.append(container_factory(on_clock(ConsoleService, clock, accounts=Accounts(clock)), console_config))
