@@ -25,6 +25,20 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
+	$(BIN)/lint-imports
+
+.PHONY: lock
+# Regenerate constraints.txt from a fresh environment: what `pip install -e '.[test]'` brings, kept at the
+# pinned versions where a pin exists (tests/unit/test_dependency_lock.py fails when the lock drifts).
+LOCK_VENV ?= /tmp/sanji-lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(LOCK_VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 clean-var:
 	rm -rf var/

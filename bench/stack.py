@@ -119,7 +119,7 @@ class Stack:
     def start_process(self, proc: ServiceProcess) -> ServiceProcess:
         proc.log_path = self.workdir / f"{proc.name}.log"
         log = open(proc.log_path, "ab")  # noqa: SIM115 - owned by the child for its whole life
-        proc.process = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", proc.service],
+        proc.process = subprocess.Popen([sys.executable, "-m", "sanji.cli", "serve", proc.service],
                                         env=self.env(proc.service, proc.port), cwd=REPO, stdout=log,
                                         stderr=subprocess.STDOUT)
         if proc not in self.processes:

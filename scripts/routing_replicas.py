@@ -113,7 +113,7 @@ def start_replicas(count: int, amqp_uri: str, database_url: str, workdir: Path) 
         port = free_port()
         log_path = workdir / f"routing-{index}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", "routing"], cwd=REPO_ROOT,
+            [sys.executable, "-m", "sanji.cli", "serve", "routing"], cwd=REPO_ROOT,
             env={**env, "SANJI_ROUTING_HTTP_PORT": str(port)},
             stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
         replicas.append(Replica(f"routing-{index}", port, process, log_path))

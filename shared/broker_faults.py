@@ -17,7 +17,7 @@ once; if the connection is gone the attempt is dropped with a warning. That is s
   answered again; the RPCs are reads.
 
 Should a container die all the same, ``SupervisedContainer`` lets the process that runs it know at
-once (``shared.cli`` then exits non-zero so that its supervisor restarts it).
+once (``sanji.cli`` then exits non-zero so that its supervisor restarts it).
 """
 
 from __future__ import annotations

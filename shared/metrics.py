@@ -14,9 +14,10 @@ Series (every service):
 - ``sanji_outbox_backlog`` / ``sanji_outbox_oldest_unpublished_age_seconds``: this service's outbox
   rows not yet published, read from the database at scrape time.
 
-Routing also has ``sanji_routing_items{status}`` and ``sanji_routing_items_overdue`` (open items past
-their promised deadline, clock not paused), read from ``routing_items`` at scrape time. A gauge read from
-the database is the same on every replica (they share it): aggregate those with ``max``, not ``sum``.
+A service adds gauges of its own tables by naming collectors in its class attribute
+``storage_collectors`` (routing: ``sanji_routing_items{status}`` and ``sanji_routing_items_overdue``, in
+``services/routing/metrics.py``); the kernel knows no service's tables. A gauge read from the database is
+the same on every replica (they share it): aggregate those with ``max``, not ``sum``.
 
 Each nameko container gets its own registry (``for_container``), never prometheus_client's global
 one: the tests run several containers in one process, and each must expose only its own numbers.
@@ -85,11 +86,13 @@ class ServiceMetrics:
     def observe_handler(self, handler: str, queue: str, seconds: float) -> None:
         self.handler_duration.labels(handler, queue).observe(seconds)
 
-    def register_storage(self, engine: Engine, source: str, cache_seconds: float = 0.0) -> None:
-        """Collectors of what the service's database holds: its outbox, and its own tables. Each reads
-        the database at most once per ``cache_seconds``, however often /metrics is scraped."""
+    def register_storage(self, engine: Engine, source: str, cache_seconds: float = 0.0,
+                         collectors: dict | None = None) -> None:
+        """Collectors of what the service's database holds: its outbox, and its own tables (``collectors``:
+        name -> a factory taking the engine). Each reads the database at most once per ``cache_seconds``,
+        however often /metrics is scraped."""
         self._register_once("outbox", lambda: CachingCollector(OutboxCollector(engine, source), cache_seconds))
-        for name, factory in SERVICE_COLLECTORS.get(self.service, {}).items():
+        for name, factory in (collectors or {}).items():
             self._register_once(name, lambda factory=factory: CachingCollector(factory(engine), cache_seconds))
 
     def _register_once(self, name: str, make) -> None:
@@ -124,7 +127,7 @@ class Metrics(DependencyProvider):
         return for_container(self.container)
 
 
-def _collector_up(name: str, up: bool) -> GaugeMetricFamily:
+def collector_up(name: str, up: bool) -> GaugeMetricFamily:
     family = GaugeMetricFamily("sanji_metrics_collector_up",
                                "1 when a scrape-time collector could read the database", labels=["collector"])
     family.add_metric([name], 1.0 if up else 0.0)
@@ -219,7 +222,7 @@ class OutboxCollector:
             with self._engine.connect() as connection:
                 count, oldest = connection.execute(query).one()
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
-            yield _collector_up("outbox", False)
+            yield collector_up("outbox", False)
             return
         if isinstance(oldest, str):  # SQLite returns the aggregate of a datetime column as text
             oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
@@ -230,49 +233,4 @@ class OutboxCollector:
         age.add_metric([], max((datetime.now(UTC) - oldest).total_seconds(), 0.0) if oldest else 0.0)
         yield backlog
         yield age
-        yield _collector_up("outbox", True)
-
-
-_routing_items = table("routing_items", column("status"), column("clock_paused_at"),
-                       column("promised_deadline", UTCDateTime()))
-
-
-class RoutingItemsCollector:
-    """Routing's items per status, and the open ones past their promised deadline, at scrape time."""
-
-    def __init__(self, engine: Engine):
-        from services.routing.lifecycle import FINAL_STATUSES, OPEN_STATUSES  # routing's own rules
-
-        self._engine = engine
-        self._open = sorted(OPEN_STATUSES)
-        self._statuses = sorted(OPEN_STATUSES | FINAL_STATUSES)
-
-    def describe(self):
-        return []
-
-    def collect(self):
-        now = datetime.now(UTC)
-        per_status = select(_routing_items.c.status, func.count()).group_by(_routing_items.c.status)
-        overdue = select(func.count()).where(_routing_items.c.status.in_(self._open),
-                                             _routing_items.c.clock_paused_at.is_(None),
-                                             _routing_items.c.promised_deadline < now)
-        try:
-            with self._engine.connect() as connection:
-                counts = dict(connection.execute(per_status).all())
-                overdue_count = connection.execute(overdue).scalar_one()
-        except Exception:  # noqa: BLE001
-            yield _collector_up("routing_items", False)
-            return
-        items = GaugeMetricFamily("sanji_routing_items", "Routing items per status", labels=["status"])
-        for status in sorted(set(self._statuses) | set(counts)):
-            items.add_metric([status], counts.get(status, 0))
-        late = GaugeMetricFamily("sanji_routing_items_overdue",
-                                 "Open items past their promised deadline (clock not paused)")
-        late.add_metric([], overdue_count)
-        yield items
-        yield late
-        yield _collector_up("routing_items", True)
-
-
-# Scrape-time collectors of a service's own tables, by service name.
-SERVICE_COLLECTORS = {"routing": {"routing_items": RoutingItemsCollector}}
+        yield collector_up("outbox", True)

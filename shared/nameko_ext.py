@@ -70,7 +70,9 @@ class Storage(DependencyProvider):
         probe_seconds = float(config.get("SANJI_DB_PROBE_SECONDS", 5.0))
         self.database_check = CachedCheck(lambda: database_reachable(self.engine), probe_seconds)
         self.metrics = for_container(self.container)
-        self.metrics.register_storage(self.engine, source_of(self.service), cache_seconds=probe_seconds)
+        # A service names gauges of its own tables in ``storage_collectors`` (the kernel knows no table).
+        self.metrics.register_storage(self.engine, source_of(self.service), cache_seconds=probe_seconds,
+                                      collectors=getattr(self.container.service_cls, "storage_collectors", None))
         self.relay = OutboxRelay(
             self.session_factory,
             amqp_uri=config["AMQP_URI"],

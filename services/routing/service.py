@@ -12,6 +12,7 @@ from services.routing import handlers, item_actions, sweeps
 from services.routing.api import ACTION_BODIES, routing_openapi
 from services.routing.dependencies import Rules
 from services.routing.lifecycle import Action
+from services.routing.metrics import RoutingItemsCollector
 from services.routing.schemas import CustodyStep, ItemList
 from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
@@ -34,6 +35,7 @@ def _flag(value: str | None) -> bool | None:
 
 class RoutingService(SanjiService):
     name = "routing"
+    storage_collectors = {"routing_items": RoutingItemsCollector}
 
     rules = Rules()
 

@@ -107,7 +107,7 @@ def test_keys_rotate_to_the_current_key_and_old_keys_can_then_go(submitted, data
     env.update(SANJI_INTAKE_DATABASE_URL=database_url, SANJI_PII_KEY=old.blind_index_key.decode(),
                SANJI_DATA_KEYS=f"k2026-12:{new_key},{old_spec}", SANJI_VAR_DIR=str(tmp_path))
     before = rows(database_url, "SELECT wrapped_key, phone_sealed FROM intake_applicants")
-    result = subprocess.run([sys.executable, "-m", "shared.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "sanji.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
@@ -122,13 +122,13 @@ def test_keys_rotate_to_the_current_key_and_old_keys_can_then_go(submitted, data
     assert contact(database_url, submitted["case_id"], only_new)["phone"] == APPLICANT_PHONE
     assert rows(database_url, "SELECT key_id FROM intake_failure_reports") == [("k2026-12",)]
     # Run again: nothing left to do.
-    again = subprocess.run([sys.executable, "-m", "shared.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
+    again = subprocess.run([sys.executable, "-m", "sanji.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=60)
     assert again.stdout.splitlines()[0] == "intake_applicants: re-encrypted 0 row(s) under key k2026-12"
     # A key id the configuration no longer has is one clear line, not a traceback.
     env["SANJI_DATA_KEYS"] = f"k3:{base64.urlsafe_b64encode(os.urandom(32)).decode()}"
     rows_before = rows(database_url, "SELECT key_id FROM intake_applicants")
-    lost = subprocess.run([sys.executable, "-m", "shared.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
+    lost = subprocess.run([sys.executable, "-m", "sanji.cli", "keys", "rotate"], env=env, cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
     assert lost.returncode == 1 and "Traceback" not in lost.stderr
     assert lost.stderr.startswith("sanji: keys rotate: key id 'k2026-12' is not configured"), lost.stderr

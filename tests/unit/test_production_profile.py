@@ -152,7 +152,7 @@ def test_a_service_started_with_the_production_profile_on_development_settings_r
                                                 "SANJI_ASSERTION_KEY is a known development value", "SQLite",
                                                 "broker user is guest",
                                                 "TLS is required for the broker"])):
-        result = subprocess.run([sys.executable, "-m", "shared.cli", "serve", service], env=env, cwd=tmp_path,
+        result = subprocess.run([sys.executable, "-m", "sanji.cli", "serve", service], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=60)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2, result.stderr

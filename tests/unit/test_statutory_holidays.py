@@ -192,7 +192,7 @@ def test_deadline_at_in_2027_is_flagged_and_skips_the_spring_festival():
 
 
 def test_sanji_calendar_load_validates_and_installs_atomically(tmp_path, capsys):
-    from shared.cli import main
+    from sanji.cli import main
 
     target = tmp_path / "installed.yaml"
     target.write_text("years: {}\noverrides: []\n", encoding="utf-8")
@@ -219,7 +219,7 @@ def test_sanji_calendar_load_validates_and_installs_atomically(tmp_path, capsys)
 
 
 def test_sanji_calendar_show_marks_a_derived_year_provisional(capsys):
-    from shared.cli import main
+    from sanji.cli import main
 
     assert main(["calendar", "show", "2030"]) == 0
     out = capsys.readouterr().out

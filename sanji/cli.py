@@ -378,7 +378,7 @@ def cmd_run_all(args) -> None:
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
     def start(service: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", service], start_new_session=True,
+        return subprocess.Popen([sys.executable, "-m", "sanji.cli", "serve", service], start_new_session=True,
                                 env=environment)
 
     processes = {service: start(service) for service in SERVICES}
