@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import ClassVar, Literal
 
 from kombu.serialization import register
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from shared.clock import new_id
 
@@ -708,6 +708,13 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
 }
 
 
+# CloudEvents extension attributes that other systems on the bus add, and that are accepted (and kept)
+# rather than dead-lettered: Distributed Tracing (W3C trace context) and Partitioning. Any other attribute
+# outside the core set is still refused: an unknown attribute is as likely a mistake or a smuggled field
+# (an ID number beside ``data``) as an extension, and refusing it is what keeps personal data off the bus.
+EXTENSION_ATTRIBUTES = ("traceparent", "tracestate", "partitionkey")
+
+
 class CloudEvent(BaseModel):
     """The CloudEvents 1.0 envelope. ``source`` + ``id`` identify an event; consumers dedupe on them."""
 
@@ -722,6 +729,20 @@ class CloudEvent(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = None
     data: dict
+    # Extensions (see EXTENSION_ATTRIBUTES): W3C trace context, and the partitioning key.
+    traceparent: str | None = Field(default=None, max_length=55,
+                                    pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+    tracestate: str | None = Field(default=None, max_length=512)
+    partitionkey: str | None = Field(default=None, max_length=256)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_extensions(self, handler):
+        """An extension that is not set is absent from the JSON (not ``null``): the core stays as it was."""
+        document = handler(self)
+        for name in EXTENSION_ATTRIBUTES:
+            if document.get(name) is None:
+                document.pop(name, None)
+        return document
 
     @classmethod
     def wrap(cls, payload: EventPayload, *, source: str, time: datetime, event_id: str | None = None):

@@ -392,3 +392,28 @@ def test_a_department_entry_without_a_department_loads_as_one_that_names_none(tm
                            'token: t}\n')
     principal = TokenRegistry.from_file(path).authenticate("Bearer t")
     assert principal.department is None and not principal.may_see_department("police")
+
+
+def test_extension_attributes_of_other_systems_are_accepted_and_kept() -> None:
+    document = json.loads(CloudEvent.wrap(item_routed(), source="/sanji/routing", time=AT).model_dump_json())
+    document.update(traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    tracestate="congo=t61rcWkgMzE", partitionkey="320113")
+    received = CloudEvent.model_validate_json(json.dumps(document))
+    assert received.traceparent == document["traceparent"]
+    assert received.payload().item_id == item_routed().item_id
+    again = json.loads(received.model_dump_json())
+    assert (again["traceparent"], again["tracestate"], again["partitionkey"]) == (
+        document["traceparent"], "congo=t61rcWkgMzE", "320113")
+
+
+def test_an_envelope_without_extensions_carries_none_of_them() -> None:
+    document = json.loads(CloudEvent.wrap(item_routed(), source="/sanji/routing", time=AT).model_dump_json())
+    assert not {"traceparent", "tracestate", "partitionkey"} & set(document)
+
+
+@pytest.mark.parametrize("traceparent", ["not-a-trace", "00-" + "0" * 31 + "-00f067aa0ba902b7-01", 42])
+def test_a_malformed_trace_context_is_refused(traceparent) -> None:
+    document = json.loads(CloudEvent.wrap(item_routed(), source="/sanji/routing", time=AT).model_dump_json())
+    document["traceparent"] = traceparent
+    with pytest.raises(ValidationError):
+        CloudEvent.model_validate_json(json.dumps(document))
