@@ -114,9 +114,13 @@ class CachedCheck:
 
 
 def health_report(service: str, amqp_uri: str, engine: Engine,
-                  links: Sequence[LinkState] = (), database_check=None) -> tuple[int, dict]:
+                  links: Sequence[LinkState] = (), database_check=None, schema_check=None) -> tuple[int, dict]:
+    """Readiness: the broker and the database answer, and (``schema_check``) the service's migrations
+    are applied. A service not ready is taken out of its load balancer but not restarted."""
     database_ok = database_check() if database_check is not None else database_reachable(engine)
     checks = {"broker": broker_healthy(amqp_uri, links), "database": database_ok}
+    if schema_check is not None:
+        checks["migrations"] = database_ok and schema_check()
     healthy = all(checks.values())
     return (200 if healthy else 503), {"status": "ok" if healthy else "degraded", "service": service,
                                        "checks": checks}

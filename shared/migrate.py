@@ -7,11 +7,14 @@ turns: the first migrates, the others find nothing left to do.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from shared.db import create_db_engine
 
@@ -51,3 +54,41 @@ def migrate(service: str, database_url: str) -> None:
                     connection.commit()
     finally:
         engine.dispose()
+
+
+@cache
+def _branch_revisions(service: str) -> tuple[str, frozenset[str], frozenset[str]] | None:
+    """The head of the service's branch, the revisions this code knows of that branch, and of all
+    branches (None: the service has no branch, e.g. a test double)."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    try:
+        (head,) = script.get_revisions(f"{service}@head")
+    except Exception:  # noqa: BLE001
+        return None
+    branch = {revision.revision for revision in script.iterate_revisions(head.revision, "base")}
+    everything = {revision.revision for revision in script.walk_revisions()}
+    return head.revision, frozenset(branch), frozenset(everything)
+
+
+def schema_current(engine: Engine, service: str) -> bool:
+    """Whether the database holds this code's migrations of the service (for readiness).
+
+    Current means the branch's head is applied, or a revision this code does not know is (a newer
+    release migrated further during a rolling upgrade: the old pods stay ready). A known older revision,
+    or none at all, means migrations are pending.
+    """
+    branch = _branch_revisions(service)
+    if branch is None:
+        return True
+    head, known, all_known = branch
+    try:
+        with engine.connect() as connection:
+            applied = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+    except Exception:  # noqa: BLE001 - no version table, or the database unreachable: not ready
+        return False
+    if head in applied:
+        return True
+    mine = applied & known
+    if mine:
+        return False  # an older revision of this branch: migrations pending
+    return bool(applied - all_known)  # a newer release's revision; nothing applied at all: not ready

@@ -24,6 +24,7 @@ from shared.db import session_factory, shared_engine
 from shared.events import CloudEvent, UnknownEventType, source_of
 from shared.health import CachedCheck, database_reachable, health_report
 from shared.metrics import for_container
+from shared.migrate import schema_current
 from shared.outbox import UnitOfWork
 from shared.relay import OutboxRelay
 from shared.topology import DEAD_LETTER_EXCHANGE_NAME, ConsumerQueue, ensure_topology
@@ -69,6 +70,7 @@ class Storage(DependencyProvider):
         # /health and the scrape-time gauges read the database at most once per this many seconds.
         probe_seconds = float(config.get("SANJI_DB_PROBE_SECONDS", 5.0))
         self.database_check = CachedCheck(lambda: database_reachable(self.engine), probe_seconds)
+        self.schema_check = CachedCheck(lambda: schema_current(self.engine, self.service), probe_seconds)
         self.metrics = for_container(self.container)
         # A service names gauges of its own tables in ``storage_collectors`` (the kernel knows no table).
         self.metrics.register_storage(self.engine, source_of(self.service), cache_seconds=probe_seconds,
@@ -117,7 +119,7 @@ class StorageAccess:
         links = [extension.broker_link for extension in provider.container.extensions
                  if isinstance(extension, ResilientQueueConsumer)] + [provider.relay.broker_link]
         return health_report(provider.service, provider.container.config["AMQP_URI"], provider.engine, links,
-                             database_check=provider.database_check)
+                             database_check=provider.database_check, schema_check=provider.schema_check)
 
 
 class EventConsumer(Consumer):

@@ -25,8 +25,21 @@ class SanjiService:
 
     @http("GET", "/health")
     def health(self, request):
-        """200 when the broker and the database answer, 503 otherwise (for probes and load balancers)."""
+        """Readiness, under its historical name (Docker HEALTHCHECK, compose): as /health/ready."""
         return json_response(*self.storage.health())
+
+    @http("GET", "/health/ready")
+    def ready(self, request):
+        """200 when the broker and the database answer and the migrations are applied, 503 otherwise:
+        the readiness probe (a pod not ready gets no traffic, and is not restarted)."""
+        return json_response(*self.storage.health())
+
+    @http("GET", "/health/live")
+    def live(self, request):
+        """200 while the process serves: the liveness probe. Dependencies are not checked, so a broker or
+        database outage does not restart every pod; a container that dies makes the process exit
+        (``shared.broker_faults``), and the web entrypoint is the first thing it stops."""
+        return json_response(200, {"status": "alive", "service": self.name})
 
     @http("GET", "/metrics")
     def metrics(self, request):

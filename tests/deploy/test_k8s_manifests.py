@@ -213,8 +213,11 @@ def test_deployments_serve_their_service_probe_health_and_run_unprivileged(overl
         (container,) = pod["containers"]
         assert container["args"] == ["serve", name]
         assert container["ports"] == [{"name": "http", "containerPort": 8000}]
-        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-            assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, (name, probe)
+        # Readiness follows the dependencies and the migrations; liveness and start-up only the process, so
+        # that an outage of the broker or the database restarts no pod.
+        assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}, name
+        for probe in ("livenessProbe", "startupProbe"):
+            assert container[probe]["httpGet"] == {"path": "/health/live", "port": "http"}, (name, probe)
         assert container["livenessProbe"]["failureThreshold"] * container["livenessProbe"]["periodSeconds"] >= 60
         for bound in ("requests", "limits"):
             assert set(container["resources"][bound]) == {"cpu", "memory"}, (name, bound)

@@ -62,7 +62,7 @@ def test_health_goes_false_when_the_broker_connection_is_cut_and_recovers(
     container = container_factory(RoutingService, make_service_config("routing", web_port=port))
     container.start()
     assert health(port) == (200, {"status": "ok", "service": "routing",
-                                  "checks": {"broker": True, "database": True}})
+                                  "checks": {"broker": True, "database": True, "migrations": True}})
 
     connections = vhost_connections(rabbit_manager, vhost)
     assert connections, "the service holds no connection in its vhost"
@@ -72,13 +72,13 @@ def test_health_goes_false_when_the_broker_connection_is_cut_and_recovers(
             rabbit_manager.delete_connection(name)
         body = wait_for_health(port, 503)
         assert body["status"] == "degraded"
-        assert body["checks"] == {"broker": False, "database": True}
+        assert body["checks"] == {"broker": False, "database": True, "migrations": True}
         time.sleep(2)  # the consumer keeps retrying and failing: it stays down while access is refused
         assert health(port)[0] == 503
     finally:
         rabbit_manager.set_vhost_permissions(vhost, user, ".*", ".*", ".*")
 
-    assert wait_for_health(port, 200)["checks"] == {"broker": True, "database": True}
+    assert wait_for_health(port, 200)["checks"] == {"broker": True, "database": True, "migrations": True}
     # Recovered for real: the consumer takes work again.
     event, routing_key = case_event("residence-permit")
     with entrypoint_waiter(container, "on_case_submitted", timeout=10):
@@ -121,8 +121,26 @@ def test_health_goes_false_when_the_database_is_unreachable_and_recovers(
         connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                 "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
     body = wait_for_health(port, 503)
-    assert body["checks"] == {"broker": True, "database": False}
+    assert body["checks"] == {"broker": True, "database": False, "migrations": False}
+    # Liveness does not follow a dependency: an outage takes pods out of service, it does not restart them.
+    assert requests.get(f"http://127.0.0.1:{port}/health/live", timeout=10).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{port}/health/ready", timeout=10).status_code == 503
 
     with admin.connect() as connection:
         connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
-    assert wait_for_health(port, 200)["checks"] == {"broker": True, "database": True}
+    assert wait_for_health(port, 200)["checks"] == {"broker": True, "database": True, "migrations": True}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_not_ready_while_the_services_migrations_are_pending(container_factory, make_service_config, tmp_path):
+    url = f"sqlite:///{tmp_path / 'behind.db'}"
+    migrate("intake", url)  # the kernel and another service's tables, but none of routing's
+    port = find_free_port()
+    config = make_service_config("routing", web_port=port)
+    config["DATABASE_URL"] = url
+    container_factory(RoutingService, config).start()
+    ready = requests.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"broker": True, "database": True, "migrations": False}
+    assert requests.get(f"http://127.0.0.1:{port}/health/live", timeout=10).json() == {
+        "status": "alive", "service": "routing"}

@@ -250,7 +250,7 @@ def test_the_catalogue_lists_matters_bundles_and_materials(intake, web_session):
 def test_health_reports_broker_and_database(intake, web_session):
     response = web_session.get("/health")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"broker": True, "database": True}
+    assert response.json()["checks"] == {"broker": True, "database": True, "migrations": True}
 
 
 def test_an_unknown_case_is_404(intake, web_session):
