@@ -10,7 +10,12 @@ from pydantic import BaseModel, Field
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     service: str
-    checks: dict[str, bool]
+    checks: dict[str, bool] = Field(description="broker, database, migrations: each true when fine")
+
+
+class Liveness(BaseModel):
+    status: Literal["alive"]
+    service: str
 
 
 class FieldProblem(BaseModel):

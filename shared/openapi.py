@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+
+from shared.api_models import Health, Liveness
+from shared.config import DEFAULT_HTTP_PORTS
 
 # The paging parameters of every list (shared.http.page_of).
 PAGE_QUERY = (("limit", False, "at most this many (1-200, default 50)"), ("offset", False, "skip this many"))
@@ -25,8 +29,25 @@ class Operation:
     query: tuple[tuple[str, bool, str], ...] = ()   # (name, required, description) of query parameters
 
 
+# Every service's probes (shared.service_base), documented once.
+HEALTH_OPERATIONS = (
+    Operation("GET", "/health/ready", "Readiness: the broker and the database answer and the migrations are "
+              "applied", Health, authenticated=False, errors={503: "a dependency unreachable, or migrations pending"}),
+    Operation("GET", "/health", "Readiness, under its historical name (as /health/ready)", Health,
+              authenticated=False, errors={503: "a dependency unreachable, or migrations pending"}),
+    Operation("GET", "/health/live", "Liveness: the process serves (no dependency checked)", Liveness,
+              authenticated=False),
+)
+
+
+def operation_id(method: str, path: str) -> str:
+    """A stable, unique id from the method and the path: GET /v1/cases/{case_id} -> get_v1_cases_by_case_id."""
+    words = [f"by_{part[1:-1]}" if part.startswith("{") else part for part in path.strip("/").split("/")]
+    return re.sub(r"[^a-z0-9_]+", "_", "_".join([method.lower(), *words]).lower())
+
+
 def build_openapi(title: str, version: str, description: str, operations: list[Operation],
-                  error_model: type[BaseModel]) -> dict:
+                  error_model: type[BaseModel], *, service: str) -> dict:
     models = {op.response_model for op in operations} | {op.request_model for op in operations
                                                          if op.request_model} | {error_model}
     keyed = [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)]
@@ -51,7 +72,8 @@ def build_openapi(title: str, version: str, description: str, operations: list[O
         for status, text in sorted(errors.items()):
             responses[str(status)] = {"description": text,
                                       "content": {"application/problem+json": {"schema": ref(error_model)}}}
-        operation: dict = {"summary": op.summary, "responses": responses}
+        operation: dict = {"operationId": operation_id(op.method, op.path), "summary": op.summary,
+                           "responses": responses}
         if parameters:
             operation["parameters"] = parameters
         if op.request_model is not None:
@@ -62,6 +84,8 @@ def build_openapi(title: str, version: str, description: str, operations: list[O
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
+        "servers": [{"url": f"http://127.0.0.1:{DEFAULT_HTTP_PORTS[service]}", "description": "development (make run)"},
+                    {"url": f"http://{service}", "description": "inside a cluster (the Kubernetes Service)"}],
         "paths": paths,
         "components": {"schemas": definitions.get("$defs", {}),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -13,7 +13,6 @@ from services.escalation.schemas import (
     FailureReportFiling,
     FailureReportList,
     FailureReportView,
-    Health,
     ItemEscalationView,
     ManualWhistle,
     Problem,
@@ -21,7 +20,7 @@ from services.escalation.schemas import (
     WhistleCallList,
     WhistleCallView,
 )
-from shared.openapi import PAGE_QUERY, Operation, build_openapi
+from shared.openapi import HEALTH_OPERATIONS, PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -91,8 +90,7 @@ OPERATIONS = [
     Operation("GET", "/v1/items/{item_id}/escalation", "An item's escalation record: loop, 督办 deadlines, 吹哨 "
               "calls and what was done", ItemEscalationView,
               errors={403: "outside your jurisdiction", 404: "the service has not seen this item"}),
-    Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
-              errors={503: "broker or database unreachable"}),
+    *HEALTH_OPERATIONS,
 ]
 
 
@@ -100,4 +98,4 @@ def escalation_openapi() -> dict:
     return build_openapi(
         "Sanji escalation API", API_VERSION,
         "The 办不成事 window for staff and specialists, 吹哨 acknowledgements for department systems, and each "
-        "item's escalation record, within the caller's own jurisdiction.", OPERATIONS, Problem)
+        "item's escalation record, within the caller's own jurisdiction.", OPERATIONS, Problem, service="escalation")

@@ -13,7 +13,6 @@ from services.evaluation.schemas import (
     EvaluatorRegistration,
     FindingFiling,
     FindingView,
-    Health,
     KioskRatingSubmission,
     LinkRatingSubmission,
     Problem,
@@ -31,7 +30,7 @@ from services.evaluation.schemas import (
     SupervisionOrderList,
     SupervisionOrderView,
 )
-from shared.openapi import Operation, build_openapi
+from shared.openapi import HEALTH_OPERATIONS, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -103,8 +102,7 @@ OPERATIONS = [
     Operation("GET", "/v1/rankings", "Streets or communities of a district ranked (satisfaction, resolution, "
               "response), with the trend against the previous period; level=street|community", RankingView,
               errors={400: "invalid_period, invalid_query", 403: "not_staff, outside_jurisdiction"}),
-    Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
-              errors={503: "broker or database unreachable"}),
+    *HEALTH_OPERATIONS,
 ]
 
 
@@ -113,4 +111,4 @@ def evaluation_openapi() -> dict:
         "Sanji evaluation API", API_VERSION,
         "好差评 through signed links, kiosks and window pads; rectifications, appeals, 体验官 findings, 督办单, and "
         "the three rates with rankings. Ratings are refused with a machine-readable reason, and nothing is written.",
-        OPERATIONS, Problem)
+        OPERATIONS, Problem, service="evaluation")

@@ -8,12 +8,11 @@ from services.intake.schemas import (
     CaseSubmission,
     CaseView,
     CatalogueSummary,
-    Health,
     NearbyAnswer,
     Problem,
     ServicePointView,
 )
-from shared.openapi import Operation, build_openapi
+from shared.openapi import HEALTH_OPERATIONS, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -57,8 +56,7 @@ OPERATIONS = [
     Operation("GET", "/v1/service-points/{point_id}", "One service point: kind, address, coordinates, today's hours "
               "(query: at, optional) and the matters it accepts, with how", ServicePointView,
               errors={400: "invalid_query (bad at)", 404: "unknown_service_point"}),
-    Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
-              errors={503: "broker or database unreachable"}),
+    *HEALTH_OPERATIONS,
 ]
 
 
@@ -66,4 +64,4 @@ def intake_openapi() -> dict:
     return build_openapi(
         "Sanji intake API", API_VERSION,
         "Kiosks, windows and proxy agents submit cases for the residents of their own community.",
-        OPERATIONS, Problem)
+        OPERATIONS, Problem, service="intake")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.notification.schemas import DeliveryLog, Health, InboxPage, Problem
-from shared.openapi import PAGE_QUERY, Operation, build_openapi
+from services.notification.schemas import DeliveryLog, InboxPage, Problem
+from shared.openapi import HEALTH_OPERATIONS, PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -22,8 +22,7 @@ OPERATIONS = [
                                    "caller's jurisdiction",
                                    404: "no notification for that case"},
               query=(("case_id", True, "the case"),)),
-    Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
-              errors={503: "broker or database unreachable"}),
+    *HEALTH_OPERATIONS,
 ]
 
 
@@ -31,4 +30,4 @@ def notification_openapi() -> dict:
     return build_openapi(
         "Sanji notification API", API_VERSION,
         "Staff read their unit's inbox and the delivery log of the cases in their jurisdiction.",
-        OPERATIONS, Problem)
+        OPERATIONS, Problem, service="notification")

@@ -7,7 +7,6 @@ from services.routing.schemas import (
     Assignment,
     CodedDecision,
     CustodyStep,
-    Health,
     ItemList,
     ItemView,
     NoBody,
@@ -16,7 +15,7 @@ from services.routing.schemas import (
     SupplementRecord,
     SupplementRequest,
 )
-from shared.openapi import PAGE_QUERY, Operation, build_openapi
+from shared.openapi import HEALTH_OPERATIONS, PAGE_QUERY, Operation, build_openapi
 
 API_VERSION = "1.0.0"
 
@@ -71,12 +70,12 @@ OPERATIONS = [
               request_model=CustodyStep, errors={403: "outside your jurisdiction", 404: "no such item",
                                                  409: "the item is closed",
                                                  422: "validation_failed, not_taken_in_for_another_line"}),
-    Operation("GET", "/health", "Broker and database connectivity", Health, authenticated=False,
-              errors={503: "broker or database unreachable"}),
+    *HEALTH_OPERATIONS,
 ]
 
 
 def routing_openapi() -> dict:
     return build_openapi(
         "Sanji staff and department API", API_VERSION,
-        "Staff and department systems work the items of their own jurisdiction.", OPERATIONS, Problem)
+        "Staff and department systems work the items of their own jurisdiction.", OPERATIONS, Problem,
+        service="routing")

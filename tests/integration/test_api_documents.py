@@ -88,6 +88,40 @@ def test_the_documented_operations_are_exactly_the_served_ones(service):
 
 
 @pytest.mark.parametrize("service", sorted(HTTP_APIS))
+def test_the_openapi_document_is_valid_openapi_3_1(service):
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    document = committed(f"openapi/{service}.json")
+    validate(document)  # raises on any violation of the OpenAPI 3.1 schema
+    broken = dict(document, paths={"/v1/x": {"get": {"responses": {"200": {"description": "ok"}}, "bad": 1}}})
+    with pytest.raises(OpenAPIValidationError):  # the validator is not a formality
+        validate(broken)
+
+
+@pytest.mark.parametrize("service", sorted(HTTP_APIS))
+def test_every_operation_has_an_id_errors_and_its_security(service):
+    document = committed(f"openapi/{service}.json")
+    assert document["servers"] and all(server["url"].startswith("http") for server in document["servers"])
+    assert document["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    ids = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            ids.append(operation["operationId"])
+            errors = [status for status in operation["responses"] if int(status) >= 400]
+            # Liveness has no error answer: a process that is not alive does not answer at all.
+            assert errors or path == "/health/live", f"{method.upper()} {path} documents no error response"
+            for status in errors:
+                assert "application/problem+json" in operation["responses"][status]["content"], (path, status)
+            if operation["security"]:
+                assert "401" in operation["responses"], f"{method.upper()} {path}: authenticated, no 401"
+            else:
+                assert path.startswith("/health") or path.startswith("/v1/rating-links"), \
+                    f"{method.upper()} {path} is documented as open to anyone"
+    assert len(ids) == len(set(ids)), "operationId must be unique"
+
+
+@pytest.mark.parametrize("service", sorted(HTTP_APIS))
 def test_every_reference_in_the_openapi_document_resolves(service):
     document = HTTP_APIS[service][2]()
     references = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document))
