@@ -2,9 +2,9 @@
 
 A deadline counted across a year without the State Council's arrangement (调休 unknown) is stored with its
 provisional flag. When the arrangement is loaded (``sanji calendar load``, or a chinesecalendar upgrade),
-every item still flagged is counted again from its stored start and working-day count under the calendar in
-force (shared/workdays.py ``revise_deadline``): the legal and promised deadlines, and the due date of the
-supplement request an item waits on. A row whose dates moved or whose flag cleared is updated, gets a history
+every item still flagged is counted again from its stored start (``deadlines_counted_from``) and
+working-day count under the calendar in force (shared/workdays.py ``revise_deadline``): the legal and
+promised deadlines, and the due date of the supplement request an item waits on. A row whose dates moved or whose flag cleared is updated, gets a history
 line and publishes ``item.deadline-revised`` (escalation re-arms its 督办 timers, intake's read model drops the
 flag, notification corrects a supplement due date the resident was told).
 
@@ -83,7 +83,8 @@ def _matter_days(rules, matter_code: str) -> tuple[int | None, int | None]:
 
 def _revise_item(uow, item: RoutedItem, *, rules, now: datetime, report: RevisionReport) -> None:
     calendar = rules.calendar
-    start_day = item.clock_started_at.astimezone(SHANGHAI).date()
+    start = item.deadlines_counted_from or item.clock_started_at
+    start_day = start.astimezone(SHANGHAI).date()
     legal_fallback, promised_fallback = _matter_days(rules, item.matter_code)
     legal_days, promised_days = item.legal_days, item.promised_days
     supplement_days = item.supplement_due_days
@@ -105,9 +106,9 @@ def _revise_item(uow, item: RoutedItem, *, rules, now: datetime, report: Revisio
 
     legal = promised = None
     if item.deadline_provisional:
-        legal = revise_deadline(calendar, start=item.clock_started_at, days=legal_days,
+        legal = revise_deadline(calendar, start=start, days=legal_days,
                                 stored=item.legal_deadline, stored_provisional=True)
-        promised = revise_deadline(calendar, start=item.clock_started_at, days=promised_days,
+        promised = revise_deadline(calendar, start=start, days=promised_days,
                                    stored=item.promised_deadline, stored_provisional=True)
     supplement: Revision | None = None
     if supplement_open:

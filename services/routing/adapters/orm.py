@@ -46,8 +46,9 @@ class RoutedItem(Base):
     # 通办: the unit whose window took the case in for this line; it sees the item and keeps custody records.
     accepting_unit_code: Mapped[str | None] = mapped_column(String(12), index=True)
     # What the deadlines count, so that a provisional one can be counted again once its year's holiday
-    # arrangement is loaded (services/routing/revisions.py): working days from clock_started_at (the promised
+    # arrangement is loaded (services/routing/revisions.py): working days from deadlines_counted_from (the promised
     # count includes the days a paused clock added). NULL on rows stored before routing_0004 until revised.
+    deadlines_counted_from: Mapped[datetime | None] = mapped_column(UTCDateTime)  # submission or release
     legal_days: Mapped[int | None] = mapped_column(Integer)
     promised_days: Mapped[int | None] = mapped_column(Integer)
     # The supplement request the item waits on: asked on that (Shanghai) day for that many working days.

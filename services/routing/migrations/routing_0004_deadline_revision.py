@@ -1,6 +1,9 @@
 """Revising provisional deadlines once a year's holiday arrangement is loaded: what each deadline was counted
 from, and the open supplement request's due date on the item itself.
 
+- ``deadlines_counted_from``: the instant the deadlines count from (the submission, or the release from
+  waiting); backfilled with ``clock_started_at``, the instant routing started the item's clock, which is that
+  instant give or take the delivery of the submission.
 - ``legal_days`` / ``promised_days``: the working days the legal and promised deadlines count from
   ``clock_started_at`` (the promised count includes the days a paused clock added). Rows stored before this
   revision keep NULL; the routing service fills them at its first revision pass (services/routing/revisions.py:
@@ -19,6 +22,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from alembic import op
 
+from shared.db import UTCDateTime
+
 revision = "routing_0004_deadline_revision"
 down_revision = "routing_0003_accepting_unit"
 branch_labels = None
@@ -29,6 +34,7 @@ _SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def upgrade():
     with op.batch_alter_table("routing_items") as batch:
+        batch.add_column(sa.Column("deadlines_counted_from", UTCDateTime, nullable=True))
         batch.add_column(sa.Column("legal_days", sa.Integer, nullable=True))
         batch.add_column(sa.Column("promised_days", sa.Integer, nullable=True))
         batch.add_column(sa.Column("supplement_requested_on", sa.Date, nullable=True))
@@ -38,6 +44,8 @@ def upgrade():
     op.create_index("ix_routing_items_deadline_provisional", "routing_items", ["deadline_provisional"])
     op.create_index("ix_routing_items_supplement_due_date_provisional", "routing_items",
                     ["supplement_due_date_provisional"])
+
+    op.execute("UPDATE routing_items SET deadlines_counted_from = clock_started_at")
 
     connection = op.get_bind()
     waiting = connection.execute(sa.text(
@@ -69,5 +77,5 @@ def downgrade():
     op.drop_index("ix_routing_items_deadline_provisional", table_name="routing_items")
     with op.batch_alter_table("routing_items") as batch:
         for column in ("supplement_due_date_provisional", "supplement_due_date", "supplement_due_days",
-                       "supplement_requested_on", "promised_days", "legal_days"):
+                       "supplement_requested_on", "promised_days", "legal_days", "deadlines_counted_from"):
             batch.drop_column(column)
