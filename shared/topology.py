@@ -74,9 +74,9 @@ EVALUATION_EVENTS = ConsumerQueue("evaluation.events", tuple(
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
                                   "escalated")) + ("case.completed.#",))
 
-CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS, ROUTING_DEFERRAL_REVISIONS,
-                                              INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS, ESCALATION_EVENTS,
-                                              EVALUATION_EVENTS)
+CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS,
+                                              ROUTING_DEFERRAL_REVISIONS, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS,
+                                              ESCALATION_EVENTS, EVALUATION_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,

@@ -4,8 +4,8 @@ A deadline counted across a year without the State Council's arrangement (调休
 provisional flag. When the arrangement is loaded (``sanji calendar load``, or a chinesecalendar upgrade),
 every item still flagged is counted again from its stored start (``deadlines_counted_from``) and
 working-day count under the calendar in force (shared/workdays.py ``revise_deadline``): the legal and
-promised deadlines, and the due date of the supplement request an item waits on. A row whose dates moved or whose flag cleared is updated, gets a history
-line and publishes ``item.deadline-revised`` (escalation re-arms its 督办 timers, intake's read model drops the
+promised deadlines, and the due date of the supplement request an item waits on. A row whose dates moved or
+whose flag cleared is updated, gets a history line and publishes ``item.deadline-revised`` (escalation re-arms its 督办 timers, intake's read model drops the
 flag, notification corrects a supplement due date the resident was told).
 
 Safe to run any number of times, in any number of replicas at once: rows are taken in batches under
