@@ -12,7 +12,8 @@
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
     sanji calendar show YEAR      the year's days off and 调休 days, and whether they are official or derived
     sanji calendar load FILE      validate a holiday arrangement file and install it as SANJI_CALENDAR_OVERRIDES
-                                  (running services pick it up without a restart)
+                                  (running services pick it up without a restart and revise the
+                                  provisional deadlines they stored)
     sanji keys rotate|generate    re-encrypt applicants under the current key; print a new random key
     sanji check-production [SERVICE]  what the production profile would refuse, one line each
     sanji users add|disable|enable|list   personal staff accounts of the console
@@ -318,7 +319,8 @@ def cmd_calendar(args) -> None:
         os.replace(temporary, target)  # atomic: a service never reads half a file
         listed = ", ".join(str(year) for year in sorted(covered_years)) or "none"
         print(f"installed {source} as {target} (years with the official arrangement: {listed}); "
-              "running services reload it on their next deadline computation")
+              "running services reload it on their next deadline computation, and within a minute revise "
+              "the provisional deadlines they store")
         return
     year = args.year
     try:

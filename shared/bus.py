@@ -40,11 +40,11 @@ SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "co
 # kiosk (intake) or by staff (escalation), and a 容缺 reminder comes from routing (intake's deferrals) or
 # from escalation (a specialist's deferral grant). tests/unit/test_bus.py checks every type has an owner.
 OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
-    "intake": (ev.CaseSubmittedV1, ev.ReportFiledV1),
+    "intake": (ev.CaseSubmittedV1, ev.ReportFiledV1, ev.DeferralDueDateRevisedV1),
     "routing": (ev.ItemRoutedV1, ev.ItemClaimedV1, ev.ItemAcceptedV1, ev.ItemSupplementRequestedV1,
                 ev.ItemSupplementSuppliedV1, ev.ItemResolvedV1, ev.ItemRejectedV1, ev.ItemReturnedV1,
                 ev.ItemReleasedV1, ev.ItemTerminatedV1, ev.CustodyRecordedV1, ev.ItemEscalatedV1,
-                ev.CaseCompletedV1, ev.DeferralReminderV1),
+                ev.CaseCompletedV1, ev.DeferralReminderV1, ev.ItemDeadlineRevisedV1),
     "escalation": (ev.EscalationOrderedV1, ev.ItemDeadlineWarningV1, ev.ItemSupervisionEscalatedV1,
                    ev.WhistleCalledV1, ev.WhistleAcknowledgedV1, ev.WhistleEscalatedV1, ev.ReportFiledV1,
                    ev.ReportClassifiedV1, ev.ReportAssignedV1, ev.ReportContactRecordedV1,

@@ -252,6 +252,28 @@ class ItemReleasedV1(ItemEvent):
     deadline_provisional: bool
 
 
+
+class ItemDeadlineRevisedV1(ItemEvent):
+    """A deadline computed across a provisional year (no official holiday arrangement loaded) was computed
+    again once the arrangement was loaded: from the same start and the same working-day count. Published when
+    a date moved *or* only its provisional flag cleared, so every read model can drop the flag. The previous
+    dates are given so that a consumer can tell whether a date it showed actually changed."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "item.deadline-revised.v1"
+    verb: ClassVar[str] = "deadline-revised"
+
+    legal_deadline: datetime
+    promised_deadline: datetime
+    deadline_provisional: bool = Field(description="still True only if the deadlines reach a year whose "
+                                                   "arrangement is still not loaded")
+    previous_legal_deadline: datetime
+    previous_promised_deadline: datetime
+    supplement_due_date: date | None = Field(
+        default=None, description="while supplement_requested: the revised due date of the requested material")
+    supplement_due_date_provisional: bool | None = None
+    previous_supplement_due_date: date | None = None
+    revised_at: datetime
+
 class ItemTerminatedV1(ItemEvent):
     """The item was closed without a result by a rule, not by staff."""
 
@@ -300,6 +322,29 @@ class DeferralReminderV1(EventPayload):
     def subject(self) -> str:
         return self.case_id
 
+
+
+class DeferralDueDateRevisedV1(EventPayload):
+    """容缺: a deferred material's due date was counted across a provisional year and has been counted again
+    under the arrangement loaded since (same start, same working days). Published when the date moved or only
+    its provisional flag cleared; the resident is told again only when the date moved."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "case.deferral-due-date-revised.v1"
+
+    case_id: str
+    case_number: str
+    community_code: str = Field(pattern=r"^\d{12}$")
+    material_code: str
+    matter_codes: tuple[str, ...]
+    due_date: date
+    due_date_provisional: bool
+    previous_due_date: date
+    revised_at: datetime
+
+    routing_key_template: ClassVar[str] = "case.deferral-due-date-revised.{community_code}"
+
+    def subject(self) -> str:
+        return self.case_id
 
 class EscalationOrderedV1(EventPayload):
     """The escalation service orders an item up its line (the community's internal loop ran out, or an
@@ -699,7 +744,7 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
     for payload in (CaseSubmittedV1, ItemRoutedV1, ItemClaimedV1, ItemAcceptedV1, ItemSupplementRequestedV1,
                     ItemSupplementSuppliedV1, ItemResolvedV1, ItemRejectedV1, ItemReturnedV1, ItemReleasedV1,
                     ItemTerminatedV1, CustodyRecordedV1, DeferralReminderV1, CaseCompletedV1, EscalationOrderedV1,
-                    ItemEscalatedV1,
+                    ItemEscalatedV1, ItemDeadlineRevisedV1, DeferralDueDateRevisedV1,
                     ItemDeadlineWarningV1, ItemSupervisionEscalatedV1, WhistleCalledV1, WhistleAcknowledgedV1,
                     WhistleEscalatedV1, ReportFiledV1, ReportClassifiedV1, ReportAssignedV1, ReportContactRecordedV1,
                     ReportDeferralGrantedV1, ReportClosedV1, ReportReturnVisitedV1, ReportReopenedV1,

@@ -59,12 +59,14 @@ INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#", "case.comp
 NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#", "whistle.#", "report.#"))
 
 ROUTING_ESCALATION_ORDERS = ConsumerQueue("routing.escalation-orders", ("escalation.ordered.#",))
+# Intake's 容缺 due dates revised once a year's holiday arrangement is loaded: routing keeps a copy to expire by.
+ROUTING_DEFERRAL_REVISIONS = ConsumerQueue("routing.deferral-revisions", ("case.deferral-due-date-revised.#",))
 
 # Routing's item changes (not the escalation service's own notices, also on item.*), and reports filed at kiosks.
 ESCALATION_EVENTS = ConsumerQueue("escalation.events", tuple(
     f"item.{verb}.#" for verb in ("routed", "released", "claimed", "accepted", "supplement-requested",
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
-                                  "escalated")) + ("report.filed.#",))
+                                  "escalated", "deadline-revised")) + ("report.filed.#",))
 
 # The item facts the three rates are computed from, and the completions that open the rating window.
 EVALUATION_EVENTS = ConsumerQueue("evaluation.events", tuple(
@@ -72,8 +74,9 @@ EVALUATION_EVENTS = ConsumerQueue("evaluation.events", tuple(
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
                                   "escalated")) + ("case.completed.#",))
 
-CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS, INTAKE_ITEM_UPDATES,
-                                              NOTIFICATION_EVENTS, ESCALATION_EVENTS, EVALUATION_EVENTS)
+CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS,
+                                              ROUTING_DEFERRAL_REVISIONS, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS,
+                                              ESCALATION_EVENTS, EVALUATION_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,

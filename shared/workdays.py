@@ -104,6 +104,7 @@ class WorkdayCalendar:
         self._source: Path | None = None
         self._source_stamp: tuple[int, int] | None = None
         self._reload_on_change = False
+        self._version = 0
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, reload_on_change: bool = True) -> WorkdayCalendar:
@@ -135,9 +136,17 @@ class WorkdayCalendar:
             return False
         self._overrides, self._covered_years = overrides, frozenset(covered_years)
         self._source_stamp = stamp
+        self._version += 1
         _log.warning("calendar override file reloaded: %s (years listed: %s)", self._source,
                      ", ".join(str(y) for y in sorted(covered_years)) or "none")
         return True
+
+    @property
+    def version(self) -> int:
+        """How many times the override file was reloaded since this calendar was built (after checking it
+        now): a change tells a service to revise the provisional deadlines it stores (``revise_deadline``)."""
+        self.reload_if_changed()
+        return self._version
 
     @property
     def assumed_years_seen(self) -> frozenset[int]:
@@ -312,6 +321,73 @@ class WorkdayCalendar:
             ),
             stacklevel=3,  # point at the caller of the public method
         )
+
+
+# --- revising provisional deadlines ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A stored deadline (or due date) recomputed under the calendar in force now."""
+
+    before: Any  # datetime for a deadline, date for a due date
+    after: Any
+    was_provisional: bool
+    provisional: bool
+
+    @property
+    def changed(self) -> bool:
+        """Whether the date itself moved (a resident told the old one gets a correction)."""
+        return self.after != self.before
+
+    @property
+    def needed(self) -> bool:
+        """Whether anything is to be stored: the date moved, or the flag cleared."""
+        return self.changed or self.provisional != self.was_provisional
+
+
+def revise_deadline(calendar: WorkdayCalendar, *, start: datetime, days: int, stored: datetime,
+                    stored_provisional: bool, end_of_day: time = DEFAULT_END_OF_DAY) -> Revision:
+    """A deadline stored as ``deadline_at(start, days)`` computed again under ``calendar``. A deadline is
+    revised only while it is provisional: a settled one stays as stored (the arrangement it was computed
+    with is the official one), so running the revision again changes nothing."""
+    if not stored_provisional:
+        return Revision(stored, stored, False, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalendarCoverageWarning)  # still provisional is a normal outcome
+        after, provisional = calendar.deadline_at(start, days, end_of_day)
+    if after == stored:
+        after = stored  # keep the stored instant's zone: equal instants are the same deadline
+    return Revision(stored, after, True, provisional)
+
+
+def revise_due_date(calendar: WorkdayCalendar, *, start: date, days: int, stored: date,
+                    stored_provisional: bool) -> Revision:
+    """A due date stored as ``add_workdays(start, days)`` computed again under ``calendar`` (see
+    ``revise_deadline``)."""
+    if not stored_provisional:
+        return Revision(stored, stored, False, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalendarCoverageWarning)
+        result = calendar.add_workdays(start, days)
+    return Revision(stored, result.date, True, result.provisional)
+
+
+def count_for_backfill(calendar: WorkdayCalendar, *, start: date, stored: date,
+                       fallback: int | None = None) -> int:
+    """The working-day count of a due date stored before counts were stored: ``stored`` was
+    ``add_workdays(start, n)``, so ``n`` is the working days in (start, stored] under the calendar it was
+    computed with. While that span is still provisional the calendar in force is that calendar, and the
+    count is exact. Once the arrangement is loaded the count can no longer be read off the dates: then
+    ``fallback`` (the count the rules give, e.g. the catalogue's days) when there is one, else the count
+    under the calendar in force (the date is kept; only its flag clears)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalendarCoverageWarning)
+        counted = calendar.workdays_between(start, stored)
+        still_provisional = calendar.add_workdays(start, max(counted, 0)).provisional
+    if still_provisional or fallback is None:
+        return max(counted, 0)
+    return fallback
 
 
 def read_calendar_file(path: str | os.PathLike[str]) -> tuple[dict[date, bool], set[int]]:

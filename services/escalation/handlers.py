@@ -43,6 +43,7 @@ from services.escalation.records import (
 from shared.catalogue import Level, Matter
 from shared.events import (
     CloudEvent,
+    ItemDeadlineRevisedV1,
     ItemEscalatedV1,
     ItemEvent,
     ItemReleasedV1,
@@ -151,6 +152,8 @@ def apply_item_event(uow: UnitOfWork, item: EscalationItem, event: ItemEvent, *,
         if newer:
             item.clock_paused_at = None
         _settle_granted_materials(uow, item, event, now=now)
+    elif isinstance(event, ItemDeadlineRevisedV1):
+        _follow_revised_deadlines(uow, item, event, matter, rules=rules, now=now)
     elif isinstance(event, ItemEscalatedV1):
         record_action(uow, "item_escalated", at=event.occurred_at, item=item, level=event.level,
                       unit_code=event.unit_code, from_level=event.from_level, reason=event.reason)
@@ -170,6 +173,34 @@ def _start_clock(item: EscalationItem, started_at: datetime | None, promised: da
     # Without the start (first seen after a return or escalation) the warning share cannot be measured.
     item.promised_budget_seconds = (working_seconds(rules.calendar, started_at, promised)
                                     if started_at is not None else None)
+
+
+def _follow_revised_deadlines(uow: UnitOfWork, item: EscalationItem, event: ItemDeadlineRevisedV1,
+                              matter: Matter | None, *, rules: EscalationRules, now: datetime) -> None:
+    """Routing counted provisional deadlines again once their year's holiday arrangement was loaded. Taken
+    only where this service still holds the deadlines the revision replaced: a later change already built on
+    the revised ones (a supplement that moved the promised deadline on) is not undone by a late revision. The
+    warning budget and the internal-loop boxes were counted on the same provisional calendar, so they are
+    counted again too; reconcile_supervision then moves the pending 督办 rows."""
+    calendar = rules.calendar
+    if item.promised_deadline is not None and item.promised_deadline == event.previous_promised_deadline:
+        item.promised_deadline = event.promised_deadline
+        if item.clock_started_at is not None and matter is not None:
+            limit_end = calendar.deadline_at(item.clock_started_at, matter.promised_days)[0]
+            item.promised_budget_seconds = working_seconds(calendar, item.clock_started_at, limit_end)
+    if item.legal_deadline is not None and item.legal_deadline == event.previous_legal_deadline:
+        item.legal_deadline = event.legal_deadline
+    if (item.loop_state == "community" and matter is not None and item.routed_at is not None
+            and matter.internal_loop_days is not None):
+        item.loop_ends_at = community_loop_ends(calendar, matter, item.routed_at)
+        arm(uow, key=f"{DeadlineKind.LOOP_COMMUNITY}:{item.item_id}", kind=DeadlineKind.LOOP_COMMUNITY,
+            subject_type="item", subject_id=item.item_id, due_at=item.loop_ends_at, now=now)
+    elif item.loop_state == "street" and item.placed_at is not None:
+        arm(uow, key=f"{DeadlineKind.LOOP_STREET}:{item.item_id}", kind=DeadlineKind.LOOP_STREET,
+            subject_type="item", subject_id=item.item_id,
+            due_at=street_loop_ends(calendar, item.placed_at, rules.settings.street_loop_days), now=now)
+    record_action(uow, "deadlines_revised", at=event.occurred_at, item=item, level=item.level,
+                  unit_code=item.unit_code)
 
 
 def reconcile_supervision(uow: UnitOfWork, item: EscalationItem, *, rules: EscalationRules, now: datetime) -> None:

@@ -29,6 +29,7 @@ class DeferredMaterialNotice:
     due_date: date
     due_date_provisional: bool
     consequence: str = DEFERRAL_CONSEQUENCE
+    working_days: int = 0  # the due date is this many working days after the day of submission
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,15 @@ def _deferral_notice(material_code: str, matters: tuple[Matter, ...], calendar: 
         matter_codes=tuple(matter.code for matter in concerned),
         due_date=due.date,
         due_date_provisional=due.provisional,
+        working_days=working_days,
     )
+
+
+def deferral_working_days_for(catalogue: Catalogue, matter_codes: Iterable[str], deferral_working_days: int) -> int:
+    """The working days a 容缺 material is given (as ``_deferral_notice`` counts them), for rows stored before the
+    count was: the deferral period, never past a concerned matter's promised limit."""
+    promised = [catalogue.matters[code].promised_days for code in matter_codes if code in catalogue.matters]
+    return min([deferral_working_days] + promised)
 
 
 def case_number(submitted_on: date, case_id: str) -> str:

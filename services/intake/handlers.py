@@ -44,6 +44,7 @@ from shared.events import (
     CloudEvent,
     DeferredMaterial,
     Delivery,
+    ItemDeadlineRevisedV1,
     ItemEvent,
     ItemReturnedV1,
     ItemSupplementRequestedV1,
@@ -237,7 +238,8 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
         record.deferred = [DeferredMaterialRecord(
             material_code=notice.material_code, material_name=notice.material_name,
             matter_codes=" ".join(notice.matter_codes), due_date=notice.due_date,
-            due_date_provisional=notice.due_date_provisional, consequence=notice.consequence)
+            due_date_provisional=notice.due_date_provisional, consequence=notice.consequence,
+            due_working_days=notice.working_days)
             for notice in accepted.deferred]
         uow.session.add(record)
         if idempotency_key:
@@ -334,6 +336,12 @@ def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> 
     item.updated_at = update.occurred_at
     if isinstance(update, ItemSupplementRequestedV1 | ItemSupplementSuppliedV1):
         _record_materials(uow, update)
+    elif isinstance(update, ItemDeadlineRevisedV1) and update.supplement_due_date is not None:
+        # The supplement request's due date was counted again (its year's holiday arrangement was loaded).
+        for entry in uow.session.scalars(select(MaterialLedgerRecord).where(
+                MaterialLedgerRecord.case_id == update.case_id, MaterialLedgerRecord.matter_code == update.matter_code,
+                MaterialLedgerRecord.state == "requested")):
+            entry.due_date = update.supplement_due_date
 
 
 def _record_materials(uow: UnitOfWork, update: ItemSupplementRequestedV1 | ItemSupplementSuppliedV1) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+from nameko.timer import timer
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.intake import failure_reports, handlers, lookups, points
+from services.intake import failure_reports, handlers, lookups, points, revisions
 from services.intake.api import intake_openapi
 from services.intake.dependencies import Rules
 from services.intake.schemas import CaseSubmission
+from shared.calendar_revision import RevisionTriggerProvider
 from shared.http import ApiError, api_endpoint, has_forbidden_characters, json_response, read_json
 from shared.nameko_ext import consume_events
 from shared.rpc import guarded_rpc
@@ -25,6 +27,19 @@ class IntakeService(SanjiService):
     name = "intake"
 
     rules = Rules()
+    # Per replica: whether the calendar changed since it last revised provisional 容缺 due dates.
+    revision_trigger = RevisionTriggerProvider()
+
+    @timer(interval=30)
+    def revise_due_dates(self):
+        """Once a year's holiday arrangement is loaded, count its provisional 容缺 due dates again."""
+        version = self.revision_trigger.due(self.rules.calendar)
+        if version is None:
+            return None
+        report = revisions.revise_provisional_due_dates(lambda: self.storage.unit_of_work(self.clock),
+                                                        rules=self.rules)
+        self.revision_trigger.done(version)
+        return report.as_dict()
 
     @http("POST", "/v1/cases")
     @api_endpoint

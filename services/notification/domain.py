@@ -24,9 +24,11 @@ from shared.catalogue import Catalogue
 from shared.events import (
     CaseCompletedV1,
     CaseSubmittedV1,
+    DeferralDueDateRevisedV1,
     DeferralReminderV1,
     Delivery,
     EventPayload,
+    ItemDeadlineRevisedV1,
     ItemDeadlineWarningV1,
     ItemEscalatedV1,
     ItemEvent,
@@ -217,6 +219,18 @@ def deferral_reminder_context(event: DeferralReminderV1, names: Names) -> dict:
             "matters": [names.matter(code) for code in event.matter_codes], "due": day_text(event.due_date)}
 
 
+def supplement_due_revised_context(event: ItemDeadlineRevisedV1, names: Names) -> dict:
+    return {**_item_basics(event, names), "due": day_text(event.supplement_due_date),
+            "previous_due": day_text(event.previous_supplement_due_date),
+            "due_provisional": bool(event.supplement_due_date_provisional)}
+
+
+def deferral_due_revised_context(event: DeferralDueDateRevisedV1, names: Names) -> dict:
+    return {"case_number": shown_number(event.case_number), "material": names.material(event.material_code),
+            "matters": [names.matter(code) for code in event.matter_codes], "due": day_text(event.due_date),
+            "previous_due": day_text(event.previous_due_date), "due_provisional": event.due_date_provisional}
+
+
 def item_resolved_context(event: ItemResolvedV1, names: Names) -> dict:
     return {**_item_basics(event, names), "result": event.result, "delivery": _delivery(event.delivery)}
 
@@ -337,6 +351,16 @@ def new_in_queue(event: ItemRoutedV1) -> bool:
     return in_queue(event) and event.route_reason != "escalated"
 
 
+def supplement_due_moved(event: ItemDeadlineRevisedV1) -> bool:
+    """The resident was told a supplement due date, and the revision moved it (a flag cleared alone is no news)."""
+    return (event.supplement_due_date is not None and event.previous_supplement_due_date is not None
+            and event.supplement_due_date != event.previous_supplement_due_date)
+
+
+def deferral_due_moved(event: DeferralDueDateRevisedV1) -> bool:
+    return event.due_date != event.previous_due_date
+
+
 def has_case(event) -> bool:
     """A 办不成事 report may concern no case: then there is no resident to reach through intake."""
     return getattr(event, "case_id", None) is not None
@@ -384,6 +408,14 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
     ),
     DeferralReminderV1.event_type: (
         Rule("deferral_reminder", "resident", deferral_reminder_context),
+    ),
+    # A provisional due date counted again once its year's holiday arrangement was loaded: the resident hears
+    # of it only when the date she was told moved.
+    ItemDeadlineRevisedV1.event_type: (
+        Rule("supplement_due_revised", "resident", supplement_due_revised_context, when=supplement_due_moved),
+    ),
+    DeferralDueDateRevisedV1.event_type: (
+        Rule("deferral_due_revised", "resident", deferral_due_revised_context, when=deferral_due_moved),
     ),
     ItemResolvedV1.event_type: (
         Rule("item_resolved", "resident", item_resolved_context, urgent=door_visit_soon),

@@ -30,6 +30,8 @@ class RoutingDecision:
     legal_deadline: datetime
     promised_deadline: datetime
     deadline_provisional: bool
+    legal_days: int
+    promised_days: int
 
 
 def entitled_desk(catalogue: Catalogue, community_code: str, matter: Matter) -> tuple[Level, str]:
@@ -72,5 +74,7 @@ def route_case(catalogue: Catalogue, calendar: WorkdayCalendar, *, community_cod
             legal_deadline=legal_deadline,
             promised_deadline=promised_deadline,
             deadline_provisional=legal_provisional or promised_provisional,
+            legal_days=matter.legal_days,
+            promised_days=matter.promised_days,
         ))
     return decisions

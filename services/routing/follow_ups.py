@@ -91,6 +91,8 @@ def release_item(uow: UnitOfWork, item: RoutedItem, *, catalogue: Catalogue, cal
     item.legal_deadline, legal_provisional = calendar.deadline_at(now, matter.legal_days)
     item.promised_deadline, promised_provisional = calendar.deadline_at(now, matter.promised_days)
     item.deadline_provisional = legal_provisional or promised_provisional
+    item.legal_days, item.promised_days = matter.legal_days, matter.promised_days
+    item.deadlines_counted_from = now
     record_change(uow, item, actor=SYSTEM_ACTOR, action=str(Action.RELEASE), from_status=previous, at=now,
                   event=item_event(ItemReleasedV1, item, at=now, legal_deadline=item.legal_deadline,
                                    promised_deadline=item.promised_deadline,

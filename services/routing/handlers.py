@@ -55,6 +55,8 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
                 unit_code=decision.unit_code, status=decision.status, waiting_for=" ".join(decision.waiting_for),
                 legal_deadline=decision.legal_deadline, promised_deadline=decision.promised_deadline,
                 deadline_provisional=decision.deadline_provisional,
+                legal_days=decision.legal_days, promised_days=decision.promised_days,
+                deadlines_counted_from=submitted.submitted_at,
                 catalogue_version=rules.catalogue.version, routed_at=now, clock_started_at=now, placed_at=now,
                 return_count=0, returns_locked=False, updated_at=now, accepting_unit_code=submitted.accepting_unit_code)
             uow.session.add(item)

@@ -221,6 +221,9 @@ def _request_supplement(uow, item, principal, body: SupplementRequest, rules, no
                     item_id=item.id, years=sorted(due.assumed_years))
     if matter.supplement_pauses_clock:
         item.clock_paused_at = now
+    item.supplement_requested_on = now.astimezone(SHANGHAI).date()
+    item.supplement_due_days = body.due_in_working_days
+    item.supplement_due_date, item.supplement_due_date_provisional = due.date, due.provisional
     record_change(uow, item, actor=principal.actor, action="request-supplement", from_status=previous, at=now,
                   note=body.note, materials=body.materials, due_date=due.date.isoformat(),
                   due_date_provisional=due.provisional,
@@ -239,7 +242,11 @@ def _record_supplement(uow, item, principal, body: SupplementRecord, rules, now,
         raise TransitionRefused("nothing_owed", "none of these materials is owed for this item",
                                 current_status=previous)
     if item.clock_paused_at is not None:
-        item.promised_deadline = resume_after_pause(rules.calendar, item.promised_deadline, item.clock_paused_at, now)
+        moved = resume_after_pause(rules.calendar, item.promised_deadline, item.clock_paused_at, now)
+        if item.promised_days is not None:  # the count the promised deadline is revised from
+            item.promised_days += rules.calendar.workdays_between(
+                item.promised_deadline.astimezone(SHANGHAI).date(), moved.astimezone(SHANGHAI).date())
+        item.promised_deadline = moved
         item.clock_paused_at = None
         # The deadline may have moved into a year whose arrangement is not loaded yet.
         item.deadline_provisional = item.deadline_provisional or not rules.calendar.covers(
@@ -345,8 +352,12 @@ def item_view(uow: UnitOfWork, item: RoutedItem, rules: WorkRules, now: datetime
     if deferrals is None:
         deferrals = uow.session.scalars(select(DeferredMaterial).where(DeferredMaterial.item_id == item.id)
                                         .order_by(DeferredMaterial.material_code)).all()
-    # Only items waiting for a supplement look it up (a queue page is mostly other statuses).
-    supplement_due = _open_supplement_request(uow, item) if item.status == "supplement_requested" else None
+    # Only items waiting for a supplement look it up (a queue page is mostly other statuses); the item holds it
+    # since routing_0004, older requests are read from the history.
+    supplement_due = None
+    if item.status == "supplement_requested":
+        supplement_due = ((item.supplement_due_date, bool(item.supplement_due_date_provisional))
+                          if item.supplement_due_date is not None else _open_supplement_request(uow, item))
     history = None
     if with_history:
         entries = uow.session.scalars(select(ItemHistoryEntry).where(ItemHistoryEntry.item_id == item.id)

@@ -8,16 +8,17 @@ from nameko.timer import timer
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.routing import handlers, item_actions, sweeps
+from services.routing import handlers, item_actions, revisions, sweeps
 from services.routing.api import ACTION_BODIES, routing_openapi
 from services.routing.dependencies import Rules
 from services.routing.lifecycle import Action
 from services.routing.metrics import RoutingItemsCollector
 from services.routing.schemas import CustodyStep, ItemList
+from shared.calendar_revision import RevisionTriggerProvider
 from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
-from shared.topology import ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS
+from shared.topology import ROUTING_CASE_SUBMITTED, ROUTING_DEFERRAL_REVISIONS, ROUTING_ESCALATION_ORDERS
 
 SWEEP_INTERVAL_SECONDS = 30
 
@@ -38,6 +39,8 @@ class RoutingService(SanjiService):
     storage_collectors = {"routing_items": RoutingItemsCollector}
 
     rules = Rules()
+    # Per process: whether the calendar changed since this replica last revised provisional deadlines.
+    revision_trigger = RevisionTriggerProvider()
 
     @consume_events(ROUTING_CASE_SUBMITTED)
     def on_case_submitted(self, event):
@@ -51,6 +54,21 @@ class RoutingService(SanjiService):
     def sweep_deferrals(self):
         return sweeps.sweep_deferrals(lambda: self.storage.unit_of_work(self.clock), rules=self.rules,
                                       now=self.clock.now())
+
+    @consume_events(ROUTING_DEFERRAL_REVISIONS)
+    def on_deferral_revised(self, event):
+        revisions.apply_deferral_revision(event, unit_of_work=self.storage.unit_of_work(self.clock))
+
+    @timer(interval=SWEEP_INTERVAL_SECONDS)
+    def revise_deadlines(self):
+        """Once a year's holiday arrangement is loaded, count its provisional deadlines again."""
+        version = self.revision_trigger.due(self.rules.calendar)
+        if version is None:
+            return None
+        report = revisions.revise_provisional_deadlines(lambda: self.storage.unit_of_work(self.clock),
+                                                        rules=self.rules)
+        self.revision_trigger.done(version)
+        return report.as_dict()
 
     @http("GET", "/v1/items")
     @api_endpoint

@@ -93,8 +93,12 @@ class DeferredMaterialRecord(Base):
     material_name: Mapped[str] = mapped_column(String(100))
     matter_codes: Mapped[str] = mapped_column(String(500))  # space-separated matter codes
     due_date: Mapped[date] = mapped_column(Date)
-    due_date_provisional: Mapped[bool] = mapped_column(Boolean)
+    due_date_provisional: Mapped[bool] = mapped_column(Boolean, index=True)
     consequence: Mapped[str] = mapped_column(String(200))
+    # Working days after the day of submission (Shanghai) the due date was counted, so that a provisional one
+    # is counted again once its year's arrangement is loaded (services/intake/revisions.py); NULL before
+    # intake_0010 until revised.
+    due_working_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class IdempotencyKeyRecord(Base):

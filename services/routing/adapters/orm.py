@@ -28,7 +28,7 @@ class RoutedItem(Base):
     waiting_for: Mapped[str] = mapped_column(String(500))  # space-separated matter codes
     legal_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
     promised_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
-    deadline_provisional: Mapped[bool] = mapped_column(Boolean)
+    deadline_provisional: Mapped[bool] = mapped_column(Boolean, index=True)
     catalogue_version: Mapped[str] = mapped_column(String(64))
     routed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # When the deadlines started counting: routing, or release from waiting for a prerequisite.
@@ -45,6 +45,17 @@ class RoutedItem(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # 通办: the unit whose window took the case in for this line; it sees the item and keeps custody records.
     accepting_unit_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    # What the deadlines count, so that a provisional one can be counted again once its year's holiday
+    # arrangement is loaded (services/routing/revisions.py): working days from deadlines_counted_from (the promised
+    # count includes the days a paused clock added). NULL on rows stored before routing_0004 until revised.
+    deadlines_counted_from: Mapped[datetime | None] = mapped_column(UTCDateTime)  # submission or release
+    legal_days: Mapped[int | None] = mapped_column(Integer)
+    promised_days: Mapped[int | None] = mapped_column(Integer)
+    # The supplement request the item waits on: asked on that (Shanghai) day for that many working days.
+    supplement_requested_on: Mapped[date | None] = mapped_column(Date)
+    supplement_due_days: Mapped[int | None] = mapped_column(Integer)
+    supplement_due_date: Mapped[date | None] = mapped_column(Date)
+    supplement_due_date_provisional: Mapped[bool | None] = mapped_column(Boolean, index=True)
 
     # A case has one item per matter: a redelivered submission can never create a second one.
     __table_args__ = (UniqueConstraint("case_id", "matter_code", name="uq_routing_items_case_matter"),)
