@@ -5,8 +5,9 @@ provisional flag. When the arrangement is loaded (``sanji calendar load``, or a 
 every item still flagged is counted again from its stored start (``deadlines_counted_from``) and
 working-day count under the calendar in force (shared/workdays.py ``revise_deadline``): the legal and
 promised deadlines, and the due date of the supplement request an item waits on. A row whose dates moved or
-whose flag cleared is updated, gets a history line and publishes ``item.deadline-revised`` (escalation re-arms its 督办 timers, intake's read model drops the
-flag, notification corrects a supplement due date the resident was told).
+whose flag cleared is updated, gets a history line and publishes ``item.deadline-revised`` (escalation
+re-arms its 督办 timers, intake's read model drops the flag, notification corrects a supplement due date
+the resident was told).
 
 Safe to run any number of times, in any number of replicas at once: rows are taken in batches under
 ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), and each is written by a conditional update that matches only the
@@ -154,7 +155,8 @@ def _revise_item(uow, item: RoutedItem, *, rules, now: datetime, report: Revisio
     uow.session.add(ItemHistoryEntry(
         item_id=item.id, at=now, actor=SYSTEM_ACTOR, action="revise-deadlines", from_status=item.status,
         to_status=item.status, reason_code="calendar_arrangement_loaded",
-        note="法定节假日安排已发布，期限按正式安排重新计算" if changed else "法定节假日安排已发布，期限不变，取消“暂定”标记",
+        note=("法定节假日安排已发布，期限按正式安排重新计算" if changed
+              else "法定节假日安排已发布，期限不变，取消“暂定”标记"),
         details=json.dumps(details, ensure_ascii=False)))
     uow.publish(item_event(
         ItemDeadlineRevisedV1, item, at=now, legal_deadline=new_legal, promised_deadline=new_promised,
