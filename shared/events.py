@@ -686,6 +686,8 @@ class RectificationClosedV2(RectificationEvent):
         default=None, description="why it was explained or cannot be rectified (a code; the unit's own words stay "
                                   "in the evaluation service); null for rectified, appeal_upheld, or a closing "
                                   "that gave no code")
+    case_number: str | None = Field(default=None, description="the case's number (SJ…), when the rectification "
+                                                               "concerns an item of a completed case")
     callback_outcome: Literal["reached_satisfied", "reached_unsatisfied", "not_reached"] | None
     closed_at: datetime
 

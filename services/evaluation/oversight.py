@@ -17,6 +17,7 @@ from services.evaluation import domain
 from services.evaluation.adapters.orm import (
     Appeal,
     Attachment,
+    EvaluationCase,
     EvaluationItem,
     Evaluator,
     Finding,
@@ -92,7 +93,9 @@ def _publish_closed(uow: UnitOfWork, r: Rectification) -> None:
     fields = dict(**_rect_event_fields(r), result=r.result, callback_outcome=r.callback_outcome,
                   closed_at=r.closed_at)
     uow.publish(RectificationClosedV1(**fields))
-    uow.publish(RectificationClosedV2(**fields, reason_code=r.result_reason_code))
+    case = uow.session.get(EvaluationCase, r.case_id) if r.case_id else None
+    uow.publish(RectificationClosedV2(**fields, reason_code=r.result_reason_code,
+                                      case_number=case.case_number if case else None))
 
 
 def _load_rectification(uow: UnitOfWork, rectification_id: str, principal: Principal,
