@@ -688,6 +688,8 @@ class RectificationClosedV2(RectificationEvent):
                                   "that gave no code")
     case_number: str | None = Field(default=None, description="the case's number (SJ…), when the rectification "
                                                                "concerns an item of a completed case")
+    community_code: str | None = Field(default=None, pattern=r"^\d{12}$",
+                                       description="the case's community, when there is a case")
     callback_outcome: Literal["reached_satisfied", "reached_unsatisfied", "not_reached"] | None
     closed_at: datetime
 

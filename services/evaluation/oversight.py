@@ -95,7 +95,8 @@ def _publish_closed(uow: UnitOfWork, r: Rectification) -> None:
     uow.publish(RectificationClosedV1(**fields))
     case = uow.session.get(EvaluationCase, r.case_id) if r.case_id else None
     uow.publish(RectificationClosedV2(**fields, reason_code=r.result_reason_code,
-                                      case_number=case.case_number if case else None))
+                                      case_number=case.case_number if case else None,
+                                      community_code=case.community_code if case else None))
 
 
 def _load_rectification(uow: UnitOfWork, rectification_id: str, principal: Principal,

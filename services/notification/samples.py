@@ -122,7 +122,7 @@ _ORDER = dict(_RATED, order_id=SAMPLE_ORDER_ID, subject_type="item", subject_id=
 def evaluation_samples() -> list[EventPayload]:
     """Rectifications, appeals and 督办单 (published by the evaluation service)."""
     closed = dict(_RECTIFICATION, callback_outcome="reached_unsatisfied", closed_at=SAMPLE_TIME,
-                  case_number=SAMPLE_CASE_NUMBER)
+                  case_number=SAMPLE_CASE_NUMBER, community_code=SAMPLE_COMMUNITY)
     return [
         RectificationOpenedV1(**_RECTIFICATION, deadline=SAMPLE_COMMUNITY_DUE, opened_at=SAMPLE_TIME),
         RectificationOpenedV1(**_FOUND, deadline=SAMPLE_COMMUNITY_DUE, opened_at=SAMPLE_TIME),

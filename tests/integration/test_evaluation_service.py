@@ -205,7 +205,8 @@ def test_a_closing_with_a_coded_reason_is_published_in_both_versions_and_a_misma
                                                        "'cn.sanji.rectification.closed.v2'")]
     assert len(v1) == len(v2) == 1 and "reason_code" not in v1[0]["data"]
     assert (v2[0]["data"]["result"], v2[0]["data"]["reason_code"], v2[0]["data"]["case_number"],
-            v2[0]["data"]["case_id"]) == ("cannot_rectify", "beyond_authority", "SJ-1", case_id)
+            v2[0]["data"]["case_id"], v2[0]["data"]["community_code"]) == ("cannot_rectify", "beyond_authority", "SJ-1",
+                                                                  case_id, XINHE)
     assert "区公安分局" not in json.dumps(v2, ensure_ascii=False) and "13812345678" not in json.dumps(v2)
 
 

@@ -84,12 +84,12 @@ def test_the_resident_gets_one_sms_with_the_result_and_the_coded_reason():
 def test_a_closing_tells_no_one_when_there_is_no_resident_or_the_rating_was_found_wrong():
     closed = sample(RectificationClosedV2.event_type)
     finding = sample(RectificationClosedV2.event_type, origin="finding", item_id=None, case_id=None, matter_code=None,
-                     case_number=None, department_code="any")
+                     case_number=None, community_code=None, department_code="any")
     assert planned(finding) == []
     assert planned(sample(RectificationClosedV2.event_type, result="appeal_upheld")) == []
     assert planned(sample(RectificationClosedV2.event_type, case_id=None)) == []
     # v1 is published beside v2 and tells no one (else the resident would hear twice).
-    v1 = RectificationClosedV1.model_validate(closed.model_dump(exclude={"reason_code", "case_number"}))
+    v1 = RectificationClosedV1.model_validate(closed.model_dump(exclude={"reason_code", "case_number", "community_code"}))
     assert planned(v1) == []
     # A rating by itself tells no one.
     assert RatingSubmittedV1.event_type not in domain.RULES
