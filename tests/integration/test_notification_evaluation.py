@@ -35,8 +35,9 @@ from tests.support.notification_harness import one_more_sweep, publish, sweep_un
 
 pytestmark = pytest.mark.integration
 
+V2_ONLY = {"reason_code", "case_number", "community_code"}  # what rectification.closed.v1 lacks
+
 DAY = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
-SECRET = "unused-webhook-secret-000000"
 EVALUATION = "/sanji/evaluation"
 CASE = sample(RectificationClosedV2.event_type).case_id
 COMMUNITY, STREET = "320113003021", "320113003000"
@@ -72,7 +73,7 @@ def evaluation_events(at: datetime):
         sample(RectificationOpenedV1.event_type),
         sample(RectificationOverdueV1.event_type, 0),
         sample(RectificationOverdueV1.event_type, 1),
-        RectificationClosedV1.model_validate(closed.model_dump(exclude={"reason_code", "case_number", "community_code"})),
+        RectificationClosedV1.model_validate(closed.model_dump(exclude=V2_ONLY)),
         closed,
         sample(AppealDecidedV1.event_type, 1),
         sample(SupervisionOrderIssuedV1.event_type),
