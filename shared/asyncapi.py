@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic.json_schema import models_json_schema
 
 from shared.events import PAYLOAD_TYPES, CloudEvent
-from shared.topology import EVENTS_EXCHANGE_NAME
+from shared.topology import CONSUMER_QUEUES, EVENTS_EXCHANGE_NAME
 
 SUBSCRIPTION_EXAMPLES = {
     "cn.sanji.item.routed.v1": [
@@ -13,6 +13,27 @@ SUBSCRIPTION_EXAMPLES = {
         "item.*.*.street.320113003000.*  (迈皋桥街道: everything at the street's desks)",
     ],
 }
+
+
+def _may_match(binding: list[str], key: list[str]) -> bool:
+    """Whether a topic binding (``*`` one word, ``#`` any number) receives some routing key of a template whose
+    ``{field}`` words stand for any word."""
+    if not binding:
+        return not key
+    head, rest = binding[0], binding[1:]
+    if head == "#":
+        return any(_may_match(rest, key[skip:]) for skip in range(len(key) + 1))
+    if not key:
+        return False
+    word = key[0]
+    return (head == "*" or word.startswith("{") or head == word) and _may_match(rest, key[1:])
+
+
+def consumers_of(routing_key_template: str) -> list[str]:
+    """The Sanji services' queues bound to a type's routing key, as ``queue (service)``."""
+    key = routing_key_template.split(".")
+    return [f"{queue.name} ({queue.name.split('.', 1)[0]})" for queue in CONSUMER_QUEUES
+            if any(_may_match(binding.split("."), key) for binding in queue.binding_keys)]
 
 
 def asyncapi_document(version: str = "1.0.0") -> dict:
@@ -41,8 +62,13 @@ def asyncapi_document(version: str = "1.0.0") -> dict:
                    "bindings": {"amqp": {"is": "routingKey",
                                          "exchange": {"name": EVENTS_EXCHANGE_NAME, "type": "topic",
                                                       "durable": True, "autoDelete": False}}}}
+        description = []
         if event_type in SUBSCRIPTION_EXAMPLES:
-            channel["description"] = "Bind with a topic pattern, e.g. " + "; ".join(SUBSCRIPTION_EXAMPLES[event_type])
+            description.append("Bind with a topic pattern, e.g. " + "; ".join(SUBSCRIPTION_EXAMPLES[event_type]) + ".")
+        consumers = consumers_of(address)
+        description.append("Consumed by: " + ", ".join(consumers) + "." if consumers
+                           else "No Sanji service consumes it (for department systems and dashboards).")
+        channel["description"] = " ".join(description)
         channels[name] = channel
         operations[f"receive_{name}"] = {"action": "receive", "channel": {"$ref": f"#/channels/{name}"}}
     return {

@@ -708,6 +708,37 @@ class RectificationClosedV1(RectificationEvent):
     closed_at: datetime
 
 
+# The coded reason a unit gives when it closes a rectification with 解释说明 or 无法整改: a code, so the resident's
+# SMS can say why (from the notification service's own wording) while the unit's free text stays in evaluation.
+ExplainedReasonCode = Literal["handled_by_rules", "policy_explained", "misunderstanding"]
+CannotRectifyReasonCode = Literal["beyond_authority", "policy_restriction", "conditions_lacking"]
+RectificationReasonCode = Literal["handled_by_rules", "policy_explained", "misunderstanding", "beyond_authority",
+                                  "policy_restriction", "conditions_lacking"]
+
+
+class RectificationClosedV2(RectificationEvent):
+    """The owning unit closed a rectification with a result and, for 解释说明 or 无法整改, a coded reason (or an
+    upheld appeal ended it). Published beside ``rectification.closed.v1`` (same routing key) until every
+    subscriber of v1 has moved."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "rectification.closed.v2"
+    verb: ClassVar[str] = "closed"
+
+    result: Literal["rectified", "explained", "cannot_rectify", "appeal_upheld"] = Field(
+        description="整改完成, 解释说明, 无法整改; appeal_upheld when the level above upheld the unit's appeal "
+                    "against the rating that opened it")
+    reason_code: RectificationReasonCode | None = Field(
+        default=None, description="why it was explained or cannot be rectified (a code; the unit's own words stay "
+                                  "in the evaluation service); null for rectified, appeal_upheld, or a closing "
+                                  "that gave no code")
+    case_number: str | None = Field(default=None, description="the case's number (SJ…), when the rectification "
+                                                               "concerns an item of a completed case")
+    community_code: str | None = Field(default=None, pattern=r"^\d{12}$",
+                                       description="the case's community, when there is a case")
+    callback_outcome: Literal["reached_satisfied", "reached_unsatisfied", "not_reached"] | None
+    closed_at: datetime
+
+
 class RectificationOverdueV1(RectificationEvent):
     """A rectification passed its deadline (stage warning), then its grace (stage escalated: the unit above
     named here takes it up)."""
@@ -739,6 +770,42 @@ class AppealDecidedV1(EvaluationEvent):
         return self.appeal_id
 
 
+class SupervisionOrderEvent(EvaluationEvent):
+    """A 督办单: ``unit_code`` (and ``level``) is the unit the order is addressed to, the item, case, matter and
+    department those of its subject (an item, or a rectification's item; a rectification without an item:
+    department ``any``). What the order asks and the answer stay in the evaluation service."""
+
+    noun: ClassVar[str] = "supervision-order"
+
+    order_id: str
+    subject_type: Literal["item", "rectification"]
+    subject_id: str
+    issuer_unit_code: str = Field(pattern=r"^\d{12}$", description="the supervising street or district")
+    due_at: datetime
+
+    def subject(self) -> str:
+        return self.order_id
+
+
+class SupervisionOrderIssuedV1(SupervisionOrderEvent):
+    """Street or district staff ordered a unit of their jurisdiction to act on an item or a rectification (督办单)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "supervision-order.issued.v1"
+    verb: ClassVar[str] = "issued"
+
+    issued_at: datetime
+
+
+class SupervisionOrderAnsweredV1(SupervisionOrderEvent):
+    """The unit a 督办单 names answered it (``late`` when after its due time)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "supervision-order.answered.v1"
+    verb: ClassVar[str] = "answered"
+
+    answered_at: datetime
+    late: bool
+
+
 PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
     payload.event_type: payload
     for payload in (CaseSubmittedV1, ItemRoutedV1, ItemClaimedV1, ItemAcceptedV1, ItemSupplementRequestedV1,
@@ -749,7 +816,8 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
                     WhistleEscalatedV1, ReportFiledV1, ReportClassifiedV1, ReportAssignedV1, ReportContactRecordedV1,
                     ReportDeferralGrantedV1, ReportClosedV1, ReportReturnVisitedV1, ReportReopenedV1,
                     ReportOverdueV1, RatingSubmittedV1, RectificationOpenedV1, RectificationClosedV1,
-                    RectificationOverdueV1, AppealDecidedV1)
+                    RectificationOverdueV1, AppealDecidedV1, RectificationClosedV2, SupervisionOrderIssuedV1,
+                    SupervisionOrderAnsweredV1)
 }
 
 

@@ -56,7 +56,10 @@ class ConsumerQueue:
 
 ROUTING_CASE_SUBMITTED = ConsumerQueue("routing.case-submitted", ("case.submitted.#",))
 INTAKE_ITEM_UPDATES = ConsumerQueue("intake.item-updates", ("item.#", "case.completed.#"))
-NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#", "whistle.#", "report.#"))
+# Evaluation's events: only those someone is told of (not rating.submitted: a rating tells no one by itself).
+NOTIFICATION_EVENTS = ConsumerQueue("notification.events", ("case.#", "item.#", "whistle.#", "report.#",
+                                                            "rectification.#", "appeal.decided.#",
+                                                            "supervision-order.#"))
 
 ROUTING_ESCALATION_ORDERS = ConsumerQueue("routing.escalation-orders", ("escalation.ordered.#",))
 # Intake's 容缺 due dates revised once a year's holiday arrangement is loaded: routing keeps a copy to expire by.

@@ -150,6 +150,11 @@ def satisfaction_value(level: RatingLevel, basic_weight: float) -> float:
 
 RESULTS = ("rectified", "explained", "cannot_rectify")   # 整改完成, 解释说明, 无法整改
 CALLBACK_OUTCOMES = ("reached_satisfied", "reached_unsatisfied", "not_reached")
+# The coded reasons that may go with a result (shared/events.py): what the resident's SMS can say about it.
+REASON_CODES = {
+    "explained": ("handled_by_rules", "policy_explained", "misunderstanding"),
+    "cannot_rectify": ("beyond_authority", "policy_restriction", "conditions_lacking"),
+}
 
 
 def rectification_deadline(calendar: WorkdayCalendar, opened_at: datetime, days: int) -> datetime:
@@ -169,7 +174,7 @@ def overdue_stage(*, state: str, deadline: datetime, escalate_at: datetime, now:
 
 
 def check_closure(*, state: str, owner_unit: str, actor_unit: str, callback_recorded: bool, result: str,
-                  reason: str | None) -> None:
+                  reason: str | None, reason_code: str | None = None) -> None:
     if actor_unit != owner_unit:
         raise Forbidden("not_owner", "only the unit that owns the rectification closes it")
     if state == "closed":
@@ -178,6 +183,10 @@ def check_closure(*, state: str, owner_unit: str, actor_unit: str, callback_reco
         raise Refusal("unknown_result", "the result is rectified, explained or cannot_rectify")
     if result in ("explained", "cannot_rectify") and not (reason or "").strip():
         raise Refusal("reason_required", "explained and cannot_rectify need a reason")
+    if reason_code is not None and reason_code not in REASON_CODES.get(result, ()):
+        allowed = ", ".join(REASON_CODES.get(result, ())) or "none"
+        raise Refusal("reason_code_mismatch", f"a {result} closing takes the reason codes: {allowed}",
+                      field="reason_code")
     if not callback_recorded:
         raise Conflict("callback_missing", "record the call-back to the resident before closing")
 

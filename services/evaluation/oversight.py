@@ -17,6 +17,7 @@ from services.evaluation import domain
 from services.evaluation.adapters.orm import (
     Appeal,
     Attachment,
+    EvaluationCase,
     EvaluationItem,
     Evaluator,
     Finding,
@@ -47,7 +48,14 @@ from services.evaluation.schemas import (
 )
 from shared.auth import Principal
 from shared.clock import new_id
-from shared.events import AppealDecidedV1, RectificationClosedV1, RectificationOverdueV1
+from shared.events import (
+    AppealDecidedV1,
+    RectificationClosedV1,
+    RectificationClosedV2,
+    RectificationOverdueV1,
+    SupervisionOrderAnsweredV1,
+    SupervisionOrderIssuedV1,
+)
 from shared.http import ApiError
 from shared.outbox import UnitOfWork
 
@@ -69,7 +77,8 @@ def _rect_view(r: Rectification) -> RectificationView:
                              item_id=r.item_id, unit_code=r.unit_code, level=r.level, state=r.state,
                              opened_at=r.opened_at, deadline=r.deadline, escalate_at=r.escalate_at,
                              supervising_unit_code=r.supervising_unit_code, callback_at=r.callback_at,
-                             callback_outcome=r.callback_outcome, result=r.result, closed_at=r.closed_at)
+                             callback_outcome=r.callback_outcome, result=r.result,
+                             reason_code=r.result_reason_code, closed_at=r.closed_at)
 
 
 def _rect_event_fields(r: Rectification) -> dict:
@@ -77,6 +86,17 @@ def _rect_event_fields(r: Rectification) -> dict:
             "department_code": r.department_code, "level": r.level, "unit_code": r.unit_code,
             "district_code": r.district_code, "rectification_id": r.rectification_id, "origin": r.origin,
             "origin_id": r.origin_id}
+
+
+def _publish_closed(uow: UnitOfWork, r: Rectification) -> None:
+    """``rectification.closed`` in both versions, side by side (shared/events.py): v2 adds the coded reason."""
+    fields = dict(**_rect_event_fields(r), result=r.result, callback_outcome=r.callback_outcome,
+                  closed_at=r.closed_at)
+    uow.publish(RectificationClosedV1(**fields))
+    case = uow.session.get(EvaluationCase, r.case_id) if r.case_id else None
+    uow.publish(RectificationClosedV2(**fields, reason_code=r.result_reason_code,
+                                      case_number=case.case_number if case else None,
+                                      community_code=case.community_code if case else None))
 
 
 def _load_rectification(uow: UnitOfWork, rectification_id: str, principal: Principal,
@@ -129,10 +149,11 @@ def close(rectification_id: str, body: RectificationClosure, principal: Principa
     with unit_of_work as uow:
         r = _load_rectification(uow, rectification_id, principal, rules)
         domain.check_closure(state=r.state, owner_unit=r.unit_code, actor_unit=principal.unit_code,
-                             callback_recorded=r.callback_at is not None, result=body.result, reason=body.reason)
+                             callback_recorded=r.callback_at is not None, result=body.result, reason=body.reason,
+                             reason_code=body.reason_code)
         r.state, r.result, r.result_reason, r.closed_at = "closed", body.result, body.reason, now
-        uow.publish(RectificationClosedV1(**_rect_event_fields(r), result=body.result,
-                                          callback_outcome=r.callback_outcome, closed_at=now))
+        r.result_reason_code = body.reason_code
+        _publish_closed(uow, r)
         view = _rect_view(r)
         uow.commit()
     log.info("rectification closed", rectification_id=rectification_id, result=body.result)
@@ -234,8 +255,7 @@ def decide_appeal(appeal_id: str, body: AppealDecision, principal: Principal, *,
             if opened is not None:
                 opened.state, opened.result, opened.closed_at = "closed", "appeal_upheld", now
                 opened.result_reason = "appeal upheld"
-                uow.publish(RectificationClosedV1(**_rect_event_fields(opened), result="appeal_upheld",
-                                                  callback_outcome=opened.callback_outcome, closed_at=now))
+                _publish_closed(uow, opened)
         uow.publish(AppealDecidedV1(
             item_id=item.item_id, case_id=item.case_id, matter_code=item.matter_code,
             department_code=item.department_code, level=item.level, unit_code=appeal.unit_code,
@@ -350,6 +370,17 @@ def _order_view(o: SupervisionOrder, now: datetime) -> SupervisionOrderView:
                                 state=domain.order_state(answered_at=o.answered_at, due_at=o.due_at, now=now))
 
 
+def _order_event_fields(uow: UnitOfWork, rules: EvaluationRules, o: SupervisionOrder) -> dict:
+    """Codes and ids of a 督办单 for its events: the addressed unit, the subject's item, case, matter and department.
+    Never what it asks nor the answer (text stays here)."""
+    subject = uow.session.get(EvaluationItem if o.subject_type == "item" else Rectification, o.subject_id)
+    return {"item_id": subject.item_id, "case_id": subject.case_id, "matter_code": subject.matter_code,
+            "department_code": subject.department_code or "any",
+            "level": str(rules.catalogue.unit(o.target_unit_code).level), "unit_code": o.target_unit_code,
+            "district_code": o.district_code, "order_id": o.order_id, "subject_type": o.subject_type,
+            "subject_id": o.subject_id, "issuer_unit_code": o.issuer_unit_code, "due_at": o.due_at}
+
+
 def issue_order(body: SupervisionOrderIssue, principal: Principal, *, unit_of_work: UnitOfWork,
                 rules: EvaluationRules, now: datetime) -> SupervisionOrderView:
     jurisdiction(principal, rules, kinds=("staff",))
@@ -367,6 +398,7 @@ def issue_order(body: SupervisionOrderIssue, principal: Principal, *, unit_of_wo
                                  due_at=rules.calendar.deadline_at(now, body.due_in_working_days)[0],
                                  issued_at=now, answer="")
         uow.session.add(order)
+        uow.publish(SupervisionOrderIssuedV1(**_order_event_fields(uow, rules, order), issued_at=now))
         view = _order_view(order, now)
         uow.commit()
     return view
@@ -384,6 +416,8 @@ def answer_order(order_id: str, body: SupervisionAnswer, principal: Principal, *
         if order.answered_at is not None:
             raise domain.Conflict("order_answered", "the order is already answered")
         order.answer, order.answered_at = body.answer, now
+        uow.publish(SupervisionOrderAnsweredV1(**_order_event_fields(uow, rules, order), answered_at=now,
+                                               late=now > order.due_at))
         view = _order_view(order, now)
         uow.commit()
     return view

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events import RectificationReasonCode
+
 Text = Field(default="", max_length=1000)
 
 
@@ -81,6 +83,10 @@ class RectificationClosure(_Body):
     result: Literal["rectified", "explained", "cannot_rectify"] = Field(
         description="整改完成, 解释说明, 无法整改")
     reason: str = Text
+    reason_code: RectificationReasonCode | None = Field(
+        default=None, description="with explained: handled_by_rules, policy_explained or misunderstanding; with "
+                                  "cannot_rectify: beyond_authority, policy_restriction or conditions_lacking. The "
+                                  "resident's SMS says it; the free-text reason stays here")
 
 
 class RectificationView(BaseModel):
@@ -98,6 +104,7 @@ class RectificationView(BaseModel):
     callback_at: datetime | None
     callback_outcome: str | None
     result: str | None
+    reason_code: str | None = None
     closed_at: datetime | None
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shared.catalogue import Catalogue
 from shared.events import (
+    AppealDecidedV1,
     CaseCompletedV1,
     CaseSubmittedV1,
     DeferralDueDateRevisedV1,
@@ -39,10 +40,17 @@ from shared.events import (
     ItemSupervisionEscalatedV1,
     ItemSupplementRequestedV1,
     ItemTerminatedV1,
+    RectificationClosedV2,
+    RectificationEvent,
+    RectificationOpenedV1,
+    RectificationOverdueV1,
     ReportAssignedV1,
     ReportClosedV1,
     ReportFiledV1,
     ReportOverdueV1,
+    SupervisionOrderAnsweredV1,
+    SupervisionOrderEvent,
+    SupervisionOrderIssuedV1,
     WhistleCalledV1,
     WhistleEscalatedV1,
 )
@@ -84,6 +92,18 @@ REPORT_OUTCOMES = {"solved": "问题已解决", "explained": "已向您作出解
                    "deferral_granted": "已同意容缺受理，请在约定期限内补齐材料",
                    "not_solvable": "经协调，该事项目前确实无法办理"}
 REPORT_LIMITS = {"opinion": "部门意见", "time_limit": "承诺办理时限"}
+# Evaluation (好差评 rectifications, appeals, 督办单): the wording for the codes its events carry.
+RECTIFICATION_ORIGINS = {"rating": "群众“不满意”评价", "finding": "政务服务体验官发现的问题"}
+RECTIFICATION_RESULTS = {"rectified": "整改完成", "explained": "解释说明", "cannot_rectify": "无法整改"}
+RECTIFICATION_REASONS = {"handled_by_rules": "经核实，办理过程符合相关规定",
+                         "policy_explained": "已就相关政策规定作出说明",
+                         "misunderstanding": "经核实系误解，已说明情况",
+                         "beyond_authority": "超出本单位职权范围",
+                         "policy_restriction": "受现行政策法规限制",
+                         "conditions_lacking": "客观条件暂不具备"}
+APPEAL_GROUNDS = {"wrong_case": "评价对象有误", "abusive_text": "评价含有辱骂等不当内容",
+                  "unrelated_to_service": "评价内容与政务服务无关", "malicious": "恶意评价"}
+ORDER_SUBJECTS = {"item": "办件", "rectification": "整改事项"}
 
 # A door delivery this close is told at once, even at night: held until morning, the notice could
 # reach the resident after the social worker is already at the door.
@@ -329,6 +349,59 @@ def report_overdue_context(event: ReportOverdueV1, names: Names) -> dict:
             "supervising_unit": names.unit(event.supervising_unit_code)}
 
 
+# Evaluation (published by the evaluation service). Its events carry no text: what a 督办单 asks, a unit's reasons
+# and answers stay there, so messages name the codes' wording and say where to read the rest.
+
+
+def _evaluation_basics(event, names: Names) -> dict:
+    return {"item_id": event.item_id or "", "matter": names.matter(event.matter_code) if event.matter_code else "",
+            "unit": names.unit(event.unit_code), "level": _level(event.level)}
+
+
+def _rectification_basics(event: RectificationEvent, names: Names) -> dict:
+    return {**_evaluation_basics(event, names), "rectification_id": event.rectification_id,
+            "origin": RECTIFICATION_ORIGINS[event.origin]}
+
+
+def rectification_opened_context(event: RectificationOpenedV1, names: Names) -> dict:
+    return {**_rectification_basics(event, names), "due": local_time_text(event.deadline)}
+
+
+def rectification_overdue_context(event: RectificationOverdueV1, names: Names) -> dict:
+    supervising = event.supervising_unit_code
+    return {**_rectification_basics(event, names), "due": local_time_text(event.deadline),
+            "escalated": event.stage == "escalated", "supervising_unit": names.unit(supervising) if supervising else ""}
+
+
+def rectification_closed_context(event: RectificationClosedV2, names: Names) -> dict:
+    # The reason's wording for its code only: the unit's own words stay in the evaluation service.
+    return {"case_number": shown_number(event.case_number) if event.case_number else "",
+            "matter": names.matter(event.matter_code) if event.matter_code else "",
+            "unit": names.unit(event.unit_code), "result": RECTIFICATION_RESULTS.get(event.result, ""),
+            "reason": RECTIFICATION_REASONS.get(event.reason_code, "") if event.reason_code else "",
+            "closed_at": local_day_text(event.closed_at)}
+
+
+def appeal_decided_context(event: AppealDecidedV1, names: Names) -> dict:
+    return {**_evaluation_basics(event, names), "appeal_id": event.appeal_id, "upheld": event.upheld,
+            "grounds": APPEAL_GROUNDS[event.grounds], "deciding_unit": names.unit(event.deciding_unit_code),
+            "decided_at": local_time_text(event.decided_at)}
+
+
+def _order_basics(event: SupervisionOrderEvent, names: Names) -> dict:
+    return {**_evaluation_basics(event, names), "order_id": event.order_id,
+            "subject": ORDER_SUBJECTS[event.subject_type], "subject_id": event.subject_id,
+            "issuer_unit": names.unit(event.issuer_unit_code), "due": local_time_text(event.due_at)}
+
+
+def supervision_order_issued_context(event: SupervisionOrderIssuedV1, names: Names) -> dict:
+    return {**_order_basics(event, names), "issued_at": local_time_text(event.issued_at)}
+
+
+def supervision_order_answered_context(event: SupervisionOrderAnsweredV1, names: Names) -> dict:
+    return {**_order_basics(event, names), "answered_at": local_time_text(event.answered_at), "late": event.late}
+
+
 # ── Conditions ──────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -366,6 +439,20 @@ def has_case(event) -> bool:
     return getattr(event, "case_id", None) is not None
 
 
+def overdue_warning(event: RectificationOverdueV1) -> bool:
+    return event.stage == "warning"
+
+
+def overdue_escalated(event: RectificationOverdueV1) -> bool:
+    return event.stage == "escalated" and event.supervising_unit_code is not None
+
+
+def resident_told_of_closing(event: RectificationClosedV2) -> bool:
+    """A rectification a resident's rating opened, closed by its unit: not a 体验官's finding (no resident), and
+    not one an upheld appeal ended (the rating itself was found wrong or abusive)."""
+    return event.origin == "rating" and event.case_id is not None and event.result != "appeal_upheld"
+
+
 def _urgent(_event, _now) -> bool:
     return True
 
@@ -388,6 +475,14 @@ class Rule:
     urgent: Callable[[EventPayload, datetime], bool] = _never
     # unit_staff and specialist audiences: the unit whose inbox is addressed (default: the event's unit_code)
     unit: Callable[[EventPayload], str] | None = None
+    # Only these of the audience's channels (default: all of them), e.g. an SMS-only message to a resident.
+    channels: tuple[str, ...] | None = None
+
+
+def rule_channels(rule: Rule) -> tuple[str, ...]:
+    """The channels a rule's message goes out on: its audience's, or the subset the rule names."""
+    channels = AUDIENCE_CHANNELS[rule.audience]
+    return channels if rule.channels is None else tuple(c for c in channels if c in rule.channels)
 
 
 RULES: Mapping[str, tuple[Rule, ...]] = {
@@ -463,6 +558,29 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
     ReportOverdueV1.event_type: (
         Rule("report_overdue", "unit_staff", report_overdue_context, unit=lambda event: event.supervising_unit_code),
     ),
+    # ── evaluation: rectifications, appeals and 督办单 (rectification.closed.v1 is left to v2, which has the reason) ──
+    RectificationOpenedV1.event_type: (
+        Rule("rectification_opened", "unit_staff", rectification_opened_context),
+    ),
+    RectificationOverdueV1.event_type: (
+        Rule("rectification_overdue", "unit_staff", rectification_overdue_context, when=overdue_warning),
+        Rule("rectification_escalated", "unit_staff", rectification_overdue_context, when=overdue_escalated,
+             unit=lambda event: event.supervising_unit_code),
+    ),
+    RectificationClosedV2.event_type: (
+        Rule("rectification_closed", "resident", rectification_closed_context, when=resident_told_of_closing,
+             channels=("sms",)),
+    ),
+    AppealDecidedV1.event_type: (
+        Rule("appeal_decided", "unit_staff", appeal_decided_context),
+    ),
+    SupervisionOrderIssuedV1.event_type: (
+        Rule("supervision_order_issued", "unit_staff", supervision_order_issued_context),
+    ),
+    SupervisionOrderAnsweredV1.event_type: (
+        Rule("supervision_order_answered", "unit_staff", supervision_order_answered_context,
+             unit=lambda event: event.issuer_unit_code),
+    ),
 }
 
 # Report events after ``report.filed`` do not name the case; the service remembers it from report.filed.
@@ -472,7 +590,7 @@ REPORT_CASE_FROM_FILING = frozenset({ReportClosedV1.event_type})
 def template_keys(rules: Mapping[str, tuple[Rule, ...]] = RULES) -> set[tuple[str, str]]:
     """Every (kind, channel) the table can produce: each needs a template."""
     return {(rule.kind, channel) for event_rules in rules.values() for rule in event_rules
-            for channel in AUDIENCE_CHANNELS[rule.audience]}
+            for channel in rule_channels(rule)}
 
 
 def sample_renderings(events: Iterable[EventPayload], names: Names,
@@ -481,7 +599,7 @@ def sample_renderings(events: Iterable[EventPayload], names: Names,
     start-up check renders every template with."""
     return [(rule.kind, channel, rule.context(event, names))
             for event in events for rule in rules.get(event.event_type, ())
-            for channel in AUDIENCE_CHANNELS[rule.audience]]
+            for channel in rule_channels(rule)]
 
 
 def event_types_without_samples(events: Iterable[EventPayload],
@@ -630,7 +748,7 @@ def plan(event_type: str, event: EventPayload, *, now: datetime, names: Names,
         context = rule.context(event, names)
         urgent = rule.urgent(event, now)
         for recipient in recipients_for(rule, event, webhooks=webhooks, within=within, case_id=case_id):
-            for channel in AUDIENCE_CHANNELS[recipient.audience]:
+            for channel in rule_channels(rule):
                 not_before, hold_reason = schedule(now, channel=channel, audience=recipient.audience,
                                                    urgent=urgent, quiet_hours=quiet_hours)
                 planned.append(PlannedMessage(rule.kind, recipient, channel, context, urgent, not_before,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from shared.events import (
+    AppealDecidedV1,
     CaseCompletedV1,
     CaseSubmittedV1,
     DeferralDueDateRevisedV1,
@@ -28,10 +29,15 @@ from shared.events import (
     ItemSupervisionEscalatedV1,
     ItemSupplementRequestedV1,
     ItemTerminatedV1,
+    RectificationClosedV2,
+    RectificationOpenedV1,
+    RectificationOverdueV1,
     ReportAssignedV1,
     ReportClosedV1,
     ReportFiledV1,
     ReportOverdueV1,
+    SupervisionOrderAnsweredV1,
+    SupervisionOrderIssuedV1,
     WhistleCalledV1,
     WhistleEscalatedV1,
 )
@@ -98,6 +104,50 @@ def escalation_samples() -> list[EventPayload]:
     ]
 
 
+SAMPLE_RECTIFICATION_ID = "00000000-0000-4000-8000-000000000006"
+SAMPLE_RATING_ID = "00000000-0000-4000-8000-000000000007"
+SAMPLE_FINDING_ID = "00000000-0000-4000-8000-000000000008"
+SAMPLE_APPEAL_ID = "00000000-0000-4000-8000-000000000009"
+SAMPLE_ORDER_ID = "00000000-0000-4000-8000-00000000000a"
+SAMPLE_COMMUNITY_DUE = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
+# An item of 馨合家园社区 rated 不满意; its rectification, appeal and a 督办单 of 迈皋桥街道 about it.
+_RATED = dict(item_id=SAMPLE_ITEM_ID, case_id=SAMPLE_CASE_ID, matter_code="residence-permit", department_code="police",
+              level="community", unit_code=SAMPLE_COMMUNITY, district_code=SAMPLE_DISTRICT)
+_RECTIFICATION = dict(_RATED, rectification_id=SAMPLE_RECTIFICATION_ID, origin="rating", origin_id=SAMPLE_RATING_ID)
+_FOUND = dict(item_id=None, case_id=None, matter_code=None, department_code="any", level="community",
+              unit_code=SAMPLE_COMMUNITY, district_code=SAMPLE_DISTRICT, rectification_id=SAMPLE_RECTIFICATION_ID,
+              origin="finding", origin_id=SAMPLE_FINDING_ID)
+_ORDER = dict(_RATED, order_id=SAMPLE_ORDER_ID, subject_type="item", subject_id=SAMPLE_ITEM_ID,
+              issuer_unit_code=SAMPLE_STREET, due_at=SAMPLE_COMMUNITY_DUE)
+
+
+def evaluation_samples() -> list[EventPayload]:
+    """Rectifications, appeals and 督办单 (published by the evaluation service)."""
+    closed = dict(_RECTIFICATION, callback_outcome="reached_unsatisfied", closed_at=SAMPLE_TIME,
+                  case_number=SAMPLE_CASE_NUMBER, community_code=SAMPLE_COMMUNITY)
+    return [
+        RectificationOpenedV1(**_RECTIFICATION, deadline=SAMPLE_COMMUNITY_DUE, opened_at=SAMPLE_TIME),
+        RectificationOpenedV1(**_FOUND, deadline=SAMPLE_COMMUNITY_DUE, opened_at=SAMPLE_TIME),
+        RectificationOverdueV1(**_RECTIFICATION, stage="warning", deadline=SAMPLE_COMMUNITY_DUE, raised_at=SAMPLE_TIME),
+        RectificationOverdueV1(**_RECTIFICATION, stage="escalated", deadline=SAMPLE_COMMUNITY_DUE,
+                               supervising_unit_code=SAMPLE_STREET, raised_at=SAMPLE_TIME),
+        RectificationClosedV2(**closed, result="rectified"),
+        RectificationClosedV2(**closed, result="explained", reason_code="policy_explained"),
+        RectificationClosedV2(**closed, result="cannot_rectify", reason_code="beyond_authority"),
+        RectificationClosedV2(**closed, result="cannot_rectify"),  # no coded reason given
+        AppealDecidedV1(**_RATED, appeal_id=SAMPLE_APPEAL_ID, rating_id=SAMPLE_RATING_ID, grounds="malicious",
+                        upheld=True, deciding_unit_code=SAMPLE_STREET, decided_at=SAMPLE_TIME),
+        AppealDecidedV1(**_RATED, appeal_id=SAMPLE_APPEAL_ID, rating_id=SAMPLE_RATING_ID, grounds="wrong_case",
+                        upheld=False, deciding_unit_code=SAMPLE_STREET, decided_at=SAMPLE_TIME),
+        SupervisionOrderIssuedV1(**_ORDER, issued_at=SAMPLE_TIME),
+        SupervisionOrderIssuedV1(**{**_ORDER, "item_id": None, "case_id": None, "matter_code": None,
+                                    "department_code": "any", "subject_type": "rectification",
+                                    "subject_id": SAMPLE_RECTIFICATION_ID}, issued_at=SAMPLE_TIME),
+        SupervisionOrderAnsweredV1(**_ORDER, answered_at=SAMPLE_TIME, late=False),
+        SupervisionOrderAnsweredV1(**_ORDER, answered_at=SAMPLE_TIME, late=True),
+    ]
+
+
 def sample_events() -> list[EventPayload]:
     submitted = dict(case_id=SAMPLE_CASE_ID, case_number=SAMPLE_CASE_NUMBER, community_code=SAMPLE_COMMUNITY,
                      catalogue_version="sample", bundle_code="migrant-bundle",
@@ -156,4 +206,5 @@ def sample_events() -> list[EventPayload]:
         CaseCompletedV1(**completed, delivery=_DOOR),
         CaseCompletedV1(**{**completed, "outcomes": outcomes[1:]}, delivery=None),
         *escalation_samples(),
+        *evaluation_samples(),
     ]

@@ -246,11 +246,18 @@ def test_rating_to_rectification_appeal_and_rates(stack, clock, database_url):
     events = evaluation.outbox()
     types = [event_type for event_type, _ in events]
     for expected in ("rating.submitted", "rectification.opened", "rectification.overdue", "rectification.closed",
-                     "appeal.decided"):
+                     "appeal.decided", "supervision-order.issued", "supervision-order.answered"):
         assert f"cn.sanji.{expected}.v1" in types
+    # rectification.closed in both versions side by side: the street's closing, and the one the appeal ended.
+    assert types.count("cn.sanji.rectification.closed.v1") == types.count("cn.sanji.rectification.closed.v2") == 2
+    order_events = {event_type: body["data"] for event_type, body in events if "supervision-order" in event_type}
+    issued, answered = (order_events[f"cn.sanji.supervision-order.{verb}.v1"] for verb in ("issued", "answered"))
+    assert (issued["unit_code"], issued["issuer_unit_code"], issued["order_id"]) == (STREET, DISTRICT,
+                                                                                    order["order_id"])
+    assert answered["late"] is True
     for _, body in events:
         text = json.dumps(body, ensure_ascii=False)
-        assert "13812345678" not in text and "态度恶劣" not in text
+        assert "13812345678" not in text and "态度恶劣" not in text and "说明超时原因" not in text
     overdue = [body["data"] for event_type, body in events if event_type == "cn.sanji.rectification.overdue.v1"]
     assert sorted(o["stage"] for o in overdue) == ["escalated", "escalated", "warning", "warning"]
 

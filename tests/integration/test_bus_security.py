@@ -95,6 +95,25 @@ def test_a_department_binds_its_own_keys_and_no_one_elses(scoped_bus):
         assert "ACCESS_REFUSED" in refused(lambda key=key: bind(street, street_queue, key)), key
 
 
+def test_notification_reads_the_evaluation_events_it_tells_people_of_and_no_others(scoped_bus):
+    """Evaluation publishes its rectification, appeal and 督办单 events as itself; they reach notification's queue,
+    which its user reads. A rating by itself tells no one, so it is not bound there."""
+    evaluation, user = scoped_bus.service_uri("evaluation"), scoped_bus.users["evaluation"]
+    keys = [f"{noun}.320113000000.community.320113003021.police"
+            for noun in ("rectification.opened", "rectification.closed", "appeal.decided", "supervision-order.issued",
+                         "supervision-order.answered", "rating.submitted")]
+    for key in keys:
+        publish(evaluation, key, body=json.dumps({"key": key}), user_id=user)
+    received = []
+    with Connection(scoped_bus.service_uri("notification")) as connection:
+        channel = connection.channel()
+        while (message := channel.basic_get("notification.events", no_ack=True)) is not None:
+            received.append(json.loads(message.body)["key"])
+    assert sorted(received) == sorted(keys[:-1])
+    # Notification still publishes nothing, evaluation's events included.
+    assert "ACCESS_REFUSED" in refused(lambda: publish(scoped_bus.service_uri("notification"), keys[0]))
+
+
 def test_a_department_user_and_a_service_that_does_not_need_it_cannot_call_an_rpc(scoped_bus):
     call = json.dumps({"args": ["case-1", "sms"], "kwargs": {}})
     for uri in (scoped_bus.department_uri("dept-qixia-police"), scoped_bus.service_uri("routing"),

@@ -172,3 +172,69 @@ def test_an_evaluator_files_a_finding_with_photos_and_it_opens_a_rectification(s
                                                            "'cn.sanji.rectification.opened.v1'")]
     assert [e["data"]["origin"] for e in events] == ["finding"]
     assert "四十分钟" not in json.dumps(events, ensure_ascii=False)
+
+
+def test_a_closing_with_a_coded_reason_is_published_in_both_versions_and_a_mismatched_code_is_refused(
+        service, rabbit_config, database_url, clock):
+    container, base = service
+    case_id, item_id = completed_case(container, rabbit_config["AMQP_URI"], clock)
+    kiosk = {**STAFF["kiosk"], "Content-Type": "application/json"}
+    staff = {**STAFF["xinhe"], "Content-Type": "application/json"}
+    rated = requests.post(f"{base}/v1/cases/{case_id}/ratings", headers=kiosk,
+                          data=json.dumps({"item_id": item_id, "level": "非常不满意", "rater_phone": "13812345678"}))
+    rectification_id = rated.json()["rectification_id"]
+    url = f"{base}/v1/rectifications/{rectification_id}"
+    assert requests.post(f"{url}/callback", data=json.dumps({"outcome": "reached_unsatisfied"}),
+                         headers=staff).status_code == 200
+
+    for body in ({"result": "cannot_rectify", "reason": "超出职权", "reason_code": "policy_explained"},
+                 {"result": "rectified", "reason_code": "beyond_authority"}):
+        refused = requests.post(f"{url}/close", data=json.dumps(body), headers=staff)
+        assert refused.status_code == 422 and refused.json()["reason"] == "reason_code_mismatch", refused.text
+    unknown = requests.post(f"{url}/close", headers=staff, data=json.dumps(
+        {"result": "cannot_rectify", "reason": "x", "reason_code": "because"}))
+    assert unknown.status_code == 422 and unknown.json()["reason"] == "validation_failed"
+    assert query(database_url, "SELECT state FROM evaluation_rectifications")[0][0] == "open"
+
+    closed = requests.post(f"{url}/close", headers=staff, data=json.dumps(
+        {"result": "cannot_rectify", "reason": "该事项须由区公安分局审批，社区无权办理", "reason_code": "beyond_authority"}))
+    assert closed.status_code == 200 and closed.json()["reason_code"] == "beyond_authority", closed.text
+    v1 = [json.loads(b) for (b,) in query(database_url, "SELECT body FROM outbox_messages WHERE event_type = "
+                                                       "'cn.sanji.rectification.closed.v1'")]
+    v2 = [json.loads(b) for (b,) in query(database_url, "SELECT body FROM outbox_messages WHERE event_type = "
+                                                       "'cn.sanji.rectification.closed.v2'")]
+    assert len(v1) == len(v2) == 1 and "reason_code" not in v1[0]["data"]
+    assert (v2[0]["data"]["result"], v2[0]["data"]["reason_code"], v2[0]["data"]["case_number"],
+            v2[0]["data"]["case_id"], v2[0]["data"]["community_code"]) == ("cannot_rectify", "beyond_authority", "SJ-1",
+                                                                  case_id, XINHE)
+    assert "区公安分局" not in json.dumps(v2, ensure_ascii=False) and "13812345678" not in json.dumps(v2)
+
+
+def test_a_supervision_order_and_its_answer_are_published_with_codes_and_ids_only(service, rabbit_config,
+                                                                                  database_url, clock):
+    container, base = service
+    case_id, item_id = completed_case(container, rabbit_config["AMQP_URI"], clock)
+    issued = requests.post(f"{base}/v1/supervision-orders", headers={**STAFF["maigaoqiao"],
+                                                                     "Content-Type": "application/json"},
+                           data=json.dumps({"subject_type": "item", "subject_id": item_id, "target_unit_code": XINHE,
+                                            "what": "说明办理超时的原因", "due_in_working_days": 1}))
+    assert issued.status_code == 201, issued.text
+    order_id = issued.json()["order_id"]
+    clock.advance(days=3)
+    answered = requests.post(f"{base}/v1/supervision-orders/{order_id}/answer",
+                             headers={**STAFF["xinhe"], "Content-Type": "application/json"},
+                             data=json.dumps({"answer": "窗口人员请假，已补位"}))
+    assert answered.status_code == 200 and answered.json()["state"] == "answered_late", answered.text
+
+    rows = query(database_url, "SELECT event_type, routing_key, body FROM outbox_messages WHERE event_type LIKE "
+                               "'cn.sanji.supervision-order.%' ORDER BY seq")
+    assert [(event_type, key) for event_type, key, _ in rows] == [
+        ("cn.sanji.supervision-order.issued.v1", f"supervision-order.issued.320113000000.community.{XINHE}.health"),
+        ("cn.sanji.supervision-order.answered.v1",
+         f"supervision-order.answered.320113000000.community.{XINHE}.health")]
+    issued_event, answered_event = (json.loads(body)["data"] for _, _, body in rows)
+    assert (issued_event["order_id"], issued_event["issuer_unit_code"], issued_event["unit_code"],
+            issued_event["item_id"], issued_event["case_id"]) == (order_id, STREET, XINHE, item_id, case_id)
+    assert answered_event["late"] is True
+    text = json.dumps([json.loads(body) for _, _, body in rows], ensure_ascii=False)
+    assert "超时的原因" not in text and "已补位" not in text

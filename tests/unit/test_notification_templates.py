@@ -36,11 +36,18 @@ def test_the_shipped_templates_cover_every_kind_and_channel_and_render_every_sam
 
 def identifier(kind: str) -> str:
     """What a message names its subject by: 吹哨 and 办不成事 events carry no case number, so the call or the
-    report number; everything else the case number."""
+    report number; staff's messages about a rectification, an appeal or a 督办单 name it by its number;
+    everything else (the resident's rectification result too) the case number."""
     if kind.startswith(("whistle_", "department_whistle_")):
         return samples.SAMPLE_CALL_ID
     if kind.startswith("report_"):
         return samples.SAMPLE_REPORT_NUMBER
+    if kind in ("rectification_opened", "rectification_overdue", "rectification_escalated"):
+        return samples.SAMPLE_RECTIFICATION_ID
+    if kind == "appeal_decided":
+        return samples.SAMPLE_APPEAL_ID
+    if kind.startswith("supervision_order_"):
+        return samples.SAMPLE_ORDER_ID
     return samples.SAMPLE_CASE_NUMBER
 
 

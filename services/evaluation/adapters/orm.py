@@ -120,6 +120,7 @@ class Rectification(Base):
     callback_note: Mapped[str] = mapped_column(Text, default="")
     result: Mapped[str | None] = mapped_column(String(24))
     result_reason: Mapped[str] = mapped_column(Text, default="")
+    result_reason_code: Mapped[str | None] = mapped_column(String(32))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
