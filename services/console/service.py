@@ -2,7 +2,8 @@
 
 nameko collects entrypoints and dependency providers from base classes too, so each page family is a
 mixin class with its ``@http`` methods: accounts (login, logout, admin), staff (queue, item, inbox),
-supervisor (desk, report) and, from ``services.console.kiosk``, the kiosk and the resident lookup.
+supervisor (desk, report) and, from ``services.console.kiosk``, the kiosk, the resident lookup and the 15-minute
+service circle.
 Every mixin uses the dependencies declared once on ``ConsolePagesBase``.
 """
 
@@ -16,8 +17,8 @@ from services.console.pages_supervisor import SupervisorPages
 from shared.service_base import SanjiService
 
 try:  # the kiosk and resident lookup pages live in their own package
-    from services.console.kiosk import KioskPages, LookupPages
-    _PAGE_PACKAGES: tuple[type, ...] = (KioskPages, LookupPages)
+    from services.console.kiosk import CirclePages, KioskPages, LookupPages
+    _PAGE_PACKAGES: tuple[type, ...] = (KioskPages, LookupPages, CirclePages)
 except ImportError:  # pragma: no cover - only while that package is not there yet
     _PAGE_PACKAGES = ()
 

@@ -105,6 +105,9 @@ class LookupItemView(BaseModel):
 
 class CaseLookupView(BaseModel):
     case_number: str
+    community_code: str = Field(description="the community the case was taken in for (where to hand materials in "
+                                            "nearby: the 15-minute service circle)")
+    community_name: str
     applicant_name: str = Field(description="masked")
     submitted_at: datetime
     completed_at: datetime | None = None
@@ -205,5 +208,8 @@ def _lookup_view(session, record: CaseRecord, rules: IntakeRules, *, masked_name
             department_name=department.name if department else None,
             promised_deadline=item.promised_deadline, deadline_provisional=item.deadline_provisional,
             missing_materials=sorted(missing.values(), key=lambda m: m.material_code)))
-    return CaseLookupView(case_number=record.case_number, applicant_name=masked_name,
+    community = catalogue.units.get(record.community_code)
+    return CaseLookupView(case_number=record.case_number, community_code=record.community_code,
+                          community_name=community.name if community else record.community_code,
+                          applicant_name=masked_name,
                           submitted_at=record.submitted_at, completed_at=record.completed_at, items=items)

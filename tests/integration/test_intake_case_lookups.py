@@ -57,6 +57,8 @@ def test_the_right_phone_ending_shows_the_status_and_nothing_personal(intake, we
     view = response.json()
     assert view["case_number"] == case["case_number"]
     assert view["applicant_name"] == "刘**"
+    # the community, for the nearby points where the missing material can be handed in (the console's lookup page)
+    assert (view["community_code"], view["community_name"]) == ("320113003021", "馨合家园社区")
     assert [item["matter_code"] for item in view["items"]] == [
         "residence-permit", "birth-registration-proof", "vocational-training-signup", "employment-registration"]
     permit = view["items"][0]

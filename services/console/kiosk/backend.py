@@ -12,10 +12,12 @@ import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import requests
 from nameko.extensions import DependencyProvider
 
+from services.console.kiosk.circle import Places, load_places
 from services.console.kiosk.guard import SlidingWindowLimiter
 from services.console.kiosk.signing import Signer, derive_key
 from services.console.settings import ConsoleSettings
@@ -53,6 +55,7 @@ class Device:
     community_code: str
     community_name: str
     name: str
+    service_point_id: str | None = None  # a service point's own terminal (its coordinates place the circle)
 
 
 class KioskBackend:
@@ -110,7 +113,8 @@ class KioskBackend:
             return None
         unit = self._p.catalogue.units.get(principal.unit_code)
         return Device(token=token, community_code=principal.unit_code,
-                      community_name=unit.name if unit else principal.unit_code, name=principal.name)
+                      community_name=unit.name if unit else principal.unit_code, name=principal.name,
+                      service_point_id=principal.service_point_id)
 
     def unit_name(self, code: str | None) -> str | None:
         unit = self._p.catalogue.units.get(code) if code else None
@@ -132,12 +136,13 @@ class KioskBackend:
             body = None
         return Answer(response.status_code, body)
 
-    def catalogue(self, device: Device) -> dict:
-        """Intake's catalogue summary (matters, bundles, materials), kept for a few minutes."""
+    def catalogue(self, device: Device | None = None) -> dict:
+        """Intake's catalogue summary (matters, bundles, materials), kept for a few minutes; asked with the
+        kiosk's token, or the console's own for a public page."""
         cached = self._p.catalogue_cache
         if cached and time.monotonic() - cached[0] < CATALOGUE_TTL_SECONDS:
             return cached[1]
-        answer = self._call("GET", "/v1/catalogue", token=device.token)
+        answer = self._call("GET", "/v1/catalogue", token=device.token if device else self._p.console_token)
         if not answer.ok:
             raise IntakeUnavailable()
         self._p.catalogue_cache = (time.monotonic(), answer.body)
@@ -149,6 +154,23 @@ class KioskBackend:
 
     def case(self, device: Device, case_id: str) -> Answer:
         return self._call("GET", f"/v1/cases/{case_id}", token=device.token)
+
+    def service_circle(self, token: str, params: dict) -> Answer:
+        """The 15-minute circle (``GET /v1/service-circle``): a kiosk asks with its token, the public pages with
+        the console's own."""
+        return self._call("GET", "/v1/service-circle?" + urlencode(params), token=token)
+
+    def service_point(self, token: str, point_id: str) -> Answer:
+        return self._call("GET", f"/v1/service-points/{quote(point_id, safe='')}", token=token)
+
+    @property
+    def places(self) -> Places:
+        """Where each community's (and each point's) circle is centred, from the catalogue's service points."""
+        return self._p.places
+
+    @property
+    def console_token(self) -> str:
+        return self._p.console_token
 
     def lookup(self, case_number: str, phone_last4: str, client: str) -> Answer:
         return self._call("POST", "/v1/case-lookups", token=self._p.console_token,
@@ -171,6 +193,7 @@ class KioskBackendProvider(DependencyProvider):
         self.registry = TokenRegistry.from_file(config["SANJI_TOKENS_FILE"])
         self.catalogue = load_catalogue(config["SANJI_CATALOGUE_DIR"])
         self.catalogue_cache: tuple[float, dict] | None = None
+        self.places = load_places(config, self.catalogue)
         # Throttles per replica; the lockout after misses is intake's, shared by every replica.
         self.per_client = SlidingWindowLimiter(int(config.get("SANJI_CONSOLE_LOOKUP_PER_CLIENT_PER_MINUTE") or 20), 60)
         self.per_case = SlidingWindowLimiter(int(config.get("SANJI_CONSOLE_LOOKUP_PER_CASE_PER_MINUTE") or 10), 60)

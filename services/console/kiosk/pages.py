@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from services.console.kiosk import checklist
 from services.console.kiosk.backend import Device, IntakeUnavailable, KioskBackendProvider
+from services.console.kiosk.circle_pages import nearby_for_lookup, nearby_for_receipt
 from services.console.kiosk.printing import DOCUMENTS, PAPERS, render_pdf
 from services.console.kiosk.receipt import SHANGHAI, STATUS_NAMES, chinese_date, receipt_from_case
 from services.console.pages_base import check_form_csrf, form_csrf, set_form_cookie
@@ -106,7 +107,9 @@ class KioskPages:
         return self._page(request, "kiosk/apply.html", status=status, device=device, application=application,
                           errors=errors or {}, values=values or {},
                           submission_key=submission_key or checklist.new_submission_key(),
-                          commitment_text=checklist.COMMITMENT_TEXT, id_messages=checklist.ID_NUMBER_MESSAGES)
+                          commitment_text=checklist.COMMITMENT_TEXT, id_messages=checklist.ID_NUMBER_MESSAGES,
+                          uscc_messages=checklist.USCC_MESSAGES, role_names=checklist.ROLE_NAMES,
+                          authorisation_name=checklist.AUTHORISATION_NAME)
 
     @http("GET", "/kiosk/apply")
     def kiosk_apply_form(self, request):
@@ -206,7 +209,8 @@ class KioskPages:
         qr = segno.make(receipt.lookup_url, error="m")
         qr_svg = qr.svg_inline(scale=5, omitsize=True, title="办理进度查询二维码", svgclass="qr-code")
         return self._page(request, "kiosk/receipt.html", device=device, receipt=receipt, qr_svg=qr_svg,
-                          documents=DOCUMENTS)
+                          documents=DOCUMENTS, nearby=nearby_for_receipt(
+                              self.kiosk_backend, device, (item.matter_code for item in receipt.items)))
 
     @http("GET", "/kiosk/receipt.pdf")
     def kiosk_receipt_pdf(self, request):
@@ -245,6 +249,7 @@ class LookupPages:
         context.setdefault("values", {})
         context.setdefault("result", None)
         context.setdefault("notice", None)
+        context.setdefault("nearby", [])
         response = render("kiosk/lookup.html", status=status, csrf_token=csrf, status_names=STATUS_NAMES,
                           level_names=checklist.LEVEL_NAMES, chinese_date=chinese_date, **context)
         return _with_form_cookie(response, csrf, new, self.kiosk_backend.settings.secure_cookies)
@@ -280,7 +285,8 @@ class LookupPages:
         except IntakeUnavailable:
             return self._lookup_page(request, status=503, values=values, notice="系统暂时无法查询，请稍后再试。")
         if answer.ok:
-            return self._lookup_page(request, values={"case_number": case_number}, result=answer.body)
+            return self._lookup_page(request, values={"case_number": case_number}, result=answer.body,
+                                     nearby=nearby_for_lookup(backend, answer.body))
         if answer.reason == "lookup_locked":
             minutes = -(-int(answer.body.get("retry_after_seconds", 900)) // 60)
             return self._lookup_page(request, status=429, values=values,

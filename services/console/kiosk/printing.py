@@ -78,7 +78,7 @@ def _receipt_flowables(receipt: Receipt, paper: str, width: float) -> list[Flowa
         _p("受理回执", s["title"]),
         _p(f"受理编号：{receipt.case_number}", s["body"]),
         _p(f"办理事项：{receipt.title}", s["body"]),
-        _p(f"申请人：{receipt.applicant_name}", s["body"]),
+        _p(f"申请人：{receipt.applicant_line}", s["body"]),
         _p(f"受理时间：{receipt.submitted_at}", s["body"]),
         _p("各事项承办情况", s["heading"]),
     ]
@@ -108,7 +108,7 @@ def _notice_flowables(receipt: Receipt, paper: str, width: float) -> list[Flowab
     story: list[Flowable] = [
         _p(f"{receipt.community_name}", s["subtitle"]),
         _p("一次性告知书", s["title"]),
-        _p(f"受理编号：{receipt.case_number}　申请人：{receipt.applicant_name}", s["body"]),
+        _p(f"受理编号：{receipt.case_number}　申请人：{receipt.applicant_line}", s["body"]),
         _p(f"您申请办理的「{receipt.title}」已于{receipt.submitted_at}受理。现将材料情况一次性告知如下。", s["body"]),
         _p("已收到的材料", s["heading"]),
     ]

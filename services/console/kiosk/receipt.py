@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from services.console.kiosk.checklist import COMMITMENT_TEXT, LEVEL_NAMES, Application
+from services.console.kiosk.checklist import COMMITMENT_TEXT, LEVEL_NAMES, ROLE_NAMES, Application
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -56,6 +56,18 @@ class Receipt:
     provided: tuple[str, ...]
     deferred: tuple[DeferredNotice, ...]
     lookup_url: str
+    organisation_name: str | None = None   # an enterprise applicant: public, shown in clear
+    uscc: str | None = None
+    representative_role: str | None = None
+
+    @property
+    def applicant_line(self) -> str:
+        """申请人 …: the resident (masked), or the enterprise and the person acting for it (masked)."""
+        if self.organisation_name:
+            role = ROLE_NAMES.get(self.representative_role or "", "办理人")
+            return (f"{self.organisation_name}（统一社会信用代码 {self.uscc}）　"
+                    f"{role}：{self.applicant_name}")
+        return self.applicant_name
 
     @property
     def routed(self) -> bool:
@@ -103,4 +115,5 @@ def receipt_from_case(case: Mapping, application: Application | None, *, communi
                    title=application.name if application else "、".join(matter_names.values()),
                    community_name=community_name, applicant_name=case["applicant_name"],
                    submitted_at=chinese_time(case["submitted_at"]), items=items, provided=provided,
-                   deferred=deferred, lookup_url=lookup_url)
+                   deferred=deferred, lookup_url=lookup_url, organisation_name=case.get("organisation_name"),
+                   uscc=case.get("uscc"), representative_role=case.get("representative_role"))

@@ -19,8 +19,20 @@
     for (var i = 0; i < 17; i++) sum += (+v[i]) * WEIGHTS[i];
     return CHECK[sum % 11] === v[17] ? null : "bad-checksum";
   }
+  // ── GB 32100: 统一社会信用代码 ─────────────────────────────────────────────────────────────────────────
+  var USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+  var USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+  function usccProblem(raw) {
+    var v = raw.replace(/\s/g, "").toUpperCase();
+    if (v.length !== 18) return "wrong-length";
+    for (var i = 0; i < 18; i++) if (USCC_CHARSET.indexOf(v[i]) < 0) return "bad-characters";
+    if (!/^\d{6}$/.test(v.slice(2, 8))) return "bad-characters";
+    var sum = 0;
+    for (var j = 0; j < 17; j++) sum += USCC_CHARSET.indexOf(v[j]) * USCC_WEIGHTS[j];
+    return USCC_CHARSET[(31 - sum % 31) % 31] === v[17] ? null : "bad-checksum";
+  }
   var PHONE = /^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$/;
-  window.sanjiKiosk = { idProblem: idProblem };
+  window.sanjiKiosk = { idProblem: idProblem, usccProblem: usccProblem };
 
   function showError(field, message) {
     var box = document.getElementById(field + "-error");
@@ -47,8 +59,10 @@
       return Array.prototype.slice.call(form.querySelectorAll("input[type=radio][value=deferred]:checked"))
         .map(function (r) { return r.closest("fieldset.material").querySelector("legend").firstChild.textContent.trim(); });
     }
+    function agentActs() { return !!(form.role && form.role.value === "agent"); }
     function applicable(step) {
-      return !step.hasAttribute("data-only-when-deferred") || deferredNames().length > 0;
+      return (!step.hasAttribute("data-only-when-deferred") || deferredNames().length > 0) &&
+        (!step.hasAttribute("data-only-when-agent") || agentActs());
     }
     function visibleSteps() { return steps.filter(applicable); }
     function show(index) {
@@ -74,6 +88,11 @@
       if (!dl) return;
       var rows = [["姓名", mask(form.name.value.trim(), 1, 0)], ["身份证号码", mask(form.id_number.value.trim().toUpperCase(), 4, 2)],
                   ["联系电话", mask(form.phone.value.trim(), 3, 4)], ["容缺后补", deferredNames().join("、") || "无"]];
+      if (form.uscc) {
+        rows.unshift(["企业名称", form.organisation_name.value.trim()],
+                     ["统一社会信用代码", form.uscc.value.replace(/\s/g, "").toUpperCase()],
+                     ["办理人身份", agentActs() ? "委托代理人（已带来授权委托书）" : "法定代表人"]);
+      }
       dl.textContent = "";
       rows.forEach(function (row) {
         var dt = document.createElement("dt"); dt.textContent = row[0];
@@ -93,6 +112,16 @@
             ? "请确认已带来" + label + "，或选择容缺后补。" : "请确认已带来" + label + "（须当场提供，不能容缺）。");
           ok = showError(field, msg) && ok;
         });
+      } else if (name === "organisation_name") {
+        ok = showError("organisation_name", form.organisation_name.value.trim() ? "" : form.organisation_name.getAttribute("data-msg-empty"));
+      } else if (name === "uscc") {
+        var code = form.uscc.value.trim();
+        var wrong = code ? usccProblem(code) : "empty";
+        ok = showError("uscc", wrong ? form.uscc.getAttribute("data-msg-" + wrong) : "");
+      } else if (name === "role") {
+        ok = showError("role", form.role.value ? "" : "请选择由法定代表人本人办理，还是由委托代理人办理。");
+      } else if (name === "authorisation") {
+        ok = showError("authorisation", form.authorisation.checked ? "" : "委托代理人办理须提交加盖企业公章、法定代表人签字的授权委托书，请确认已带来。");
       } else if (name === "commitment") {
         ok = showError("commitment", form.commitment.checked ? "" : "容缺受理须先阅读并同意《容缺受理承诺书》。");
       } else if (name === "name") {
@@ -129,6 +158,7 @@
       var group = event.target.closest("fieldset.material");
       if (group) showError(group.getAttribute("aria-describedby").replace(/-error$/, ""), "");
       if (event.target.name === "commitment" && event.target.checked) showError("commitment", "");
+      if (event.target.name === "authorisation" && event.target.checked) showError("authorisation", "");
     });
     form.addEventListener("input", function (event) {
       if (event.target.id && event.target.getAttribute("aria-invalid") === "true") showError(event.target.id, "");
