@@ -197,7 +197,8 @@ def test_a_closing_with_a_coded_reason_is_published_in_both_versions_and_a_misma
     assert query(database_url, "SELECT state FROM evaluation_rectifications")[0][0] == "open"
 
     closed = requests.post(f"{url}/close", headers=staff, data=json.dumps(
-        {"result": "cannot_rectify", "reason": "该事项须由区公安分局审批，社区无权办理", "reason_code": "beyond_authority"}))
+        {"result": "cannot_rectify", "reason": "该事项须由区公安分局审批，社区无权办理",
+         "reason_code": "beyond_authority"}))
     assert closed.status_code == 200 and closed.json()["reason_code"] == "beyond_authority", closed.text
     v1 = [json.loads(b) for (b,) in query(database_url, "SELECT body FROM outbox_messages WHERE event_type = "
                                                        "'cn.sanji.rectification.closed.v1'")]

@@ -160,7 +160,8 @@ def _read_enterprise(form: Mapping[str, str], errors: dict[str, str], values: di
     authorisation = (form.get("authorisation") or "").strip()
     values["authorisation"] = authorisation
     if role == "agent" and authorisation != PROVIDED:
-        errors["authorisation"] = f"委托代理人办理须提交加盖企业公章、法定代表人签字的{AUTHORISATION_NAME}，请确认已带来。"
+        errors["authorisation"] = (f"委托代理人办理须提交加盖企业公章、法定代表人签字的{AUTHORISATION_NAME}，"
+                                   "请确认已带来。")
     return {"kind": ENTERPRISE, "organisation_name": organisation, "uscc": uscc, "role": role}
 
 
