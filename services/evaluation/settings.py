@@ -96,4 +96,7 @@ def load_reasons(catalogue_dir: str | Path) -> ReasonCatalogue:
             raise SettingsError(f"rating reasons {path}: every {kind} entry needs a code")
         return frozenset(str(e["code"]) for e in entries)
 
-    return ReasonCatalogue(praise=codes("praise"), complaint=codes("complaint"))
+    praise, complaint = codes("praise"), codes("complaint")
+    names = {str(e["code"]): str(e.get("name") or e["code"])
+             for kind in ("praise", "complaint") for e in document.get(kind) or []}
+    return ReasonCatalogue(praise=praise, complaint=complaint, names=names)
