@@ -73,6 +73,11 @@ class KioskBackend:
         return self._p.kiosk_token
 
     @property
+    def console_token(self) -> str:
+        """The console's own service token (kind ``console``): the lookup at intake, rating links at evaluation."""
+        return self._p.console_token
+
+    @property
     def receipts(self) -> Signer:
         return self._p.receipt_signer
 
