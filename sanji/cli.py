@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared.config import SERVICES, Settings, nameko_config
+from shared.config import RATING_LINK_BASE, SERVICES, Settings, development_rating_link_base, nameko_config
 
 SERVICE_CLASSES = {
     "intake": "services.intake.service:IntakeService",
@@ -371,12 +371,17 @@ def cmd_run_all(args) -> None:
         print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
     console_settings = Settings.from_env("console")
+    rating_page = development_rating_link_base(environment, console_settings)
+    if rating_page:  # development: the completion SMS links to the console's 好差评 page
+        environment[RATING_LINK_BASE] = rating_page
     made = _console_store(console_settings).ensure_development_accounts() \
         if console_settings.profile != "production" else []
     print(f"catalogue {version}; kiosk API on http://{settings.http_host}:{intake_port}/v1 "
           f"(OpenAPI at /openapi.json); Ctrl-C stops everything", flush=True)
     print(f"console on http://{console_settings.http_host}:{console_settings.http_port}/ "
           f"(development login: dev-window / sanji-dev-password{'; accounts created' if made else ''})", flush=True)
+    if rating_page:
+        print(f"completion SMS carry 好差评 links to {rating_page}<token> ({RATING_LINK_BASE})", flush=True)
     # Each service in its own session: a Ctrl-C in the terminal reaches only this process, which then
     # stops every service once, instead of each service also receiving the signal directly.
     def start(service: str) -> subprocess.Popen:

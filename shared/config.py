@@ -44,6 +44,19 @@ def development_assertion_key() -> str | None:
     return _key_from_file(DEV_KEYS_FILE, "assertion_key")
 
 
+RATING_LINK_BASE = "SANJI_NOTIFICATION_RATING_LINK_BASE"
+
+
+def development_rating_link_base(environ: dict[str, str], console: Settings) -> str | None:
+    """What `sanji run-all` sets SANJI_NOTIFICATION_RATING_LINK_BASE to when it is unset in development: the
+    console's 好差评 page (``/rate/``), at SANJI_CONSOLE_PUBLIC_URL or the console's own address. None when it is
+    set, and always in production, where it names the public rating page explicitly (or is left unset: no link)."""
+    if environ.get(RATING_LINK_BASE, "").strip() or console.profile == "production":
+        return None
+    public = console.console.get("SANJI_CONSOLE_PUBLIC_URL", "").rstrip("/")
+    return f"{public or f'http://{console.http_host}:{console.http_port}'}/rate/"
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default

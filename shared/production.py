@@ -17,6 +17,9 @@ The rules:
 - notification: SMS or e-mail configured to go to a file sink (no gateway, no SMTP host);
 - evaluation: the rating-link key (``SANJI_EVALUATION_LINK_KEY``) missing (the development settings file's
   key would sign the links), a known placeholder, the development key, or shorter than 16 characters;
+- notification, when the completion SMS carries 好差评 links (``SANJI_NOTIFICATION_RATING_LINK_BASE`` set; in
+  production nothing sets it for you): the page not an ``https://`` address on a public host, and the same
+  rules for the key it signs with as for the evaluation service;
 - the person-assertion key (``SANJI_ASSERTION_KEY``, every service verifies the console's assertions)
   missing, equal to the development keys file's, a known placeholder, or shorter than 32 bytes;
 - the database is SQLite;
@@ -81,6 +84,7 @@ def production_problems(service: str | None, settings: Settings,
         problems += key_problems(settings)
     if service is None or service in SERVICES_WITH_SINKS:
         problems += sink_problems(settings.notification)
+        problems += rating_link_problems(settings)
     if service is None or service in SERVICES_WITH_LINK_KEY:
         problems += link_key_problems(settings.evaluation)
     problems += assertion_key_problems(settings)
@@ -220,6 +224,19 @@ def link_key_problems(evaluation: dict[str, str]) -> list[str]:
     if len(key) < 16:
         return ["SANJI_EVALUATION_LINK_KEY is shorter than 16 characters: set a longer secret key"]
     return []
+
+
+def rating_link_problems(settings: Settings) -> list[str]:
+    base = settings.notification.get("SANJI_NOTIFICATION_RATING_LINK_BASE", "")
+    if not base:
+        return []
+    problems = []
+    parts = urlsplit(base)
+    if parts.scheme != "https" or (parts.hostname or "") in ("", "localhost", "127.0.0.1", "::1", "0.0.0.0"):
+        problems.append(f"SANJI_NOTIFICATION_RATING_LINK_BASE={base!r} is not a public https:// address: the "
+                        "completion SMS would link residents to it")
+    return problems + [f"the completion SMS signs rating links: {line}"
+                       for line in link_key_problems(settings.evaluation)]
 
 
 def _tls_setting(name: str, value: str | None) -> tuple[str, list[str]]:

@@ -11,9 +11,31 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 from shared.refusal import Refusal
+
+DEV_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "config" / "evaluation-dev.yaml"
+
+
+def configured_link_key(config: Mapping) -> str | None:
+    """The rating-link key: ``SANJI_EVALUATION_LINK_KEY``, else ``link_key`` in the evaluation settings file
+    (``SANJI_EVALUATION_SETTINGS_FILE``, by default the development file config/evaluation-dev.yaml); None when
+    neither has one. The production profile refuses the development file's key (shared/production.py)."""
+    key = str(config.get("SANJI_EVALUATION_LINK_KEY") or "").strip()
+    if key:
+        return key
+    import yaml
+
+    path = Path(config.get("SANJI_EVALUATION_SETTINGS_FILE") or DEV_SETTINGS_FILE)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        document = {}
+    key = str(document.get("link_key") or "").strip() if isinstance(document, dict) else ""
+    return key or None
 
 
 class InvalidLink(Refusal):

@@ -17,8 +17,8 @@ from services.console.pages_supervisor import SupervisorPages
 from shared.service_base import SanjiService
 
 try:  # the kiosk and resident lookup pages live in their own package
-    from services.console.kiosk import CirclePages, KioskPages, LookupPages
-    _PAGE_PACKAGES: tuple[type, ...] = (KioskPages, LookupPages, CirclePages)
+    from services.console.kiosk import CirclePages, KioskPages, LookupPages, RatingPages
+    _PAGE_PACKAGES: tuple[type, ...] = (KioskPages, LookupPages, CirclePages, RatingPages)
 except ImportError:  # pragma: no cover - only while that package is not there yet
     _PAGE_PACKAGES = ()
 

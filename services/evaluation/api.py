@@ -50,9 +50,12 @@ OPERATIONS = [
     Operation("POST", "/v1/rating-links/{token}/ratings", "Rate an item through the signed link (channel sms_link, "
               "or lookup from the resident lookup page); a change within 24 hours replaces the rating (200)",
               RatingView, 201, request_model=LinkRatingSubmission, authenticated=False, errors=_RATING_ERRORS),
-    Operation("POST", "/v1/rating-links", "Staff of the case's line issue a rating link for a completed case",
+    Operation("POST", "/v1/rating-links", "A rating link for a completed case, by case_id or by the case_number "
+              "on the receipt: for staff of the case's line, the kiosk of its community, and the console service "
+              "(for a case a resident has just looked up with its number and her phone ending)",
               RatingLinkIssued, 201, request_model=RatingLinkIssue,
-              errors={403: "outside_jurisdiction", 404: "unknown_case", 409: "rating_window_closed"}),
+              errors={403: "outside_jurisdiction, community_forbidden", 404: "unknown_case",
+                      409: "rating_window_closed", 422: "validation_failed"}),
     Operation("POST", "/v1/cases/{case_id}/ratings", "The kiosk or window pad of the case's community rates an "
               "item (channel kiosk or window_pad)", RatingView, 201, request_model=KioskRatingSubmission,
               errors=_RATING_ERRORS),

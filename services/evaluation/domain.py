@@ -70,6 +70,16 @@ def parse_level(text: str) -> RatingLevel:
 class ReasonCatalogue:
     praise: frozenset[str]
     complaint: frozenset[str]
+    # code -> the Chinese name a rating page shows (rating-reasons.yaml), in the catalogue's order
+    names: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def options(self) -> list[tuple[str, str, str]]:
+        """(code, name, kind) of every reason, praise first, for a rating page; kind is praise or complaint."""
+        codes = [code for code in self.names if code in self.praise | self.complaint]
+        codes += sorted((self.praise | self.complaint) - set(codes))
+        options = [(code, self.names.get(code, code), "praise" if code in self.praise else "complaint")
+                   for code in codes]
+        return sorted(options, key=lambda option: option[2] != "praise")  # stable: the catalogue's order
 
     def check(self, level: RatingLevel, codes: tuple[str, ...]) -> None:
         allowed = self.complaint | (frozenset() if level in BAD_LEVELS else self.praise)

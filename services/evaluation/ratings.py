@@ -16,10 +16,12 @@ from services.evaluation.adapters.orm import EvaluationCase, EvaluationItem, Rat
 from services.evaluation.facts import EvaluationRules
 from services.evaluation.schemas import (
     RateableItem,
+    RatingLinkIssue,
     RatingLinkIssued,
     RatingLinkView,
     RatingSubmission,
     RatingView,
+    ReasonOption,
 )
 from shared.auth import Principal
 from shared.clock import new_id
@@ -38,15 +40,23 @@ def case_for_link(token: str, *, rules: EvaluationRules, now: datetime) -> str:
     return verify_rating_link(rules.link_key, token, now=now)
 
 
-def issue_link(case_id: str, *, principal: Principal, unit_of_work: UnitOfWork, rules: EvaluationRules,
+def issue_link(body: RatingLinkIssue, *, principal: Principal, unit_of_work: UnitOfWork, rules: EvaluationRules,
                now: datetime) -> RatingLinkIssued:
-    """A link for a completed case, for staff of the case's line (the notification service signs its own)."""
+    """A link for a completed case (by id, or by the number on the receipt): for staff of the case's line, the
+    kiosk of its community, and the console service, which asks only for a case a resident has just looked up
+    at intake with its number and her phone ending (the notification service signs its own links)."""
     with unit_of_work as uow:
-        case = uow.session.get(EvaluationCase, case_id)
+        if body.case_id is not None:
+            case = uow.session.get(EvaluationCase, body.case_id)
+        else:
+            case = uow.session.scalars(select(EvaluationCase).where(
+                EvaluationCase.case_number == body.case_number)).first()
         if case is None:
-            raise domain.NotFound("unknown_case", "no completed case with this id")
-        _require_scope(principal, case.community_code, rules)
-    expires = case.completed_at + timedelta(days=rules.link_days)
+            raise domain.NotFound("unknown_case", "no completed case with this id or number")
+        case_id, completed_at = case.case_id, case.completed_at
+        if principal.kind != "console":
+            _require_scope(principal, case.community_code, rules)
+    expires = completed_at + timedelta(days=rules.link_days)
     if expires <= now:
         raise domain.Conflict("rating_window_closed", "the case's rating window has closed")
     return RatingLinkIssued(case_id=case_id, token=sign_rating_link(rules.link_key, case_id=case_id,
@@ -77,6 +87,7 @@ def link_view(case_id: str, *, unit_of_work: UnitOfWork, rules: EvaluationRules)
             case_id=case.case_id, case_number=case.case_number, completed_at=case.completed_at,
             window_closes_at=case.completed_at + timedelta(days=rules.settings.rating_window_days),
             levels=list(domain.LEVEL_NAMES.values()),
+            reasons=[ReasonOption(code=code, name=name, kind=kind) for code, name, kind in rules.reasons.options()],
             items=[RateableItem(item_id=item_id, matter_code=items[item_id].matter_code if item_id in items else None,
                                 status=status, ratings=[_view(r) for r in ratings if r.item_id == item_id])
                    for item_id, status in outcomes.items()])

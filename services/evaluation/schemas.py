@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import RectificationReasonCode
 
@@ -55,17 +55,33 @@ class RateableItem(BaseModel):
     ratings: list[RatingView]
 
 
+class ReasonOption(BaseModel):
+    code: str
+    name: str = Field(description="the Chinese name a rating page shows")
+    kind: Literal["praise", "complaint"] = Field(description="praise goes with 非常满意, 满意 and 基本满意 only; "
+                                                            "a complaint with any level")
+
+
 class RatingLinkView(BaseModel):
     case_id: str
     case_number: str
     completed_at: datetime
     window_closes_at: datetime
     levels: list[str]
+    reasons: list[ReasonOption] = Field(description="the coded reasons a rating may carry (rating-reasons.yaml)")
     items: list[RateableItem]
 
 
 class RatingLinkIssue(_Body):
-    case_id: str = Field(max_length=36)
+    case_id: str | None = Field(default=None, max_length=36)
+    case_number: str | None = Field(default=None, max_length=32, pattern=r"^[A-Za-z0-9-]+$",
+                                    description="instead of case_id: the number on the resident's receipt")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.case_id is None) == (self.case_number is None):
+            raise ValueError("give case_id or case_number, not both")
+        return self
 
 
 class RatingLinkIssued(BaseModel):

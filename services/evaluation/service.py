@@ -78,7 +78,7 @@ class EvaluationService(SanjiService):
     def issue_rating_link(self, request):
         principal = self.authenticate(request)
         body = read_json(request, RatingLinkIssue)
-        return json_response(201, ratings.issue_link(body.case_id, principal=principal, unit_of_work=self._uow(),
+        return json_response(201, ratings.issue_link(body, principal=principal, unit_of_work=self._uow(),
                                                      rules=self.rules, now=self._now()))
 
     @http("POST", "/v1/cases/<string:case_id>/ratings")

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from services.evaluation.domain import EvaluationSettings, ReasonCatalogue
-from shared.config import REPO_ROOT
+from shared.rating_links import configured_link_key
 
 
 class SettingsError(ValueError):
@@ -68,15 +68,7 @@ def link_days(config: dict) -> int:
 
 
 def link_key(config: dict) -> str:
-    key = str(config.get("SANJI_EVALUATION_LINK_KEY") or "").strip()
-    if key:
-        return key
-    path = Path(config.get("SANJI_EVALUATION_SETTINGS_FILE") or REPO_ROOT / "config" / "evaluation-dev.yaml")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError:
-        document = {}
-    key = str(document.get("link_key") or "").strip() if isinstance(document, dict) else ""
+    key = configured_link_key(config)
     if not key:
         raise SettingsError("no rating-link key: set SANJI_EVALUATION_LINK_KEY (or link_key in "
                             "SANJI_EVALUATION_SETTINGS_FILE)")
@@ -96,4 +88,7 @@ def load_reasons(catalogue_dir: str | Path) -> ReasonCatalogue:
             raise SettingsError(f"rating reasons {path}: every {kind} entry needs a code")
         return frozenset(str(e["code"]) for e in entries)
 
-    return ReasonCatalogue(praise=codes("praise"), complaint=codes("complaint"))
+    praise, complaint = codes("praise"), codes("complaint")
+    names = {str(e["code"]): str(e.get("name") or e["code"])
+             for kind in ("praise", "complaint") for e in document.get(kind) or []}
+    return ReasonCatalogue(praise=praise, complaint=complaint, names=names)

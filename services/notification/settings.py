@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from services.notification.domain import QuietHours, RetryPolicy, WebhookSubscription, parse_rate_limits
+from shared.rating_links import configured_link_key
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 DEFAULT_RATE_LIMITS = "sms=20,email=10,webhook=50"
@@ -49,8 +50,9 @@ class NotificationSettings:
     sweep_seconds: float
     batch_size: int
     concurrency: int
-    # 好差评 links in the completion message: the public page that takes the token (unset: no link), and the
-    # evaluation service's key and link lifetime, so the token this service signs is one evaluation verifies.
+    # 好差评 links in the completion message: the public page that takes the token (unset: no link; `sanji run-all`
+    # points it at the console's /rate/ in development), and the evaluation service's key (SANJI_EVALUATION_LINK_KEY,
+    # else its settings file) and link lifetime, so the token this service signs is one evaluation verifies.
     rating_link_base: str | None = None
     rating_link_key: str | None = field(default=None, repr=False)
     rating_link_days: int = 30
@@ -126,7 +128,7 @@ class NotificationSettings:
             batch_size=number("SANJI_NOTIFICATION_BATCH_SIZE", 50, integer=True),
             concurrency=number("SANJI_NOTIFICATION_CONCURRENCY", 10, integer=True),
             rating_link_base=text("SANJI_NOTIFICATION_RATING_LINK_BASE"),
-            rating_link_key=text("SANJI_EVALUATION_LINK_KEY"),
+            rating_link_key=configured_link_key(config) if text("SANJI_NOTIFICATION_RATING_LINK_BASE") else None,
             rating_link_days=number("SANJI_EVALUATION_LINK_DAYS", 30, integer=True),
         )
 

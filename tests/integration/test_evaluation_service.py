@@ -127,6 +127,40 @@ def test_a_kiosk_rating_changed_within_a_day_replaces_and_reopens_nothing_twice(
     assert query(database_url, "SELECT count(*) FROM evaluation_ratings")[0][0] == 2
 
 
+def test_the_console_and_the_case_s_kiosk_get_a_rating_link_by_case_number(service, rabbit_config, database_url,
+                                                                             clock):
+    """The resident lookup and the kiosk know the receipt's case number, not the case id: the console service
+    (after intake matched the number and the phone ending) and the kiosk of the case's community get a link by
+    it; the link's page lists the coded reasons with their Chinese names."""
+    container, base = service
+    case_id, item_id = completed_case(container, rabbit_config["AMQP_URI"], clock)
+
+    def issue(body, token):
+        return requests.post(f"{base}/v1/rating-links", data=json.dumps(body),
+                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+
+    by_console = issue({"case_number": "SJ-1"}, "dev-console-service")
+    assert by_console.status_code == 201, by_console.text
+    assert by_console.json()["case_id"] == case_id
+    view = requests.get(f"{base}/v1/rating-links/{by_console.json()['token']}").json()
+    assert [item["item_id"] for item in view["items"]] == [item_id]
+    reasons = {reason["code"]: (reason["name"], reason["kind"]) for reason in view["reasons"]}
+    assert reasons["quick"] == ("办理快捷", "praise") and reasons["attitude"] == ("服务态度差", "complaint")
+    assert [reason["kind"] for reason in view["reasons"]] == sorted(
+        (reason["kind"] for reason in view["reasons"]), key=lambda kind: kind != "praise")
+
+    assert issue({"case_number": "SJ-1"}, "dev-kiosk-xinhe").json()["case_id"] == case_id
+    other_kiosk = issue({"case_number": "SJ-1"}, "dev-kiosk-xuanwu")
+    assert other_kiosk.status_code == 403 and other_kiosk.json()["reason"] == "community_forbidden"
+    assert issue({"case_number": "SJ-404"}, "dev-console-service").json()["reason"] == "unknown_case"
+    both = issue({"case_number": "SJ-1", "case_id": case_id}, "dev-console-service")
+    assert both.status_code == 422 and both.json()["reason"] == "validation_failed"
+    assert issue({}, "dev-console-service").status_code == 422
+    # A department system is neither the case's line nor the console.
+    assert issue({"case_number": "SJ-1"}, "dev-dept-qixia-police").json()["reason"] == "outside_jurisdiction"
+    assert query(database_url, "SELECT count(*) FROM evaluation_ratings")[0][0] == 0
+
+
 def test_an_evaluator_files_a_finding_with_photos_and_it_opens_a_rectification(service, rabbit_config, database_url,
                                                                                clock):
     container, base = service

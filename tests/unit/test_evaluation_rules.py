@@ -97,6 +97,16 @@ def test_a_link_names_its_case_until_it_expires_and_cannot_be_forged():
     assert reason_of(lambda: verify_rating_link("k", "garbage", now=NOW)) == "invalid_link"
 
 
+def test_a_rating_page_gets_every_reason_with_its_name_praise_first():
+    options = load_reasons(CATALOGUE_DIR).options()
+    assert options[0] == ("quick", "办理快捷", "praise")
+    assert ("ping-pong", "推诿扯皮", "complaint") in options
+    kinds = [kind for _, _, kind in options]
+    assert kinds == sorted(kinds, key=lambda kind: kind != "praise") and set(kinds) == {"praise", "complaint"}
+    unnamed = domain.ReasonCatalogue(praise=frozenset({"b", "a"}), complaint=frozenset({"c"}), names={"c": "丙"})
+    assert unnamed.options() == [("a", "a", "praise"), ("b", "b", "praise"), ("c", "丙", "complaint")]
+
+
 def test_the_link_key_has_no_default_in_code(tmp_path):
     assert link_key({"SANJI_EVALUATION_LINK_KEY": "set"}) == "set"
     assert link_key({"SANJI_EVALUATION_SETTINGS_FILE": str(REPO_ROOT / "config" / "evaluation-dev.yaml")})

@@ -182,3 +182,29 @@ def test_the_rating_invitation_sms_carries_the_signed_rating_link_when_a_rating_
     plain = MessageTemplates(TEMPLATES_DIR).render("rating_invitation", "sms", domain.rating_invitation_context(
         event, domain.CatalogueNames(load_catalogue(REPO_ROOT / "catalogue" / "nanjing"))))
     assert "https://" not in plain.body
+
+
+def test_in_development_the_completion_sms_links_to_the_console_s_rating_page_signed_with_evaluation_s_key(tmp_path):
+    """`sanji run-all` points SANJI_NOTIFICATION_RATING_LINK_BASE at the console's /rate/ when it is unset in
+    development; the notification service then signs with the key the evaluation service verifies with (its
+    settings file's, when SANJI_EVALUATION_LINK_KEY is unset). Never in production, and never over a set value."""
+    import dataclasses
+
+    from services.evaluation.settings import link_key
+    from services.notification.settings import NotificationSettings
+    from shared.config import Settings, development_rating_link_base
+
+    console = dataclasses.replace(Settings.from_env("console"), profile="development", http_host="127.0.0.1",
+                                  http_port=8004, console={})
+    assert development_rating_link_base({}, console) == "http://127.0.0.1:8004/rate/"
+    public = dataclasses.replace(console, console={"SANJI_CONSOLE_PUBLIC_URL": "https://sanji.example.cn/"})
+    assert development_rating_link_base({}, public) == "https://sanji.example.cn/rate/"
+    assert development_rating_link_base({"SANJI_NOTIFICATION_RATING_LINK_BASE": "https://x/r/"}, console) is None
+    assert development_rating_link_base({}, dataclasses.replace(console, profile="production")) is None
+
+    settings = NotificationSettings.from_config({"SANJI_NOTIFICATION_RATING_LINK_BASE": "http://127.0.0.1:8004/rate/"})
+    assert settings.rating_link_key == link_key({})  # the development settings file's, as evaluation's
+    assert NotificationSettings.from_config({}).rating_link_key is None   # no page: no key read, no link
+    missing = tmp_path / "none.yaml"
+    assert NotificationSettings.from_config({"SANJI_NOTIFICATION_RATING_LINK_BASE": "https://x/r/",
+                                             "SANJI_EVALUATION_SETTINGS_FILE": str(missing)}).rating_link_key is None

@@ -61,6 +61,21 @@ def test_the_rating_link_key_must_be_a_real_secret(fit):
     assert problems_of(dataclasses.replace(fit, evaluation={}), "routing") == []  # only evaluation signs links
 
 
+def test_rating_links_in_the_completion_sms_need_a_public_https_page_and_a_real_key(fit):
+    """Nothing sets SANJI_NOTIFICATION_RATING_LINK_BASE in production (run-all's default is development only);
+    set, it must be the public page, and the notification service signs with a real key."""
+    base = {**fit.notification, "SANJI_NOTIFICATION_RATING_LINK_BASE": "https://pj.sanji.example.cn/rate/"}
+    with_links = dataclasses.replace(fit, notification=base)
+    assert problems_of(with_links, "notification") == []
+    [line] = problems_of(dataclasses.replace(with_links, evaluation={}), "notification")
+    assert "completion SMS signs rating links" in line and "SANJI_EVALUATION_LINK_KEY is not set" in line
+    for page in ("http://pj.sanji.example.cn/rate/", "https://127.0.0.1:8004/rate/", "http://localhost:8004/rate/"):
+        [line] = problems_of(dataclasses.replace(
+            fit, notification={**base, "SANJI_NOTIFICATION_RATING_LINK_BASE": page}), "notification")
+        assert "not a public https:// address" in line
+    assert problems_of(dataclasses.replace(fit, evaluation={}), "notification") == []  # no links, no key needed
+
+
 def test_the_development_tokens_file_is_refused(fit):
     [line] = problems_of(dataclasses.replace(fit, tokens_file=REPO_ROOT / "config" / "dev-tokens.yaml"))
     assert "development tokens file" in line

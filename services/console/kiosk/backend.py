@@ -76,6 +76,11 @@ class KioskBackend:
         return self._p.kiosk_token
 
     @property
+    def console_token(self) -> str:
+        """The console's own service token (kind ``console``): the lookup at intake, rating links at evaluation."""
+        return self._p.console_token
+
+    @property
     def receipts(self) -> Signer:
         return self._p.receipt_signer
 
@@ -167,10 +172,6 @@ class KioskBackend:
     def places(self) -> Places:
         """Where each community's (and each point's) circle is centred, from the catalogue's service points."""
         return self._p.places
-
-    @property
-    def console_token(self) -> str:
-        return self._p.console_token
 
     def lookup(self, case_number: str, phone_last4: str, client: str) -> Answer:
         return self._call("POST", "/v1/case-lookups", token=self._p.console_token,

@@ -285,8 +285,12 @@ class LookupPages:
         except IntakeUnavailable:
             return self._lookup_page(request, status=503, values=values, notice="系统暂时无法查询，请稍后再试。")
         if answer.ok:
+            from services.console.kiosk.rating_pages import lookup_rating_url  # 评价 on completed items
+
             return self._lookup_page(request, values={"case_number": case_number}, result=answer.body,
-                                     nearby=nearby_for_lookup(backend, answer.body))
+                                     nearby=nearby_for_lookup(backend, answer.body),
+                                     rating_url=lookup_rating_url(backend.settings.assertion_key, case_number,
+                                                                  answer.body))
         if answer.reason == "lookup_locked":
             minutes = -(-int(answer.body.get("retry_after_seconds", 900)) // 60)
             return self._lookup_page(request, status=429, values=values,

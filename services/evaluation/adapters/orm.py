@@ -64,7 +64,7 @@ class EvaluationCase(Base):
     __tablename__ = "evaluation_cases"
 
     case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    case_number: Mapped[str] = mapped_column(String(32))
+    case_number: Mapped[str] = mapped_column(String(32), index=True)  # POST /v1/rating-links by case_number
     community_code: Mapped[str] = mapped_column(String(12))
     # {item_id: final status} as case.completed listed them.
     outcomes: Mapped[str] = mapped_column(Text)
