@@ -31,10 +31,10 @@ def bar_chart(title: str, rows: list[tuple[str, int]], *, width: int = 560, bar_
 RATE_COLOURS = ("#0b5cad", "#1e6b33", "#a4161a")  # 3:1 or better against white, and told apart by name too
 
 
-def rate_chart(title: str, groups: list[tuple[str, list[tuple[str, float | None]]]], *, width: int = 640) -> Markup:
+def rate_chart(title: str, groups: list[tuple[str, list[tuple[str, float | None]]]], *, width: int = 480) -> Markup:
     """Grouped horizontal bars of rates (0..1): per group (a unit) a heading line, then one named bar per
     series (响应率, 办结率, 满意率) with its percentage written beside it; a rate without data says so."""
-    label_width, row, gap, top = 170, 22, 4, 8
+    label_width, row, gap, top = 90, 22, 4, 8
     rows = sum(1 + len(series) for _, series in groups)
     height = top * 2 + max(1, rows) * (row + gap) + max(0, len(groups) - 1) * 10
     track = width - label_width - 70
