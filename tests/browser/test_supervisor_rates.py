@@ -256,6 +256,8 @@ def test_an_appeal_is_decided_at_the_desk_and_the_clerk_closes_the_rectification
     rects = page.get_by_role("region", name="整改（辖区内未办结，0 项超期）")
     assert rects.get_by_role("row").filter(has_text="馨合家园社区").count() == 2
     axe_check(page)
+    appeals.scroll_into_view_if_needed()
+    screenshot(page, "supervisor-appeals-1280x800")
 
     # A decision without a reason: said next to the field, nothing sent.
     card.get_by_label("申诉成立（该评价保留记录，不计入满意率）").check()
@@ -363,3 +365,17 @@ def test_an_appeal_is_decided_at_the_desk_and_the_clerk_closes_the_rectification
     page.goto(f"{sanji.console}/staff/feedback")
     assert fits_width(page)
     screenshot(page, "staff-feedback-1280x800")
+
+    # The supervisor's oversight and the 督办单 form on a portrait screen.
+    clerk.context.clear_cookies()
+    login(portrait_page, sanji.console, "lidu")
+    orders = portrait_page.get_by_role("region", name="督办单（1 张，其中超期 0 张）")
+    assert "已回访并办结整改" in orders.inner_text()
+    assert fits_width(portrait_page)
+    orders.scroll_into_view_if_needed()
+    screenshot(portrait_page, "supervisor-oversight-1080x1920")
+    portrait_page.goto(f"{sanji.console}/supervisor/orders/new?subject_type=item&subject_id={birth}")
+    assert portrait_page.get_by_label("承办单位", exact=True).input_value() == XINHE_COMMUNITY  # the item's unit
+    assert fits_width(portrait_page)
+    axe_check(portrait_page)
+    screenshot(portrait_page, "supervisor-order-1080x1920")
