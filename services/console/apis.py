@@ -92,6 +92,26 @@ class ApiClient:
         return self.call("evaluation", method, path, token=token, json=json,
                          params={k: v for k, v in (params or {}).items() if v not in (None, "")})
 
+    def evaluation_export(self, path: str, *, token: str, params: dict) -> tuple[ApiAnswer, bytes]:
+        """A file the evaluation service answers (the rates' CSV): the answer, and the bytes as they came."""
+        url = self._settings.service_urls["evaluation"] + path
+        try:
+            response = self._session.get(url, params=params, headers={"Authorization": f"Bearer {token}"},
+                                         timeout=self._settings.api_timeout_seconds)
+        except requests.RequestException:
+            raise ServiceUnavailable("evaluation") from None
+        if response.status_code >= 500:
+            raise ServiceUnavailable("evaluation")
+        if response.ok:
+            return ApiAnswer(response.status_code, None), response.content
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        return ApiAnswer(response.status_code, body, reason=body.get("reason", "refused"),
+                         message=str(body.get("title", ""))), b""
+
     # intake: cases (kiosk, lookup)
     def intake(self, method: str, path: str, *, token: str, json: Any = None, params: dict | None = None) -> ApiAnswer:
         return self.call("intake", method, path, token=token, json=json, params=params)

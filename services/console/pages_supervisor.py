@@ -1,6 +1,8 @@
 """The supervisor desk (street and district offices): warnings and breaches in the jurisdiction, 吹哨 calls
 with acknowledgement status and time left, 办不成事 reports by class and cause, items stuck in returns,
-and the report page with server-rendered SVG charts.
+the three rates of a month (by unit and department, the ranking with its trend, the anti-gaming flags, a CSV
+export), appeals to decide, open and overdue rectifications and 督办单 (``pages_evaluation.py``), and the report
+page with server-rendered SVG charts.
 
 Everything comes from the services' APIs with the supervisor's assertion (kind ``staff`` of their unit),
 so the routing and escalation jurisdiction rules decide what the desk shows.
@@ -14,10 +16,11 @@ from datetime import datetime
 import eventlet
 from nameko.web.handlers import http
 
-from services.console import labels
+from services.console import feedback, labels
 from services.console.apis import ServiceUnavailable
 from services.console.charts import bar_chart
 from services.console.pages_base import pages
+from services.console.pages_evaluation import DONE, EvaluationPages
 from services.console.pages_staff import WARNING_SHARE
 from services.console.web import render
 
@@ -31,9 +34,10 @@ def time_left(due: str, now: datetime) -> str:
     return f"剩余 {text}" if seconds >= 0 else f"已超时 {text}"
 
 
-class SupervisorPages:
-    def _desk_data(self, user):
-        """The desk's figures, asked of routing and escalation at the same time (each call waits on I/O)."""
+class SupervisorPages(EvaluationPages):
+    def _desk_data(self, user, evaluation_period: str | None = None, with_evaluation: bool = False):
+        """The desk's figures, asked of routing, escalation (and evaluation) at the same time (each call waits
+        on I/O)."""
         token = self.accounts.token_for(user, kind="staff")
         calls_to_make = {
             "items": lambda: self.apis.items(token, limit=PAGE),
@@ -44,6 +48,8 @@ class SupervisorPages:
             "reports": lambda: self.apis.escalation(token, "/v1/failure-reports", limit=PAGE),
             "causes": lambda: self.apis.escalation(token, "/v1/failure-causes"),
         }
+        if with_evaluation:
+            calls_to_make.update(self.evaluation_calls(user, token, evaluation_period))
         pool = eventlet.GreenPool(len(calls_to_make))
         threads = {name: pool.spawn(call) for name, call in calls_to_make.items()}
         problems, answers = [], {}
@@ -55,7 +61,7 @@ class SupervisorPages:
         what = {"items": "事项", "called": "吹哨", "acknowledged": "吹哨", "escalated": "吹哨", "reports": "办不成事",
                 "causes": "办不成事原因"}
         for name, answer in answers.items():
-            if not answer.ok:
+            if name in what and not answer.ok:
                 problem = what[name] + "：" + labels.refusal_text(answer.reason, answer.status)
                 if problem not in problems:
                     problems.append(problem)
@@ -65,6 +71,7 @@ class SupervisorPages:
         items = body("items", "items")
         calls = body("called", "calls") + body("acknowledged", "calls") + body("escalated", "calls")
         self._causes = {cause["code"]: cause["name"] for cause in body("causes", "causes")}
+        self._answers = answers
         return items, calls, body("reports", "reports"), problems
 
     def _desk_names(self):
@@ -79,15 +86,28 @@ class SupervisorPages:
     @pages
     def desk_page(self, request):
         user = self.require_user(request, "supervisor", "admin")
-        items, calls, reports, problems = self._desk_data(user)
+        return self.desk_response(request, user)
+
+    def desk_response(self, request, user, *, errors=None, form=None, status=200):
+        """The desk; after a refused or mistaken form, with its errors beside its fields."""
         now = self.clock.now()
+        period, period_error = feedback.parse_period(request.args.get("period"), now)
+        items, calls, reports, problems = self._desk_data(user, None if period_error else period,
+                                                          with_evaluation=True)
+        evaluation, evaluation_problems = self.evaluation_view(user, self._answers,
+                                                               None if period_error else period, now)
+        errors = {**(errors or {}), **({"period": period_error} if period_error else {})}
+        done = request.args.get("done", "")
         breaches = [i for i in items if i["overdue"]]
         warnings = [i for i in items if not i["overdue"] and (i["promised_time_used"] or 0) >= WARNING_SHARE]
         ping_pong = sorted((i for i in items if i["return_count"] > 0), key=lambda i: -i["return_count"])
         open_calls = sorted(calls, key=lambda c: c["ack_due_at"])
-        return render("desk.html", user=user, csrf_token=user.csrf_token, nav="desk", breaches=breaches,
+        return render("desk.html", status=422 if period_error and status == 200 else status, user=user,
+                      csrf_token=user.csrf_token, nav="desk", breaches=breaches,
                       warnings=warnings, ping_pong=ping_pong, calls=open_calls, reports=reports,
-                      problems=problems, names={**self._desk_names(), "causes": self._causes}, now=now,
+                      problems=problems + evaluation_problems, ev=evaluation, errors=errors, form=form or {},
+                      period_input=period, notice=DONE.get(done, "") if status == 200 else "",
+                      names={**self._desk_names(), "causes": self._causes}, now=now,
                       time_left=lambda due: time_left(due, now), warning_share=WARNING_SHARE,
                       by_class=Counter(r["report_class"] or "unclassified" for r in reports),
                       by_cause=Counter(r["cause_code"] or "unclassified" for r in reports),

@@ -194,8 +194,9 @@ def sweep_overdue(unit_of_work: Callable[[], UnitOfWork], *, rules: EvaluationRu
 
 def _appeal_view(a: Appeal) -> AppealView:
     return AppealView(appeal_id=a.appeal_id, rating_id=a.rating_id, unit_code=a.unit_code,
-                      deciding_unit_code=a.deciding_unit_code, grounds=a.grounds, state=a.state,
-                      filed_at=a.filed_at, decided_at=a.decided_at)
+                      deciding_unit_code=a.deciding_unit_code, grounds=a.grounds, statement=a.statement or "",
+                      state=a.state, decision_reason=a.decision_reason or "", filed_at=a.filed_at,
+                      decided_at=a.decided_at)
 
 
 def file_appeal(rating_id: str, body: AppealFiling, principal: Principal, *, unit_of_work: UnitOfWork,
@@ -366,7 +367,8 @@ def add_attachment(finding_id: str, evaluator: tuple[str, str], body: Attachment
 def _order_view(o: SupervisionOrder, now: datetime) -> SupervisionOrderView:
     return SupervisionOrderView(order_id=o.order_id, subject_type=o.subject_type, subject_id=o.subject_id,
                                 issuer_unit_code=o.issuer_unit_code, target_unit_code=o.target_unit_code,
-                                due_at=o.due_at, issued_at=o.issued_at, answered_at=o.answered_at,
+                                what=o.what, due_at=o.due_at, issued_at=o.issued_at, answered_at=o.answered_at,
+                                answer=o.answer or "",
                                 state=domain.order_state(answered_at=o.answered_at, due_at=o.due_at, now=now))
 
 

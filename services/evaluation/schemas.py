@@ -145,7 +145,9 @@ class AppealView(BaseModel):
     unit_code: str
     deciding_unit_code: str
     grounds: str
+    statement: str = Field(default="", description="the unit's statement of its grounds")
     state: str
+    decision_reason: str = Field(default="", description="the deciding unit's reason, once decided")
     filed_at: datetime
     decided_at: datetime | None
 
@@ -211,9 +213,11 @@ class SupervisionOrderView(BaseModel):
     subject_id: str
     issuer_unit_code: str
     target_unit_code: str
+    what: str = Field(default="", description="what the ordered unit is to do")
     due_at: datetime
     issued_at: datetime
     answered_at: datetime | None
+    answer: str = Field(default="", description="the ordered unit's answer, once answered")
     state: str = Field(description="open, overdue, answered or answered_late")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import requests
 
 from services.console.sessions import SESSION_COOKIE
-from tests.support.browser import axe_check, login, screenshot
+from tests.support.browser import axe_check, fits_width, login, screenshot
 from tests.support.cases import MAIGAOQIAO_STREET, MIGRANT_BUNDLE, QIXIA_DISTRICT
 
 STAFF = {"Authorization": "Bearer dev-staff-maigaoqiao"}
@@ -17,11 +17,17 @@ def _item(sanji) -> dict:
     return sanji.routed_items(receipt["case_id"])["residence-permit"]
 
 
-def test_the_login_page_explains_a_wrong_password(sanji, page):
+def test_the_login_page_explains_a_wrong_password(sanji, page, portrait_page):
     sanji.add_user("wangfang", "王芳", MAIGAOQIAO_STREET, ["window"])
     page.goto(f"{sanji.console}/login")
     axe_check(page)
-    screenshot(page, "login")
+    assert fits_width(page)
+    screenshot(page, "login-1280x800")
+    portrait_page.goto(f"{sanji.console}/login")
+    assert portrait_page.get_by_label("用户名").is_visible()
+    assert fits_width(portrait_page)
+    axe_check(portrait_page)
+    screenshot(portrait_page, "login-1080x1920")
     login(page, sanji.console, "wangfang", "not-the-password")
     assert "/login" in page.url
     assert page.get_by_role("alert").inner_text() == "用户名或密码不正确"
@@ -95,10 +101,10 @@ def test_an_admin_opens_an_account_and_exports_the_audit_trail(sanji, page):
     page.get_by_label("初始密码").fill("a-long-secret-42")
     page.get_by_role("button", name="开设账号").click()
     assert "已开设账号 sunqing" in page.get_by_role("status").inner_text()
-    screenshot(page, "admin-accounts")
+    screenshot(page, "admin-accounts-1280x800")
     page.goto(f"{sanji.console}/admin/audit")
     axe_check(page)
-    screenshot(page, "admin-audit")
+    screenshot(page, "admin-audit-1280x800")
     link = page.get_by_role("link", name="导出 CSV").get_attribute("href")
     session = next(c for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
     export = requests.get(f"{sanji.console}{link}", cookies={SESSION_COOKIE: session["value"]}, timeout=5)

@@ -31,12 +31,12 @@ def test_a_window_clerk_claims_accepts_and_resolves_an_item(sanji, page, portrai
     assert "待认领" in row.inner_text()
     axe_check(page)
     assert fits_width(page)
-    screenshot(page, "staff-queue")
+    screenshot(page, "staff-queue-1280x800")
 
     row.get_by_role("link", name=item["case_number"]).click()
     assert page.get_by_role("heading", level=1).inner_text().startswith("居住证")
     axe_check(page)
-    screenshot(page, "staff-item")
+    screenshot(page, "staff-item-1280x800")
 
     # A resolution without a result: said next to the field, nothing sent.
     page.get_by_text("办结", exact=True).click()
@@ -64,7 +64,7 @@ def test_a_window_clerk_claims_accepts_and_resolves_an_item(sanji, page, portrai
     history = page.locator("ol.history").inner_text()
     for action in ("认领", "受理", "办结"):
         assert re.search(f"{action} · 王芳（wangfang）", history), history
-    screenshot(page, "staff-item-resolved")
+    screenshot(page, "staff-item-resolved-1280x800")
 
     # The routing API recorded the person, not only the unit.
     view = requests.get(f"{sanji.routing}/v1/items/{item['item_id']}",
@@ -78,13 +78,26 @@ def test_a_window_clerk_claims_accepts_and_resolves_an_item(sanji, page, portrai
     assert page.get_by_role("heading", level=1).inner_text() == "迈皋桥街道 · 消息"
     sanji.wait_until(lambda: page.reload() or "居住证" in page.locator("main").inner_text(), what="inbox message")
     axe_check(page)
-    screenshot(page, "staff-inbox")
+    screenshot(page, "staff-inbox-1280x800")
 
-    # The same pages on a portrait kiosk-sized screen.
+    # The same pages on a portrait screen (1080x1920): each fits without scrolling sideways.
     login(portrait_page, sanji.console, "wangfang")
-    portrait_page.goto(f"{sanji.console}/staff/items/{item['item_id']}")
+    assert portrait_page.url.endswith("/staff/queue")
+    assert portrait_page.get_by_role("heading", level=1).inner_text() == "迈皋桥街道 · 待办队列"
+    assert portrait_page.get_by_role("row").filter(has_text=item["case_number"]).count() >= 1
     assert fits_width(portrait_page)
     axe_check(portrait_page)
+    screenshot(portrait_page, "staff-queue-1080x1920")
+    portrait_page.goto(f"{sanji.console}/staff/items/{item['item_id']}")
+    assert portrait_page.get_by_role("heading", level=1).inner_text().startswith("居住证")
+    assert fits_width(portrait_page)
+    axe_check(portrait_page)
+    screenshot(portrait_page, "staff-item-1080x1920")
+    portrait_page.get_by_role("link", name="消息").click()
+    assert "居住证" in portrait_page.locator("main").inner_text()
+    assert fits_width(portrait_page)
+    axe_check(portrait_page)
+    screenshot(portrait_page, "staff-inbox-1080x1920")
     assert portrait_page.viewport_size == PORTRAIT and page.viewport_size == DESKTOP
 
 
@@ -98,7 +111,7 @@ def test_a_clerk_of_another_street_is_refused_the_item(sanji, page):
     assert response.status == 403
     assert "不在您的辖区内" in page.get_by_role("alert").inner_text()
     axe_check(page)
-    screenshot(page, "staff-item-refused")
+    screenshot(page, "staff-item-refused-1280x800")
     view = requests.get(f"{sanji.routing}/v1/items/{item['item_id']}",
                         headers={"Authorization": "Bearer dev-staff-maigaoqiao"}, timeout=5).json()
     assert view["status"] == "queued" and view["claimed_by"] is None

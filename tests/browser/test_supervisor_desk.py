@@ -28,7 +28,7 @@ def test_a_supervisor_sees_an_overdue_item_and_a_whistle_call(sanji, page, portr
     assert "住房和城乡建设" in text or "住建" in text
     assert "待报到" in text and "剩余 16 分钟" in text
     axe_check(page)
-    screenshot(page, "supervisor-desk")
+    screenshot(page, "supervisor-desk-1280x800")
 
     # Past the promised deadline (10 working days), the item is a breach on the desk.
     sanji.clock._at = at(2026, 12, 16, 10, 0)
@@ -45,11 +45,20 @@ def test_a_supervisor_sees_an_overdue_item_and_a_whistle_call(sanji, page, portr
     assert "吹哨报到 · 按层级与状态" in page.locator("main").inner_text()
     axe_check(page)
     assert fits_width(page)
-    screenshot(page, "supervisor-report")
+    screenshot(page, "supervisor-report-1280x800")
 
+    # The desk and the report on a portrait screen (1080x1920): they fit without scrolling sideways.
     login(portrait_page, sanji.console, "lidu")
+    assert portrait_page.get_by_role("region", name="已超期（督办）").get_by_role("row").filter(
+        has_text="物业管理投诉").count() == 1
     assert fits_width(portrait_page)
     axe_check(portrait_page)
+    screenshot(portrait_page, "supervisor-desk-breach-1080x1920")
+    portrait_page.get_by_role("link", name="分析报告").click()
+    assert portrait_page.locator("svg.chart").count() == 4
+    assert fits_width(portrait_page)
+    axe_check(portrait_page)
+    screenshot(portrait_page, "supervisor-report-1080x1920")
     assert item_id
 
 
