@@ -99,7 +99,11 @@ class RectificationView(BaseModel):
     state: str
     opened_at: datetime
     deadline: datetime
+    deadline_provisional: bool = Field(
+        default=False, description="True when the due time was counted in a year whose official holiday arrangement "
+                                   "(调休) is not loaded yet; it is counted again once the arrangement is loaded")
     escalate_at: datetime
+    escalate_at_provisional: bool = False
     supervising_unit_code: str | None
     callback_at: datetime | None
     callback_outcome: str | None
@@ -196,6 +200,9 @@ class SupervisionOrderView(BaseModel):
     issuer_unit_code: str
     target_unit_code: str
     due_at: datetime
+    due_at_provisional: bool = Field(
+        default=False, description="True when the due time was counted in a year whose official holiday arrangement "
+                                   "(调休) is not loaded yet; it is counted again once the arrangement is loaded")
     issued_at: datetime
     answered_at: datetime | None
     state: str = Field(description="open, overdue, answered or answered_late")
