@@ -1,6 +1,6 @@
 """The evaluation service's nameko entrypoints: follow routing's item facts and completions, sweep overdue
-rectifications, revise provisional due times once a year's holiday arrangement is loaded, and serve ratings, rectifications, appeals, findings, 督办单 and the rates. Parse, call one
-function, answer."""
+rectifications, revise provisional due times once a year's holiday arrangement is loaded, and serve ratings,
+rectifications, appeals, findings, 督办单 and the rates. Parse, call one function, answer."""
 
 from __future__ import annotations
 
