@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             "inbox": (clerk, "/staff/inbox"),
             "supervisor desk": (supervisor, "/supervisor"),
             "supervisor report": (supervisor, "/supervisor/report"),
+            "unit 整改与督办": (clerk, "/staff/feedback"),
+            "public circle": (requests.Session(),
+                              "/circle?matter=vocational-training-signup&place=community&community=320113003021"),
+            "resident lookup form": (requests.Session(), "/lookup"),
         }
         figures = {}
         print("How it measures" + __doc__.split("How it measures")[1].rstrip())

@@ -54,7 +54,8 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
     "console": (),  # HTTP only: it connects to the broker for its health check, and may do nothing there
     "evaluation": (ev.RatingSubmittedV1, ev.RectificationOpenedV1, ev.RectificationClosedV1,
                    ev.RectificationOverdueV1, ev.AppealDecidedV1, ev.RectificationClosedV2,
-                   ev.SupervisionOrderIssuedV1, ev.SupervisionOrderAnsweredV1),
+                   ev.SupervisionOrderIssuedV1, ev.SupervisionOrderAnsweredV1, ev.RectificationOpenedV2,
+                   ev.RectificationDueDateRevisedV1),
 }
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {

@@ -695,6 +695,24 @@ class RectificationOpenedV1(RectificationEvent):
     opened_at: datetime
 
 
+class RectificationOpenedV2(RectificationEvent):
+    """A bad rating or a 体验官 finding opened a rectification, owned by the unit that handled the item; with the
+    provisional flag of its due time and the escalation time. Published beside ``rectification.opened.v1`` (same
+    routing key) until every subscriber of v1 has moved."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "rectification.opened.v2"
+    verb: ClassVar[str] = "opened"
+
+    deadline: datetime
+    deadline_provisional: bool = Field(
+        description="True when the due time was counted in a year whose official holiday arrangement (调休) is not "
+                    "loaded yet: its days off were derived from the law; rectification.due-date-revised follows "
+                    "once the arrangement is loaded")
+    escalate_at: datetime = Field(description="when an unclosed rectification goes to the level above")
+    escalate_at_provisional: bool
+    opened_at: datetime
+
+
 class RectificationClosedV1(RectificationEvent):
     """The owning unit closed a rectification with a result (or an upheld appeal ended it)."""
 
@@ -750,6 +768,26 @@ class RectificationOverdueV1(RectificationEvent):
     deadline: datetime
     supervising_unit_code: str | None = Field(default=None, pattern=r"^\d{12}$")
     raised_at: datetime
+
+
+class RectificationDueDateRevisedV1(RectificationEvent):
+    """A rectification's due time (or its escalation time) was counted across a provisional year (no official
+    holiday arrangement loaded) and has been counted again under the arrangement loaded since: from the same start
+    and the same working days. Published when a time moved *or* only its provisional flag cleared; the previous
+    times are given so that a consumer can tell whether the due time it showed actually changed."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "rectification.due-date-revised.v1"
+    verb: ClassVar[str] = "due-date-revised"
+
+    state: Literal["open", "warned", "escalated", "closed"] = Field(description="the rectification's state")
+    deadline: datetime
+    deadline_provisional: bool = Field(description="still True only if the due time reaches a year whose "
+                                                   "arrangement is still not loaded")
+    previous_deadline: datetime
+    escalate_at: datetime
+    escalate_at_provisional: bool
+    previous_escalate_at: datetime
+    revised_at: datetime
 
 
 class AppealDecidedV1(EvaluationEvent):
@@ -817,7 +855,7 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
                     ReportDeferralGrantedV1, ReportClosedV1, ReportReturnVisitedV1, ReportReopenedV1,
                     ReportOverdueV1, RatingSubmittedV1, RectificationOpenedV1, RectificationClosedV1,
                     RectificationOverdueV1, AppealDecidedV1, RectificationClosedV2, SupervisionOrderIssuedV1,
-                    SupervisionOrderAnsweredV1)
+                    SupervisionOrderAnsweredV1, RectificationOpenedV2, RectificationDueDateRevisedV1)
 }
 
 

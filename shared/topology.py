@@ -71,11 +71,12 @@ ESCALATION_EVENTS = ConsumerQueue("escalation.events", tuple(
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
                                   "escalated", "deadline-revised")) + ("report.filed.#",))
 
-# The item facts the three rates are computed from, and the completions that open the rating window.
+# The item facts the three rates are computed from (with routing's revisions of provisional deadlines), and the
+# completions that open the rating window.
 EVALUATION_EVENTS = ConsumerQueue("evaluation.events", tuple(
     f"item.{verb}.#" for verb in ("routed", "released", "claimed", "accepted", "supplement-requested",
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
-                                  "escalated")) + ("case.completed.#",))
+                                  "escalated", "deadline-revised")) + ("case.completed.#",))
 
 CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS,
                                               ROUTING_DEFERRAL_REVISIONS, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS,

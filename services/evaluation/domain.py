@@ -6,13 +6,14 @@ machine-readable reason, raised before anything is written.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.catalogue import Catalogue, Level
 from shared.refusal import Refusal
-from shared.workdays import WorkdayCalendar
+from shared.workdays import CalendarCoverageWarning, Revision, WorkdayCalendar, revise_deadline
 
 # ── ratings ────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -169,6 +170,71 @@ REASON_CODES = {
 
 def rectification_deadline(calendar: WorkdayCalendar, opened_at: datetime, days: int) -> datetime:
     return calendar.deadline_at(opened_at, days)[0]
+
+
+@dataclass(frozen=True)
+class RectificationDue:
+    """A rectification's due time (``days`` working days after it opened) and its escalation time
+    (``escalate_after_days`` working days after the due time), each with its provisional flag: True when it was
+    counted in a year whose holiday arrangement (调休) is not loaded yet."""
+
+    deadline: datetime
+    deadline_provisional: bool
+    escalate_at: datetime
+    escalate_at_provisional: bool
+
+
+def rectification_due(calendar: WorkdayCalendar, opened_at: datetime, days: int,
+                      escalate_after_days: int) -> RectificationDue:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalendarCoverageWarning)  # the flag says it; the row keeps it
+        deadline, deadline_provisional = calendar.deadline_at(opened_at, days)
+        escalate_at, escalate_provisional = calendar.deadline_at(deadline, escalate_after_days)
+    return RectificationDue(deadline, deadline_provisional, escalate_at, escalate_provisional)
+
+
+@dataclass(frozen=True)
+class RectificationRevision:
+    """A stored rectification's times counted again under the calendar in force now (see ``revise_rectification``)."""
+
+    deadline: Revision
+    escalate_at: Revision
+    escalate_was_provisional: bool
+
+    @property
+    def changed(self) -> bool:
+        """Whether a time moved."""
+        return self.deadline.changed or self.escalate_at.changed
+
+    @property
+    def deadline_changed(self) -> bool:
+        return self.deadline.changed
+
+    @property
+    def needed(self) -> bool:
+        """Whether anything is to be stored: a time moved, or a flag cleared."""
+        return (self.changed or self.deadline.provisional != self.deadline.was_provisional
+                or self.escalate_at.provisional != self.escalate_was_provisional)
+
+
+def revise_rectification(calendar: WorkdayCalendar, *, opened_at: datetime, deadline_days: int,
+                         escalate_after_days: int, deadline: datetime, deadline_provisional: bool,
+                         escalate_at: datetime, escalate_at_provisional: bool) -> RectificationRevision:
+    """The due time counted again from ``opened_at`` while it is provisional, then the escalation time from the
+    (revised) due time while it is provisional or the due time moved. A settled time stays as stored, so a second
+    revision under the same calendar changes nothing."""
+    due = revise_deadline(calendar, start=opened_at, days=deadline_days, stored=deadline,
+                          stored_provisional=deadline_provisional)
+    escalate = revise_deadline(calendar, start=due.after, days=escalate_after_days, stored=escalate_at,
+                               stored_provisional=escalate_at_provisional or due.changed)
+    return RectificationRevision(due, escalate, escalate_at_provisional)
+
+
+def order_due(calendar: WorkdayCalendar, issued_at: datetime, days: int) -> tuple[datetime, bool]:
+    """A 督办单's due time, ``days`` working days after it was issued, and whether it is provisional."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalendarCoverageWarning)
+        return calendar.deadline_at(issued_at, days)
 
 
 def overdue_stage(*, state: str, deadline: datetime, escalate_at: datetime, now: datetime) -> str | None:

@@ -2,7 +2,9 @@
 
 A redelivered or replayed event changes nothing (the consumer record, ``UnitOfWork.claim_message``), and every
 write is a function of the facts so far, never an increment: first routing, first response, latest deadline,
-close time. Events may arrive out of order; an older state never overwrites a newer one.
+close time. Events may arrive out of order; an older state never overwrites a newer one. Routing's revisions of
+provisional deadlines (``item.deadline-revised``) move the promised deadline the resolution rate is measured
+against; an event older than the one whose deadline the row holds brings no deadline.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from shared.events import (
     CloudEvent,
     ItemAcceptedV1,
     ItemClaimedV1,
+    ItemDeadlineRevisedV1,
     ItemEvent,
     ItemRejectedV1,
     ItemReleasedV1,
@@ -92,6 +95,16 @@ def _newer(item: EvaluationItem, event: ItemEvent) -> bool:
     return _RANK[event.status] >= _RANK[item.status]
 
 
+def _take_deadline(item: EvaluationItem,
+                   event: ItemRoutedV1 | ItemReleasedV1 | ItemSupplementSuppliedV1 | ItemDeadlineRevisedV1) -> None:
+    """The promised deadline an item event states, unless the row holds one from a later event (the time ordering
+    routing's own events follow): a late or replayed event, or a stale revision (routing's ``item.deadline-revised``
+    of a provisional deadline, once its year's holiday arrangement was loaded), never brings back a deadline a newer
+    revision or a later change replaced."""
+    if item.deadline_as_of is None or event.occurred_at >= item.deadline_as_of:
+        item.promised_deadline, item.deadline_as_of = event.promised_deadline, event.occurred_at
+
+
 def apply(item: EvaluationItem, event: ItemEvent, rules: EvaluationRules) -> None:
     """Fold one item event into the item's row (pure over the row; exposed for the unit tests)."""
     calendar, settings = rules.calendar, rules.settings
@@ -114,7 +127,7 @@ def apply(item: EvaluationItem, event: ItemEvent, rules: EvaluationRules) -> Non
             item.respond_by = domain.respond_deadline(calendar, at, settings.response_working_days)
         if item.clock_started_at is None or isinstance(event, ItemReleasedV1):
             item.clock_started_at = at
-        item.promised_deadline = event.promised_deadline
+        _take_deadline(item, event)
     elif isinstance(event, ItemClaimedV1 | ItemAcceptedV1):
         if item.responded_at is None or at < item.responded_at:
             item.responded_at = at
@@ -124,7 +137,9 @@ def apply(item: EvaluationItem, event: ItemEvent, rules: EvaluationRules) -> Non
                 paused_at=at):
             item.flag_late_suspension = 1
     elif isinstance(event, ItemSupplementSuppliedV1):
-        item.promised_deadline = event.promised_deadline
+        _take_deadline(item, event)
+    elif isinstance(event, ItemDeadlineRevisedV1):
+        _take_deadline(item, event)
     elif isinstance(event, ItemReturnedV1):
         item.return_count = max(item.return_count, event.return_count)
         if item.clock_started_at and item.promised_deadline and calendar.used_share(

@@ -75,7 +75,9 @@ def jurisdiction(principal: Principal, rules: EvaluationRules, *, kinds=("staff"
 def _rect_view(r: Rectification) -> RectificationView:
     return RectificationView(rectification_id=r.rectification_id, origin=r.origin, origin_id=r.origin_id,
                              item_id=r.item_id, unit_code=r.unit_code, level=r.level, state=r.state,
-                             opened_at=r.opened_at, deadline=r.deadline, escalate_at=r.escalate_at,
+                             opened_at=r.opened_at, deadline=r.deadline,
+                             deadline_provisional=bool(r.deadline_provisional), escalate_at=r.escalate_at,
+                             escalate_at_provisional=bool(r.escalate_at_provisional),
                              supervising_unit_code=r.supervising_unit_code, callback_at=r.callback_at,
                              callback_outcome=r.callback_outcome, result=r.result,
                              reason_code=r.result_reason_code, closed_at=r.closed_at)
@@ -367,8 +369,8 @@ def add_attachment(finding_id: str, evaluator: tuple[str, str], body: Attachment
 def _order_view(o: SupervisionOrder, now: datetime) -> SupervisionOrderView:
     return SupervisionOrderView(order_id=o.order_id, subject_type=o.subject_type, subject_id=o.subject_id,
                                 issuer_unit_code=o.issuer_unit_code, target_unit_code=o.target_unit_code,
-                                what=o.what, due_at=o.due_at, issued_at=o.issued_at, answered_at=o.answered_at,
-                                answer=o.answer or "",
+                                what=o.what, due_at=o.due_at, due_at_provisional=bool(o.due_at_provisional),
+                                issued_at=o.issued_at, answered_at=o.answered_at, answer=o.answer or "",
                                 state=domain.order_state(answered_at=o.answered_at, due_at=o.due_at, now=now))
 
 
@@ -394,10 +396,11 @@ def issue_order(body: SupervisionOrderIssue, principal: Principal, *, unit_of_wo
             raise domain.NotFound("unknown_subject", f"no such {body.subject_type}")
         domain.check_supervisor(rules.catalogue, supervisor_unit=principal.unit_code, kind=principal.kind,
                                 subject_unit=subject.unit_code, target_unit=body.target_unit_code)
+        due_at, provisional = domain.order_due(rules.calendar, now, body.due_in_working_days)
         order = SupervisionOrder(order_id=new_id(), subject_type=body.subject_type, subject_id=body.subject_id,
                                  issuer_unit_code=principal.unit_code, target_unit_code=body.target_unit_code,
-                                 district_code=subject.district_code, what=body.what,
-                                 due_at=rules.calendar.deadline_at(now, body.due_in_working_days)[0],
+                                 district_code=subject.district_code, what=body.what, due_at=due_at,
+                                 due_days=body.due_in_working_days, due_at_provisional=provisional,
                                  issued_at=now, answer="")
         uow.session.add(order)
         uow.publish(SupervisionOrderIssuedV1(**_order_event_fields(uow, rules, order), issued_at=now))

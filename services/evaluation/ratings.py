@@ -25,7 +25,7 @@ from services.evaluation.schemas import (
 )
 from shared.auth import Principal
 from shared.clock import new_id
-from shared.events import RatingSubmittedV1, RectificationOpenedV1
+from shared.events import RatingSubmittedV1, RectificationOpenedV1, RectificationOpenedV2
 from shared.outbox import UnitOfWork
 from shared.rating_links import sign_rating_link, verify_rating_link
 
@@ -180,19 +180,25 @@ def refresh_effective_rating(session, item: EvaluationItem, settings: domain.Eva
 def open_rectification(uow: UnitOfWork, rules: EvaluationRules, *, origin: str, origin_id: str, now: datetime,
                        item_id: str | None, case_id: str | None, matter_code: str | None, department_code: str,
                        level: str, unit_code: str, district_code: str) -> str:
-    calendar, settings = rules.calendar, rules.settings
-    deadline = domain.rectification_deadline(calendar, now, settings.rectification_days)
-    escalate_at = domain.rectification_deadline(calendar, deadline, settings.escalate_after_days)
+    settings = rules.settings
+    due = domain.rectification_due(rules.calendar, now, settings.rectification_days, settings.escalate_after_days)
     rectification = Rectification(
         rectification_id=new_id(), origin=origin, origin_id=origin_id, item_id=item_id, case_id=case_id,
         matter_code=matter_code, department_code=department_code, level=level, unit_code=unit_code,
-        district_code=district_code, state="open", opened_at=now, deadline=deadline, escalate_at=escalate_at,
+        district_code=district_code, state="open", opened_at=now, deadline=due.deadline, escalate_at=due.escalate_at,
+        deadline_days=settings.rectification_days, escalate_after_days=settings.escalate_after_days,
+        deadline_provisional=due.deadline_provisional, escalate_at_provisional=due.escalate_at_provisional,
         callback_note="", result_reason="")
     uow.session.add(rectification)
-    uow.publish(RectificationOpenedV1(
-        item_id=item_id, case_id=case_id, matter_code=matter_code, department_code=department_code, level=level,
-        unit_code=unit_code, district_code=district_code, rectification_id=rectification.rectification_id,
-        origin=origin, origin_id=origin_id, deadline=deadline, opened_at=now))
+    # Both versions side by side (shared/events.py): v2 adds the provisional flags and the escalation time.
+    fields = dict(item_id=item_id, case_id=case_id, matter_code=matter_code, department_code=department_code,
+                  level=level, unit_code=unit_code, district_code=district_code,
+                  rectification_id=rectification.rectification_id, origin=origin, origin_id=origin_id,
+                  deadline=due.deadline, opened_at=now)
+    uow.publish(RectificationOpenedV1(**fields))
+    uow.publish(RectificationOpenedV2(**fields, deadline_provisional=due.deadline_provisional,
+                                      escalate_at=due.escalate_at,
+                                      escalate_at_provisional=due.escalate_at_provisional))
     log.info("rectification opened", rectification_id=rectification.rectification_id, origin=origin,
-             unit_code=unit_code)
+             unit_code=unit_code, deadline_provisional=due.deadline_provisional)
     return rectification.rectification_id

@@ -115,7 +115,11 @@ class RectificationView(BaseModel):
     state: str
     opened_at: datetime
     deadline: datetime
+    deadline_provisional: bool = Field(
+        default=False, description="True when the due time was counted in a year whose official holiday arrangement "
+                                   "(调休) is not loaded yet; it is counted again once the arrangement is loaded")
     escalate_at: datetime
+    escalate_at_provisional: bool = False
     supervising_unit_code: str | None
     callback_at: datetime | None
     callback_outcome: str | None
@@ -215,6 +219,9 @@ class SupervisionOrderView(BaseModel):
     target_unit_code: str
     what: str = Field(default="", description="what the ordered unit is to do")
     due_at: datetime
+    due_at_provisional: bool = Field(
+        default=False, description="True when the due time was counted in a year whose official holiday arrangement "
+                                   "(调休) is not loaded yet; it is counted again once the arrangement is loaded")
     issued_at: datetime
     answered_at: datetime | None
     answer: str = Field(default="", description="the ordered unit's answer, once answered")

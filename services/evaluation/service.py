@@ -1,6 +1,6 @@
 """The evaluation service's nameko entrypoints: follow routing's item facts and completions, sweep overdue
-rectifications, and serve ratings, rectifications, appeals, findings, 督办单 and the rates. Parse, call one
-function, answer."""
+rectifications, revise provisional due times once a year's holiday arrangement is loaded, and serve ratings,
+rectifications, appeals, findings, 督办单 and the rates. Parse, call one function, answer."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import json
 from datetime import UTC, datetime
 
 import structlog
+from nameko.timer import timer
 from nameko.web.handlers import http
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from services.evaluation import facts, oversight, rates, ratings
+from services.evaluation import facts, oversight, rates, ratings, revisions
 from services.evaluation.api import evaluation_openapi
 from services.evaluation.dependencies import Rules, sweep_timer
 from services.evaluation.schemas import (
@@ -29,6 +30,7 @@ from services.evaluation.schemas import (
     SupervisionAnswer,
     SupervisionOrderIssue,
 )
+from shared.calendar_revision import RevisionTriggerProvider
 from shared.http import ApiError, api_endpoint, describe_validation_errors, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
@@ -36,11 +38,15 @@ from shared.topology import EVALUATION_EVENTS
 
 log = structlog.get_logger(__name__)
 
+REVISION_CHECK_SECONDS = 30
+
 
 class EvaluationService(SanjiService):
     name = "evaluation"
 
     rules = Rules()
+    # Per replica: whether the calendar changed since it last revised provisional due times.
+    revision_trigger = RevisionTriggerProvider()
 
     def _now(self) -> datetime:
         return self.clock.now().astimezone(UTC)
@@ -54,7 +60,23 @@ class EvaluationService(SanjiService):
 
     @sweep_timer
     def sweep_rectifications(self):
+        # A calendar loaded since the last pass: the due times are revised first, so the sweep goes by them.
+        self._revise_if_due()
         return oversight.sweep_overdue(self._uow, rules=self.rules, now=self._now())
+
+    @timer(interval=REVISION_CHECK_SECONDS)
+    def revise_due_dates(self):
+        """Once a year's holiday arrangement is loaded, count the provisional rectification and 督办单 due times
+        again (shared/calendar_revision.py says when)."""
+        return self._revise_if_due()
+
+    def _revise_if_due(self) -> dict | None:
+        version = self.revision_trigger.due(self.rules.calendar)
+        if version is None:
+            return None
+        report = revisions.revise_provisional_due_dates(self._uow, rules=self.rules)
+        self.revision_trigger.done(version)
+        return report.as_dict()
 
     # ── 好差评 ───────────────────────────────────────────────────────────────────────────────────────
 

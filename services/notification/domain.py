@@ -41,8 +41,9 @@ from shared.events import (
     ItemSupplementRequestedV1,
     ItemTerminatedV1,
     RectificationClosedV2,
+    RectificationDueDateRevisedV1,
     RectificationEvent,
-    RectificationOpenedV1,
+    RectificationOpenedV2,
     RectificationOverdueV1,
     ReportAssignedV1,
     ReportClosedV1,
@@ -363,8 +364,15 @@ def _rectification_basics(event: RectificationEvent, names: Names) -> dict:
             "origin": RECTIFICATION_ORIGINS[event.origin]}
 
 
-def rectification_opened_context(event: RectificationOpenedV1, names: Names) -> dict:
-    return {**_rectification_basics(event, names), "due": local_time_text(event.deadline)}
+def rectification_opened_context(event: RectificationOpenedV2, names: Names) -> dict:
+    return {**_rectification_basics(event, names), "due": local_time_text(event.deadline),
+            "due_provisional": event.deadline_provisional}
+
+
+def rectification_due_revised_context(event: RectificationDueDateRevisedV1, names: Names) -> dict:
+    return {**_rectification_basics(event, names), "due": local_time_text(event.deadline),
+            "previous_due": local_time_text(event.previous_deadline), "due_provisional": event.deadline_provisional,
+            "escalate_at": local_time_text(event.escalate_at)}
 
 
 def rectification_overdue_context(event: RectificationOverdueV1, names: Names) -> dict:
@@ -445,6 +453,12 @@ def overdue_warning(event: RectificationOverdueV1) -> bool:
 
 def overdue_escalated(event: RectificationOverdueV1) -> bool:
     return event.stage == "escalated" and event.supervising_unit_code is not None
+
+
+def rectification_due_moved(event: RectificationDueDateRevisedV1) -> bool:
+    """The owning unit was told a due time, the revision moved it, and the rectification is still open (a flag
+    cleared alone, or a closed rectification, is no news)."""
+    return event.deadline != event.previous_deadline and event.state != "closed"
 
 
 def resident_told_of_closing(event: RectificationClosedV2) -> bool:
@@ -558,9 +572,16 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
     ReportOverdueV1.event_type: (
         Rule("report_overdue", "unit_staff", report_overdue_context, unit=lambda event: event.supervising_unit_code),
     ),
-    # ── evaluation: rectifications, appeals and 督办单 (rectification.closed.v1 is left to v2, which has the reason) ──
-    RectificationOpenedV1.event_type: (
+    # ── evaluation: rectifications, appeals and 督办单 (rectification.opened.v1 and .closed.v1 are left to v2, which
+    # have the provisional flag and the reason) ──
+    RectificationOpenedV2.event_type: (
         Rule("rectification_opened", "unit_staff", rectification_opened_context),
+    ),
+    # A provisional due time counted again once its year's holiday arrangement was loaded: the owning unit hears of
+    # it only when the due time it was told moved.
+    RectificationDueDateRevisedV1.event_type: (
+        Rule("rectification_due_revised", "unit_staff", rectification_due_revised_context,
+             when=rectification_due_moved),
     ),
     RectificationOverdueV1.event_type: (
         Rule("rectification_overdue", "unit_staff", rectification_overdue_context, when=overdue_warning),

@@ -30,7 +30,8 @@ from shared.events import (
     ItemSupplementRequestedV1,
     ItemTerminatedV1,
     RectificationClosedV2,
-    RectificationOpenedV1,
+    RectificationDueDateRevisedV1,
+    RectificationOpenedV2,
     RectificationOverdueV1,
     ReportAssignedV1,
     ReportClosedV1,
@@ -110,6 +111,11 @@ SAMPLE_FINDING_ID = "00000000-0000-4000-8000-000000000008"
 SAMPLE_APPEAL_ID = "00000000-0000-4000-8000-000000000009"
 SAMPLE_ORDER_ID = "00000000-0000-4000-8000-00000000000a"
 SAMPLE_COMMUNITY_DUE = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
+# A rectification opened on 28 December 2026, due in 2027 before its arrangement was loaded, and revised after.
+SAMPLE_PROVISIONAL_DUE = datetime(2027, 1, 5, 9, 30, tzinfo=UTC)
+SAMPLE_REVISED_DUE = datetime(2027, 1, 4, 9, 30, tzinfo=UTC)
+_RECTIFICATION_DUE = dict(deadline=SAMPLE_COMMUNITY_DUE, deadline_provisional=False,
+                          escalate_at=datetime(2026, 12, 10, 9, 30, tzinfo=UTC), escalate_at_provisional=False)
 # An item of 馨合家园社区 rated 不满意; its rectification, appeal and a 督办单 of 迈皋桥街道 about it.
 _RATED = dict(item_id=SAMPLE_ITEM_ID, case_id=SAMPLE_CASE_ID, matter_code="residence-permit", department_code="police",
               level="community", unit_code=SAMPLE_COMMUNITY, district_code=SAMPLE_DISTRICT)
@@ -126,8 +132,23 @@ def evaluation_samples() -> list[EventPayload]:
     closed = dict(_RECTIFICATION, callback_outcome="reached_unsatisfied", closed_at=SAMPLE_TIME,
                   case_number=SAMPLE_CASE_NUMBER, community_code=SAMPLE_COMMUNITY)
     return [
-        RectificationOpenedV1(**_RECTIFICATION, deadline=SAMPLE_COMMUNITY_DUE, opened_at=SAMPLE_TIME),
-        RectificationOpenedV1(**_FOUND, deadline=SAMPLE_COMMUNITY_DUE, opened_at=SAMPLE_TIME),
+        RectificationOpenedV2(**_RECTIFICATION, **_RECTIFICATION_DUE, opened_at=SAMPLE_TIME),
+        RectificationOpenedV2(**_FOUND, **_RECTIFICATION_DUE, opened_at=SAMPLE_TIME),
+        RectificationOpenedV2(**_RECTIFICATION, **{**_RECTIFICATION_DUE, "deadline": SAMPLE_PROVISIONAL_DUE,
+                                                   "deadline_provisional": True, "escalate_at_provisional": True},
+                              opened_at=SAMPLE_TIME),
+        RectificationDueDateRevisedV1(**_RECTIFICATION, state="open", deadline=SAMPLE_REVISED_DUE,
+                                      deadline_provisional=False, previous_deadline=SAMPLE_PROVISIONAL_DUE,
+                                      escalate_at=datetime(2027, 1, 6, 9, 30, tzinfo=UTC),
+                                      escalate_at_provisional=False,
+                                      previous_escalate_at=datetime(2027, 1, 7, 9, 30, tzinfo=UTC),
+                                      revised_at=SAMPLE_TIME),
+        RectificationDueDateRevisedV1(**_RECTIFICATION, state="warned", deadline=SAMPLE_REVISED_DUE,
+                                      deadline_provisional=True, previous_deadline=SAMPLE_PROVISIONAL_DUE,
+                                      escalate_at=datetime(2027, 1, 6, 9, 30, tzinfo=UTC),
+                                      escalate_at_provisional=True,
+                                      previous_escalate_at=datetime(2027, 1, 7, 9, 30, tzinfo=UTC),
+                                      revised_at=SAMPLE_TIME),
         RectificationOverdueV1(**_RECTIFICATION, stage="warning", deadline=SAMPLE_COMMUNITY_DUE, raised_at=SAMPLE_TIME),
         RectificationOverdueV1(**_RECTIFICATION, stage="escalated", deadline=SAMPLE_COMMUNITY_DUE,
                                supervising_unit_code=SAMPLE_STREET, raised_at=SAMPLE_TIME),

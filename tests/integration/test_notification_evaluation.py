@@ -16,6 +16,7 @@ from shared.events import (
     RectificationClosedV1,
     RectificationClosedV2,
     RectificationOpenedV1,
+    RectificationOpenedV2,
     RectificationOverdueV1,
     SupervisionOrderAnsweredV1,
     SupervisionOrderIssuedV1,
@@ -36,6 +37,7 @@ from tests.support.notification_harness import one_more_sweep, publish, sweep_un
 pytestmark = pytest.mark.integration
 
 V2_ONLY = {"reason_code", "case_number", "community_code"}  # what rectification.closed.v1 lacks
+OPENED_V2_ONLY = {"deadline_provisional", "escalate_at", "escalate_at_provisional"}  # what opened.v1 lacks
 
 DAY = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 EVALUATION = "/sanji/evaluation"
@@ -66,11 +68,13 @@ def nothing_pending(database_url):
 
 
 def evaluation_events(at: datetime):
-    """What the evaluation service publishes over one rectification's life, an appeal and a 督办单: closing in
-    both versions side by side (v1 tells no one; v2 has the coded reason)."""
+    """What the evaluation service publishes over one rectification's life, an appeal and a 督办单: opening and
+    closing in both versions side by side (v1 tells no one; v2 has the provisional flag, the coded reason)."""
     closed = sample(RectificationClosedV2.event_type, 2)  # 无法整改, beyond_authority
+    opened = sample(RectificationOpenedV2.event_type)
     payloads = [
-        sample(RectificationOpenedV1.event_type),
+        RectificationOpenedV1.model_validate(opened.model_dump(exclude=OPENED_V2_ONLY)),
+        opened,
         sample(RectificationOverdueV1.event_type, 0),
         sample(RectificationOverdueV1.event_type, 1),
         RectificationClosedV1.model_validate(closed.model_dump(exclude=V2_ONLY)),
@@ -128,7 +132,7 @@ def test_every_evaluation_event_reaches_its_people_once_and_a_redelivery_sends_n
     opened = next(message for message in web_session.get("/v1/inbox", headers=XINHE_STAFF).json()["messages"]
                   if message["kind"] == "rectification_opened")
     assert "2026年12月8日 17:30前" in opened["subject"] and opened["item_id"] == sample(
-        RectificationOpenedV1.event_type).item_id
+        RectificationOpenedV2.event_type).item_id
 
     # The case's delivery log shows the resident's SMS to staff of the case's line.
     log = web_session.get(f"/v1/deliveries?case_id={CASE}", headers=MAIGAOQIAO_STAFF).json()
@@ -150,7 +154,7 @@ def test_the_residents_sms_waits_for_the_morning_and_a_findings_closing_tells_no
     clock.advance(hours=13)  # 23:00
     finding = sample(RectificationClosedV2.event_type, origin="finding", item_id=None, case_id=None, matter_code=None,
                      case_number=None, community_code=None, department_code="any")
-    for payload in (sample(RectificationClosedV2.event_type), finding, sample(RectificationOpenedV1.event_type)):
+    for payload in (sample(RectificationClosedV2.event_type), finding, sample(RectificationOpenedV2.event_type)):
         publish(notification, rabbit_config["AMQP_URI"], *envelope(payload, clock.now(), source=EVALUATION))
     one_more_sweep(notification)
 

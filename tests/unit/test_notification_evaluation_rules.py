@@ -16,7 +16,9 @@ from shared.events import (
     RatingSubmittedV1,
     RectificationClosedV1,
     RectificationClosedV2,
+    RectificationDueDateRevisedV1,
     RectificationOpenedV1,
+    RectificationOpenedV2,
     RectificationOverdueV1,
     SupervisionOrderAnsweredV1,
     SupervisionOrderIssuedV1,
@@ -25,6 +27,7 @@ from shared.workdays import SHANGHAI
 from tests.support.notification_fakes import sample
 
 V2_ONLY = {"reason_code", "case_number", "community_code"}  # what rectification.closed.v1 lacks
+OPENED_V2_ONLY = {"deadline_provisional", "escalate_at", "escalate_at_provisional"}  # what opened.v1 lacks
 CATALOGUE = load_catalogue(REPO_ROOT / "catalogue" / "nanjing")
 NAMES = domain.CatalogueNames(CATALOGUE)
 TEMPLATES = MessageTemplates(TEMPLATES_DIR)
@@ -49,13 +52,39 @@ def text(message) -> str:
 
 
 def test_an_opened_rectification_goes_to_the_owning_units_inbox_with_its_due_date():
-    [message] = planned(sample(RectificationOpenedV1.event_type))
+    [message] = planned(sample(RectificationOpenedV2.event_type))
     assert summary([message]) == {("rectification_opened", f"unit:{COMMUNITY}:police", "inbox")}
     assert "2026年12月8日 17:30前" in text(message) and "居住证办理" in text(message)
+    assert "暂定" not in text(message)
     # A 体验官 finding about no item: the unit's inbox all the same, department "any".
-    [found] = planned(sample(RectificationOpenedV1.event_type, 1))
+    [found] = planned(sample(RectificationOpenedV2.event_type, 1))
     assert summary([found]) == {("rectification_opened", f"unit:{COMMUNITY}:any", "inbox")}
     assert "政务服务体验官" in text(found)
+    # v1 is published beside v2 and tells no one (else the unit would hear twice).
+    v1 = RectificationOpenedV1.model_validate(sample(RectificationOpenedV2.event_type).model_dump(
+        exclude=OPENED_V2_ONLY))
+    assert planned(v1) == []
+
+
+def test_a_provisional_due_time_is_told_as_provisional():
+    [message] = planned(sample(RectificationOpenedV2.event_type, 2))
+    assert message.context["due_provisional"] is True
+    assert "2027年1月5日 17:30前完成（暂定）" in text(message) and "重新计算" in text(message)
+
+
+def test_a_revised_due_time_is_told_to_the_owning_unit_only_when_it_moved_and_the_rectification_is_open():
+    revised = sample(RectificationDueDateRevisedV1.event_type)
+    [message] = planned(revised)
+    assert summary([message]) == {("rectification_due_revised", f"unit:{COMMUNITY}:police", "inbox")}
+    body = text(message)
+    assert "由2027年1月5日 17:30更正为2027年1月4日 17:30" in body and samples.SAMPLE_RECTIFICATION_ID in body
+    assert "仍按法定节假日推算" not in body
+    still = planned(sample(RectificationDueDateRevisedV1.event_type, 1))  # warned, and still provisional
+    assert summary(still) == {("rectification_due_revised", f"unit:{COMMUNITY}:police", "inbox")}
+    assert "仍按法定节假日推算" in text(still[0])
+    # Only the flag cleared, or the rectification closed already: nothing to tell.
+    assert planned(sample(RectificationDueDateRevisedV1.event_type, deadline=revised.previous_deadline)) == []
+    assert planned(sample(RectificationDueDateRevisedV1.event_type, state="closed")) == []
 
 
 def test_overdue_warns_the_owner_and_an_escalation_goes_to_the_level_above_only():
@@ -99,7 +128,7 @@ def test_a_closing_tells_no_one_when_there_is_no_resident_or_the_rating_was_foun
 def test_the_resident_sms_waits_for_the_morning_and_staff_messages_do_not():
     [sms] = planned(sample(RectificationClosedV2.event_type), now=NIGHT)
     assert sms.hold_reason == "quiet_hours" and sms.not_before == datetime(2026, 12, 2, 8, 0, tzinfo=SHANGHAI)
-    [inbox] = planned(sample(RectificationOpenedV1.event_type), now=NIGHT)
+    [inbox] = planned(sample(RectificationOpenedV2.event_type), now=NIGHT)
     assert inbox.hold_reason is None
 
 
@@ -123,6 +152,6 @@ def test_an_order_goes_to_the_addressed_unit_and_its_answer_to_the_issuer():
 
 def test_no_evaluation_message_carries_text_from_the_event():
     """Events carry codes; a forged code becomes nothing or a generic phrase, never the code itself."""
-    forged = sample(RectificationOpenedV1.event_type, matter_code="<a href=x>点此</a>", unit_code="999999999999")
+    forged = sample(RectificationOpenedV2.event_type, matter_code="<a href=x>点此</a>", unit_code="999999999999")
     body = text(planned(forged)[0])
     assert "<a" not in body and "999999999999" not in body and "相关事项" in body

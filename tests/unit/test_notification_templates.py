@@ -42,7 +42,8 @@ def identifier(kind: str) -> str:
         return samples.SAMPLE_CALL_ID
     if kind.startswith("report_"):
         return samples.SAMPLE_REPORT_NUMBER
-    if kind in ("rectification_opened", "rectification_overdue", "rectification_escalated"):
+    if kind in ("rectification_opened", "rectification_overdue", "rectification_escalated",
+                "rectification_due_revised"):
         return samples.SAMPLE_RECTIFICATION_ID
     if kind == "appeal_decided":
         return samples.SAMPLE_APPEAL_ID

@@ -40,6 +40,9 @@ class EvaluationItem(Base):
     responded_in_time: Mapped[int] = mapped_column(Integer, default=0)
     clock_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     promised_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The time of the item event whose promised deadline this is (routed, released, supplied, deadline-revised):
+    # an older event's deadline is not taken after it (services/evaluation/facts.py). Null before evaluation_0004.
+    deadline_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     concluded_in_time: Mapped[int] = mapped_column(Integer, default=0)
     return_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -112,6 +115,13 @@ class Rectification(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deadline: Mapped[datetime] = mapped_column(UTCDateTime)
     escalate_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # How they were counted (deadline: working days after opened_at; escalate_at: after the deadline), so that a
+    # provisional one (a year without its holiday arrangement) is counted again once the arrangement is loaded.
+    # Null for rows opened before evaluation_0004 (never flagged provisional).
+    deadline_days: Mapped[int | None] = mapped_column(Integer)
+    escalate_after_days: Mapped[int | None] = mapped_column(Integer)
+    deadline_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalate_at_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     supervising_unit_code: Mapped[str | None] = mapped_column(String(12))
@@ -194,6 +204,9 @@ class SupervisionOrder(Base):
     district_code: Mapped[str] = mapped_column(String(12))
     what: Mapped[str] = mapped_column(Text)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Working days after issued_at (null before evaluation_0004), and whether due_at is provisional.
+    due_days: Mapped[int | None] = mapped_column(Integer)
+    due_at_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answer: Mapped[str] = mapped_column(Text, default="")
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
