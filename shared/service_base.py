@@ -6,12 +6,12 @@ endpoints live here once.
 
 from __future__ import annotations
 
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from shared.http import json_response
 from shared.metrics import Metrics, MetricsServer
 from shared.nameko_ext import Authenticator, ClockProvider, Storage
+from shared.web import http
 
 
 class SanjiService:

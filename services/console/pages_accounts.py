@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import unquote
 
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.console import oidc
@@ -13,6 +12,7 @@ from services.console.accounts import ROLES, AccountRefused, new_secret, tokens_
 from services.console.pages_base import check_form_csrf, form_csrf, pages, set_form_cookie
 from services.console.sessions import SESSION_COOKIE
 from services.console.web import redirect, render
+from shared.web import http
 from shared.workdays import SHANGHAI
 
 OIDC_COOKIE = "sanji_oidc"

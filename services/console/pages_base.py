@@ -14,13 +14,13 @@ Page mixins (``services/console/pages_*.py``, ``services/console/kiosk``) subcla
 from __future__ import annotations
 
 import structlog
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.console.accounts import new_secret, tokens_match
 from services.console.apis import ServiceApis
 from services.console.sessions import FORM_COOKIE, SESSION_COOKIE, Accounts, SignedIn
 from services.console.web import redirect, render, static_file
+from shared.web import http
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.console import feedback
@@ -20,6 +19,7 @@ from services.console.apis import ServiceUnavailable
 from services.console.charts import rate_chart
 from services.console.pages_base import pages
 from services.console.web import redirect, render
+from shared.web import http
 
 PAGE = 100
 OPEN_STATES = ("open", "warned", "escalated")

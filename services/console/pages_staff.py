@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from nameko.web.handlers import http
-
 from services.console import labels
 from services.console.apis import ServiceUnavailable
 from services.console.pages_base import pages
 from services.console.web import redirect, render
+from shared.web import http
 
 ITEM_ACTIONS = ("claim", "accept", "request-supplement", "record-supplement", "resolve", "reject", "return",
                 "custody")

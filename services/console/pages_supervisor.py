@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import datetime
 
 import eventlet
-from nameko.web.handlers import http
 
 from services.console import feedback, labels
 from services.console.apis import ServiceUnavailable
@@ -23,6 +22,7 @@ from services.console.pages_base import pages
 from services.console.pages_evaluation import DONE, EvaluationPages
 from services.console.pages_staff import WARNING_SHARE
 from services.console.web import render
+from shared.web import http
 
 PAGE = 100  # the desk shows the first 100 of each list (closest deadline first)
 

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import structlog
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.escalation import failure_reports, handlers, sweeps, whistle
@@ -27,6 +26,7 @@ from shared.http import ApiError, api_endpoint, json_response, page_of, read_jso
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import ESCALATION_EVENTS
+from shared.web import http
 
 log = structlog.get_logger(__name__)
 

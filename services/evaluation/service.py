@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import structlog
 from nameko.timer import timer
-from nameko.web.handlers import http
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
@@ -35,6 +34,7 @@ from shared.http import ApiError, api_endpoint, describe_validation_errors, json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import EVALUATION_EVENTS
+from shared.web import http
 
 log = structlog.get_logger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from nameko.timer import timer
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.intake import failure_reports, handlers, lookups, points, revisions
@@ -18,6 +17,7 @@ from shared.nameko_ext import consume_events
 from shared.rpc import guarded_rpc
 from shared.service_base import SanjiService
 from shared.topology import INTAKE_ITEM_UPDATES
+from shared.web import http
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 

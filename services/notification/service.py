@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 import eventlet
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.notification import handlers
@@ -25,6 +24,7 @@ from shared.nameko_ext import consume_events
 from shared.rpc import ServiceRpcProxy
 from shared.service_base import SanjiService
 from shared.topology import NOTIFICATION_EVENTS
+from shared.web import http
 
 
 class NotificationService(SanjiService):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from nameko.timer import timer
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.routing import handlers, item_actions, revisions, sweeps
@@ -19,6 +18,7 @@ from shared.http import ApiError, api_endpoint, json_response, page_of, read_jso
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
 from shared.topology import ROUTING_CASE_SUBMITTED, ROUTING_DEFERRAL_REVISIONS, ROUTING_ESCALATION_ORDERS
+from shared.web import http
 
 SWEEP_INTERVAL_SECONDS = 30
 

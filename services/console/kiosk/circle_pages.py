@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.console.kiosk import checklist
 from services.console.kiosk.backend import Device, IntakeUnavailable, KioskBackend, KioskBackendProvider
 from services.console.kiosk.circle import MAX_QUERY_VALUE, CircleList, Place, circle_list, problem_message
 from services.console.web import redirect, render
+from shared.web import http
 
 RECEIPT_ROWS = 3   # the receipt lists the nearest few; the circle screen lists them all
 

@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 import eventlet
 import segno
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.console.kiosk import checklist
@@ -25,6 +24,7 @@ from services.console.kiosk.printing import DOCUMENTS, PAPERS, render_pdf
 from services.console.kiosk.receipt import SHANGHAI, STATUS_NAMES, chinese_date, receipt_from_case
 from services.console.pages_base import check_form_csrf, form_csrf, set_form_cookie
 from services.console.web import redirect, render
+from shared.web import http
 
 DEVICE_COOKIE = "sanji_kiosk_device"
 RECEIPT_COOKIE = "sanji_kiosk_receipt"

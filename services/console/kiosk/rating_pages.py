@@ -26,7 +26,6 @@ from datetime import datetime
 from urllib.parse import quote
 
 import structlog
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.console.apis import ApiAnswer, ServiceUnavailable
@@ -35,6 +34,7 @@ from services.console.kiosk.backend import Device, IntakeUnavailable, KioskBacke
 from services.console.kiosk.pages import CASE_NUMBER, DEVICE_COOKIE, RECEIPT_COOKIE
 from services.console.pages_base import check_form_csrf, form_csrf, set_form_cookie
 from services.console.web import redirect, render
+from shared.web import http
 
 log = structlog.get_logger(__name__)
 
