@@ -8,7 +8,7 @@ import csv
 import pytest
 from sqlalchemy.orm import Session
 
-from shared import cli
+from sanji import cli
 from shared.db import create_db_engine
 from tests.support.escalation_report_fixture import EXPECTED, PERIOD, orm_rows
 
