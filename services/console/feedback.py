@@ -28,6 +28,14 @@ RECTIFICATION_STATES = {"open": "整改中", "warned": "已超期（预警）", 
 ORIGINS = {"rating": "差评", "finding": "体验官发现"}
 RESULTS = {"rectified": "整改完成", "explained": "解释说明", "cannot_rectify": "无法整改",
            "appeal_upheld": "申诉成立"}
+# The coded reason of a 解释说明 / 无法整改 closing: what the resident's SMS says (the free text stays in the
+# record). The codes are the evaluation service's (services/evaluation/domain.py REASON_CODES).
+REASON_CODES = {
+    "explained": {"handled_by_rules": "经核实，办理过程符合相关规定", "policy_explained": "已就相关政策规定作出说明",
+                  "misunderstanding": "经核实系误解，已说明情况"},
+    "cannot_rectify": {"beyond_authority": "超出本单位职权范围", "policy_restriction": "受现行政策法规限制",
+                       "conditions_lacking": "客观条件暂不具备"},
+}
 CALLBACK_OUTCOMES = {"reached_satisfied": "已联系，群众满意", "reached_unsatisfied": "已联系，群众仍不满意",
                      "not_reached": "未联系上"}
 GROUNDS = {"wrong_case": "评价对象错误", "abusive_text": "含辱骂等不当内容", "unrelated_to_service": "与服务无关",
@@ -56,6 +64,7 @@ REFUSALS = {
     "unknown_order": "没有这张督办单",
     "invalid_period": "月份格式为 年-月（例如 2026-12）",
     "invalid_query": "查询条件不正确",
+    "reason_code_mismatch": "所选理由与整改结果不对应",
 }
 
 
@@ -141,7 +150,14 @@ def closure_body(form, key: str) -> tuple[dict, dict[str, str]]:
     reason = _text(form, "reason", 1000, errors, f"{key}-reason")
     if result in ("explained", "cannot_rectify") and not reason and f"{key}-reason" not in errors:
         errors[f"{key}-reason"] = "“解释说明”和“无法整改”须填写理由"
-    return {"result": result, "reason": reason}, errors
+    body = {"result": result, "reason": reason}
+    reason_code = form.get("reason_code", "")
+    if reason_code:
+        if reason_code not in REASON_CODES.get(result, {}):
+            errors[f"{key}-reason_code"] = "所选理由与整改结果不对应"
+        else:
+            body["reason_code"] = reason_code  # the resident's SMS names it; without one it says whom to ask
+    return body, errors
 
 
 def order_body(form, allowed_units: set[str]) -> tuple[dict, dict[str, str]]:

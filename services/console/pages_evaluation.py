@@ -31,6 +31,7 @@ def _names(catalogue) -> dict:
     return {"units": {c: u.name for c, u in catalogue.units.items()},
             "departments": {c: d.name for c, d in catalogue.departments.items()},
             "rect_states": feedback.RECTIFICATION_STATES, "origins": feedback.ORIGINS, "results": feedback.RESULTS,
+            "reason_codes": feedback.REASON_CODES,
             "callbacks": feedback.CALLBACK_OUTCOMES, "grounds": feedback.GROUNDS,
             "appeal_states": feedback.APPEAL_STATES, "order_states": feedback.ORDER_STATES,
             "subjects": feedback.SUBJECTS, "trends": feedback.TRENDS, "flags": feedback.FLAGS}

@@ -92,3 +92,22 @@ def test_the_rate_chart_names_each_bar_and_says_when_a_rate_has_no_data():
     assert "迈皋桥街道" in svg and "50%" in svg and "100%" in svg and "无数据" in svg
     assert "暂无数据" in str(rate_chart("空", []))
     assert "&lt;b&gt;" in str(rate_chart("t", [("<b>", [("响应率", 0.1)])]))
+
+
+def test_a_closure_may_name_the_coded_reason_that_fits_its_result():
+    body, errors = feedback.closure_body(MultiDict({"result": "cannot_rectify", "reason": "须区里审批",
+                                                    "reason_code": "beyond_authority"}), "close-r")
+    assert (body, errors) == ({"result": "cannot_rectify", "reason": "须区里审批",
+                               "reason_code": "beyond_authority"}, {})
+    _, errors = feedback.closure_body(MultiDict({"result": "explained", "reason": "已说明",
+                                                 "reason_code": "beyond_authority"}), "close-r")
+    assert errors == {"close-r-reason_code": "所选理由与整改结果不对应"}
+    _, errors = feedback.closure_body(MultiDict({"result": "rectified", "reason_code": "misunderstanding"}),
+                                      "close-r")
+    assert set(errors) == {"close-r-reason_code"}
+
+
+def test_the_coded_reasons_are_the_evaluation_services():
+    from services.evaluation.domain import REASON_CODES
+
+    assert {result: tuple(codes) for result, codes in feedback.REASON_CODES.items()} == REASON_CODES
