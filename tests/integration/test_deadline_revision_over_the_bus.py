@@ -10,7 +10,6 @@ escalation service's 督办 timers, and sends the resident one correcting SMS.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 from datetime import UTC, date, datetime
@@ -28,10 +27,10 @@ from shared.clock import FrozenClock
 from shared.config import REPO_ROOT
 from shared.db import normalise_url
 from shared.nameko_ext import ClockProvider
-from shared.statutory_holidays import derived_days_off
-from shared.workdays import SHANGHAI, read_calendar_file
+from shared.workdays import SHANGHAI
 from tests.support import notification_db
 from tests.support.bus import EventFollower
+from tests.support.calendar_files import calendar_file, load_2027_arrangement  # noqa: F401 - fixture
 from tests.support.cases import APPLICANT_ID_NUMBER, APPLICANT_PHONE, XINHE_COMMUNITY, XINHE_KIOSK
 from tests.support.notification_harness import sweep_until
 from tests.support.notification_servers import HttpStandIn
@@ -65,25 +64,6 @@ def catalogue_dir(tmp_path):
     block = block.replace("legal_days: 15", "legal_days: 30", 1).replace("promised_days: 10", "promised_days: 27", 1)
     matters.write_text(content[:start] + block + content[end:], encoding="utf-8")
     return directory
-
-
-@pytest.fixture
-def calendar_file(tmp_path):
-    path = tmp_path / "calendar-overrides.yaml"
-    shutil.copy(REPO_ROOT / "config" / "calendar-overrides.yaml", path)
-    return path
-
-
-def load_2027_arrangement(path) -> None:
-    """What `sanji calendar load` installs: the law's days off, and Saturday 9 January worked (调休)."""
-    holidays = ", ".join(day.isoformat() for day in derived_days_off(2027))
-    source = path.with_name("arrangement-2027.yaml")
-    source.write_text(f"years:\n  2027:\n    holidays: [{holidays}]\n    workdays: [{WORKED_SATURDAY}]\n",
-                      encoding="utf-8")
-    read_calendar_file(source)  # valid
-    stamp = path.stat().st_mtime_ns
-    os.replace(source, path)
-    os.utime(path, ns=(stamp + 2_000_000_000, stamp + 2_000_000_000))  # a new stamp, whatever the file system
 
 
 @pytest.fixture
@@ -172,7 +152,7 @@ def test_provisional_deadlines_are_revised_exactly_once_when_the_years_arrangeme
     assert revise(system["routing"], "revise_deadlines")["revised"] == 0
     assert revise(system["intake"], "revise_due_dates")["revised"] == 0
 
-    load_2027_arrangement(calendar_file)
+    load_2027_arrangement(calendar_file, WORKED_SATURDAY)
     with entrypoint_waiter(system["escalation"], "on_event", timeout=15):
         first = revise(system["routing"], "revise_deadlines")
     again = revise(system["routing"], "revise_deadlines")

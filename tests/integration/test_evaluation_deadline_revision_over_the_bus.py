@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -25,7 +23,6 @@ from nameko.testing.utils import find_free_port
 from services.evaluation.service import EvaluationService
 from services.notification.service import NotificationService
 from shared.clock import FrozenClock, new_id
-from shared.config import REPO_ROOT
 from shared.events import (
     CaseCompletedV1,
     CloudEvent,
@@ -35,10 +32,10 @@ from shared.events import (
     ItemRoutedV1,
 )
 from shared.nameko_ext import ClockProvider
-from shared.statutory_holidays import derived_days_off
-from shared.workdays import SHANGHAI, read_calendar_file
+from shared.workdays import SHANGHAI
 from tests.support import notification_db
 from tests.support.bus import EventFollower, publish_raw
+from tests.support.calendar_files import calendar_file, load_2027_arrangement  # noqa: F401 - fixture
 from tests.support.escalation_harness import query
 from tests.support.routing_harness import STAFF
 from tests.support.waiting import wait_until
@@ -49,25 +46,6 @@ XINHE, DISTRICT = "320113003021", "320113000000"
 OPENED_AT = datetime(2026, 12, 28, 10, 0, tzinfo=SHANGHAI)
 WORKED_SATURDAY = date(2027, 1, 2)
 RATER_PHONE = "13812345678"
-
-
-@pytest.fixture
-def calendar_file(tmp_path):
-    path = tmp_path / "calendar-overrides.yaml"
-    shutil.copy(REPO_ROOT / "config" / "calendar-overrides.yaml", path)
-    return path
-
-
-def load_2027_arrangement(path) -> None:
-    """What `sanji calendar load` installs: the law's days off, and Saturday 2 January worked (调休)."""
-    holidays = ", ".join(day.isoformat() for day in derived_days_off(2027))
-    source = path.with_name("arrangement-2027.yaml")
-    source.write_text(f"years:\n  2027:\n    holidays: [{holidays}]\n    workdays: [{WORKED_SATURDAY}]\n",
-                      encoding="utf-8")
-    read_calendar_file(source)  # valid
-    stamp = path.stat().st_mtime_ns
-    os.replace(source, path)
-    os.utime(path, ns=(stamp + 2_000_000_000, stamp + 2_000_000_000))  # a new stamp, whatever the file system
 
 
 def on_clock(clock):
@@ -167,7 +145,7 @@ def test_a_provisional_rectification_and_its_order_are_revised_once_and_the_unit
     assert run(system["evaluation"], "revise_due_dates")["revised"] == 0
 
     system["replica"].start()
-    load_2027_arrangement(calendar_file)
+    load_2027_arrangement(calendar_file, WORKED_SATURDAY)
     first = run(system["evaluation"], "revise_due_dates")
     again = run(system["evaluation"], "revise_due_dates")
     replica = run(system["replica"], "revise_due_dates")
