@@ -15,7 +15,7 @@ from services.console.kiosk.backend import DEV_CONSOLE_TOKEN
 from services.console.settings import ConsoleSettings
 from shared.config import REPO_ROOT, SERVICES, Settings, nameko_config
 from shared.production import production_problems
-from tests.deploy.test_k8s_manifests import kustomize_lite
+from tests.deploy.test_k8s_manifests import kubectl_kustomize
 
 SECRET_VALUES = {  # what the secret store would hold
     "SANJI_PII_KEY": "a-real-secret-from-the-vault-0123456789",
@@ -122,7 +122,7 @@ FAKE_SECRETS = {
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_kubernetes_prod_settings_pass_the_production_checks(service, monkeypatch, tokens_file):
-    objects = kustomize_lite.build(REPO_ROOT / "deploy" / "k8s" / "overlays" / "prod")
+    objects = kubectl_kustomize(REPO_ROOT / "deploy" / "k8s" / "overlays" / "prod")
     config = next(obj for obj in objects if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "sanji-config")
     deployment = next(obj for obj in objects if obj["kind"] == "Deployment" and obj["metadata"]["name"] == service)
     environment = dict(config["data"])
