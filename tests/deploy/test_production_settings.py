@@ -109,6 +109,7 @@ FAKE_SECRETS = {
     ("sanji-rabbitmq-default-user", "username"): "default_user_x1y2z3",
     ("sanji-rabbitmq-default-user", "password"): "generated-password",
     ("sanji-db-app", "uri"): "postgresql://app:generated@sanji-db-rw.sanji:5432/app",
+    ("sanji-db-app", "username"): "app", ("sanji-db-app", "password"): "generated",
     ("sanji-pii", "pii-key"): SECRET_VALUES["SANJI_PII_KEY"],
     ("sanji-pii", "data-keys"): SECRET_VALUES["SANJI_DATA_KEYS"],
     ("sanji-notification", "sms-api-key"): "sms-key", ("sanji-notification", "smtp-username"): "sanji",
