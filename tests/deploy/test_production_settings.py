@@ -15,7 +15,7 @@ from services.console.kiosk.backend import DEV_CONSOLE_TOKEN
 from services.console.settings import ConsoleSettings
 from shared.config import REPO_ROOT, SERVICES, Settings, nameko_config
 from shared.production import production_problems
-from tests.deploy.test_k8s_manifests import kustomize_lite
+from tests.deploy.test_k8s_manifests import kubectl_kustomize
 
 SECRET_VALUES = {  # what the secret store would hold
     "SANJI_PII_KEY": "a-real-secret-from-the-vault-0123456789",
@@ -109,6 +109,7 @@ FAKE_SECRETS = {
     ("sanji-rabbitmq-default-user", "username"): "default_user_x1y2z3",
     ("sanji-rabbitmq-default-user", "password"): "generated-password",
     ("sanji-db-app", "uri"): "postgresql://app:generated@sanji-db-rw.sanji:5432/app",
+    ("sanji-db-app", "username"): "app", ("sanji-db-app", "password"): "generated",
     ("sanji-pii", "pii-key"): SECRET_VALUES["SANJI_PII_KEY"],
     ("sanji-pii", "data-keys"): SECRET_VALUES["SANJI_DATA_KEYS"],
     ("sanji-notification", "sms-api-key"): "sms-key", ("sanji-notification", "smtp-username"): "sanji",
@@ -122,7 +123,7 @@ FAKE_SECRETS = {
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_kubernetes_prod_settings_pass_the_production_checks(service, monkeypatch, tokens_file):
-    objects = kustomize_lite.build(REPO_ROOT / "deploy" / "k8s" / "overlays" / "prod")
+    objects = kubectl_kustomize(REPO_ROOT / "deploy" / "k8s" / "overlays" / "prod")
     config = next(obj for obj in objects if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "sanji-config")
     deployment = next(obj for obj in objects if obj["kind"] == "Deployment" and obj["metadata"]["name"] == service)
     environment = dict(config["data"])

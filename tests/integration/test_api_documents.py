@@ -134,3 +134,35 @@ def test_the_served_openapi_document_is_the_generated_one(container_factory, mak
                                                           web_session):
     container_factory(IntakeService, make_service_config("intake", web_port=web_config_port)).start()
     assert web_session.get("/openapi.json").json() == intake_api.intake_openapi()
+
+
+ASYNCAPI_SCHEMA = REPO_ROOT / "tests" / "deploy" / "schemas" / "asyncapi-3.0.0.json"
+
+
+def test_the_asyncapi_document_is_valid_asyncapi_3():
+    """Against the official AsyncAPI 3.0.0 JSON Schema (vendored from @asyncapi/specs, tests/deploy/schemas)."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(json.loads(ASYNCAPI_SCHEMA.read_text(encoding="utf-8")))
+    document = committed("asyncapi.json")
+    assert [error.message for error in validator.iter_errors(document)] == []
+    # The validator is not a formality: AsyncAPI 2's `publish` is no AsyncAPI 3 action.
+    broken = dict(document, operations={"x": {"action": "publish", "channel": {"$ref": "#/channels/x"}}})
+    assert list(validator.iter_errors(broken))
+
+
+def test_each_event_is_sent_by_its_owners_and_received_by_its_queues():
+    from shared.asyncapi import consumer_queues_of
+    from shared.bus import EVENT_OWNERS
+
+    document = committed("asyncapi.json")
+    sends, receives = {}, {}
+    for operation in document["operations"].values():
+        channel = operation["channel"]["$ref"].rsplit("/", 1)[1]
+        assert operation["messages"] == [{"$ref": f"#/channels/{channel}/messages/{channel}"}]
+        kind = sends if operation["action"] == "send" else receives
+        kind.setdefault(channel, set()).add(operation["title"].split(" ", 1)[0])
+    for model in PAYLOAD_TYPES.values():
+        channel = model.event_type.removeprefix("cn.sanji.").replace(".", "_")
+        assert sends[channel] == set(EVENT_OWNERS[model.event_type]), model.event_type
+        assert receives.get(channel, set()) == set(consumer_queues_of(model.routing_key_template))
