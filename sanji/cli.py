@@ -43,7 +43,14 @@ import sys
 import time
 from pathlib import Path
 
-from shared.config import RATING_LINK_BASE, SERVICES, Settings, development_rating_link_base, nameko_config
+from shared.config import (
+    RATING_LINK_BASE,
+    SERVICES,
+    Settings,
+    SettingsInvalid,
+    development_rating_link_base,
+    nameko_config,
+)
 
 SERVICE_CLASSES = {
     "intake": "services.intake.service:IntakeService",
@@ -284,7 +291,7 @@ def cmd_bus(args) -> None:
 def cmd_check_catalogue(args) -> None:
     settings = Settings.from_env()
     if args.directory:
-        settings = Settings(**{**settings.__dict__, "catalogue_dir": args.directory})
+        settings = settings.model_copy(update={"catalogue_dir": Path(args.directory)})
     print(f"catalogue {check_catalogue(settings)} is valid")
 
 
@@ -671,6 +678,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(f"sanji: {line}", file=sys.stderr)
         return exc.exit_status
+    except SettingsInvalid as exc:  # a variable whose value does not fit: one line each, naming it
+        for line in exc.lines:
+            print(f"sanji: {line}", file=sys.stderr)
+        return ConfigurationRefused.exit_status
     except CommandFailed as exc:
         print(f"sanji: {exc}", file=sys.stderr)
         return 1
