@@ -83,14 +83,15 @@ def _expected(error: dict, field_kind: str | None) -> str:
         return "a port number (1-65535)"
     if kind == "literal_error":
         return "one of " + str(ctx.get("expected", "")).replace("'", "")
+    bound = {key: f"{value:g}" if isinstance(value, float) else value for key, value in ctx.items()}
     if kind == "greater_than_equal":
-        return f"at least {ctx['ge']}"
+        return f"at least {bound['ge']}"
     if kind == "greater_than":
-        return f"more than {ctx['gt']}"
+        return f"more than {bound['gt']}"
     if kind == "less_than_equal":
-        return f"at most {ctx['le']}"
+        return f"at most {bound['le']}"
     if kind == "less_than":
-        return f"less than {ctx['lt']}"
+        return f"less than {bound['lt']}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"])).removeprefix("expected ")
     return _EXPECTED.get(kind, error["msg"][:1].lower() + error["msg"][1:])
