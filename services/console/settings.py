@@ -39,17 +39,20 @@ class ConsoleVariables(SanjiSettings):
     evaluation_url: str = setting(DEFAULT_SERVICE_URLS["evaluation"], "the evaluation service's API")
     session_idle_minutes: int = setting(30, "a staff session ends after this many idle minutes", ge=1)
     session_max_hours: int = setting(10, "a staff session ends this many hours after sign-in", ge=1)
-    api_timeout_seconds: float = setting(5.0, "timeout of the console's calls to the services' APIs", gt=0)
-    dev_account: Flag = setting(True, "development: sign in with the development accounts (never in production)")
+    api_timeout_seconds: float = setting(5.0, "a service slower than this is shown as unavailable", gt=0)
+    dev_account: Flag = setting(True, "`false`: `make run` creates no development accounts (never created in "
+                                                  "production)")
     oidc_issuer: str | None = setting(None, "OpenID Connect issuer; with the client id and the JWKS, staff "
                                             "sign in through the provider")
     oidc_client_id: str | None = setting(None, "OpenID Connect client id of the console")
     oidc_client_secret: str | None = setting(None, "OpenID Connect client secret", secret=True)
-    oidc_jwks_url: str | None = setting(None, "the provider's signing keys (JWKS), fetched and cached")
+    oidc_jwks_url: str | None = setting(None, "the provider's signing keys (JWKS), cached 5 minutes, refetched for an "
+                                                "unknown `kid`")
     oidc_jwks_file: str | None = setting(None, "the provider's signing keys (JWKS), read from a file")
     oidc_authorize_url: str | None = setting(None, "the provider's authorization endpoint")
     oidc_token_url: str | None = setting(None, "the provider's token endpoint")
-    public_url: str | None = setting(None, "the console's public address (links in messages, the 好差评 page)")
+    public_url: str | None = setting(None, "base of the OIDC redirect URI and the lookup link",
+                                    shown_default="the request's host")
     service_token: str | None = setting(
         None, "the console's own machine token for the resident lookup at intake; **set it in production** (its "
         "sha256 is a `kind: console` entry of the tokens file)", secret=True,

@@ -1,8 +1,9 @@
 """The escalation service's settings, read from the nameko container config and checked at start.
 
 ``shared.config`` copies every ``SANJI_ESCALATION_*`` environment variable into the container config. Every
-setting has a working default; docs/settings.md lists them (generated from ``EscalationSettings``). A value the service cannot work with stops it
-at start with a message naming the variable, never later in the middle of a sweep.
+setting has a working default; docs/settings.md lists them (generated from ``EscalationSettings``). A value
+the service cannot work with stops it at start with a message naming the variable, never later in the middle
+of a sweep.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class NotificationVariables(SanjiSettings):
     templates_dir: Path = setting(DEFAULT_TEMPLATES_DIR, "the message templates (Jinja2, checked at start)")
     sms_url: Annotated[str | None, BeforeValidator(_http_url)] = setting(
         None, "SMS gateway; unset: SMS go to `var/notification-sms.jsonl` (refused in production)", kind="URL")
-    sms_api_key: str | None = setting(None, "API key of the SMS gateway", secret=True)
+    sms_api_key: str | None = setting(None, "the gateway's bearer API key", secret=True)
     smtp_host: str | None = setting(
         None, "SMTP server; unset: e-mail goes to `var/notification-email.jsonl` (refused in production)")
     smtp_port: Port = setting(25, "SMTP port", kind="port")
@@ -62,17 +62,17 @@ class NotificationVariables(SanjiSettings):
     smtp_starttls: Flag = setting(False, "STARTTLS on the SMTP connection")
     email_from: str = setting("notify@sanji.localhost", "From address")
     webhooks_file: Path | None = setting(None, "department webhooks (YAML; secrets by `secret_env`)")
-    send_timeout_seconds: float = setting(5.0, "timeout of one send (gateway, SMTP, webhook)", gt=0)
+    send_timeout_seconds: float = setting(5.0, "timeout of one send, and of one contact look-up in intake", gt=0)
     quiet_hours: Annotated[str, BeforeValidator(_quiet_hours)] = setting(
         "22:00-08:00", "no SMS to residents then (Asia/Shanghai) unless urgent; `off` disables")
     rate_limits: Annotated[str, BeforeValidator(_rate_limits)] = setting(
         DEFAULT_RATE_LIMITS, "messages per second per provider, per replica")
-    retry_base_seconds: float = setting(30.0, "first backoff delay after a transient send failure", gt=0)
-    retry_cap_seconds: float = setting(3600.0, "longest backoff delay (not shorter than the first)", gt=0)
-    max_attempts: int = setting(8, "send attempts before a delivery is given up", ge=1)
-    sweep_seconds: float = setting(1.0, "how often the sending sweep runs", gt=0)
-    batch_size: int = setting(50, "deliveries claimed per sweep and replica", ge=1)
-    concurrency: int = setting(10, "sends in flight per replica", ge=1)
+    retry_base_seconds: float = setting(30.0, "first backoff step after a transient send failure", gt=0)
+    retry_cap_seconds: float = setting(3600.0, "longest backoff step (not shorter than the first)", gt=0)
+    max_attempts: int = setting(8, "attempts before a transient failure is given up as failed", ge=1)
+    sweep_seconds: float = setting(1.0, "how often each replica looks for due deliveries", gt=0)
+    batch_size: int = setting(50, "deliveries one sweep claims per channel", ge=1)
+    concurrency: int = setting(10, "sends in flight at once in one sweep", ge=1)
     rating_link_base: str | None = setting(
         None, "public 好差评 page; set, the completion SMS carries a signed rating link (production: a public "
         "`https://` address only)", shown_default="development (`sanji run-all`): the console's `/rate/`; "

@@ -194,13 +194,12 @@ def test_in_development_the_completion_sms_links_to_the_console_s_rating_page_si
     """`sanji run-all` points SANJI_NOTIFICATION_RATING_LINK_BASE at the console's /rate/ when it is unset in
     development; the notification service then signs with the key the evaluation service verifies with (its
     settings file's, when SANJI_EVALUATION_LINK_KEY is unset). Never in production, and never over a set value."""
-    
     from services.evaluation.settings import link_key
     from services.notification.settings import NotificationSettings
     from shared.config import Settings, development_rating_link_base
 
     console = replace(Settings.from_env("console"), profile="development", http_host="127.0.0.1",
-                                  http_port=8004, console={})
+                      http_port=8004, console={})
     assert development_rating_link_base({}, console) == "http://127.0.0.1:8004/rate/"
     public = replace(console, console={"SANJI_CONSOLE_PUBLIC_URL": "https://sanji.example.cn/"})
     assert development_rating_link_base({}, public) == "https://sanji.example.cn/rate/"
