@@ -8,7 +8,8 @@
     sanji bus setup|definitions   create the development bus users; print a city's broker definitions
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
-    sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/) and AsyncAPI documents
+    sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/), AsyncAPI and settings documents
+    sanji settings                every variable: type, default, who reads it, meaning (docs/settings.md)
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
     sanji calendar show YEAR      the year's days off and 调休 days, and whether they are official or derived
     sanji calendar load FILE      validate a holiday arrangement file and install it as SANJI_CALENDAR_OVERRIDES
@@ -43,7 +44,14 @@ import sys
 import time
 from pathlib import Path
 
-from shared.config import RATING_LINK_BASE, SERVICES, Settings, development_rating_link_base, nameko_config
+from shared.config import (
+    RATING_LINK_BASE,
+    SERVICES,
+    Settings,
+    SettingsInvalid,
+    development_rating_link_base,
+    nameko_config,
+)
 
 SERVICE_CLASSES = {
     "intake": "services.intake.service:IntakeService",
@@ -67,6 +75,14 @@ class ConfigurationRefused(CommandFailed):
     def __init__(self, service: str | None, problems: list[str]):
         super().__init__(f"{len(problems)} problem(s)")
         self.lines = [f"{service or 'sanji'}: refused: {problem}" for problem in problems]
+
+
+def require_valid_service_settings(service: str, settings: Settings) -> None:
+    """The service's own settings (services/<name>/settings.py), checked before anything starts, so a bad
+    value is one line naming it rather than a traceback from inside the container's start."""
+    from sanji.settings_reference import SERVICE_SETTINGS
+
+    SERVICE_SETTINGS[service].read(nameko_config(service, settings))
 
 
 def require_fit_settings(service: str | None, settings: Settings) -> None:
@@ -204,6 +220,7 @@ def run_until_stopped(service_class, config: dict) -> None:
 
 def cmd_serve(args) -> None:
     settings = Settings.from_env(args.service)
+    require_valid_service_settings(args.service, settings)
     require_fit_settings(args.service, settings)
     _configure_logging(settings)
     check_catalogue(settings)
@@ -217,7 +234,7 @@ def migration_database_url(settings: Settings) -> str:
 
     Migrations hold a session-level advisory lock (shared/migrate.py), which a transaction-pooling PgBouncer
     cannot keep; deploy/k8s points the services at such a pooler and their migrations straight at PostgreSQL."""
-    return os.environ.get("SANJI_MIGRATION_DATABASE_URL", "").strip() or settings.database_url
+    return settings.migration_database_url or settings.database_url
 
 
 def cmd_migrate(args) -> None:
@@ -269,10 +286,11 @@ def cmd_declare_topology(args) -> None:
 def cmd_bus(args) -> None:
     """`sanji bus setup`: as the broker's administrator (SANJI_AMQP_URI), declare the topology and create the
     development bus users; `sanji bus definitions --tokens FILE`: print a city's definitions (no passwords)."""
+    from sanji.settings_reference import CommandVariables
     from shared import bus
-    from shared.config import REPO_ROOT
 
     settings = Settings.from_env()
+    commands = CommandVariables.from_env()
     if args.action == "definitions":
         tokens = args.tokens or settings.tokens_file
         print(json.dumps(bus.full_definitions(tokens_file=tokens), indent=2))
@@ -281,9 +299,8 @@ def cmd_bus(args) -> None:
     require_topology(settings)
     _, account = bus.dev_bus_environment(
         settings.amqp_uri, tokens_file=settings.tokens_file,
-        passwords_file=os.environ.get("SANJI_DEV_BUS_USERS_FILE", str(REPO_ROOT / "config" / "dev-bus-users.yaml")),
-        management_url=os.environ.get("SANJI_RABBIT_MANAGEMENT_URL") or None,
-        prefix=os.environ.get("SANJI_DEV_BUS_USER_PREFIX", ""))
+        passwords_file=str(commands.dev_bus_users_file), management_url=commands.rabbit_management_url,
+        prefix=commands.dev_bus_user_prefix)
     print(account)
     if not account.startswith("bus: each service"):
         raise CommandFailed("the development bus users were not created")
@@ -292,7 +309,7 @@ def cmd_bus(args) -> None:
 def cmd_check_catalogue(args) -> None:
     settings = Settings.from_env()
     if args.directory:
-        settings = Settings(**{**settings.__dict__, "catalogue_dir": args.directory})
+        settings = settings.model_copy(update={"catalogue_dir": Path(args.directory)})
     print(f"catalogue {check_catalogue(settings)} is valid")
 
 
@@ -359,6 +376,7 @@ def cmd_run_all(args) -> None:
     started again; Ctrl-C stops them all."""
     settings = Settings.from_env()
     for service in SERVICES:
+        require_valid_service_settings(service, Settings.from_env(service))
         require_fit_settings(service, Settings.from_env(service))
     version = check_catalogue(settings)
     require_broker(settings)
@@ -367,14 +385,14 @@ def cmd_run_all(args) -> None:
     environment = dict(os.environ)
     if not any(os.environ.get(f"SANJI_{service.upper()}_AMQP_URI") for service in SERVICES) \
             and not os.environ.get("SANJI_BUS_USERS"):
+        from sanji.settings_reference import CommandVariables
         from shared.bus import dev_bus_environment
-        from shared.config import REPO_ROOT
 
+        commands = CommandVariables.from_env()
         bus_environment, account = dev_bus_environment(
             settings.amqp_uri, tokens_file=settings.tokens_file,
-            passwords_file=os.environ.get("SANJI_DEV_BUS_USERS_FILE", str(REPO_ROOT / "config" / "dev-bus-users.yaml")),
-            management_url=os.environ.get("SANJI_RABBIT_MANAGEMENT_URL") or None,
-            prefix=os.environ.get("SANJI_DEV_BUS_USER_PREFIX", ""))
+            passwords_file=str(commands.dev_bus_users_file), management_url=commands.rabbit_management_url,
+            prefix=commands.dev_bus_user_prefix)
         environment.update(bus_environment)
         print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
@@ -461,6 +479,17 @@ def cmd_write_docs(args) -> None:
     definitions = REPO_ROOT / "deploy" / "rabbitmq" / "definitions.json"
     definitions.write_text(json.dumps(full_definitions(), indent=2) + "\n", encoding="utf-8")
     print(f"wrote {definitions} (then `make k8s-definitions` for the Kubernetes copy)")
+    from sanji.settings_reference import settings_markdown
+
+    (docs / "settings.md").write_text(settings_markdown(), encoding="utf-8")
+    print(f"wrote {docs / 'settings.md'}")
+
+
+def cmd_settings(args) -> None:
+    """Every variable, its type, default, readers and meaning, from the settings models (docs/settings.md)."""
+    from sanji.settings_reference import settings_markdown
+
+    sys.stdout.write(settings_markdown())
 
 
 def cmd_dead_letters(args) -> None:
@@ -523,6 +552,7 @@ def cmd_check_production(args) -> None:
     problems = []
     for service in [args.service] if args.service else SERVICES:
         settings = Settings.from_env(service)
+        require_valid_service_settings(service, settings)
         problems += [f"{service}: {line}"
                      for line in profile_problems(settings) + production_problems(service, settings)]
     for line in dict.fromkeys(problems):
@@ -568,7 +598,9 @@ def cmd_users(args) -> None:
         raise CommandFailed("users add needs --name, --unit and --roles (" + ", ".join(ROLES) + ")")
     password = None
     if not args.oidc_subject or args.password:
-        password = os.environ.get("SANJI_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+        from sanji.settings_reference import CommandVariables
+
+        password = CommandVariables.from_env().new_password or getpass.getpass(f"password for {args.username}: ")
     try:
         store.add_account(username=args.username, display_name=args.name, unit_code=args.unit,
                           department=args.department, roles=args.roles, password=password,
@@ -629,7 +661,10 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--queue", help="replay only what died in this queue")
     dead.add_argument("--all", action="store_true", help="replay everything")
     dead.set_defaults(func=cmd_dead_letters)
-    docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json and docs/asyncapi.json")
+    commands.add_parser("settings", help="every setting as a Markdown table (docs/settings.md)").set_defaults(
+        func=cmd_settings)
+    docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json, docs/asyncapi.json and "
+                                                  "docs/settings.md")
     docs.add_argument("directory", nargs="?", default="docs")
     docs.set_defaults(func=cmd_write_docs)
     report = commands.add_parser("report", help="办不成事 and escalation figures for a period (CSV and HTML)")
@@ -679,6 +714,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(f"sanji: {line}", file=sys.stderr)
         return exc.exit_status
+    except SettingsInvalid as exc:  # a variable whose value does not fit: one line each, naming it
+        for line in exc.lines:
+            print(f"sanji: {line}", file=sys.stderr)
+        return ConfigurationRefused.exit_status
     except CommandFailed as exc:
         print(f"sanji: {exc}", file=sys.stderr)
         return 1

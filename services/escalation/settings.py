@@ -1,8 +1,9 @@
 """The escalation service's settings, read from the nameko container config and checked at start.
 
 ``shared.config`` copies every ``SANJI_ESCALATION_*`` environment variable into the container config. Every
-setting has a working default; docs/escalation.md lists them. A value the service cannot work with stops it
-at start with a message naming the variable, never later in the middle of a sweep.
+setting has a working default; docs/settings.md lists them (generated from ``EscalationSettings``). A value
+the service cannot work with stops it at start with a message naming the variable, never later in the middle
+of a sweep.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
+from pydantic_settings import SettingsConfigDict
 
-from shared.config import REPO_ROOT
+from shared.config import REPO_ROOT, SanjiSettings, SettingsInvalid, setting
 
 DEFAULT_CAUSES_FILE = REPO_ROOT / "config" / "failure-causes.yaml"
 
@@ -30,47 +33,37 @@ class Cause:
     retired: bool = False
 
 
-@dataclass(frozen=True)
-class EscalationSettings:
-    warning_share: float = 0.8               # 督办 warning at this share of the promised working time
-    street_loop_days: int = 3                # the street's own time box for an internal-loop matter
-    whistle_ack_minutes: int = 30            # 吹哨: how long a called department has to acknowledge
-    opinion_days: int = 5                    # 办不成事, complex: the department's opinion is due in these working days
-    deferral_days: int = 5                   # 容缺 granted by a specialist: default working days to supply
-    sweep_seconds: float = 10.0              # how often each replica looks for due deadlines
-    batch_size: int = 200                    # due deadlines handled per sweep and replica
+class EscalationSettings(SanjiSettings):
+    """The local rules' numbers, each SANJI_ESCALATION_<NAME> (docs/settings.md lists them)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_prefix="SANJI_ESCALATION_")
+    reads_environment: ClassVar[bool] = False  # read from the container config
+    read_by: ClassVar[str] = "escalation"
+
+    warning_share: float = setting(0.8, "督办 warning at this share of the promised working time", gt=0, lt=1)
+    street_loop_days: int = setting(3, "working days an internal-loop item gets at the street before the district",
+                                    ge=1, le=60)
+    whistle_ack_minutes: int = setting(30, "吹哨: minutes a called department has to acknowledge", ge=1,
+                                       le=24 * 60)
+    opinion_days: int = setting(5, "办不成事, complex: working days for the department's opinion", ge=1, le=60)
+    deferral_days: int = setting(5, "容缺 granted by a specialist: default working days to supply the material",
+                                 ge=1, le=60)
+    sweep_seconds: float = setting(10.0, "how often each replica looks for due deadlines", gt=0, le=3600)
+    batch_size: int = setting(200, "due deadlines handled per sweep and replica", ge=1, le=10_000)
+    causes_file: Path | None = setting(
+        None, "the 办不成事 cause taxonomy (YAML)", shown_default="`failure-causes.yaml` beside "
+        "`SANJI_CALENDAR_OVERRIDES` (`config/failure-causes.yaml`)")
 
     @property
     def whistle_ack_limit(self) -> timedelta:
         return timedelta(minutes=self.whistle_ack_minutes)
 
 
-_NUMBERS = {
-    "SANJI_ESCALATION_WARNING_SHARE": ("warning_share", float, lambda v: 0 < v < 1, "a share between 0 and 1"),
-    "SANJI_ESCALATION_STREET_LOOP_DAYS": ("street_loop_days", int, lambda v: 1 <= v <= 60, "1 to 60 working days"),
-    "SANJI_ESCALATION_WHISTLE_ACK_MINUTES": ("whistle_ack_minutes", int, lambda v: 1 <= v <= 24 * 60,
-                                             "1 to 1440 minutes"),
-    "SANJI_ESCALATION_OPINION_DAYS": ("opinion_days", int, lambda v: 1 <= v <= 60, "1 to 60 working days"),
-    "SANJI_ESCALATION_DEFERRAL_DAYS": ("deferral_days", int, lambda v: 1 <= v <= 60, "1 to 60 working days"),
-    "SANJI_ESCALATION_SWEEP_SECONDS": ("sweep_seconds", float, lambda v: 0 < v <= 3600, "0 to 3600 seconds"),
-    "SANJI_ESCALATION_BATCH_SIZE": ("batch_size", int, lambda v: 1 <= v <= 10_000, "1 to 10000"),
-}
-
-
 def settings_from_config(config: Mapping) -> EscalationSettings:
-    values = {}
-    for name, (attribute, kind, valid, expected) in _NUMBERS.items():
-        raw = config.get(name)
-        if raw is None or str(raw).strip() == "":
-            continue
-        try:
-            value = kind(raw)
-        except (TypeError, ValueError):
-            raise EscalationConfigError(f"{name}={raw!r}: expected {expected}") from None
-        if not valid(value):
-            raise EscalationConfigError(f"{name}={raw!r}: expected {expected}")
-        values[attribute] = value
-    return EscalationSettings(**values)
+    try:
+        return EscalationSettings.read(config)
+    except SettingsInvalid as exc:
+        raise EscalationConfigError(str(exc)) from None
 
 
 def causes_file(config: Mapping) -> Path:

@@ -1,19 +1,6 @@
 """The evaluation service's settings (SANJI_EVALUATION_*), read and checked once at start.
 
-| variable | default | meaning |
-|---|---|---|
-| SANJI_EVALUATION_LINK_KEY | — (from the settings file) | key of the signed rating links; **set it in production** |
-| SANJI_EVALUATION_SETTINGS_FILE | config/evaluation-dev.yaml | a YAML file that may hold ``link_key`` (development) |
-| SANJI_EVALUATION_LINK_DAYS | 30 | a rating link expires this many days after completion |
-| SANJI_EVALUATION_RATING_WINDOW_DAYS | 30 | ratings are taken this many days after completion |
-| SANJI_EVALUATION_CHANGE_HOURS | 24 | a rating may be changed (replaced) within this many hours |
-| SANJI_EVALUATION_RECTIFICATION_DAYS | 5 | working days a unit has to close a rectification |
-| SANJI_EVALUATION_ESCALATE_AFTER_DAYS | 2 | working days after an overdue warning before the level above takes it up |
-| SANJI_EVALUATION_BASIC_WEIGHT | 0.6 | weight of 基本满意 in the satisfaction rate |
-| SANJI_EVALUATION_RESPONSE_DAYS | 1 | working days to claim or accept an item (the response rate) |
-| SANJI_EVALUATION_MAX_RATINGS_PER_RATER | 5 | ratings from one phone in a period above which it is flagged |
-| SANJI_EVALUATION_ATTACHMENT_MAX_BYTES | 2097152 | largest 体验官 photo |
-| SANJI_EVALUATION_SWEEP_SECONDS | 60 | how often overdue rectifications are looked for |
+docs/settings.md lists them, generated from ``EvaluationVariables`` below.
 
 The key has no default in code: without ``SANJI_EVALUATION_LINK_KEY`` and without a settings file that holds
 one, the service refuses to start.
@@ -22,49 +9,71 @@ one, the service refuses to start.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
+from pydantic_settings import SettingsConfigDict
 
 from services.evaluation.domain import EvaluationSettings, ReasonCatalogue
-from shared.rating_links import configured_link_key
+from shared.config import SanjiSettings, SettingsInvalid, setting
+from shared.rating_links import DEV_SETTINGS_FILE, configured_link_key
 
 
 class SettingsError(ValueError):
     pass
 
 
-def _number(config: dict, name: str, default, kind=int, minimum=0):
-    raw = config.get(f"SANJI_EVALUATION_{name}")
-    if raw in (None, ""):
-        return default
+class EvaluationVariables(SanjiSettings):
+    """The evaluation service's settings, each SANJI_EVALUATION_<NAME>."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_prefix="SANJI_EVALUATION_")
+    reads_environment: ClassVar[bool] = False  # read from the container config
+    read_by: ClassVar[str] = "evaluation"
+
+    link_key: str | None = setting(
+        None, "key of the signed rating links (好差评 from the completion SMS); **set it in production**. The "
+        "notification service signs with it too when `SANJI_NOTIFICATION_RATING_LINK_BASE` is set", secret=True,
+        shown_default="`link_key` of `SANJI_EVALUATION_SETTINGS_FILE`", read_by="evaluation, notification")
+    settings_file: Path = setting(DEV_SETTINGS_FILE, "a YAML file that may hold `link_key` (development)",
+                                  read_by="evaluation, notification")
+    link_days: int = setting(30, "a rating link expires this many days after completion", ge=1,
+                             read_by="evaluation, notification")
+    rating_window_days: int = setting(30, "ratings are taken this many days after completion", ge=1)
+    change_hours: int = setting(24, "a rating may be changed (replaced) within this many hours", ge=0)
+    rectification_days: int = setting(5, "working days a unit has to close a rectification", ge=1)
+    escalate_after_days: int = setting(2, "working days after an overdue warning before the level above takes "
+                                          "it up", ge=1)
+    basic_weight: float = setting(0.6, "weight of 基本满意 in the satisfaction rate", ge=0, le=1)
+    response_days: int = setting(1, "working days to claim or accept an item (the response rate)", ge=0)
+    max_ratings_per_rater: int = setting(5, "ratings from one phone in a period above which it is flagged", ge=1)
+    attachment_max_bytes: int = setting(2 * 1024 * 1024, "largest 体验官 photo, in bytes", ge=1)
+    sweep_seconds: float = setting(60.0, "how often overdue rectifications are looked for", ge=0.01)
+
+
+def variables_from_config(config: dict) -> EvaluationVariables:
     try:
-        value = kind(raw)
-    except (TypeError, ValueError):
-        raise SettingsError(f"SANJI_EVALUATION_{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"SANJI_EVALUATION_{name} must be at least {minimum}")
-    return value
+        return EvaluationVariables.read(config)
+    except SettingsInvalid as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def settings_from_config(config: dict) -> EvaluationSettings:
-    weight = _number(config, "BASIC_WEIGHT", 0.6, float)
-    if weight > 1:
-        raise SettingsError("SANJI_EVALUATION_BASIC_WEIGHT is a weight between 0 and 1")
+    variables = variables_from_config(config)
     return EvaluationSettings(
-        rating_window_days=_number(config, "RATING_WINDOW_DAYS", 30, minimum=1),
-        change_window_hours=_number(config, "CHANGE_HOURS", 24),
-        rectification_days=_number(config, "RECTIFICATION_DAYS", 5, minimum=1),
-        escalate_after_days=_number(config, "ESCALATE_AFTER_DAYS", 2, minimum=1),
-        basic_weight=weight,
-        response_working_days=_number(config, "RESPONSE_DAYS", 1),
-        max_ratings_per_rater=_number(config, "MAX_RATINGS_PER_RATER", 5, minimum=1),
-        attachment_max_bytes=_number(config, "ATTACHMENT_MAX_BYTES", 2 * 1024 * 1024, minimum=1),
-        sweep_seconds=_number(config, "SWEEP_SECONDS", 60.0, float, minimum=0.01),
+        rating_window_days=variables.rating_window_days,
+        change_window_hours=variables.change_hours,
+        rectification_days=variables.rectification_days,
+        escalate_after_days=variables.escalate_after_days,
+        basic_weight=variables.basic_weight,
+        response_working_days=variables.response_days,
+        max_ratings_per_rater=variables.max_ratings_per_rater,
+        attachment_max_bytes=variables.attachment_max_bytes,
+        sweep_seconds=variables.sweep_seconds,
     )
 
 
 def link_days(config: dict) -> int:
-    return _number(config, "LINK_DAYS", 30, minimum=1)
+    return variables_from_config(config).link_days
 
 
 def link_key(config: dict) -> str:

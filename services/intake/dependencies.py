@@ -7,8 +7,9 @@ from pathlib import Path
 import yaml
 from nameko.extensions import DependencyProvider
 
-from services.intake.circle import DEFAULT_CIRCLE_MINUTES, DEFAULT_WALKING_SPEED_M_PER_MIN, CircleSettings
+from services.intake.circle import CircleSettings
 from services.intake.handlers import IntakeRules
+from services.intake.settings import IntakeVariables
 from shared.catalogue import load_catalogue
 from shared.crypto import keyring_from_config
 from shared.service_points import EMPTY, SERVICE_POINTS_FILE, ServicePoints, load_service_points
@@ -25,7 +26,7 @@ class Rules(DependencyProvider):
             catalogue=catalogue,
             calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
             keyring=keyring_from_config(config),
-            deferral_working_days=int(config.get("SANJI_DEFERRAL_WORKING_DAYS", 5)),
+            deferral_working_days=IntakeVariables.read(config).deferral_working_days,
             bad_credit_fingerprints=load_credit_flags(config["SANJI_CREDIT_FLAGS_FILE"]),
             service_points=service_points_of(config, catalogue),
             circle=circle_settings(config),
@@ -61,11 +62,7 @@ def service_points_of(config, catalogue) -> ServicePoints:
 
 
 def circle_settings(config) -> CircleSettings:
-    """The walking speed and the circle's minutes; a bad value stops the service at start."""
-    try:
-        return CircleSettings(
-            walking_speed_m_per_min=float(config.get("SANJI_WALKING_SPEED_M_PER_MIN",
-                                                     DEFAULT_WALKING_SPEED_M_PER_MIN)),
-            max_walking_minutes=int(config.get("SANJI_SERVICE_CIRCLE_MINUTES", DEFAULT_CIRCLE_MINUTES)))
-    except ValueError as exc:
-        raise ValueError(f"SANJI_WALKING_SPEED_M_PER_MIN / SANJI_SERVICE_CIRCLE_MINUTES: {exc}") from None
+    """The walking speed and the circle's minutes; a bad value stops the service at start, naming it."""
+    variables = IntakeVariables.read(config)
+    return CircleSettings(walking_speed_m_per_min=variables.walking_speed_m_per_min,
+                          max_walking_minutes=variables.service_circle_minutes)

@@ -2,7 +2,7 @@
 
 ``shared.config`` copies every ``SANJI_NOTIFICATION_*`` environment variable into the container config;
 the defaults below work on a laptop with no account anywhere: SMS and email go to files under ``var/``.
-docs/notifications.md lists every setting.
+docs/settings.md lists every setting (generated from variables.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 import yaml
 
 from services.notification.domain import QuietHours, RetryPolicy, WebhookSubscription, parse_rate_limits
+from services.notification.variables import NotificationVariables
+from shared.config import SettingsInvalid
 from shared.rating_links import configured_link_key
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -66,6 +68,11 @@ class NotificationSettings:
 
     @classmethod
     def from_config(cls, config: Mapping) -> NotificationSettings:
+        try:  # every variable's type and range first (variables.py): one line naming a bad one
+            NotificationVariables.read(config)
+        except SettingsInvalid as exc:
+            raise NotificationConfigError(str(exc)) from None
+
         def text(name: str, default: str | None = None) -> str | None:
             value = config.get(name)
             value = "" if value is None else str(value).strip()

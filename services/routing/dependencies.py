@@ -6,6 +6,7 @@ from nameko.extensions import DependencyProvider
 
 from services.routing.item_actions import WorkRules
 from services.routing.lifecycle import ReturnPolicy
+from services.routing.settings import RoutingVariables
 from shared.catalogue import load_catalogue
 from shared.workdays import WorkdayCalendar
 
@@ -16,7 +17,7 @@ class Rules(DependencyProvider):
         self.rules = WorkRules(
             catalogue=load_catalogue(config["SANJI_CATALOGUE_DIR"]),
             calendar=WorkdayCalendar.from_file(config["SANJI_CALENDAR_OVERRIDES"]),
-            return_policy=ReturnPolicy(max_returns=int(config.get("SANJI_MAX_RETURNS", 2))),
+            return_policy=ReturnPolicy(max_returns=RoutingVariables.read(config).max_returns),
         )
 
     def get_dependency(self, worker_ctx):

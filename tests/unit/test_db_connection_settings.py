@@ -23,4 +23,6 @@ def test_migrations_connect_past_the_pooler_when_told(monkeypatch):
     settings = Settings.from_env("routing")
     assert migration_database_url(settings) == "postgresql://u:p@sanji-db-pooler-rw:5432/sanji"
     monkeypatch.setenv("SANJI_MIGRATION_DATABASE_URL", "postgresql://u:p@sanji-db-rw.sanji:5432/sanji")
+    settings = Settings.from_env("routing")  # read at start, as every command does
     assert migration_database_url(settings) == "postgresql://u:p@sanji-db-rw.sanji:5432/sanji"
+    assert settings.database_url == "postgresql://u:p@sanji-db-pooler-rw:5432/sanji"  # the services still pool

@@ -25,6 +25,11 @@ def templates_copy(tmp_path):
     return directory
 
 
+def replace(settings, **changes):
+    """The settings with some fields changed (pydantic models are frozen)."""
+    return settings.model_copy(update=changes)
+
+
 def problems_in(directory) -> list[str]:
     return MessageTemplates(directory).check(domain.template_keys(), RENDERINGS)
 
@@ -189,19 +194,17 @@ def test_in_development_the_completion_sms_links_to_the_console_s_rating_page_si
     """`sanji run-all` points SANJI_NOTIFICATION_RATING_LINK_BASE at the console's /rate/ when it is unset in
     development; the notification service then signs with the key the evaluation service verifies with (its
     settings file's, when SANJI_EVALUATION_LINK_KEY is unset). Never in production, and never over a set value."""
-    import dataclasses
-
     from services.evaluation.settings import link_key
     from services.notification.settings import NotificationSettings
     from shared.config import Settings, development_rating_link_base
 
-    console = dataclasses.replace(Settings.from_env("console"), profile="development", http_host="127.0.0.1",
-                                  http_port=8004, console={})
+    console = replace(Settings.from_env("console"), profile="development", http_host="127.0.0.1",
+                      http_port=8004, console={})
     assert development_rating_link_base({}, console) == "http://127.0.0.1:8004/rate/"
-    public = dataclasses.replace(console, console={"SANJI_CONSOLE_PUBLIC_URL": "https://sanji.example.cn/"})
+    public = replace(console, console={"SANJI_CONSOLE_PUBLIC_URL": "https://sanji.example.cn/"})
     assert development_rating_link_base({}, public) == "https://sanji.example.cn/rate/"
     assert development_rating_link_base({"SANJI_NOTIFICATION_RATING_LINK_BASE": "https://x/r/"}, console) is None
-    assert development_rating_link_base({}, dataclasses.replace(console, profile="production")) is None
+    assert development_rating_link_base({}, replace(console, profile="production")) is None
 
     settings = NotificationSettings.from_config({"SANJI_NOTIFICATION_RATING_LINK_BASE": "http://127.0.0.1:8004/rate/"})
     assert settings.rating_link_key == link_key({})  # the development settings file's, as evaluation's

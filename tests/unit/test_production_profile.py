@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import os
 import subprocess
@@ -43,6 +42,11 @@ def fit(tokens_file, tmp_path) -> Settings:
         assertion_key="an-assertion-key-from-the-vault-of-40-bytes")
 
 
+def replace(settings, **changes):
+    """The settings with some fields changed (pydantic models are frozen)."""
+    return settings.model_copy(update=changes)
+
+
 def problems_of(settings, service="intake"):
     return production_problems(service, settings, extra_checks=[])
 
@@ -55,29 +59,29 @@ def test_the_rating_link_key_must_be_a_real_secret(fit):
     assert problems_of(fit, "evaluation") == []
     for key, words in (("", "not set"), ("change-me", "placeholder"), ("short-key", "shorter"),
                        ("dev-only-rating-link-key-change-me", "development key")):
-        [line] = problems_of(dataclasses.replace(fit, evaluation={"SANJI_EVALUATION_LINK_KEY": key} if key else {}),
+        [line] = problems_of(replace(fit, evaluation={"SANJI_EVALUATION_LINK_KEY": key} if key else {}),
                              "evaluation")
         assert "SANJI_EVALUATION_LINK_KEY" in line and words in line
-    assert problems_of(dataclasses.replace(fit, evaluation={}), "routing") == []  # only evaluation signs links
+    assert problems_of(replace(fit, evaluation={}), "routing") == []  # only evaluation signs links
 
 
 def test_rating_links_in_the_completion_sms_need_a_public_https_page_and_a_real_key(fit):
     """Nothing sets SANJI_NOTIFICATION_RATING_LINK_BASE in production (run-all's default is development only);
     set, it must be the public page, and the notification service signs with a real key."""
     base = {**fit.notification, "SANJI_NOTIFICATION_RATING_LINK_BASE": "https://pj.sanji.example.cn/rate/"}
-    with_links = dataclasses.replace(fit, notification=base)
+    with_links = replace(fit, notification=base)
     assert problems_of(with_links, "notification") == []
-    [line] = problems_of(dataclasses.replace(with_links, evaluation={}), "notification")
+    [line] = problems_of(replace(with_links, evaluation={}), "notification")
     assert "completion SMS signs rating links" in line and "SANJI_EVALUATION_LINK_KEY is not set" in line
     for page in ("http://pj.sanji.example.cn/rate/", "https://127.0.0.1:8004/rate/", "http://localhost:8004/rate/"):
-        [line] = problems_of(dataclasses.replace(
+        [line] = problems_of(replace(
             fit, notification={**base, "SANJI_NOTIFICATION_RATING_LINK_BASE": page}), "notification")
         assert "not a public https:// address" in line
-    assert problems_of(dataclasses.replace(fit, evaluation={}), "notification") == []  # no links, no key needed
+    assert problems_of(replace(fit, evaluation={}), "notification") == []  # no links, no key needed
 
 
 def test_the_development_tokens_file_is_refused(fit):
-    [line] = problems_of(dataclasses.replace(fit, tokens_file=REPO_ROOT / "config" / "dev-tokens.yaml"))
+    [line] = problems_of(replace(fit, tokens_file=REPO_ROOT / "config" / "dev-tokens.yaml"))
     assert "development tokens file" in line
 
 
@@ -86,7 +90,7 @@ def test_tokens_in_clear_or_development_digests_are_refused(fit, tmp_path):
     path.write_text("tokens:\n  - {name: a, kind: kiosk, unit: '320113003021', token: plain-token}\n"
                     f"  - {{name: b, kind: kiosk, unit: '320113003021', "
                     f"sha256: {hashlib.sha256(b'dev-kiosk-xinhe').hexdigest()}}}\n")
-    lines = problems_of(dataclasses.replace(fit, tokens_file=path))
+    lines = problems_of(replace(fit, tokens_file=path))
     assert len(lines) == 2 and "in clear" in lines[0] and "development token(s) by digest" in lines[1]
 
 
@@ -108,9 +112,9 @@ def test_development_accounts_are_a_pluggable_check(fit):
     ({"data_keys": "k1:not-a-key"}, "SANJI_DATA_KEYS"),
 ])
 def test_keys_missing_or_known_are_refused(fit, change, expected):
-    [line] = problems_of(dataclasses.replace(fit, **change))
+    [line] = problems_of(replace(fit, **change))
     assert expected in line
-    assert problems_of(dataclasses.replace(fit, **change), "routing") == []  # routing keeps no personal data
+    assert problems_of(replace(fit, **change), "routing") == []  # routing keeps no personal data
 
 
 @pytest.mark.parametrize("assertion_key, expected", [
@@ -120,39 +124,39 @@ def test_keys_missing_or_known_are_refused(fit, change, expected):
     ("short-but-not-a-placeholder", "shorter than 32 bytes"),
 ])
 def test_the_person_assertion_key_must_be_a_real_secret_in_every_service(fit, assertion_key, expected):
-    unfit = dataclasses.replace(fit, assertion_key=assertion_key)
+    unfit = replace(fit, assertion_key=assertion_key)
     for service in ("intake", "routing", "console"):
         [line] = problems_of(unfit, service)
         assert expected in line
 
 
 def test_file_sinks_for_sms_and_email_are_refused(fit):
-    lines = problems_of(dataclasses.replace(fit, notification={}), "notification")
+    lines = problems_of(replace(fit, notification={}), "notification")
     assert len(lines) == 2 and "SANJI_NOTIFICATION_SMS_URL" in lines[0] and "SANJI_NOTIFICATION_SMTP_HOST" in lines[1]
 
 
 def test_sqlite_is_refused(fit, tmp_path):
-    [line] = problems_of(dataclasses.replace(fit, database_url=f"sqlite:///{tmp_path}/x.db"))
+    [line] = problems_of(replace(fit, database_url=f"sqlite:///{tmp_path}/x.db"))
     assert "SQLite" in line
 
 
 def test_the_guest_broker_user_is_refused(fit):
-    [line] = problems_of(dataclasses.replace(fit, amqp_uri="amqps://guest:guest@rabbitmq:5671/"))
+    [line] = problems_of(replace(fit, amqp_uri="amqps://guest:guest@rabbitmq:5671/"))
     assert "guest" in line
 
 
 def test_tls_is_required_unless_the_deployment_declares_it_off(fit):
-    plain = dataclasses.replace(fit, amqp_uri="amqp://intake:pw@rabbitmq:5672/",
+    plain = replace(fit, amqp_uri="amqp://intake:pw@rabbitmq:5672/",
                                 database_url="postgresql://sanji:pw@db/sanji")
     lines = problems_of(plain)
     assert len(lines) == 2 and "sslmode=unset" in lines[0] and "amqps://" in lines[1]
-    assert problems_of(dataclasses.replace(plain, broker_tls="off", database_tls="off")) == []
-    assert "required or off" in problems_of(dataclasses.replace(fit, broker_tls="maybe"))[0]
-    assert problems_of(dataclasses.replace(fit, database_url="postgresql://s:p@db/s?sslmode=prefer"))
+    assert problems_of(replace(plain, broker_tls="off", database_tls="off")) == []
+    assert "required or off" in problems_of(replace(fit, broker_tls="maybe"))[0]
+    assert problems_of(replace(fit, database_url="postgresql://s:p@db/s?sslmode=prefer"))
 
 
 def test_an_unknown_profile_is_refused(fit):
-    assert "not a profile" in profile_problems(dataclasses.replace(fit, profile="prod"))[0]
+    assert "not a profile" in profile_problems(replace(fit, profile="prod"))[0]
 
 
 def test_a_service_started_with_the_production_profile_on_development_settings_refuses(tmp_path):
