@@ -633,11 +633,13 @@ def event_types_without_samples(events: Iterable[EventPayload],
 
 @dataclass(frozen=True)
 class WebhookSubscription:
-    """A department system that takes its messages as signed HTTP POSTs instead of from the bus."""
+    """A department system that takes its messages as HTTP POSTs signed to the Standard Webhooks spec instead of
+    from the bus. ``secrets``: its ``whsec_…`` signing secrets, the current one first; during a rotation every
+    delivery is signed with each, so the receiver may switch to the new one whenever it is ready."""
 
     name: str
     url: str
-    secret: str = field(repr=False)
+    secrets: tuple[str, ...] = field(repr=False)
     department: str | None = None   # only items of this department; None: every department
     scope: str | None = None        # only items at this unit or below it; None: everywhere
     kinds: tuple[str, ...] = ()     # only these message kinds; empty: every department kind

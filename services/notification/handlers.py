@@ -290,12 +290,12 @@ def attempt(delivery: Claimed, *, dispatcher: Dispatcher, contacts: Callable[[st
             now: datetime) -> tuple[SendResult, str | None]:
     """One try at one delivery: find the address, send. Returns the result and a masked address hint."""
     try:
-        to, secret = _address(delivery, dispatcher=dispatcher, contacts=contacts)
+        to, secrets = _address(delivery, dispatcher=dispatcher, contacts=contacts)
     except _NoAddress as missing:
         return missing.result, None
     hint = domain.address_hint(delivery.channel, to)
     message = OutgoingMessage(delivery_id=delivery.id, to=to, subject=delivery.subject, body=delivery.body,
-                              sent_at=now, document=delivery.document, secret=secret)
+                              sent_at=now, document=delivery.document, secrets=secrets)
     try:
         return dispatcher.senders[delivery.channel].send(message), hint
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the sweep; the text may hold an address
@@ -310,7 +310,7 @@ class _NoAddress(Exception):
 
 
 def _address(delivery: Claimed, *, dispatcher: Dispatcher,
-             contacts: Callable[[str, str], Contact | None]) -> tuple[str, str | None]:
+             contacts: Callable[[str, str], Contact | None]) -> tuple[str, tuple[str, ...]]:
     if delivery.audience == "resident" and delivery.channel in ("sms", "email"):
         try:
             # Intake answers only the detail this channel needs: the phone for an SMS, the e-mail for an e-mail.
@@ -322,17 +322,17 @@ def _address(delivery: Claimed, *, dispatcher: Dispatcher,
         if delivery.channel == "sms":
             if not contact.phone:
                 raise _NoAddress(SendResult(Outcome.PERMANENT, "no phone number on record"))
-            return contact.phone, None
+            return contact.phone, ()
         if delivery.channel == "email":
             if not contact.email:
                 raise _NoAddress(SendResult(Outcome.SKIPPED, "no email address on record"))
-            return contact.email, None
+            return contact.email, ()
     if delivery.channel == "webhook":
         name = delivery.recipient.partition(":")[2]
         hook = dispatcher.webhooks.get(name)
         if hook is None:
             raise _NoAddress(SendResult(Outcome.PERMANENT, f"webhook {name} is no longer configured"))
-        return hook.url, hook.secret
+        return hook.url, hook.secrets
     raise _NoAddress(SendResult(Outcome.PERMANENT, f"no address for {delivery.audience} on {delivery.channel}"))
 
 

@@ -6,26 +6,28 @@ address into a result's detail: providers' error texts are scrubbed before they 
 
 - SMS: ``SmsGateway`` posts to an HTTP gateway; ``FileSink`` writes to a file for development.
 - Email: ``SmtpEmail`` over SMTP (STARTTLS and login optional); ``FileSink`` for development.
-- Webhook: ``WebhookSender`` posts the JSON document signed with HMAC-SHA256 (see ``signature``).
+- Webhook: ``WebhookSender`` posts the JSON document signed to the Standard Webhooks spec (``webhook_headers``).
 The staff inbox is a table of our own and is written in the transaction that plans the message.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import math
 import smtplib
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
 
 import requests
+from standardwebhooks import Webhook
 
 from services.notification.domain import (
     Outcome,
@@ -37,10 +39,7 @@ from services.notification.domain import (
     scrub,
 )
 
-SIGNATURE_VERSION = "v1"
-TIMESTAMP_HEADER = "X-Sanji-Timestamp"
-SIGNATURE_HEADER = "X-Sanji-Signature"
-DELIVERY_HEADER = "X-Sanji-Delivery-Id"
+DELIVERY_HEADER = "X-Sanji-Delivery-Id"    # an email's; a webhook's delivery id is its webhook-id
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,9 @@ class OutgoingMessage:
     to: str = field(repr=False)              # a phone number, an email address or a webhook URL
     subject: str
     body: str
-    sent_at: datetime                        # the service clock's now: a webhook's signed timestamp
+    sent_at: datetime                        # the service clock's now (an email's Date)
     document: str | None = None              # the JSON body of a webhook
-    secret: str | None = field(default=None, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)   # a webhook's whsec_ secrets, current first
 
 
 class Sender(Protocol):
@@ -202,27 +201,34 @@ def _smtp_text(text) -> str:
     return scrub(text, 200)
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """``v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>``: what docs/notifications.md tells receivers."""
-    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
-    return f"{SIGNATURE_VERSION}={digest}"
+def webhook_headers(secrets: tuple[str, ...], delivery_id: str, at: datetime, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers of one request: ``webhook-id`` (the delivery id: the same on every retry,
+    the receiver's idempotency key), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``, one
+    ``v1,<base64>`` per secret, space-separated, so a receiver holding either key of a rotation accepts it.
+    The signing is the ``standardwebhooks`` package's own (``Webhook.sign``)."""
+    signatures = " ".join(Webhook(secret).sign(delivery_id, at, body) for secret in secrets)
+    return {"webhook-id": delivery_id, "webhook-timestamp": str(math.floor(at.timestamp())),
+            "webhook-signature": signatures}
 
 
 class WebhookSender:
-    """POSTs the delivery's JSON document to a department system, signed so the receiver can check it
-    came from us, unchanged, and recently (a replay of an old request is refused by its timestamp)."""
+    """POSTs the delivery's JSON document to a department system, signed to the Standard Webhooks spec so the
+    receiver can check it came from us, unchanged, and recently (a replay of an old request is refused by its
+    timestamp). The timestamp is this machine's wall clock when the request is signed (what the receiver
+    compares with its own clock), not the service clock that schedules the delivery."""
 
-    description = "department webhooks"
+    description = "department webhooks (Standard Webhooks signatures)"
 
-    def __init__(self, *, timeout: float):
+    def __init__(self, *, timeout: float, wall_clock: Callable[[], float] = time.time):
         self._timeout = timeout
+        self._wall_clock = wall_clock
         self._session = requests.Session()
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        if message.document is None or not message.secret:
+        if message.document is None or not message.secrets:
             return SendResult(Outcome.PERMANENT, "nothing to sign or no secret configured")
         body = message.document.encode("utf-8")
-        timestamp = str(int(message.sent_at.timestamp()))
-        headers = {"Content-Type": "application/json; charset=utf-8", TIMESTAMP_HEADER: timestamp,
-                   SIGNATURE_HEADER: signature(message.secret, timestamp, body), DELIVERY_HEADER: message.delivery_id}
+        at = datetime.fromtimestamp(self._wall_clock(), UTC)
+        headers = {"Content-Type": "application/json; charset=utf-8",
+                   **webhook_headers(message.secrets, message.delivery_id, at, body)}
         return _post(self._session, message.to, timeout=self._timeout, data=body, headers=headers)
