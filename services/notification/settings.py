@@ -23,6 +23,8 @@ from services.notification.domain import QuietHours, RetryPolicy, WebhookSubscri
 from shared.rating_links import configured_link_key
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+SMS_TEMPLATES_FILE = Path(__file__).resolve().parent / "sms-templates.yaml"
+SMS_PROVIDERS = ("http", "aliyun")
 DEFAULT_RATE_LIMITS = "sms=20,email=10,webhook=50"
 WEBHOOK_SECRET_PREFIX = "whsec_"
 MIN_WEBHOOK_SECRET_BYTES, MAX_WEBHOOK_SECRET_BYTES = 24, 64   # Standard Webhooks: 24 to 64 bytes of key
@@ -39,6 +41,10 @@ class NotificationSettings:
     sms_url: str | None
     sms_api_key: str | None = field(repr=False)
     sms_sink: Path
+    sms_templates_file: Path
+    sms_provider: str
+    sms_access_key_id: str | None
+    sms_access_key_secret: str | None = field(repr=False)
     smtp_host: str | None
     smtp_port: int
     smtp_username: str | None
@@ -97,6 +103,17 @@ class NotificationSettings:
         sms_url = text("SANJI_NOTIFICATION_SMS_URL")
         if sms_url and not re.match(r"https?://", sms_url):
             raise NotificationConfigError("SANJI_NOTIFICATION_SMS_URL must be an http:// or https:// URL")
+        sms_provider = (text("SANJI_NOTIFICATION_SMS_PROVIDER", "http") or "http").lower()
+        if sms_provider not in SMS_PROVIDERS:
+            raise NotificationConfigError(f"SANJI_NOTIFICATION_SMS_PROVIDER={sms_provider!r}: write "
+                                          f"{' or '.join(SMS_PROVIDERS)}")
+        if sms_provider == "aliyun":
+            if not sms_url:
+                raise NotificationConfigError("SANJI_NOTIFICATION_SMS_PROVIDER=aliyun needs SANJI_NOTIFICATION_SMS_URL "
+                                              "(the SendSms endpoint, e.g. https://dysmsapi.aliyuncs.com/)")
+            for name in ("SANJI_NOTIFICATION_SMS_ACCESS_KEY_ID", "SANJI_NOTIFICATION_SMS_ACCESS_KEY_SECRET"):
+                if not text(name):
+                    raise NotificationConfigError(f"SANJI_NOTIFICATION_SMS_PROVIDER=aliyun needs {name}")
         try:
             quiet_hours = QuietHours.parse(text("SANJI_NOTIFICATION_QUIET_HOURS", "22:00-08:00"))
         except ValueError as exc:
@@ -116,6 +133,10 @@ class NotificationSettings:
             sms_url=sms_url,
             sms_api_key=text("SANJI_NOTIFICATION_SMS_API_KEY"),
             sms_sink=var_dir / "notification-sms.jsonl",
+            sms_templates_file=Path(text("SANJI_NOTIFICATION_SMS_TEMPLATES_FILE", str(SMS_TEMPLATES_FILE))),
+            sms_provider=sms_provider,
+            sms_access_key_id=text("SANJI_NOTIFICATION_SMS_ACCESS_KEY_ID"),
+            sms_access_key_secret=text("SANJI_NOTIFICATION_SMS_ACCESS_KEY_SECRET"),
             smtp_host=text("SANJI_NOTIFICATION_SMTP_HOST"),
             smtp_port=number("SANJI_NOTIFICATION_SMTP_PORT", 25, integer=True),
             smtp_username=text("SANJI_NOTIFICATION_SMTP_USERNAME"),
