@@ -204,7 +204,10 @@ class AliyunSms:
         if outcome is Outcome.SENT:
             return SendResult(Outcome.SENT, "OK", str(document.get("BizId") or "")[:128] or None)
         reason = code or "no Code in the answer"
-        message_text = scrub(str(document.get("Message") or ""), 150)
+        # The provider's Message names the number at times: kept only when it holds no personal data at all.
+        message_text = str(document.get("Message") or "")[:150]
+        if scrub(message_text, 150) != message_text:
+            message_text = ""
         return SendResult(outcome, f"HTTP {response.status_code}: {reason}" + (f" ({message_text})" if message_text else ""))
 
 
