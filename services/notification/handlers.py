@@ -31,8 +31,8 @@ from services.notification.domain import (
     WebhookSubscription,
 )
 from services.notification.rendering import MessageTemplates
-from services.notification.sms_templates import SmsTemplates
 from services.notification.schemas import AttemptView, DeliveryView, InboxEntry
+from services.notification.sms_templates import SmsTemplates
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
@@ -307,7 +307,7 @@ def attempt(delivery: Claimed, *, dispatcher: Dispatcher, contacts: Callable[[st
     message = OutgoingMessage(delivery_id=delivery.id, to=to, subject=delivery.subject, body=delivery.body,
                               sent_at=now, document=delivery.document, secrets=secrets,
                               template_code=delivery.template_code,
-                              template_params=json.loads(delivery.template_params) if delivery.template_params else None)
+                              template_params=json.loads(delivery.template_params or "null"))
     try:
         return dispatcher.senders[delivery.channel].send(message), hint
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the sweep; the text may hold an address

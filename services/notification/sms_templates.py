@@ -131,8 +131,9 @@ class SmsTemplates:
             params = {str(name): value for name, value in params.items()}
             for name in params:
                 if not _PARAM_NAME.fullmatch(name) or name.lower() in RESERVED_PARAM_NAMES:
+                    reserved = ", ".join(sorted(RESERVED_PARAM_NAMES))
                     problems.append(f"{kind}: {name!r} is not a name providers accept for a variable (a letter, then "
-                                    f"letters, digits, underscores, at most 25; not {', '.join(sorted(RESERVED_PARAM_NAMES))})")
+                                    f"letters, digits, underscores, at most 25; not {reserved})")
             variables = _VARIABLE.findall(text)
             missing = sorted(set(variables) - set(params))
             unused = sorted(set(params) - set(variables))
@@ -171,7 +172,8 @@ class SmsTemplates:
                 try:
                     value = " ".join(self._compiled[(kind, name)].render(**dict(context)).split())
                 except UndefinedError as exc:
-                    problem = f"{kind}: parameter {name}: {exc.message} (the context has: {', '.join(sorted(context))})"
+                    problem = (f"{kind}: parameter {name}: {exc.message} "
+                               f"(the context has: {', '.join(sorted(context))})")
                 except (TemplateError, TypeError, ValueError, AttributeError, KeyError) as exc:
                     problem = f"{kind}: parameter {name}: cannot be rendered: {type(exc).__name__}: {exc}"
                 else:

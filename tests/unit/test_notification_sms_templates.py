@@ -81,7 +81,8 @@ def test_parameters_never_carry_an_id_number_a_phone_or_an_email_and_are_cut_to_
     (400, "Throttling.User", Outcome.TRANSIENT), (500, "isp.SYSTEM_ERROR", Outcome.TRANSIENT),
     (200, "isv.MOBILE_NUMBER_ILLEGAL", Outcome.PERMANENT), (200, "isv.TEMPLATE_MISSING_PARAMETERS", Outcome.PERMANENT),
     (400, "isv.INVALID_PARAMETERS", Outcome.PERMANENT), (200, "isv.AMOUNT_NOT_ENOUGH", Outcome.PERMANENT),
-    (503, None, Outcome.TRANSIENT), (502, "Something.New", Outcome.TRANSIENT), (200, "Something.New", Outcome.PERMANENT),
+    (503, None, Outcome.TRANSIENT), (502, "Something.New", Outcome.TRANSIENT),
+    (200, "Something.New", Outcome.PERMANENT),
     (400, None, Outcome.PERMANENT),
 ])
 def test_aliyun_codes_are_retried_or_given_up(status, code, outcome):

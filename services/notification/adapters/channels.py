@@ -208,7 +208,8 @@ class AliyunSms:
         message_text = str(document.get("Message") or "")[:150]
         if scrub(message_text, 150) != message_text:
             message_text = ""
-        return SendResult(outcome, f"HTTP {response.status_code}: {reason}" + (f" ({message_text})" if message_text else ""))
+        detail = f"HTTP {response.status_code}: {reason}"
+        return SendResult(outcome, detail + (f" ({message_text})" if message_text else ""))
 
 
 class FileSink:
