@@ -523,6 +523,13 @@ def cmd_report(args) -> None:
         print(f"wrote {path}")
 
 
+def cmd_webhooks(args) -> None:
+    """A fresh Standard Webhooks signing secret (``whsec_`` + base64 of 32 random bytes) for a department webhook."""
+    from services.notification.settings import new_webhook_secret
+
+    print(new_webhook_secret())
+
+
 def cmd_keys(args) -> None:
     """Key chores: a fresh random key for a secret, or re-encrypting the applicants under the current key."""
     from shared.crypto import KeyConfigError, new_data_key_material
@@ -685,6 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="generate a key, or re-encrypt applicants under the current key")
     keys.add_argument("action", choices=("rotate", "generate"))
     keys.set_defaults(func=cmd_keys)
+    webhooks = commands.add_parser("webhooks", help="a new signing secret for a department webhook")
+    webhooks.add_argument("action", choices=("new-secret",))
+    webhooks.set_defaults(func=cmd_webhooks)
     production = commands.add_parser("check-production", help="what the production profile would refuse")
     production.add_argument("service", nargs="?", choices=SERVICES)
     production.set_defaults(func=cmd_check_production)

@@ -1,6 +1,7 @@
 """Notification's nameko dependencies: rules, templates and channels built and checked once, at start.
 
-A broken template, a missing variable, an unknown webhook scope or an invalid setting raises in
+A broken template, a missing variable, an SMS kind without a provider template (or a provider template's
+parameter that is missing or fails), an unknown webhook scope or an invalid setting raises in
 ``setup``, so the service does not start, rather than failing when a resident's message is due.
 """
 
@@ -16,10 +17,11 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
 from services.notification import domain, samples
-from services.notification.adapters.channels import FileSink, SmsGateway, SmtpEmail, WebhookSender
+from services.notification.adapters.channels import AliyunSms, FileSink, SmsGateway, SmtpEmail, WebhookSender
 from services.notification.handlers import Dispatcher, NotificationRules
 from services.notification.rendering import MessageTemplates, TemplateProblems
 from services.notification.settings import NotificationConfigError, NotificationSettings
+from services.notification.sms_templates import SmsTemplateProblems, SmsTemplates
 from shared.catalogue import Catalogue, UnknownCode, load_catalogue
 
 log = structlog.get_logger(__name__)
@@ -59,9 +61,21 @@ def check_templates(templates: MessageTemplates, names: domain.Names) -> None:
         raise TemplateProblems(templates.directory, problems)
 
 
-def build_senders(settings: NotificationSettings) -> dict:
-    if settings.sms_url:
-        sms = SmsGateway(settings.sms_url, settings.sms_api_key, timeout=settings.send_timeout)
+def check_sms_templates(sms_templates: SmsTemplates, names: domain.Names) -> None:
+    """Every kind the rules send by SMS has a provider template whose parameters render for the sample events."""
+    kinds = {kind for kind, channel in domain.template_keys() if channel == "sms"}
+    problems = sms_templates.check(kinds, domain.sample_renderings(samples.sample_events(), names))
+    if problems:
+        raise SmsTemplateProblems(sms_templates.source, problems)
+
+
+def build_senders(settings: NotificationSettings, sms_templates: SmsTemplates) -> dict:
+    if settings.sms_url and settings.sms_provider == "aliyun":
+        sms = AliyunSms(settings.sms_url, settings.sms_access_key_id or "", settings.sms_access_key_secret or "",
+                        sign_name=sms_templates.sign_name, timeout=settings.send_timeout)
+    elif settings.sms_url:
+        sms = SmsGateway(settings.sms_url, settings.sms_api_key, timeout=settings.send_timeout,
+                         sign_name=sms_templates.sign_name)
     else:
         sms = FileSink(settings.sms_sink, "sms")
     if settings.smtp_host:
@@ -117,9 +131,12 @@ class Notifier(DependencyProvider):
         check_webhooks(self.settings, self.catalogue)
         templates = MessageTemplates(self.settings.templates_dir)
         check_templates(templates, names)
+        sms_templates = SmsTemplates.load(self.settings.sms_templates_file)
+        check_sms_templates(sms_templates, names)
         self.rules = NotificationRules(names=names, templates=templates, webhooks=self.settings.webhooks,
-                                       within=_within(self.catalogue), quiet_hours=self.settings.quiet_hours)
-        senders = build_senders(self.settings)
+                                       within=_within(self.catalogue), quiet_hours=self.settings.quiet_hours,
+                                       sms_templates=sms_templates)
+        senders = build_senders(self.settings, sms_templates)
         self.dispatcher = Dispatcher(
             senders=senders, webhooks={hook.name: hook for hook in self.settings.webhooks},
             limiter=domain.RateLimiter(self.settings.rate_limits), retry=self.settings.retry,

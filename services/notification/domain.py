@@ -633,11 +633,13 @@ def event_types_without_samples(events: Iterable[EventPayload],
 
 @dataclass(frozen=True)
 class WebhookSubscription:
-    """A department system that takes its messages as signed HTTP POSTs instead of from the bus."""
+    """A department system that takes its messages as HTTP POSTs signed to the Standard Webhooks spec instead of
+    from the bus. ``secrets``: its ``whsec_…`` signing secrets, the current one first; during a rotation every
+    delivery is signed with each, so the receiver may switch to the new one whenever it is ready."""
 
     name: str
     url: str
-    secret: str = field(repr=False)
+    secrets: tuple[str, ...] = field(repr=False)
     department: str | None = None   # only items of this department; None: every department
     scope: str | None = None        # only items at this unit or below it; None: everywhere
     kinds: tuple[str, ...] = ()     # only these message kinds; empty: every department kind
@@ -814,6 +816,42 @@ def classify_http_status(status: int) -> Outcome:
     if status in (408, 425, 429) or status >= 500:
         return Outcome.TRANSIENT
     return Outcome.PERMANENT
+
+
+# Aliyun SMS (dysmsapi SendSms): what each answer code means for the delivery. Retried: limits and faults that pass
+# (the number's per-minute/hour flow control, a nonce the provider saw already - the retry signs with a new one -,
+# throttling, the provider's own errors). Given up: the message or the number will not become valid by waiting,
+# and account problems an operator has to fix (balance, key, sign name or template approval); retrying those
+# for hours would only hide them: the delivery log and the warning line name the code at once.
+ALIYUN_SMS_RETRY_CODES = frozenset({
+    "isv.BUSINESS_LIMIT_CONTROL", "SignatureNonceUsed", "Throttling", "Throttling.User", "Throttling.Api",
+    "Throttling.Concurrency", "ServiceUnavailable", "InternalError", "isp.SYSTEM_ERROR", "isp.GATEWAY_ERROR",
+    "SDK.ServerUnreachable", "isv.SYSTEM_ERROR",
+})
+ALIYUN_SMS_GIVE_UP_CODES = frozenset({
+    "isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_COUNT_OVER_LIMIT", "isv.TEMPLATE_MISSING_PARAMETERS",
+    "isv.TEMPLATE_PARAMS_ILLEGAL", "isv.INVALID_PARAMETERS", "isv.INVALID_JSON_PARAM", "isv.PARAM_LENGTH_LIMIT",
+    "isv.PARAM_NOT_SUPPORT_URL", "isv.BLACK_KEY_CONTROL_LIMIT", "isv.DAY_LIMIT_CONTROL", "isv.AMOUNT_NOT_ENOUGH",
+    "isv.OUT_OF_SERVICE", "isv.ACCOUNT_NOT_EXISTS", "isv.ACCOUNT_ABNORMAL", "isv.SMS_TEMPLATE_ILLEGAL",
+    "isv.SMS_SIGNATURE_ILLEGAL", "isv.SMS_SIGN_ILLEGAL", "isv.EXTEND_CODE_ERROR", "isv.DOMESTIC_NUMBER_NOT_SUPPORTED",
+    "isv.DENY_IP_RANGE", "isv.SMS_CONTENT_ILLEGAL", "isv.PRODUCT_UN_SUBSCRIPT", "isv.PRODUCT_UNSUBSCRIBE",
+    "isv.RAM_PERMISSION_DENY", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive", "SignatureDoesNotMatch",
+    "InvalidTimeStamp.Expired", "MissingParameter", "InvalidParameter", "Forbidden.RAM",
+})
+
+
+def classify_aliyun_sms(status: int, code: str | None) -> Outcome:
+    """An Aliyun ``SendSms`` answer: ``OK`` is sent; a listed code is retried or given up as listed above; an
+    unknown code goes by the HTTP status (5xx, 408, 425, 429 retried; any other, a 200 included, given up, so a
+    new code is seen in the delivery log rather than retried for hours)."""
+    if code == "OK" and 200 <= status < 300:
+        return Outcome.SENT
+    if code in ALIYUN_SMS_RETRY_CODES:
+        return Outcome.TRANSIENT
+    if code in ALIYUN_SMS_GIVE_UP_CODES:
+        return Outcome.PERMANENT
+    outcome = classify_http_status(status)
+    return Outcome.PERMANENT if outcome is Outcome.SENT else outcome
 
 
 class Random(Protocol):

@@ -32,6 +32,7 @@ from services.notification.domain import (
 )
 from services.notification.rendering import MessageTemplates
 from services.notification.schemas import AttemptView, DeliveryView, InboxEntry
+from services.notification.sms_templates import SmsTemplates
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
@@ -57,6 +58,7 @@ class NotificationRules:
     webhooks: tuple[WebhookSubscription, ...]
     within: Callable[[str, str], bool]
     quiet_hours: QuietHours
+    sms_templates: SmsTemplates | None = None   # the provider templates of SMS kinds (None: free text only)
 
 
 def handle_event(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: NotificationRules) -> int:
@@ -81,7 +83,7 @@ def handle_event(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: Notifica
                                   within=rules.within, quiet_hours=rules.quiet_hours, case_id=about.case_id)
             created = []
             for message in planned:
-                delivery_id = _plan_one(uow, event, payload, message, rules.templates, now, about)
+                delivery_id = _plan_one(uow, event, payload, message, rules, now, about)
                 if delivery_id is not None:
                     created.append((message.kind, message.channel, message.hold_reason))
             uow.commit()
@@ -114,10 +116,14 @@ def _case_of(uow: UnitOfWork, event_type: str, payload, now: datetime) -> _About
 
 
 def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.PlannedMessage,
-              templates: MessageTemplates, now: datetime, about: _About) -> str | None:
-    rendered = templates.render(message.kind, message.channel, message.context)
+              rules: NotificationRules, now: datetime, about: _About) -> str | None:
+    rendered = rules.templates.render(message.kind, message.channel, message.context)
     delivery_id = new_id()
-    document = None
+    document = template_code = template_params = None
+    if message.channel == "sms" and rules.sms_templates is not None:
+        sms = rules.sms_templates.request(message.kind, message.context)
+        template_code = sms.template_code
+        template_params = json.dumps(sms.params, ensure_ascii=False, separators=(",", ":"))
     if message.channel == "webhook":
         document = json.dumps({"delivery_id": delivery_id, "kind": message.kind, "subject": rendered.subject,
                                "text": rendered.body, "event": event.model_dump(mode="json")},
@@ -128,7 +134,8 @@ def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.Plann
         cause=domain.cause_of(event.dedupe_key(), message.kind), kind=message.kind,
         audience=message.recipient.audience, event_type=event.type, case_id=message.recipient.case_id or about.case_id,
         item_id=getattr(payload, "item_id", None), community_code=about.community_code,
-        subject=rendered.subject, body=rendered.body, document=document, urgent=message.urgent,
+        subject=rendered.subject, body=rendered.body, document=document, template_code=template_code,
+        template_params=template_params, urgent=message.urgent,
         status="sent" if local else "pending", hold_reason=message.hold_reason, attempts=1 if local else 0,
         next_attempt_at=None if local else message.not_before, created_at=now, sent_at=now if local else None,
         address_hint=message.recipient.key if local else None,
@@ -190,6 +197,8 @@ class Claimed:
     urgent: bool
     attempt: int
     claim_token: str
+    template_code: str | None = None
+    template_params: str | None = None       # JSON object
 
 
 @dataclass
@@ -258,7 +267,8 @@ def claim_due(unit_of_work_factory: Callable[[], UnitOfWork], *, now: datetime,
                 claimed.append(Claimed(id=row.id, channel=row.channel, recipient=row.recipient,
                                        audience=row.audience, kind=row.kind, case_id=row.case_id,
                                        subject=row.subject, body=row.body, document=row.document,
-                                       urgent=row.urgent, attempt=row.attempts, claim_token=row.claim_token))
+                                       urgent=row.urgent, attempt=row.attempts, claim_token=row.claim_token,
+                                       template_code=row.template_code, template_params=row.template_params))
         uow.commit()
     return claimed
 
@@ -290,12 +300,14 @@ def attempt(delivery: Claimed, *, dispatcher: Dispatcher, contacts: Callable[[st
             now: datetime) -> tuple[SendResult, str | None]:
     """One try at one delivery: find the address, send. Returns the result and a masked address hint."""
     try:
-        to, secret = _address(delivery, dispatcher=dispatcher, contacts=contacts)
+        to, secrets = _address(delivery, dispatcher=dispatcher, contacts=contacts)
     except _NoAddress as missing:
         return missing.result, None
     hint = domain.address_hint(delivery.channel, to)
     message = OutgoingMessage(delivery_id=delivery.id, to=to, subject=delivery.subject, body=delivery.body,
-                              sent_at=now, document=delivery.document, secret=secret)
+                              sent_at=now, document=delivery.document, secrets=secrets,
+                              template_code=delivery.template_code,
+                              template_params=json.loads(delivery.template_params or "null"))
     try:
         return dispatcher.senders[delivery.channel].send(message), hint
     except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the sweep; the text may hold an address
@@ -310,7 +322,7 @@ class _NoAddress(Exception):
 
 
 def _address(delivery: Claimed, *, dispatcher: Dispatcher,
-             contacts: Callable[[str, str], Contact | None]) -> tuple[str, str | None]:
+             contacts: Callable[[str, str], Contact | None]) -> tuple[str, tuple[str, ...]]:
     if delivery.audience == "resident" and delivery.channel in ("sms", "email"):
         try:
             # Intake answers only the detail this channel needs: the phone for an SMS, the e-mail for an e-mail.
@@ -322,17 +334,17 @@ def _address(delivery: Claimed, *, dispatcher: Dispatcher,
         if delivery.channel == "sms":
             if not contact.phone:
                 raise _NoAddress(SendResult(Outcome.PERMANENT, "no phone number on record"))
-            return contact.phone, None
+            return contact.phone, ()
         if delivery.channel == "email":
             if not contact.email:
                 raise _NoAddress(SendResult(Outcome.SKIPPED, "no email address on record"))
-            return contact.email, None
+            return contact.email, ()
     if delivery.channel == "webhook":
         name = delivery.recipient.partition(":")[2]
         hook = dispatcher.webhooks.get(name)
         if hook is None:
             raise _NoAddress(SendResult(Outcome.PERMANENT, f"webhook {name} is no longer configured"))
-        return hook.url, hook.secret
+        return hook.url, hook.secrets
     raise _NoAddress(SendResult(Outcome.PERMANENT, f"no address for {delivery.audience} on {delivery.channel}"))
 
 

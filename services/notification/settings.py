@@ -7,9 +7,12 @@ docs/settings.md lists every setting (generated from variables.py).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +25,11 @@ from shared.config import SettingsInvalid
 from shared.rating_links import configured_link_key
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+SMS_TEMPLATES_FILE = Path(__file__).resolve().parent / "sms-templates.yaml"
+SMS_PROVIDERS = ("http", "aliyun")
 DEFAULT_RATE_LIMITS = "sms=20,email=10,webhook=50"
-MIN_WEBHOOK_SECRET_CHARS = 16
+WEBHOOK_SECRET_PREFIX = "whsec_"
+MIN_WEBHOOK_SECRET_BYTES, MAX_WEBHOOK_SECRET_BYTES = 24, 64   # Standard Webhooks: 24 to 64 bytes of key
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -37,6 +43,10 @@ class NotificationSettings:
     sms_url: str | None
     sms_api_key: str | None = field(repr=False)
     sms_sink: Path
+    sms_templates_file: Path
+    sms_provider: str
+    sms_access_key_id: str | None
+    sms_access_key_secret: str | None = field(repr=False)
     smtp_host: str | None
     smtp_port: int
     smtp_username: str | None
@@ -100,6 +110,17 @@ class NotificationSettings:
         sms_url = text("SANJI_NOTIFICATION_SMS_URL")
         if sms_url and not re.match(r"https?://", sms_url):
             raise NotificationConfigError("SANJI_NOTIFICATION_SMS_URL must be an http:// or https:// URL")
+        sms_provider = (text("SANJI_NOTIFICATION_SMS_PROVIDER", "http") or "http").lower()
+        if sms_provider not in SMS_PROVIDERS:
+            raise NotificationConfigError(f"SANJI_NOTIFICATION_SMS_PROVIDER={sms_provider!r}: write "
+                                          f"{' or '.join(SMS_PROVIDERS)}")
+        if sms_provider == "aliyun":
+            if not sms_url:
+                raise NotificationConfigError("SANJI_NOTIFICATION_SMS_PROVIDER=aliyun needs SANJI_NOTIFICATION_SMS_URL "
+                                              "(the SendSms endpoint, e.g. https://dysmsapi.aliyuncs.com/)")
+            for name in ("SANJI_NOTIFICATION_SMS_ACCESS_KEY_ID", "SANJI_NOTIFICATION_SMS_ACCESS_KEY_SECRET"):
+                if not text(name):
+                    raise NotificationConfigError(f"SANJI_NOTIFICATION_SMS_PROVIDER=aliyun needs {name}")
         try:
             quiet_hours = QuietHours.parse(text("SANJI_NOTIFICATION_QUIET_HOURS", "22:00-08:00"))
         except ValueError as exc:
@@ -119,6 +140,10 @@ class NotificationSettings:
             sms_url=sms_url,
             sms_api_key=text("SANJI_NOTIFICATION_SMS_API_KEY"),
             sms_sink=var_dir / "notification-sms.jsonl",
+            sms_templates_file=Path(text("SANJI_NOTIFICATION_SMS_TEMPLATES_FILE", str(SMS_TEMPLATES_FILE))),
+            sms_provider=sms_provider,
+            sms_access_key_id=text("SANJI_NOTIFICATION_SMS_ACCESS_KEY_ID"),
+            sms_access_key_secret=text("SANJI_NOTIFICATION_SMS_ACCESS_KEY_SECRET"),
             smtp_host=text("SANJI_NOTIFICATION_SMTP_HOST"),
             smtp_port=number("SANJI_NOTIFICATION_SMTP_PORT", 25, integer=True),
             smtp_username=text("SANJI_NOTIFICATION_SMTP_USERNAME"),
@@ -140,9 +165,62 @@ class NotificationSettings:
         )
 
 
+def webhook_secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is not a Standard Webhooks signing secret, or None: ``whsec_`` and the base64 of
+    24 to 64 random bytes (the spec's range), as ``sanji webhooks new-secret`` prints."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return f"a secret must start with {WEBHOOK_SECRET_PREFIX} (Standard Webhooks format)"
+    try:
+        key = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        return f"a secret must be {WEBHOOK_SECRET_PREFIX} followed by base64"
+    if not MIN_WEBHOOK_SECRET_BYTES <= len(key) <= MAX_WEBHOOK_SECRET_BYTES:
+        return (f"a secret must hold {MIN_WEBHOOK_SECRET_BYTES} to {MAX_WEBHOOK_SECRET_BYTES} random bytes "
+                f"(this one holds {len(key)})")
+    return None
+
+
+def new_webhook_secret() -> str:
+    """A fresh signing secret: 32 random bytes, base64, prefixed ``whsec_``."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _webhook_secrets(entry: Mapping, entry_where: str, environ: Mapping[str, str]) -> tuple[str, ...]:
+    if "secret" in entry or "secret_env" in entry:
+        raise NotificationConfigError(
+            f"{entry_where}: 'secret' and 'secret_env' were replaced by 'secrets_env' (production) or 'secrets' "
+            "(development), lists of Standard Webhooks whsec_ secrets, the current one first (docs/notifications.md)")
+    if ("secrets" in entry) == ("secrets_env" in entry):
+        raise NotificationConfigError(f"{entry_where}: give either secrets_env (the variables holding the secrets) "
+                                      "or secrets (the secrets themselves, development only)")
+    key = "secrets_env" if "secrets_env" in entry else "secrets"
+    listed = entry[key]
+    if not isinstance(listed, list) or not listed or not all(isinstance(item, str) and item for item in listed):
+        raise NotificationConfigError(f"{entry_where}: {key} must be a non-empty list, the current secret first")
+    if key == "secrets_env":
+        values = []
+        for variable in listed:
+            value = environ.get(variable, "").strip()
+            if not value:
+                raise NotificationConfigError(f"{entry_where}: the variable {variable} is not set")
+            values.append((variable, value))
+    else:
+        values = [(f"secret {index + 1}", value.strip()) for index, value in enumerate(listed)]
+    for label, value in values:
+        problem = webhook_secret_problem(value)
+        if problem:
+            raise NotificationConfigError(f"{entry_where}: {label}: {problem}; make one with "
+                                          "`sanji webhooks new-secret`")
+    found = tuple(value for _, value in values)
+    if len(set(found)) != len(found):
+        raise NotificationConfigError(f"{entry_where}: the same secret is listed twice")
+    return found
+
+
 def load_webhooks(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[WebhookSubscription, ...]:
-    """The department webhooks file (YAML). Each entry names its secret directly (development) or the
-    environment variable that holds it (``secret_env``, production)."""
+    """The department webhooks file (YAML). Each entry lists its signing secrets, the current one first: the
+    environment variables that hold them (``secrets_env``, production) or the secrets themselves
+    (``secrets``, development). Two secrets while a key is rotated: every delivery is signed with each."""
     where = f"webhooks file {path}"
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -158,7 +236,8 @@ def load_webhooks(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[
         entry_where = f"{where}, entry {index + 1}"
         if not isinstance(entry, dict):
             raise NotificationConfigError(f"{entry_where}: must be a mapping")
-        unknown = set(entry) - {"name", "url", "secret", "secret_env", "department", "scope", "kinds"}
+        unknown = set(entry) - {"name", "url", "secrets", "secrets_env", "secret", "secret_env", "department",
+                                "scope", "kinds"}
         if unknown:
             raise NotificationConfigError(f"{entry_where}: unknown key(s) {', '.join(sorted(unknown))}")
         name = str(entry.get("name", ""))
@@ -170,21 +249,14 @@ def load_webhooks(path: Path, environ: Mapping[str, str] = os.environ) -> tuple[
         url = str(entry.get("url", ""))
         if not re.match(r"https?://", url):
             raise NotificationConfigError(f"{entry_where}: url must be an http:// or https:// URL")
-        if "secret_env" in entry:
-            secret = environ.get(str(entry["secret_env"]), "")
-            if not secret:
-                raise NotificationConfigError(f"{entry_where}: the variable {entry['secret_env']} is not set")
-        else:
-            secret = str(entry.get("secret", ""))
-        if len(secret) < MIN_WEBHOOK_SECRET_CHARS:
-            raise NotificationConfigError(
-                f"{entry_where}: the secret must be at least {MIN_WEBHOOK_SECRET_CHARS} characters")
+        signing_secrets = _webhook_secrets(entry, entry_where, environ)
         scope = entry.get("scope")
         if scope is not None and not re.fullmatch(r"\d{12}", str(scope)):
             raise NotificationConfigError(f"{entry_where}: scope must be a 12-digit unit code (quote it)")
         kinds = entry.get("kinds") or ()
         if not isinstance(kinds, list | tuple) or not all(isinstance(kind, str) for kind in kinds):
             raise NotificationConfigError(f"{entry_where}: kinds must be a list of message kinds")
-        hooks.append(WebhookSubscription(name=name, url=url, secret=secret, department=entry.get("department"),
+        hooks.append(WebhookSubscription(name=name, url=url, secrets=signing_secrets,
+                                         department=entry.get("department"),
                                          scope=str(scope) if scope is not None else None, kinds=tuple(kinds)))
     return tuple(hooks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator
 from pydantic_settings import SettingsConfigDict
@@ -19,6 +19,10 @@ from shared.config import Flag, Port, SanjiSettings, setting
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 DEFAULT_RATE_LIMITS = "sms=20,email=10,webhook=50"
+
+
+def _lowercase(value: Any) -> Any:
+    return str(value).strip().lower() if isinstance(value, str) else value
 
 
 def _http_url(value: Any) -> Any:
@@ -54,6 +58,15 @@ class NotificationVariables(SanjiSettings):
     sms_url: Annotated[str | None, BeforeValidator(_http_url)] = setting(
         None, "SMS gateway; unset: SMS go to `var/notification-sms.jsonl` (refused in production)", kind="URL")
     sms_api_key: str | None = setting(None, "the gateway's bearer API key", secret=True)
+    sms_provider: Annotated[Literal["http", "aliyun"], BeforeValidator(_lowercase)] = setting(
+        "http", "`http` (the generic gateway: text plus template) or `aliyun` (`SendSms`; needs "
+        "`SANJI_NOTIFICATION_SMS_URL`, `..._SMS_ACCESS_KEY_ID` and `..._SMS_ACCESS_KEY_SECRET`)")
+    sms_access_key_id: str | None = setting(None, "the SMS provider's AccessKey ID (`aliyun`)")
+    sms_access_key_secret: str | None = setting(None, "the SMS provider's AccessKey secret (`aliyun`)",
+                                                secret=True)
+    sms_templates_file: Path = setting(
+        Path(__file__).resolve().parent / "sms-templates.yaml", "sign name and, per SMS kind, the provider's "
+        "template code, wording and parameters (checked at start)")
     smtp_host: str | None = setting(
         None, "SMTP server; unset: e-mail goes to `var/notification-email.jsonl` (refused in production)")
     smtp_port: Port = setting(25, "SMTP port", kind="port")
@@ -61,7 +74,9 @@ class NotificationVariables(SanjiSettings):
     smtp_password: str | None = setting(None, "SMTP password", secret=True)
     smtp_starttls: Flag = setting(False, "STARTTLS on the SMTP connection")
     email_from: str = setting("notify@sanji.localhost", "From address")
-    webhooks_file: Path | None = setting(None, "department webhooks (YAML; secrets by `secret_env`)")
+    webhooks_file: Path | None = setting(
+        None, "department webhooks (YAML; Standard Webhooks `whsec_` secrets by `secrets_env`, current first; "
+        "`sanji webhooks new-secret`)")
     send_timeout_seconds: float = setting(5.0, "timeout of one send, and of one contact look-up in intake", gt=0)
     quiet_hours: Annotated[str, BeforeValidator(_quiet_hours)] = setting(
         "22:00-08:00", "no SMS to residents then (Asia/Shanghai) unless urgent; `off` disables")

@@ -3,6 +3,7 @@ SMTP server and a department's webhook endpoint, with intake's contact RPC answe
 
 from __future__ import annotations
 
+import base64
 import shutil
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -51,7 +52,7 @@ pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 NIGHT = datetime(2026, 12, 1, 23, 0, tzinfo=SHANGHAI)
-SECRET = "qixia-police-webhook-secret-0001"
+SECRET = "whsec_" + base64.b64encode(b"qixia-police-webhook-secret-0001").decode()  # 32 bytes of key
 CASE = sample(CaseSubmittedV1.event_type).case_id
 CASE_NUMBER = sample(CaseSubmittedV1.event_type).case_number
 
@@ -63,7 +64,7 @@ def notification_config(make_service_config, http, smtp, tmp_path, receiver, web
 webhooks:
   - name: qixia-police
     url: "{http.url('/hooks/qixia-police')}"
-    secret: "{SECRET}"
+    secrets: ["{SECRET}"]
     department: police
     scope: "320113000000"
 """, encoding="utf-8")
@@ -260,6 +261,24 @@ def test_a_400_from_the_gateway_is_recorded_as_failed_and_never_retried(notifica
     assert [a["outcome"] for a in db.attempts(database_url, failed["id"])] == ["permanent"]
     assert len(http.to("/sms")) == 1
     assert db.one(database_url, channel="email")["status"] == "sent"
+
+
+def test_a_webhook_retry_carries_the_same_webhook_id_and_verifies_again(notification, rabbit_config, database_url,
+                                                                         http, receiver, clock):
+    failures = iter([(503, {"error": "busy"})])
+    http.answer("/hooks/qixia-police",
+                lambda request: next(failures, None) or receiver.receive(request.headers, request.body))
+    publish(notification, rabbit_config["AMQP_URI"], *envelope(sample(ItemRoutedV1.event_type), DAY))
+    sweep_until(notification, lambda: db.one(database_url, channel="webhook")["attempts"] == 1
+                and db.one(database_url, channel="webhook")["claim_token"] is None)
+    clock.advance(seconds=30)
+    sweep_until(notification, sent(database_url, channel="webhook"))
+
+    row = db.one(database_url, channel="webhook")
+    first, retry = http.to("/hooks/qixia-police")
+    assert first.headers["Webhook-Id"] == retry.headers["Webhook-Id"] == row["id"] and first.body == retry.body
+    assert receiver.ids == [row["id"]] and receiver.refused == [] and receiver.accepted == [row["document"].encode()]
+    assert [a["outcome"] for a in db.attempts(database_url, row["id"])] == ["transient", "sent"]
 
 
 def test_a_resident_without_email_gets_the_sms_and_the_email_is_skipped(notification, rabbit_config, database_url,

@@ -4,6 +4,7 @@ breaches, an escalation arriving, 吹哨 call-ins (inbox and signed department w
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 NIGHT = datetime(2026, 12, 1, 23, 0, tzinfo=SHANGHAI)
-SECRET = "qixia-police-webhook-secret-0002"
+SECRET = "whsec_" + base64.b64encode(b"qixia-police-webhook-secret-0002").decode()  # 32 bytes of key
 CASE = sample(ReportFiledV1.event_type, 0).case_id
 STREET, DISTRICT = "320113003000", "320113000000"
 NO_CASE_REPORT = "00000000-0000-4000-8000-0000000000aa"
@@ -63,7 +64,7 @@ def notification(container_factory, make_service_config, http, smtp, tmp_path, r
 webhooks:
   - name: qixia-police
     url: "{http.url('/hooks/qixia-police')}"
-    secret: "{SECRET}"
+    secrets: ["{SECRET}"]
     department: police
     scope: "{DISTRICT}"
 """, encoding="utf-8")

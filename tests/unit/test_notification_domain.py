@@ -40,10 +40,11 @@ TEMPLATES = MessageTemplates(REPO_ROOT / "services" / "notification" / "template
 QUIET = QuietHours()
 DAYTIME = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 NIGHT = datetime(2026, 12, 1, 23, 0, tzinfo=SHANGHAI)
-POLICE_QIXIA = WebhookSubscription("qixia-police", "http://127.0.0.1:9/hook", "s" * 32, department="police",
+HOOK_KEYS = ("whsec_" + "c2" * 16,)  # planning never signs
+POLICE_QIXIA = WebhookSubscription("qixia-police", "http://127.0.0.1:9/hook", HOOK_KEYS, department="police",
                                    scope="320113000000")
-HEALTH_ANYWHERE = WebhookSubscription("health", "http://127.0.0.1:9/hook", "s" * 32, department="health")
-XUANWU_ALL = WebhookSubscription("xuanwu", "http://127.0.0.1:9/hook", "s" * 32, scope="320102000000")
+HEALTH_ANYWHERE = WebhookSubscription("health", "http://127.0.0.1:9/hook", HOOK_KEYS, department="health")
+XUANWU_ALL = WebhookSubscription("xuanwu", "http://127.0.0.1:9/hook", HOOK_KEYS, scope="320102000000")
 ALL_HOOKS = (POLICE_QIXIA, HEALTH_ANYWHERE, XUANWU_ALL)
 
 
@@ -110,7 +111,7 @@ def test_a_webhook_gets_only_its_department_scope_and_kinds():
     assert hooks(police_in_qixia) == {"webhook:qixia-police"}
     assert hooks(health_in_qixia) == {"webhook:health"}
     assert hooks(police_in_xuanwu) == {"webhook:xuanwu"}
-    only_escalations = WebhookSubscription("x", "http://127.0.0.1:9/", "s" * 32, kinds=("escalation_arrived",))
+    only_escalations = WebhookSubscription("x", "http://127.0.0.1:9/", HOOK_KEYS, kinds=("escalation_arrived",))
     assert [m for m in planned(police_in_qixia, webhooks=(only_escalations,)) if m.channel == "webhook"] == []
 
 

@@ -32,9 +32,10 @@ CATALOGUE = load_catalogue(REPO_ROOT / "catalogue" / "nanjing")
 NAMES = domain.CatalogueNames(CATALOGUE)
 DAYTIME = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 NIGHT = datetime(2026, 12, 1, 23, 0, tzinfo=SHANGHAI)
-POLICE_QIXIA = WebhookSubscription("qixia-police", "http://127.0.0.1:9/hook", "s" * 32, department="police",
+HOOK_KEYS = ("whsec_" + "c2" * 16,)  # planning never signs
+POLICE_QIXIA = WebhookSubscription("qixia-police", "http://127.0.0.1:9/hook", HOOK_KEYS, department="police",
                                    scope="320113000000")
-NEW_ITEMS_ONLY = WebhookSubscription("new-items", "http://127.0.0.1:9/hook", "s" * 32,
+NEW_ITEMS_ONLY = WebhookSubscription("new-items", "http://127.0.0.1:9/hook", HOOK_KEYS,
                                      kinds=("department_new_item",))
 CASE = samples.SAMPLE_CASE_ID
 STREET, DISTRICT = samples.SAMPLE_STREET, samples.SAMPLE_DISTRICT

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from services.notification import domain
-from services.notification.adapters.channels import signature
+from services.notification.adapters.channels import webhook_headers
 from services.notification.domain import Outcome, QuietHours, RateLimiter, RetryPolicy, SendResult, WebhookSubscription
 from services.notification.handlers import Claimed, Contact, ContactUnavailable, Dispatcher, attempt
 from services.notification.settings import NotificationConfigError, NotificationSettings, load_webhooks
 from tests.support.notification_fakes import RESIDENT_EMAIL, RESIDENT_PHONE
-from tests.support.notification_receiver import verify
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-HOOK = WebhookSubscription("qixia-police", "http://127.0.0.1:9/hook", "a-shared-secret-of-some-length")
+KEY = "whsec_" + base64.b64encode(b"a-shared-secret-of-32-bytes-long").decode()
+NEXT_KEY = "whsec_" + base64.b64encode(b"the-next-secret-of-32-bytes-long").decode()
+HOOK = WebhookSubscription("qixia-police", "http://127.0.0.1:9/hook", (KEY,))
 
 
 class FakeChannel:
@@ -96,7 +100,7 @@ def test_a_webhook_goes_to_its_configured_url_with_its_secret_and_an_unconfigure
     result, hint = attempt(claimed("webhook", "department", "webhook:qixia-police", document="{}"),
                            dispatcher=dispatcher(webhook=hook), contacts=contacts(None), now=NOW)
     assert result.outcome is Outcome.SENT and hint == HOOK.url
-    assert (hook.sent[0].to, hook.sent[0].secret, hook.sent[0].document) == (HOOK.url, HOOK.secret, "{}")
+    assert (hook.sent[0].to, hook.sent[0].secrets, hook.sent[0].document) == (HOOK.url, HOOK.secrets, "{}")
     gone, _ = attempt(claimed("webhook", "department", "webhook:removed", document="{}"),
                       dispatcher=dispatcher(webhook=hook), contacts=contacts(None), now=NOW)
     assert (gone.outcome, gone.detail) == (Outcome.PERMANENT, "webhook removed is no longer configured")
@@ -112,17 +116,41 @@ def test_an_adapter_that_raises_is_a_transient_failure_and_its_text_is_never_log
     assert RESIDENT_PHONE not in caplog.text and "phone redacted" not in caplog.text
 
 
-def test_the_documented_receiver_accepts_our_signature_and_nothing_else():
-    body = '{"kind":"department_new_item","text":"新办件"}'.encode()
-    timestamp = str(int(NOW.timestamp()))
-    headers = {"X-Sanji-Timestamp": timestamp, "X-Sanji-Signature": signature(HOOK.secret, timestamp, body)}
-    assert verify(HOOK.secret, headers, body, now=NOW.timestamp())
-    assert verify(HOOK.secret, headers, body, now=NOW.timestamp() + 299)
-    assert not verify(HOOK.secret, headers, body, now=NOW.timestamp() + 301)  # a replay after 5 minutes
-    assert not verify(HOOK.secret, headers, body.replace("新办件".encode(), "改过".encode()), now=NOW.timestamp())
-    assert not verify("another-secret-entirely", headers, body, now=NOW.timestamp())
-    assert not verify(HOOK.secret, {**headers, "X-Sanji-Timestamp": str(int(timestamp) + 1)}, body,
-                      now=NOW.timestamp())
+def documented_receiver() -> dict:
+    """The Python example of docs/notifications.md ("How the receiver checks a request"), run as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "notifications.md").read_text(encoding="utf-8")
+    section = text[text.index("### How the receiver checks a request"):]
+    [code] = re.findall(r"```python\n(.*?)```", section[:section.index("\n## ")], flags=re.S)
+    namespace: dict = {}
+    exec(compile(code, "docs/notifications.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace
+
+
+def test_the_documented_receiver_accepts_our_signature_and_nothing_else(monkeypatch):
+    body = '{"kind":"department_new_item","subject":"新办件","text":"新办件"}'.encode()
+    now = datetime.fromtimestamp(time.time(), UTC)
+    docs = documented_receiver()
+    monkeypatch.setitem(docs, "SECRET", KEY)
+    handle = docs["handle"]
+    headers = webhook_headers((KEY,), "delivery-1", now, body)
+    assert handle(headers, body) == 200
+    assert handle(headers, body) == 200 and docs["SEEN_IDS"] == {"delivery-1"}  # a retry: answered, done once
+    assert handle({**headers, "webhook-id": "delivery-2"}, body) == 401  # the id is signed too
+    assert handle(headers, body.replace("新办件".encode(), "改过".encode())) == 401
+    assert handle(webhook_headers((KEY,), "delivery-3", now - timedelta(minutes=6), body), body) == 401
+    assert handle(webhook_headers((NEXT_KEY,), "delivery-4", now, body), body) == 401
+    assert handle(webhook_headers((NEXT_KEY, KEY), "delivery-5", now, body), body) == 200  # during a rotation
+    assert handle({key.title(): value for key, value in headers.items()}, body) == 200  # header case is free
+
+
+def test_a_rotation_signs_with_every_secret_the_current_first():
+    at = datetime(2026, 12, 1, 2, 0, 30, 900000, tzinfo=UTC)
+    headers = webhook_headers((NEXT_KEY, KEY), "delivery-1", at, b"{}")
+    assert headers["webhook-id"] == "delivery-1" and headers["webhook-timestamp"] == str(int(at.timestamp()))
+    current, previous = headers["webhook-signature"].split(" ")
+    assert current == webhook_headers((NEXT_KEY,), "delivery-1", at, b"{}")["webhook-signature"]
+    assert previous == webhook_headers((KEY,), "delivery-1", at, b"{}")["webhook-signature"]
+    assert re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", current)
 
 
 # ── settings ────────────────────────────────────────────────────────────────────────────────────────
@@ -156,34 +184,56 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_webhooks_file_takes_secrets_from_the_environment(tmp_path):
-    path = write(tmp_path, """
+    path = write(tmp_path, f"""
 webhooks:
-  - {name: qixia-police, url: "https://police.example/h", secret_env: POLICE_SECRET, department: police,
-     scope: "320113000000", kinds: [department_new_item]}
-  - {name: dev, url: "http://127.0.0.1:9000/h", secret: "a-development-secret"}
+  - {{name: qixia-police, url: "https://police.example/h", secrets_env: [POLICE_NEXT, POLICE_NOW], department: police,
+     scope: "320113000000", kinds: [department_new_item]}}
+  - {{name: dev, url: "http://127.0.0.1:9000/h", secrets: ["{KEY}"]}}
 """)
-    police, dev = load_webhooks(path, environ={"POLICE_SECRET": "s" * 40})
-    assert (police.secret, police.department, police.scope, police.kinds) == ("s" * 40, "police", "320113000000",
-                                                                              ("department_new_item",))
-    assert dev.secret == "a-development-secret" and dev.scope is None
-    assert "s" * 40 not in repr(police)
+    police, dev = load_webhooks(path, environ={"POLICE_NEXT": NEXT_KEY, "POLICE_NOW": KEY})
+    assert (police.secrets, police.department, police.scope, police.kinds) == (
+        (NEXT_KEY, KEY), "police", "320113000000", ("department_new_item",))
+    assert dev.secrets == (KEY,) and dev.scope is None
+    assert KEY not in repr(police) and NEXT_KEY not in repr(police)
+
+
+def test_a_new_webhook_secret_is_one_the_settings_and_the_package_accept():
+    from standardwebhooks import Webhook
+
+    from services.notification.settings import new_webhook_secret, webhook_secret_problem
+
+    secret = new_webhook_secret()
+    assert secret.startswith("whsec_") and webhook_secret_problem(secret) is None and secret != new_webhook_secret()
+    Webhook(secret)
+
+
+GOOD = "whsec_" + base64.b64encode(b"0" * 32).decode()
 
 
 @pytest.mark.parametrize(("entry", "problem"), [
-    ('{name: a, url: "https://x.example", secret_env: MISSING}', "MISSING is not set"),
-    ('{name: a, url: "https://x.example", secret: short}', "at least 16"),
-    ('{name: A!, url: "https://x.example", secret: "0123456789abcdef"}', "name must be"),
-    ('{name: a, url: "ftp://x.example", secret: "0123456789abcdef"}', "url must be"),
-    ('{name: a, url: "https://x.example", secret: "0123456789abcdef", scope: 320113}', "12-digit"),
-    ('{name: a, url: "https://x.example", secret: "0123456789abcdef", colour: red}', "unknown key"),
+    ('{name: a, url: "https://x.example", secrets_env: [MISSING]}', "MISSING is not set"),
+    ('{name: a, url: "https://x.example", secrets: ["whsec_c2hvcnQ="]}', "24 to 64 random bytes"),
+    ('{name: a, url: "https://x.example", secrets: ["a-plain-password-of-some-length"]}', "must start with whsec_"),
+    ('{name: a, url: "https://x.example", secrets: ["whsec_not base64!"]}', "followed by base64"),
+    ('{name: a, url: "https://x.example", secrets: []}', "non-empty list"),
+    (f'{{name: a, url: "https://x.example", secrets: "{GOOD}"}}', "non-empty list"),
+    (f'{{name: a, url: "https://x.example", secrets: ["{GOOD}", "{GOOD}"]}}', "listed twice"),
+    ('{name: a, url: "https://x.example"}', "either secrets_env"),
+    (f'{{name: a, url: "https://x.example", secrets: ["{GOOD}"], secrets_env: [X]}}', "either secrets_env"),
+    ('{name: a, url: "https://x.example", secret: "0123456789abcdef"}', "were replaced by 'secrets_env'"),
+    ('{name: a, url: "https://x.example", secret_env: OLD_VARIABLE}', "were replaced by 'secrets_env'"),
+    (f'{{name: A!, url: "https://x.example", secrets: ["{GOOD}"]}}', "name must be"),
+    (f'{{name: a, url: "ftp://x.example", secrets: ["{GOOD}"]}}', "url must be"),
+    (f'{{name: a, url: "https://x.example", secrets: ["{GOOD}"], scope: 320113}}', "12-digit"),
+    (f'{{name: a, url: "https://x.example", secrets: ["{GOOD}"], colour: red}}', "unknown key"),
 ])
 def test_a_bad_webhook_entry_is_refused_with_the_reason(tmp_path, entry, problem):
-    with pytest.raises(NotificationConfigError, match=problem):
+    with pytest.raises(NotificationConfigError, match=re.escape(problem)):
         load_webhooks(write(tmp_path, f"webhooks:\n  - {entry}\n"), environ={})
 
 
 def test_a_webhook_name_used_twice_is_refused(tmp_path):
-    entry = '{name: a, url: "https://x.example", secret: "0123456789abcdef"}'
+    entry = f'{{name: a, url: "https://x.example", secrets: ["{GOOD}"]}}'
     with pytest.raises(NotificationConfigError, match="used twice"):
         load_webhooks(write(tmp_path, f"webhooks:\n  - {entry}\n  - {entry}\n"), environ={})
 

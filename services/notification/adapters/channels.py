@@ -4,32 +4,42 @@ Each adapter says what happened in the terms the retry rules understand: sent, t
 later), permanent (never going to work), skipped. None raises for a delivery problem, and none puts an
 address into a result's detail: providers' error texts are scrubbed before they are kept or logged.
 
-- SMS: ``SmsGateway`` posts to an HTTP gateway; ``FileSink`` writes to a file for development.
+- SMS: ``SmsGateway`` posts to a generic HTTP gateway (free text, and the template when there is one);
+  ``AliyunSms`` calls Aliyun's ``SendSms`` (sign name, template code, parameters); ``FileSink`` writes to a
+  file for development.
 - Email: ``SmtpEmail`` over SMTP (STARTTLS and login optional); ``FileSink`` for development.
-- Webhook: ``WebhookSender`` posts the JSON document signed with HMAC-SHA256 (see ``signature``).
+- Webhook: ``WebhookSender`` posts the JSON document signed to the Standard Webhooks spec (``webhook_headers``).
 The staff inbox is a table of our own and is written in the transaction that plans the message.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import math
 import smtplib
 import ssl
 import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import requests
+from standardwebhooks import Webhook
 
 from services.notification.domain import (
     Outcome,
     SendResult,
+    classify_aliyun_sms,
     classify_http_status,
     normalise_mobile,
     plausible_email,
@@ -37,10 +47,7 @@ from services.notification.domain import (
     scrub,
 )
 
-SIGNATURE_VERSION = "v1"
-TIMESTAMP_HEADER = "X-Sanji-Timestamp"
-SIGNATURE_HEADER = "X-Sanji-Signature"
-DELIVERY_HEADER = "X-Sanji-Delivery-Id"
+DELIVERY_HEADER = "X-Sanji-Delivery-Id"    # an email's; a webhook's delivery id is its webhook-id
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,11 @@ class OutgoingMessage:
     to: str = field(repr=False)              # a phone number, an email address or a webhook URL
     subject: str
     body: str
-    sent_at: datetime                        # the service clock's now: a webhook's signed timestamp
+    sent_at: datetime                        # the service clock's now (an email's Date)
     document: str | None = None              # the JSON body of a webhook
-    secret: str | None = field(default=None, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)   # a webhook's whsec_ secrets, current first
+    template_code: str | None = None         # an SMS's provider template (sms-templates.yaml) ...
+    template_params: dict[str, str] | None = None   # ... and its parameters
 
 
 class Sender(Protocol):
@@ -92,17 +101,20 @@ def _post(session: requests.Session, url: str, *, timeout: float, **kwargs) -> S
 
 
 class SmsGateway:
-    """An HTTP SMS gateway: ``POST <url>`` with ``{"to", "text", "client_ref"}`` and a bearer API key.
+    """A generic HTTP SMS gateway: ``POST <url>`` with ``{"to", "text", "client_ref"}`` and a bearer API key, plus
+    ``sign_name``, ``template_code`` and ``template_params`` when the message has a provider template (a gateway
+    that takes free text reads ``text``; one that takes templates, those).
 
     2xx is sent; 408, 425, 429 and 5xx are transient; any other status (400 invalid number, 401, 403)
     is permanent. ``client_ref`` is the delivery id, so a gateway that dedupes can drop a resend.
     A number that is not a mainland mobile number fails at once, without a request.
     """
 
-    def __init__(self, url: str, api_key: str | None, *, timeout: float):
+    def __init__(self, url: str, api_key: str | None, *, timeout: float, sign_name: str | None = None):
         self.url = url
         self.description = f"SMS gateway {safe_url(url)}"
         self._timeout = timeout
+        self._sign_name = sign_name
         self._session = requests.Session()
         if api_key:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
@@ -111,8 +123,93 @@ class SmsGateway:
         phone = normalise_mobile(message.to)
         if phone is None:
             return SendResult(Outcome.PERMANENT, "invalid_number: not a mainland mobile number")
-        return _post(self._session, self.url, timeout=self._timeout,
-                     json={"to": phone, "text": message.body, "client_ref": message.delivery_id})
+        document = {"to": phone, "text": message.body, "client_ref": message.delivery_id}
+        if message.template_code:
+            document |= {"sign_name": self._sign_name, "template_code": message.template_code,
+                         "template_params": message.template_params or {}}
+        return _post(self._session, self.url, timeout=self._timeout, json=document)
+
+
+ALIYUN_SMS_VERSION = "2017-05-25"
+
+
+def _percent(value: str) -> str:
+    """Aliyun's percent-encoding: RFC 3986 unreserved characters kept, everything else %XX of its UTF-8 bytes."""
+    return quote(str(value), safe="-_.~")
+
+
+def aliyun_rpc_signature(access_key_secret: str, method: str, params: Mapping[str, str]) -> str:
+    """Alibaba Cloud's RPC-style request signature (SignatureMethod HMAC-SHA1, SignatureVersion 1.0):
+    base64(HMAC-SHA1(secret + "&", METHOD & %2F & percent(sorted, percent-encoded key=value pairs)))."""
+    canonical = "&".join(f"{_percent(key)}={_percent(value)}" for key, value in sorted(params.items()))
+    string_to_sign = f"{method}&{_percent('/')}&{_percent(canonical)}"
+    digest = hmac.new(f"{access_key_secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class AliyunSms:
+    """Aliyun SMS (短信服务, dysmsapi ``SendSms``, version 2017-05-25), called as its RPC-style API: a form POST of
+    ``PhoneNumbers``, ``SignName``, ``TemplateCode``, ``TemplateParam`` (JSON) and ``OutId`` (the delivery id)
+    with the common parameters, signed with the access key (``aliyun_rpc_signature``). The JSON answer's ``Code``
+    decides (``domain.classify_aliyun_sms``): ``OK`` is sent and ``BizId`` the provider's reference. Each
+    attempt signs with a fresh ``SignatureNonce``, so a retry after ``SignatureNonceUsed`` is a new request.
+
+    Simplified (docs/notifications.md): signature version 1.0 (Alibaba now recommends V3, ACS3-HMAC-SHA256), an
+    AccessKey pair only (no STS token or RAM role), region ``cn-hangzhou``, one number per request.
+    """
+
+    def __init__(self, url: str, access_key_id: str, access_key_secret: str, *, sign_name: str, timeout: float,
+                 nonce: Callable[[], str] = lambda: uuid.uuid4().hex, wall_clock: Callable[[], float] = time.time):
+        self.url = url
+        self.description = f"Aliyun SMS {safe_url(url)}"
+        self._key_id, self._key_secret = access_key_id, access_key_secret
+        self._sign_name = sign_name
+        self._timeout = timeout
+        self._nonce, self._wall_clock = nonce, wall_clock
+        self._session = requests.Session()
+
+    def request_params(self, phone: str, message: OutgoingMessage) -> dict[str, str]:
+        params = {
+            "AccessKeyId": self._key_id, "Action": "SendSms", "Format": "JSON", "RegionId": "cn-hangzhou",
+            "SignatureMethod": "HMAC-SHA1", "SignatureNonce": self._nonce(), "SignatureVersion": "1.0",
+            "Timestamp": datetime.fromtimestamp(self._wall_clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Version": ALIYUN_SMS_VERSION, "PhoneNumbers": phone, "SignName": self._sign_name,
+            "TemplateCode": message.template_code or "", "OutId": message.delivery_id,
+            "TemplateParam": json.dumps(message.template_params or {}, ensure_ascii=False, separators=(",", ":")),
+        }
+        params["Signature"] = aliyun_rpc_signature(self._key_secret, "POST", params)
+        return params
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        phone = normalise_mobile(message.to)
+        if phone is None:
+            return SendResult(Outcome.PERMANENT, "invalid_number: not a mainland mobile number")
+        if not message.template_code:
+            return SendResult(Outcome.PERMANENT, "no SMS template for this message (sms-templates.yaml)")
+        try:
+            response = self._session.post(self.url, data=self.request_params(phone, message), timeout=self._timeout,
+                                          allow_redirects=False)
+        except requests.Timeout:
+            return SendResult(Outcome.TRANSIENT, f"no answer within {self._timeout:g}s")
+        except requests.RequestException as exc:
+            return SendResult(Outcome.TRANSIENT, f"connection failed ({type(exc).__name__})")
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            document = {}
+        code = str(document.get("Code") or "") or None
+        outcome = classify_aliyun_sms(response.status_code, code)
+        if outcome is Outcome.SENT:
+            return SendResult(Outcome.SENT, "OK", str(document.get("BizId") or "")[:128] or None)
+        reason = code or "no Code in the answer"
+        # The provider's Message names the number at times: kept only when it holds no personal data at all.
+        message_text = str(document.get("Message") or "")[:150]
+        if scrub(message_text, 150) != message_text:
+            message_text = ""
+        detail = f"HTTP {response.status_code}: {reason}"
+        return SendResult(outcome, detail + (f" ({message_text})" if message_text else ""))
 
 
 class FileSink:
@@ -133,7 +230,9 @@ class FileSink:
         if self.channel == "email" and not plausible_email(message.to):
             return SendResult(Outcome.PERMANENT, "invalid_address")
         line = json.dumps({"delivery_id": message.delivery_id, "at": message.sent_at.isoformat(), "to": message.to,
-                           "subject": message.subject, "body": message.body}, ensure_ascii=False)
+                           "subject": message.subject, "body": message.body,
+                           **({"template_code": message.template_code, "template_params": message.template_params}
+                              if message.template_code else {})}, ensure_ascii=False)
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,27 +301,34 @@ def _smtp_text(text) -> str:
     return scrub(text, 200)
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """``v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>``: what docs/notifications.md tells receivers."""
-    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
-    return f"{SIGNATURE_VERSION}={digest}"
+def webhook_headers(secrets: tuple[str, ...], delivery_id: str, at: datetime, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers of one request: ``webhook-id`` (the delivery id: the same on every retry,
+    the receiver's idempotency key), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``, one
+    ``v1,<base64>`` per secret, space-separated, so a receiver holding either key of a rotation accepts it.
+    The signing is the ``standardwebhooks`` package's own (``Webhook.sign``)."""
+    signatures = " ".join(Webhook(secret).sign(delivery_id, at, body) for secret in secrets)
+    return {"webhook-id": delivery_id, "webhook-timestamp": str(math.floor(at.timestamp())),
+            "webhook-signature": signatures}
 
 
 class WebhookSender:
-    """POSTs the delivery's JSON document to a department system, signed so the receiver can check it
-    came from us, unchanged, and recently (a replay of an old request is refused by its timestamp)."""
+    """POSTs the delivery's JSON document to a department system, signed to the Standard Webhooks spec so the
+    receiver can check it came from us, unchanged, and recently (a replay of an old request is refused by its
+    timestamp). The timestamp is this machine's wall clock when the request is signed (what the receiver
+    compares with its own clock), not the service clock that schedules the delivery."""
 
-    description = "department webhooks"
+    description = "department webhooks (Standard Webhooks signatures)"
 
-    def __init__(self, *, timeout: float):
+    def __init__(self, *, timeout: float, wall_clock: Callable[[], float] = time.time):
         self._timeout = timeout
+        self._wall_clock = wall_clock
         self._session = requests.Session()
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        if message.document is None or not message.secret:
+        if message.document is None or not message.secrets:
             return SendResult(Outcome.PERMANENT, "nothing to sign or no secret configured")
         body = message.document.encode("utf-8")
-        timestamp = str(int(message.sent_at.timestamp()))
-        headers = {"Content-Type": "application/json; charset=utf-8", TIMESTAMP_HEADER: timestamp,
-                   SIGNATURE_HEADER: signature(message.secret, timestamp, body), DELIVERY_HEADER: message.delivery_id}
+        at = datetime.fromtimestamp(self._wall_clock(), UTC)
+        headers = {"Content-Type": "application/json; charset=utf-8",
+                   **webhook_headers(message.secrets, message.delivery_id, at, body)}
         return _post(self._session, message.to, timeout=self._timeout, data=body, headers=headers)

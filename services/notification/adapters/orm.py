@@ -33,6 +33,10 @@ class Delivery(Base):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     document: Mapped[str | None] = mapped_column(Text, nullable=True)  # a webhook's JSON body, signed when sent
+    # An SMS as template-based gateways take it: the provider's template code and its parameters (a JSON object
+    # of short strings); ``body`` keeps the free text for gateways that take text.
+    template_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    template_params: Mapped[str | None] = mapped_column(Text, nullable=True)
     urgent: Mapped[bool] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(16))              # pending, sent, failed, skipped
     hold_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
