@@ -98,6 +98,8 @@ class Settings:
     database_tls: str | None = None
     # libpq's own PGSSLMODE, which psycopg2 honours when the URL names no sslmode.
     pg_sslmode: str | None = None
+    # OpenTelemetry tracing (shared/tracing.py): otlp (on), off, or unset (on when OTEL_EXPORTER_OTLP_ENDPOINT is).
+    tracing: str | None = None
     max_workers: int = 10
     relay_poll_seconds: float = 0.5
     # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
@@ -167,6 +169,7 @@ class Settings:
             broker_tls=os.environ.get("SANJI_BROKER_TLS", "").strip().lower() or None,
             database_tls=os.environ.get("SANJI_DATABASE_TLS", "").strip().lower() or None,
             pg_sslmode=os.environ.get("PGSSLMODE", "").strip().lower() or None,
+            tracing=os.environ.get("SANJI_TRACING", "").strip().lower() or None,
             max_workers=int(_env("SANJI_MAX_WORKERS", "10")),
             relay_poll_seconds=float(_env("SANJI_RELAY_POLL_SECONDS", "0.5")),
             bus_users=bus_users,
@@ -209,6 +212,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
         "SANJI_VAR_DIR": str(settings.var_dir),
+        "SANJI_TRACING": settings.tracing or "",
         "SANJI_BUS_USERS": dict(settings.bus_users),
         **settings.notification,
         **settings.escalation,

@@ -27,10 +27,20 @@ from tests.support.cases import XINHE_COMMUNITY
 pytestmark = pytest.mark.integration
 
 CASE_QUEUE = "routing.case-submitted"
+CASE_SUBMITTED = "cn.sanji.case.submitted.v1"
+ESCALATION_ORDERED = "cn.sanji.escalation.ordered.v1"
+DEAD_LETTERS = "sanji.dead-letters"
 NAMED_SERIES = {
-    "sanji_messages_handled_total", "sanji_messages_failed_total", "sanji_handler_duration_seconds_bucket",
-    "sanji_handler_duration_seconds_count", "sanji_handler_duration_seconds_sum", "sanji_relay_published_total",
-    "sanji_relay_failures_total", "sanji_outbox_backlog", "sanji_outbox_oldest_unpublished_age_seconds",
+    "sanji_messages_handled_total", "sanji_messages_failed_total", "sanji_messages_redelivered_total",
+    "sanji_relay_published_total", "sanji_relay_failures_total", "sanji_outbox_backlog",
+    "sanji_outbox_oldest_unpublished_age_seconds", "sanji_outbox_lag_seconds_bucket", "sanji_outbox_lag_seconds_count",
+    "sanji_queue_messages", "sanji_queue_consumers",
+}
+# After the first handled event and the first HTTP request (a scrape's own request counts from the next one).
+ACTIVITY_SERIES = {
+    "sanji_handler_duration_seconds_bucket", "sanji_handler_duration_seconds_count",
+    "sanji_handler_duration_seconds_sum", "sanji_http_requests_total", "sanji_http_request_duration_seconds_bucket",
+    "sanji_http_request_duration_seconds_count",
 }
 ROUTING_SERIES = {"sanji_routing_items", "sanji_routing_items_overdue"}
 
@@ -82,11 +92,17 @@ def test_routing_metrics_expose_the_named_series_and_count_what_happened(routing
     port, container = routing_port
     before = scrape(port)
     assert NAMED_SERIES | ROUTING_SERIES <= names(before), sorted(names(before))
-    # Every handler's series exist at zero before its first message.
-    for handler, queue in (("on_case_submitted", CASE_QUEUE), ("on_escalation_ordered", "routing.escalation-orders")):
-        assert value(before, "sanji_messages_handled_total", handler=handler, queue=queue) == 0
+    # Every handler's counters exist at zero before its first message, for each type its queue receives.
+    for handler, queue, event_type in (("on_case_submitted", CASE_QUEUE, CASE_SUBMITTED),
+                                       ("on_escalation_ordered", "routing.escalation-orders", ESCALATION_ORDERED)):
+        labels = {"handler": handler, "queue": queue, "event_type": event_type}
+        assert value(before, "sanji_messages_handled_total", **labels) == 0
+        assert value(before, "sanji_messages_redelivered_total", **labels) == 0
         for outcome in ("dead_lettered", "retried_in_place", "requeued"):
-            assert value(before, "sanji_messages_failed_total", handler=handler, queue=queue, outcome=outcome) == 0
+            assert value(before, "sanji_messages_failed_total", outcome=outcome, **labels) == 0
+    # Only the types a queue is bound to: routing's case queue hears of nothing else.
+    assert {dict(labels)["event_type"] for name, labels in before if name == "sanji_messages_handled_total"
+            and dict(labels)["queue"] == CASE_QUEUE} == {CASE_SUBMITTED}
 
     event, routing_key = case_event("residence-permit", "employment-registration")
     with entrypoint_waiter(container, "on_case_submitted"):
@@ -101,16 +117,31 @@ def test_routing_metrics_expose_the_named_series_and_count_what_happened(routing
                            and value(samples, "sanji_outbox_backlog") == 0
                            and value(samples, "sanji_routing_items", status="queued") == 2
                            and value(samples, "sanji_messages_failed_total", handler="on_case_submitted",
-                                     queue=CASE_QUEUE, outcome="dead_lettered") == 1) else None
+                                     queue=CASE_QUEUE, event_type="invalid", outcome="dead_lettered") == 1
+                           and samples.get(("sanji_queue_messages", (("queue", DEAD_LETTERS),))) == 1) else None
 
     after = wait_for(relayed)
     assert after, scrape(port)
-    assert value(after, "sanji_messages_handled_total", handler="on_case_submitted", queue=CASE_QUEUE) == 1
-    assert value(after, "sanji_handler_duration_seconds_count", handler="on_case_submitted", queue=CASE_QUEUE) == 1
-    assert 0 < value(after, "sanji_handler_duration_seconds_sum", handler="on_case_submitted", queue=CASE_QUEUE) < 10
+    assert ACTIVITY_SERIES <= names(after), sorted(ACTIVITY_SERIES - names(after))
+    case = {"handler": "on_case_submitted", "queue": CASE_QUEUE, "event_type": CASE_SUBMITTED}
+    assert value(after, "sanji_messages_handled_total", **case) == 1
+    assert value(after, "sanji_messages_redelivered_total", **case) == 0
+    assert value(after, "sanji_handler_duration_seconds_count", **case) == 1
+    assert 0 < value(after, "sanji_handler_duration_seconds_sum", **case) < 10
     assert value(after, "sanji_relay_published_total") == 2      # two item.routed events
     assert value(after, "sanji_relay_failures_total") == 0
+    # Each published event's time in the outbox: committed, then relayed within the test's patience.
+    assert value(after, "sanji_outbox_lag_seconds_count") == 2
+    assert 0 <= value(after, "sanji_outbox_lag_seconds_sum") < 20
     assert value(after, "sanji_outbox_oldest_unpublished_age_seconds") == 0
+    # The broker's view: routing's queues have this container as their consumer; the invalid message waits
+    # in the dead letters.
+    assert value(after, "sanji_queue_consumers", queue=CASE_QUEUE) == 1
+    assert value(after, "sanji_queue_messages", queue=CASE_QUEUE) == 0
+    assert value(after, "sanji_queue_messages", queue=DEAD_LETTERS) == 1
+    assert value(after, "sanji_metrics_collector_up", collector="broker_queues") == 1
+    assert {dict(labels)["queue"] for name, labels in after if name == "sanji_queue_messages"} == {
+        CASE_QUEUE, "routing.escalation-orders", "routing.deferral-revisions", DEAD_LETTERS}
     assert value(after, "sanji_routing_items", status="queued") == 2
     assert value(after, "sanji_routing_items", status="resolved") == 0
     assert value(after, "sanji_routing_items_overdue") == 0
@@ -149,14 +180,15 @@ def test_each_container_has_its_own_registry(container_factory, make_service_con
 
     def handled(name):
         return value(scrape(ports[name]), "sanji_messages_handled_total", handler="on_case_submitted",
-                     queue=CASE_QUEUE)
+                     queue=CASE_QUEUE, event_type=CASE_SUBMITTED)
 
     assert wait_for(lambda: handled("routing-a") + handled("routing-b") == 6), (handled("routing-a"),
                                                                                handled("routing-b"))
     intake = scrape(ports["intake"])
     assert not any(name.startswith("sanji_routing_") for name in names(intake))
     assert not any(dict(labels).get("handler") == "on_case_submitted" for _, labels in intake)
-    assert ("sanji_messages_handled_total", (("handler", "on_item_event"), ("queue", "intake.item-updates"))) in intake
+    assert ("sanji_messages_handled_total", (("event_type", "cn.sanji.item.routed.v1"), ("handler", "on_item_event"),
+                                             ("queue", "intake.item-updates"))) in intake
 
 
 def test_scrapes_and_health_probes_inside_the_probe_window_do_not_query_the_database(
