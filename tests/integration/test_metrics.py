@@ -235,3 +235,56 @@ def test_metrics_can_be_served_on_a_port_of_their_own(container_factory, make_se
     assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
     assert requests.get(f"http://127.0.0.1:{metrics_port}/v1/items", timeout=5).status_code == 404
     assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+
+
+def test_http_requests_are_counted_and_timed_by_route_template(routing_port):
+    """Labels name the route template, never the requested path: no item id becomes a series."""
+    port, _ = routing_port
+    for item_id in ("item-a", "item-b", "item-c"):
+        response = requests.get(f"http://127.0.0.1:{port}/v1/items/{item_id}",
+                                headers={"Authorization": "Bearer dev-staff-maigaoqiao"}, timeout=5)
+        assert response.status_code == 404, response.text
+    assert requests.get(f"http://127.0.0.1:{port}/v1/items/item-d", timeout=5).status_code == 401
+    samples = scrape(port)
+    route = "/v1/items/<string:item_id>"
+    item = {"service": "routing", "route": route, "method": "GET"}
+    assert value(samples, "sanji_http_requests_total", status="404", **item) == 3
+    assert value(samples, "sanji_http_requests_total", status="401", **item) == 1
+    assert value(samples, "sanji_http_request_duration_seconds_count", status="404", **item) == 3
+    assert 0 < value(samples, "sanji_http_request_duration_seconds_sum", status="404", **item) < 10
+    assert not [labels for _, labels in samples if any("item-" in str(v) for _, v in labels)]
+    # The scrape before this one counts too; a path that no route matches does not.
+    assert requests.get(f"http://127.0.0.1:{port}/no/such/path", timeout=5).status_code == 404
+    routes = {dict(labels)["route"] for name, labels in scrape(port) if name == "sanji_http_requests_total"}
+    assert routes == {route, "/metrics"}
+
+
+def test_a_redelivered_event_is_counted_as_such(container_factory, make_service_config, rabbit_config):
+    """The broker's own redelivery marks: a message put back once arrives with redelivered set (and the quorum
+    queue's x-delivery-count at 1), and the consumer counts it under its event type."""
+    from kombu import Connection
+
+    event, routing_key = case_event("residence-permit")
+    publish_raw(rabbit_config["AMQP_URI"], event.model_dump_json(), routing_key)
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        channel = connection.channel()
+        message = wait_for(lambda: channel.basic_get(CASE_QUEUE, no_ack=False))
+        assert message is not None
+        channel.basic_reject(message.delivery_tag, requeue=True)
+
+    port = find_free_port()
+    container = container_factory(RoutingService, make_service_config("routing", web_port=port))
+    with entrypoint_waiter(container, "on_case_submitted"):
+        container.start()
+    case = {"handler": "on_case_submitted", "queue": CASE_QUEUE, "event_type": CASE_SUBMITTED}
+    samples = scrape(port)
+    assert value(samples, "sanji_messages_redelivered_total", **case) == 1
+    assert value(samples, "sanji_messages_handled_total", **case) == 1
+
+
+def test_queue_gauges_report_the_broker_down_without_failing_the_scrape():
+    from shared.metrics import QueueCollector
+
+    families = list(QueueCollector("amqp://guest:guest@127.0.0.1:1//", [CASE_QUEUE], timeout=1).collect())
+    assert [(f.name, [(s.labels, s.value) for s in f.samples]) for f in families] == [
+        ("sanji_metrics_collector_up", [({"collector": "broker_queues"}, 0.0)])]
