@@ -51,7 +51,7 @@ import time
 from datetime import UTC, datetime
 
 from nameko.extensions import DependencyProvider
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, Metric, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from sqlalchemy import column, func, select, table
@@ -132,6 +132,8 @@ class ServiceMetrics:
             "sanji_relay_failures", "Outbox relay attempts that failed (broker or database) and are retried",
             registry=self.registry)
         self._collectors: set[str] = set()
+        self._scrape_time = ScrapeTimeCollectors()
+        self.registry.register(self._scrape_time)
         self._lock = threading.Lock()
 
     def declare_handler(self, handler: str, queue: str, event_types) -> None:
@@ -178,7 +180,7 @@ class ServiceMetrics:
     def _register_once(self, name: str, make) -> None:
         with self._lock:
             if name not in self._collectors:
-                self.registry.register(make())
+                self._scrape_time.add(make())
                 self._collectors.add(name)
 
     def exposition(self) -> tuple[bytes, str]:
@@ -213,6 +215,30 @@ def collector_up(name: str, up: bool) -> GaugeMetricFamily:
                                labels=["collector"])
     family.add_metric([name], 1.0 if up else 0.0)
     return family
+
+
+class ScrapeTimeCollectors:
+    """The scrape-time collectors of a container as one: a family that several of them report (every one
+    reports ``sanji_metrics_collector_up``) is exposed once, with all their samples, as the text format
+    requires (one ``# TYPE`` line per name)."""
+
+    def __init__(self):
+        self._collectors: list = []
+
+    def add(self, collector) -> None:
+        self._collectors.append(collector)
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        merged: dict[str, Metric] = {}
+        for collector in list(self._collectors):
+            for family in collector.collect():
+                if family.name not in merged:
+                    merged[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+                merged[family.name].samples.extend(family.samples)  # a new family: cached ones stay as they are
+        return list(merged.values())
 
 
 class CachingCollector:

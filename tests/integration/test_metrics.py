@@ -288,3 +288,14 @@ def test_queue_gauges_report_the_broker_down_without_failing_the_scrape():
     families = list(QueueCollector("amqp://guest:guest@127.0.0.1:1//", [CASE_QUEUE], timeout=1).collect())
     assert [(f.name, [(s.labels, s.value) for s in f.samples]) for f in families] == [
         ("sanji_metrics_collector_up", [({"collector": "broker_queues"}, 0.0)])]
+
+
+def test_each_family_is_exposed_once(routing_port):
+    """Several scrape-time collectors report sanji_metrics_collector_up: one family, one TYPE line, as the text
+    format requires (a scraper may refuse a second)."""
+    port, _ = routing_port
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types)), sorted(name for name in set(types) if types.count(name) > 1)
+    up = {dict(labels)["collector"] for name, labels in scrape(port) if name == "sanji_metrics_collector_up"}
+    assert up == {"outbox", "routing_items", "broker_queues"}
