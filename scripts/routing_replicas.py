@@ -47,7 +47,9 @@ from shared.topology import declare_topology, events_exchange  # noqa: E402
 
 COMMUNITY = "320113003021"  # 馨合家园社区
 MATTER = "residence-permit"
-HANDLER = 'sanji_messages_handled_total{handler="on_case_submitted",queue="routing.case-submitted"}'
+# As prometheus_client writes it: labels in alphabetical order.
+HANDLER = ('sanji_messages_handled_total{event_type="cn.sanji.case.submitted.v1",handler="on_case_submitted",'
+           'queue="routing.case-submitted"}')
 
 
 @dataclass

@@ -354,6 +354,10 @@ class Settings(SanjiSettings):
     pg_sslmode: Annotated[Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None,
                           Lowercase] = setting(
         None, "libpq's own TLS mode, honoured when the database URL names no `sslmode`", variable="PGSSLMODE")
+    tracing: Annotated[Literal["otlp", "off"] | None, Lowercase] = setting(
+        None, "OpenTelemetry tracing (`shared/tracing.py`): `otlp` sends spans over OTLP/HTTP, `off` none; unset: "
+        "on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set",
+        shown_default="off (on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)")
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
     relay_poll_seconds: float = setting(0.5, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)
@@ -437,6 +441,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
         "SANJI_VAR_DIR": str(settings.var_dir),
+        "SANJI_TRACING": settings.tracing or "",
         "SANJI_BUS_USERS": dict(settings.bus_users),
         **settings.notification,
         **settings.escalation,

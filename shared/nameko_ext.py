@@ -16,18 +16,18 @@ from nameko.messaging import Consumer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from shared import bus
+from shared import bus, tracing
 from shared.auth import PersonAssertions, TokenRegistry
 from shared.broker_faults import ResilientQueueConsumer
 from shared.clock import Clock, SystemClock
 from shared.db import session_factory, shared_engine
 from shared.events import CloudEvent, UnknownEventType, source_of
 from shared.health import CachedCheck, database_reachable, health_report
-from shared.metrics import for_container
+from shared.metrics import event_types_bound, for_container
 from shared.migrate import schema_current
 from shared.outbox import UnitOfWork
 from shared.relay import OutboxRelay
-from shared.topology import DEAD_LETTER_EXCHANGE_NAME, ConsumerQueue, ensure_topology
+from shared.topology import DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, ConsumerQueue, ensure_topology
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,11 @@ class Storage(DependencyProvider):
         # A service names gauges of its own tables in ``storage_collectors`` (the kernel knows no table).
         self.metrics.register_storage(self.engine, source_of(self.service), cache_seconds=probe_seconds,
                                       collectors=getattr(self.container.service_cls, "storage_collectors", None))
+        # The depth of the queues this service consumes, and of the dead letters, from the broker at scrape time.
+        consumed = [entrypoint.consumer_queue.name for entrypoint in self.container.entrypoints
+                    if isinstance(entrypoint, EventConsumer)]
+        self.metrics.register_queues(config["AMQP_URI"], consumed + [DEAD_LETTER_QUEUE_NAME],
+                                     cache_seconds=probe_seconds, ssl=config.get("AMQP_SSL"))
         self.relay = OutboxRelay(
             self.session_factory,
             amqp_uri=config["AMQP_URI"],
@@ -82,6 +87,7 @@ class Storage(DependencyProvider):
             clock=self.clock,
             poll_seconds=float(config.get("SANJI_RELAY_POLL_SECONDS", 0.5)),
             metrics=self.metrics,
+            service=self.service,
         )
         self._relay_thread = None
 
@@ -149,7 +155,9 @@ class EventConsumer(Consumer):
 
     def setup(self):
         super().setup()
-        for_container(self.container).declare_handler(self.method_name, self.consumer_queue.name)
+        self.metrics = for_container(self.container)
+        self.metrics.declare_handler(self.method_name, self.consumer_queue.name,
+                                     event_types_bound(self.consumer_queue.binding_keys))
         self.bus_users = bus_users(self.container.config)
         # The consumer only reads its queue (a service's broker user may not declare it): the topology must
         # be there before it starts. Declared here where the user may, checked otherwise (shared.topology).
@@ -172,18 +180,27 @@ class EventConsumer(Consumer):
         except ValidationError as exc:
             log.error("dead-lettering a message that is not a valid CloudEvent",
                       queue=self.consumer_queue.name, errors=exc.error_count())
+            self._count_redelivery(message, None)
             self._reject(message)
-            for_container(self.container).failed(self.method_name, self.consumer_queue.name, "dead_lettered")
+            self.metrics.failed(self.method_name, self.consumer_queue.name, None, "dead_lettered")
             return
+        self._count_redelivery(message, event.type)
         sender = message.properties.get("user_id")
         refusal = bus.sender_refusal(sender, event, self.bus_users)
         if refusal is not None:
             log.error("dead-lettering an event from a sender that may not send it", queue=self.consumer_queue.name,
                       event_id=event.id, event_type=event.type, source=event.source, sender=sender, reason=refusal)
             self._dead_letter_with_reason(message, refusal, sender)
-            for_container(self.container).failed(self.method_name, self.consumer_queue.name, "dead_lettered")
+            self.metrics.failed(self.method_name, self.consumer_queue.name, event.type, "dead_lettered")
             return
         self._spawn(message, event, outage_retry=0)
+
+    def _count_redelivery(self, message, event_type: str | None) -> None:
+        """A delivery the broker has made before: the AMQP ``redelivered`` flag (a message requeued, or left
+        unacknowledged by a consumer that went away), or the quorum queue's count of earlier deliveries."""
+        headers = message.headers or {}
+        if message.delivery_info.get("redelivered") or int(headers.get("x-delivery-count") or 0) > 0:
+            self.metrics.redelivered(self.method_name, self.consumer_queue.name, event_type)
 
     def _dead_letter_with_reason(self, message, reason: str, sender: str | None) -> None:
         """Dead-letter with the reason in a header. RabbitMQ's own dead-lettering (a reject) keeps the headers
@@ -210,11 +227,23 @@ class EventConsumer(Consumer):
 
     def _spawn(self, message, event: CloudEvent, outage_retry: int) -> None:
         context_data = self.unpack_message_headers(message)
-        handle_result = _partial_result(self, message, event, outage_retry)
+        # A child of the relay's PRODUCER span (the AMQP header), else of the span the event was created in.
+        span = tracing.start_span(
+            self.metrics.service, f"process {self.consumer_queue.name}", "consumer",
+            carrier=(tracing.trace_context_of(message.headers)
+                     or tracing.trace_context_of({"traceparent": event.traceparent, "tracestate": event.tracestate})),
+            attributes={"messaging.system": "rabbitmq", "messaging.operation.type": "process",
+                        "messaging.destination.name": self.consumer_queue.name,
+                        "messaging.message.id": event.id, "cloudevents.event_id": event.id,
+                        "cloudevents.event_type": event.type, "cloudevents.event_source": event.source,
+                        "sanji.handler": self.method_name})
+        context_data.update(tracing.worker_context(span))
+        handle_result = _partial_result(self, message, event, outage_retry, span)
         try:
             self.container.spawn_worker(self, (event,), {}, context_data=context_data,
                                         handle_result=handle_result)
         except ContainerBeingKilled:
+            tracing.end_span(span, error="ContainerBeingKilled")
             self.queue_consumer.requeue_message(message)
 
     def handle_event_result(self, message, event, worker_ctx, result=None, exc_info=None, outage_retry=0):
@@ -233,7 +262,7 @@ class EventConsumer(Consumer):
             # A failed ack is dropped: the message comes back on the next connection and the inbox
             # (claim_message) makes its second handling a no-op.
             self.queue_consumer.ack_message(message)
-            metrics.handled(self.method_name, self.consumer_queue.name)
+            metrics.handled(self.method_name, self.consumer_queue.name, event.type)
             return
         error = exc_info[1]
         bound = log.bind(queue=self.consumer_queue.name, event_id=event.id, event_type=event.type)
@@ -241,12 +270,12 @@ class EventConsumer(Consumer):
             bound.error("dead-lettering an event that can never be handled", error=type(error).__name__,
                         reason=str(error)[:300])
             self._reject(message)
-            metrics.failed(self.method_name, self.consumer_queue.name, "dead_lettered")
+            metrics.failed(self.method_name, self.consumer_queue.name, event.type, "dead_lettered")
         elif is_outage(error) and outage_retry < self.OUTAGE_RETRIES:
             delay = min(0.5 * 2 ** outage_retry, 10.0)
             bound.warning("database or broker unreachable; retrying in place", retry_in_s=delay,
                           error=type(error).__name__)
-            metrics.failed(self.method_name, self.consumer_queue.name, "retried_in_place")
+            metrics.failed(self.method_name, self.consumer_queue.name, event.type, "retried_in_place")
             eventlet.spawn_after(delay, self._spawn, message, event, outage_retry + 1)
         else:
             attempts = int((message.headers or {}).get("x-delivery-count", 0)) + 1
@@ -256,7 +285,7 @@ class EventConsumer(Consumer):
                           error=type(error).__name__)
             eventlet.sleep(delay)
             self.queue_consumer.requeue_message(message)
-            metrics.failed(self.method_name, self.consumer_queue.name, "requeued")
+            metrics.failed(self.method_name, self.consumer_queue.name, event.type, "requeued")
 
     def _reject(self, message):
         self.queue_consumer.reject_message(message)
@@ -280,12 +309,13 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, OperationalError | ConnectionError | TimeoutError)
 
 
-def _partial_result(consumer: EventConsumer, message, event: CloudEvent, outage_retry: int = 0):
+def _partial_result(consumer: EventConsumer, message, event: CloudEvent, outage_retry: int = 0, span=None):
     arrived = time.perf_counter()
 
     def handle_result(worker_ctx, result=None, exc_info=None):
-        for_container(consumer.container).observe_handler(consumer.method_name, consumer.consumer_queue.name,
-                                                          time.perf_counter() - arrived)
+        consumer.metrics.observe_handler(consumer.method_name, consumer.consumer_queue.name, event.type,
+                                         time.perf_counter() - arrived)
+        tracing.end_span(span, error=None if exc_info is None else type(exc_info[1]).__name__)
         return consumer.handle_event_result(message, event, worker_ctx, result, exc_info, outage_retry)
 
     return handle_result

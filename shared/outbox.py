@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from shared.clock import Clock
 from shared.db import Base, UTCDateTime
 from shared.events import CloudEvent, EventPayload
+from shared.tracing import current_trace_context
 
 _SEQUENCE = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER keys
 
@@ -90,6 +91,9 @@ class UnitOfWork:
         if refusal:  # the broker would refuse it for ever and the relay would stall on it: fail the handler now
             raise NotAnOwner(refusal)
         envelope = CloudEvent.wrap(payload, source=self.source, time=self.clock.now())
+        trace_context = current_trace_context()
+        if trace_context:  # created inside a span (tracing on): the publish and the consumers join its trace
+            envelope = envelope.model_copy(update=trace_context)
         self.session.add(OutboxMessage(
             event_id=envelope.id,
             source=self.source,

@@ -4,10 +4,15 @@ At least once: a row is marked published only after the broker confirmed it, in 
 that selected it. A crash between the confirm and the commit publishes the row again later, and
 consumers dedupe on the event id. On PostgreSQL several replicas relay at once without publishing the
 same row concurrently (``FOR UPDATE SKIP LOCKED``).
+
+Each published event's time in the outbox goes to ``sanji_outbox_lag_seconds``. With tracing on, each
+publish is a PRODUCER span, a child of the span the event was created in (its CloudEvents ``traceparent``),
+and the message carries the PRODUCER span's context in its ``traceparent`` AMQP header for the consumers.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 
 import structlog
@@ -15,6 +20,7 @@ from kombu import Connection, Producer
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
+from shared import tracing
 from shared.clock import Clock
 from shared.db import is_postgres
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
@@ -27,7 +33,8 @@ log = structlog.get_logger(__name__)
 
 class OutboxRelay:
     def __init__(self, session_factory: sessionmaker, *, amqp_uri: str, source: str, clock: Clock,
-                 poll_seconds: float = 0.5, batch_size: int = 200, metrics=None):
+                 poll_seconds: float = 0.5, batch_size: int = 200, metrics=None, service: str | None = None):
+        self._service = service or source.rsplit("/", 1)[-1]
         self._session_factory = session_factory
         self._amqp_uri = amqp_uri
         self._source = source
@@ -99,31 +106,57 @@ class OutboxRelay:
             try:
                 producer = self._ensure_producer()
                 for row in rows:
-                    # confirm_publish makes each publish wait for the broker's ack (raises on nack).
-                    producer.publish(
-                        row.body,
-                        routing_key=row.routing_key,
-                        content_type=CLOUDEVENTS_CONTENT_TYPE,
-                        content_encoding="utf-8",
-                        delivery_mode=2,
-                        message_id=row.event_id,
-                        type=row.event_type,
-                        # The sender, as RabbitMQ checks it (it refuses a user_id that is not the
-                        # connection's user): consumers trust an event only from its owner.
-                        user_id=self._connection.userid or "guest",
-                        retry=False,
-                    )
+                    span = self._producer_span(row)
+                    try:
+                        # confirm_publish makes each publish wait for the broker's ack (raises on nack).
+                        producer.publish(
+                            row.body,
+                            routing_key=row.routing_key,
+                            content_type=CLOUDEVENTS_CONTENT_TYPE,
+                            content_encoding="utf-8",
+                            delivery_mode=2,
+                            message_id=row.event_id,
+                            type=row.event_type,
+                            # The sender, as RabbitMQ checks it (it refuses a user_id that is not the
+                            # connection's user): consumers trust an event only from its owner.
+                            user_id=self._connection.userid or "guest",
+                            headers=tracing.carrier_of(span) or None,
+                            retry=False,
+                        )
+                    except Exception as exc:
+                        tracing.end_span(span, error=type(exc).__name__)
+                        raise
+                    tracing.end_span(span)
             except Exception as exc:
                 self.broker_link.mark_down(exc)
                 raise
             self.broker_link.mark_up()
+            published_at = self._clock.now()
             if self._metrics is not None:
                 self._metrics.relay_published.inc(len(rows))
+                for row in rows:
+                    self._metrics.outbox_lag.observe(max(_seconds_between(row.created_at, published_at), 0.0))
             session.execute(update(OutboxMessage)
                             .where(OutboxMessage.seq.in_([row.seq for row in rows]))
-                            .values(published_at=self._clock.now()))
+                            .values(published_at=published_at))
             log.debug("outbox published", source=self._source, count=len(rows))
             return len(rows)
+
+    def _producer_span(self, row: OutboxMessage):
+        """A PRODUCER span for one publish, a child of the span the event was created in (None when off)."""
+        if not tracing.enabled():
+            return None
+        try:
+            envelope = json.loads(row.body)
+        except ValueError:
+            envelope = {}
+        return tracing.start_span(
+            self._service, f"publish {row.event_type}", "producer",
+            carrier=tracing.trace_context_of(envelope if isinstance(envelope, dict) else None),
+            attributes={"messaging.system": "rabbitmq", "messaging.operation.type": "publish",
+                        "messaging.destination.name": events_exchange.name, "messaging.message.id": row.event_id,
+                        "cloudevents.event_id": row.event_id, "cloudevents.event_type": row.event_type,
+                        "cloudevents.event_source": self._source})
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
@@ -145,3 +178,9 @@ class OutboxRelay:
                 pass
         self._connection = None
         self._producer = None
+
+
+def _seconds_between(created_at, published_at) -> float:
+    if created_at.tzinfo is None:  # SQLite may hand a naive UTC datetime back
+        created_at = created_at.replace(tzinfo=published_at.tzinfo)
+    return (published_at - created_at).total_seconds()

@@ -1,4 +1,5 @@
-"""What every Sanji service has: storage with its outbox relay, a clock, authentication, /health and /metrics.
+"""What every Sanji service has: storage with its outbox relay, a clock, authentication, /health, /metrics
+and tracing (off unless configured: ``shared.tracing``).
 
 Services subclass ``SanjiService``; nameko finds entrypoints on base classes too, so operational
 endpoints live here once.
@@ -11,6 +12,7 @@ from werkzeug.wrappers import Response
 from shared.http import json_response
 from shared.metrics import Metrics, MetricsServer
 from shared.nameko_ext import Authenticator, ClockProvider, Storage
+from shared.tracing import Tracing
 from shared.web import http
 
 
@@ -22,6 +24,7 @@ class SanjiService:
     authenticate = Authenticator()
     telemetry = Metrics()
     metrics_on_own_port = MetricsServer()
+    tracing = Tracing()
 
     @http("GET", "/health")
     def health(self, request):

@@ -27,10 +27,20 @@ from tests.support.cases import XINHE_COMMUNITY
 pytestmark = pytest.mark.integration
 
 CASE_QUEUE = "routing.case-submitted"
+CASE_SUBMITTED = "cn.sanji.case.submitted.v1"
+ESCALATION_ORDERED = "cn.sanji.escalation.ordered.v1"
+DEAD_LETTERS = "sanji.dead-letters"
 NAMED_SERIES = {
-    "sanji_messages_handled_total", "sanji_messages_failed_total", "sanji_handler_duration_seconds_bucket",
-    "sanji_handler_duration_seconds_count", "sanji_handler_duration_seconds_sum", "sanji_relay_published_total",
-    "sanji_relay_failures_total", "sanji_outbox_backlog", "sanji_outbox_oldest_unpublished_age_seconds",
+    "sanji_messages_handled_total", "sanji_messages_failed_total", "sanji_messages_redelivered_total",
+    "sanji_relay_published_total", "sanji_relay_failures_total", "sanji_outbox_backlog",
+    "sanji_outbox_oldest_unpublished_age_seconds", "sanji_outbox_lag_seconds_bucket", "sanji_outbox_lag_seconds_count",
+    "sanji_queue_messages", "sanji_queue_consumers",
+}
+# After the first handled event and the first HTTP request (a scrape's own request counts from the next one).
+ACTIVITY_SERIES = {
+    "sanji_handler_duration_seconds_bucket", "sanji_handler_duration_seconds_count",
+    "sanji_handler_duration_seconds_sum", "sanji_http_requests_total", "sanji_http_request_duration_seconds_bucket",
+    "sanji_http_request_duration_seconds_count",
 }
 ROUTING_SERIES = {"sanji_routing_items", "sanji_routing_items_overdue"}
 
@@ -82,11 +92,17 @@ def test_routing_metrics_expose_the_named_series_and_count_what_happened(routing
     port, container = routing_port
     before = scrape(port)
     assert NAMED_SERIES | ROUTING_SERIES <= names(before), sorted(names(before))
-    # Every handler's series exist at zero before its first message.
-    for handler, queue in (("on_case_submitted", CASE_QUEUE), ("on_escalation_ordered", "routing.escalation-orders")):
-        assert value(before, "sanji_messages_handled_total", handler=handler, queue=queue) == 0
+    # Every handler's counters exist at zero before its first message, for each type its queue receives.
+    for handler, queue, event_type in (("on_case_submitted", CASE_QUEUE, CASE_SUBMITTED),
+                                       ("on_escalation_ordered", "routing.escalation-orders", ESCALATION_ORDERED)):
+        labels = {"handler": handler, "queue": queue, "event_type": event_type}
+        assert value(before, "sanji_messages_handled_total", **labels) == 0
+        assert value(before, "sanji_messages_redelivered_total", **labels) == 0
         for outcome in ("dead_lettered", "retried_in_place", "requeued"):
-            assert value(before, "sanji_messages_failed_total", handler=handler, queue=queue, outcome=outcome) == 0
+            assert value(before, "sanji_messages_failed_total", outcome=outcome, **labels) == 0
+    # Only the types a queue is bound to: routing's case queue hears of nothing else.
+    assert {dict(labels)["event_type"] for name, labels in before if name == "sanji_messages_handled_total"
+            and dict(labels)["queue"] == CASE_QUEUE} == {CASE_SUBMITTED}
 
     event, routing_key = case_event("residence-permit", "employment-registration")
     with entrypoint_waiter(container, "on_case_submitted"):
@@ -101,16 +117,31 @@ def test_routing_metrics_expose_the_named_series_and_count_what_happened(routing
                            and value(samples, "sanji_outbox_backlog") == 0
                            and value(samples, "sanji_routing_items", status="queued") == 2
                            and value(samples, "sanji_messages_failed_total", handler="on_case_submitted",
-                                     queue=CASE_QUEUE, outcome="dead_lettered") == 1) else None
+                                     queue=CASE_QUEUE, event_type="invalid", outcome="dead_lettered") == 1
+                           and samples.get(("sanji_queue_messages", (("queue", DEAD_LETTERS),))) == 1) else None
 
     after = wait_for(relayed)
     assert after, scrape(port)
-    assert value(after, "sanji_messages_handled_total", handler="on_case_submitted", queue=CASE_QUEUE) == 1
-    assert value(after, "sanji_handler_duration_seconds_count", handler="on_case_submitted", queue=CASE_QUEUE) == 1
-    assert 0 < value(after, "sanji_handler_duration_seconds_sum", handler="on_case_submitted", queue=CASE_QUEUE) < 10
+    assert ACTIVITY_SERIES <= names(after), sorted(ACTIVITY_SERIES - names(after))
+    case = {"handler": "on_case_submitted", "queue": CASE_QUEUE, "event_type": CASE_SUBMITTED}
+    assert value(after, "sanji_messages_handled_total", **case) == 1
+    assert value(after, "sanji_messages_redelivered_total", **case) == 0
+    assert value(after, "sanji_handler_duration_seconds_count", **case) == 1
+    assert 0 < value(after, "sanji_handler_duration_seconds_sum", **case) < 10
     assert value(after, "sanji_relay_published_total") == 2      # two item.routed events
     assert value(after, "sanji_relay_failures_total") == 0
+    # Each published event's time in the outbox: committed, then relayed within the test's patience.
+    assert value(after, "sanji_outbox_lag_seconds_count") == 2
+    assert 0 <= value(after, "sanji_outbox_lag_seconds_sum") < 20
     assert value(after, "sanji_outbox_oldest_unpublished_age_seconds") == 0
+    # The broker's view: routing's queues have this container as their consumer; the invalid message waits
+    # in the dead letters.
+    assert value(after, "sanji_queue_consumers", queue=CASE_QUEUE) == 1
+    assert value(after, "sanji_queue_messages", queue=CASE_QUEUE) == 0
+    assert value(after, "sanji_queue_messages", queue=DEAD_LETTERS) == 1
+    assert value(after, "sanji_metrics_collector_up", collector="broker_queues") == 1
+    assert {dict(labels)["queue"] for name, labels in after if name == "sanji_queue_messages"} == {
+        CASE_QUEUE, "routing.escalation-orders", "routing.deferral-revisions", DEAD_LETTERS}
     assert value(after, "sanji_routing_items", status="queued") == 2
     assert value(after, "sanji_routing_items", status="resolved") == 0
     assert value(after, "sanji_routing_items_overdue") == 0
@@ -149,14 +180,15 @@ def test_each_container_has_its_own_registry(container_factory, make_service_con
 
     def handled(name):
         return value(scrape(ports[name]), "sanji_messages_handled_total", handler="on_case_submitted",
-                     queue=CASE_QUEUE)
+                     queue=CASE_QUEUE, event_type=CASE_SUBMITTED)
 
     assert wait_for(lambda: handled("routing-a") + handled("routing-b") == 6), (handled("routing-a"),
                                                                                handled("routing-b"))
     intake = scrape(ports["intake"])
     assert not any(name.startswith("sanji_routing_") for name in names(intake))
     assert not any(dict(labels).get("handler") == "on_case_submitted" for _, labels in intake)
-    assert ("sanji_messages_handled_total", (("handler", "on_item_event"), ("queue", "intake.item-updates"))) in intake
+    assert ("sanji_messages_handled_total", (("event_type", "cn.sanji.item.routed.v1"), ("handler", "on_item_event"),
+                                             ("queue", "intake.item-updates"))) in intake
 
 
 def test_scrapes_and_health_probes_inside_the_probe_window_do_not_query_the_database(
@@ -203,3 +235,67 @@ def test_metrics_can_be_served_on_a_port_of_their_own(container_factory, make_se
     assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
     assert requests.get(f"http://127.0.0.1:{metrics_port}/v1/items", timeout=5).status_code == 404
     assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+
+
+def test_http_requests_are_counted_and_timed_by_route_template(routing_port):
+    """Labels name the route template, never the requested path: no item id becomes a series."""
+    port, _ = routing_port
+    for item_id in ("item-a", "item-b", "item-c"):
+        response = requests.get(f"http://127.0.0.1:{port}/v1/items/{item_id}",
+                                headers={"Authorization": "Bearer dev-staff-maigaoqiao"}, timeout=5)
+        assert response.status_code == 404, response.text
+    assert requests.get(f"http://127.0.0.1:{port}/v1/items/item-d", timeout=5).status_code == 401
+    samples = scrape(port)
+    route = "/v1/items/<string:item_id>"
+    item = {"service": "routing", "route": route, "method": "GET"}
+    assert value(samples, "sanji_http_requests_total", status="404", **item) == 3
+    assert value(samples, "sanji_http_requests_total", status="401", **item) == 1
+    assert value(samples, "sanji_http_request_duration_seconds_count", status="404", **item) == 3
+    assert 0 < value(samples, "sanji_http_request_duration_seconds_sum", status="404", **item) < 10
+    assert not [labels for _, labels in samples if any("item-" in str(v) for _, v in labels)]
+    # The scrape before this one counts too; a path that no route matches does not.
+    assert requests.get(f"http://127.0.0.1:{port}/no/such/path", timeout=5).status_code == 404
+    routes = {dict(labels)["route"] for name, labels in scrape(port) if name == "sanji_http_requests_total"}
+    assert routes == {route, "/metrics"}
+
+
+def test_a_redelivered_event_is_counted_as_such(container_factory, make_service_config, rabbit_config):
+    """The broker's own redelivery marks: a message put back once arrives with redelivered set (and the quorum
+    queue's x-delivery-count at 1), and the consumer counts it under its event type."""
+    from kombu import Connection
+
+    event, routing_key = case_event("residence-permit")
+    publish_raw(rabbit_config["AMQP_URI"], event.model_dump_json(), routing_key)
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        channel = connection.channel()
+        message = wait_for(lambda: channel.basic_get(CASE_QUEUE, no_ack=False))
+        assert message is not None
+        channel.basic_reject(message.delivery_tag, requeue=True)
+
+    port = find_free_port()
+    container = container_factory(RoutingService, make_service_config("routing", web_port=port))
+    with entrypoint_waiter(container, "on_case_submitted"):
+        container.start()
+    case = {"handler": "on_case_submitted", "queue": CASE_QUEUE, "event_type": CASE_SUBMITTED}
+    samples = scrape(port)
+    assert value(samples, "sanji_messages_redelivered_total", **case) == 1
+    assert value(samples, "sanji_messages_handled_total", **case) == 1
+
+
+def test_queue_gauges_report_the_broker_down_without_failing_the_scrape():
+    from shared.metrics import QueueCollector
+
+    families = list(QueueCollector("amqp://guest:guest@127.0.0.1:1//", [CASE_QUEUE], timeout=1).collect())
+    assert [(f.name, [(s.labels, s.value) for s in f.samples]) for f in families] == [
+        ("sanji_metrics_collector_up", [({"collector": "broker_queues"}, 0.0)])]
+
+
+def test_each_family_is_exposed_once(routing_port):
+    """Several scrape-time collectors report sanji_metrics_collector_up: one family, one TYPE line, as the text
+    format requires (a scraper may refuse a second)."""
+    port, _ = routing_port
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types)), sorted(name for name in set(types) if types.count(name) > 1)
+    up = {dict(labels)["collector"] for name, labels in scrape(port) if name == "sanji_metrics_collector_up"}
+    assert up == {"outbox", "routing_items", "broker_queues"}
