@@ -162,6 +162,11 @@ class SanjiSettings(BaseSettings):
         return (name,)
 
     @classmethod
+    def from_env(cls, service: str | None = None):
+        """The settings from this process's environment."""
+        return cls.read(os.environ, service)
+
+    @classmethod
     def read(cls, variables: Mapping, service: str | None = None):
         """The settings in ``variables``; ``SettingsInvalid`` (one line per bad variable) when any does not fit."""
         token = _SOURCE.set((variables, service))
@@ -412,11 +417,6 @@ class Settings(SanjiSettings):
         if value.exists() and not value.is_dir():
             raise ValueError("expected a directory (it is created when missing), not a file")
         return value
-
-    @classmethod
-    def from_env(cls, service: str | None = None) -> Settings:
-        """The settings of one service (or of no service in particular) from the environment."""
-        return cls.read(os.environ, service)
 
 
 def nameko_config(service: str, settings: Settings) -> dict:

@@ -204,8 +204,9 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # kombu and amqp are chatty at INFO about every connection; warnings still show.
-    for noisy in ("amqp", "kombu", "nameko.containers", "alembic.runtime.migration"):
+    # kombu and amqp are chatty at INFO about every connection, alembic about each of its plugins; warnings
+    # still show.
+    for noisy in ("amqp", "kombu", "nameko.containers", "alembic.runtime.migration", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # nameko logs whole RPC request and reply bodies at DEBUG; intake's contact reply holds personal data.
     for bodies in ("nameko.rpc", "nameko.messaging"):
