@@ -19,6 +19,7 @@ from shared.config import REPO_ROOT, SERVICES, Settings, nameko_config
 from shared.db import dispose_engines, normalise_url
 from shared.logging import configure_logging
 from shared.migrate import migrate
+from tests.support.asyncapi_check import PUBLISHED, watch_the_relay
 from tests.support.scoped_bus import scoped_bus  # noqa: F401 - the bus with its production users, per test
 
 TEST_DATABASES = [name.strip() for name in os.environ.get("SANJI_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -31,6 +32,30 @@ warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
 
 def pytest_configure(config):
     configure_logging("console", "INFO")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def events_checked_against_asyncapi():
+    """Every event a relay publishes during the run is validated against docs/asyncapi.json."""
+    patch = pytest.MonkeyPatch()
+    watch_the_relay(patch)
+    yield PUBLISHED
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def published_events_match_asyncapi(events_checked_against_asyncapi):
+    events_checked_against_asyncapi.take_problems()  # what an earlier test's late relay published is not ours
+    yield
+    found = events_checked_against_asyncapi.take_problems()
+    assert not found, "events published that docs/asyncapi.json does not describe:\n" + "\n".join(found)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if PUBLISHED.counts:
+        terminalreporter.write_line(
+            f"AsyncAPI: {sum(PUBLISHED.counts.values())} published events of {len(PUBLISHED.counts)} types "
+            "validated against docs/asyncapi.json")
 
 
 @pytest.fixture(scope="session")
