@@ -367,6 +367,14 @@ def _apply_case_completed(uow: UnitOfWork, completed: CaseCompletedV1) -> None:
         raise PermanentError("completed case is not one intake holds")
     case.completed_at = completed.completed_at
     case.delivery_json = completed.delivery.model_dump_json() if completed.delivery else None
+    # The completion names each item's final status. Item events travel on other routing keys, so the last
+    # item.resolved may arrive after it: the case must not read as complete with an item still open.
+    for outcome in completed.outcomes:
+        item = uow.session.get(CaseItemRecord, (completed.case_id, outcome.matter_code))
+        if item is not None and (item.updated_at is None or item.updated_at <= completed.completed_at):
+            item.item_id = outcome.item_id
+            item.status = outcome.status
+            item.updated_at = completed.completed_at
 
 
 CONTACT_PURPOSES = {"sms": "phone", "email": "email"}
