@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 from kombu import Connection, Queue
 from nameko.testing.utils import find_free_port
 
@@ -21,13 +20,11 @@ from services.routing.service import RoutingService
 from shared.topology import declare_topology, events_exchange
 from tests.support.asyncapi_check import problems
 from tests.support.bus import drain_queue
-from tests.support.cases import XINHE_KIOSK, migrant_bundle
+from tests.support.flows import migrant_case_to_completion
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
-STREET_STAFF = {"Authorization": "Bearer dev-staff-maigaoqiao"}
-COMMUNITY_STAFF = {"Authorization": "Bearer dev-staff-xinhe"}
 CAPTURE_QUEUE = "test.capture-every-event"
 # What a case worked to completion must publish (with a 容缺 material supplied on the way).
 EXPECTED = {f"cn.sanji.{name}.v1" for name in (
@@ -54,37 +51,7 @@ def test_every_captured_event_matches_its_asyncapi_schema(container_factory, mak
     container_factory(RoutingService, make_service_config("routing", web_port=routing_port)).start()
     staff_api = f"http://127.0.0.1:{routing_port}/v1/items"
 
-    body = migrant_bundle(materials={
-        "provided": ["id-card", "photo", "rental-contract", "labour-contract", "landlord-property-certificate-copy",
-                     "job-or-school-proof", "spouse-id-card", "education-certificate"],
-        "deferred": ["landlord-id-copy"]})
-    receipt = web_session.post("/v1/cases", data=json.dumps(body, ensure_ascii=False),
-                               headers={"Content-Type": "application/json", **XINHE_KIOSK}).json()
-
-    def routed_case():
-        case = web_session.get(f"/v1/cases/{receipt['case_id']}", headers=XINHE_KIOSK).json()
-        return case if all(item["item_id"] for item in case["items"]) else None
-
-    items = {item["matter_code"]: item for item in wait_until(routed_case)["items"]}
-
-    def work(item_id, headers, *, supply=None):
-        for action, payload in (("claim", {}), ("accept", {}),
-                                *([("record-supplement", {"materials": supply})] if supply else []),
-                                ("resolve", {"result": "已办结",
-                                             "delivery": {"method": "door", "agent_id": "sw-017"}})):
-            response = requests.post(f"{staff_api}/{item_id}/{action}", json=payload, headers=headers, timeout=5)
-            assert response.status_code == 200, (action, response.text)
-
-    work(items["residence-permit"]["item_id"], STREET_STAFF, supply=["landlord-id-copy"])
-    work(items["vocational-training-signup"]["item_id"], STREET_STAFF)
-    work(items["birth-registration-proof"]["item_id"], COMMUNITY_STAFF)
-    work(items["employment-registration"]["item_id"], COMMUNITY_STAFF)
-
-    def completed_case():
-        case = web_session.get(f"/v1/cases/{receipt['case_id']}", headers=XINHE_KIOSK).json()
-        return case if case["completed_at"] else None
-
-    wait_until(completed_case)
+    _, items, _ = migrant_case_to_completion(web_session, staff_api)
 
     captured = []
 
