@@ -16,6 +16,7 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from services.console.settings import ConsoleSettings
+from shared import tracing
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,20 @@ class ApiClient:
     def __init__(self, session: requests.Session, settings: ConsoleSettings):
         self._session = session
         self._settings = settings
+        self._trace: dict[str, str] = {}
+
+    def carry_trace(self) -> None:
+        """Keep the page's trace context for calls made from other greenthreads (the desk's concurrent calls
+        start with an empty context)."""
+        self._trace = tracing.current_trace_context()
 
     def call(self, service: str, method: str, path: str, *, token: str, json: Any = None,
              params: dict | None = None) -> ApiAnswer:
         url = self._settings.service_urls[service] + path
         try:
-            response = self._session.request(method, url, json=json, params=params,
-                                             headers={"Authorization": f"Bearer {token}"},
+            # W3C trace context, when tracing is on: the API's span is a child of the page's.
+            headers = {"Authorization": f"Bearer {token}", **(tracing.current_trace_context() or self._trace)}
+            response = self._session.request(method, url, json=json, params=params, headers=headers,
                                              timeout=self._settings.api_timeout_seconds)
         except requests.RequestException:
             raise ServiceUnavailable(service) from None

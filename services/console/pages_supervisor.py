@@ -50,6 +50,7 @@ class SupervisorPages(EvaluationPages):
         }
         if with_evaluation:
             calls_to_make.update(self.evaluation_calls(user, token, evaluation_period))
+        self.apis.carry_trace()
         pool = eventlet.GreenPool(len(calls_to_make))
         threads = {name: pool.spawn(call) for name, call in calls_to_make.items()}
         problems, answers = [], {}
