@@ -26,7 +26,7 @@ HOW_NAMES = {"self-service": "自助", "staffed": "窗口", "handover": "代收�
 HOW_HINTS = {
     "self-service": "在自助终端办理",
     "staffed": "在有人值守的窗口办理",
-    "handover": "在此递交材料，由工作人员转交社区党群服务中心办理",
+    "handover": "在此递交材料，由工作人员转交承办单位办理（按事项的办理层级流转）",
 }
 DAY_KIND_NAMES = {"workday": "工作日", "makeup-workday": "调休上班日", "rest-day": "休息日", "holiday": "法定节假日"}
 
