@@ -57,7 +57,8 @@ def lock(uow: UnitOfWork, model, key, *, skip_locked: bool = False):
 def arm(uow: UnitOfWork, *, key: str, kind: DeadlineKind, subject_type: str, subject_id: str, due_at: datetime,
         now: datetime, call_id: str | None = None) -> Deadline | None:
     """Make the deadline ``key`` pending at ``due_at``. A deadline that has fired stays fired (each fires once);
-    one that was cancelled (a paused clock, say) is armed again. Returns the row, or None if it already fired."""
+    one that was cancelled (a paused clock, say) or parked is armed again. Returns the row, or None if it already
+    fired."""
     row = uow.session.scalars(select(Deadline).where(Deadline.key == key)).one_or_none()
     if row is None:
         row = Deadline(id=new_id(), key=key, kind=str(kind), subject_type=subject_type, subject_id=subject_id,
@@ -66,6 +67,8 @@ def arm(uow: UnitOfWork, *, key: str, kind: DeadlineKind, subject_type: str, sub
         return row
     if row.state == "fired":
         return None
+    if row.state != "pending":  # cancelled or parked: armed afresh, its failed attempts forgotten
+        row.attempts, row.next_attempt_at, row.last_error = 0, None, None
     row.state, row.due_at = "pending", due_at
     return row
 

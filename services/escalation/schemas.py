@@ -63,7 +63,7 @@ class WhistleCallList(BaseModel):
 class DeadlineView(BaseModel):
     kind: str
     due_at: datetime
-    state: Literal["pending", "fired", "cancelled"]
+    state: Literal["pending", "fired", "cancelled", "parked"]
     fired_at: datetime | None = None
 
 

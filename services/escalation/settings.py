@@ -50,6 +50,10 @@ class EscalationSettings(SanjiSettings):
                                  ge=1, le=60)
     sweep_seconds: float = setting(10.0, "how often each replica looks for due deadlines", gt=0, le=3600)
     batch_size: int = setting(200, "due deadlines handled per sweep and replica", ge=1, le=10_000)
+    failed_attempts: int = setting(5, "failed attempts to fire a deadline before it is parked (state `parked`)",
+                                   ge=1, le=100)
+    retry_seconds: float = setting(60.0, "wait before a failed deadline is tried again, doubled after each failure "
+                                   "(at most an hour)", gt=0, le=3600)
     causes_file: Path | None = setting(
         None, "the 办不成事 cause taxonomy (YAML)", shown_default="`failure-causes.yaml` beside "
         "`SANJI_CALENDAR_OVERRIDES` (`config/failure-causes.yaml`)")

@@ -5,16 +5,23 @@ handles each in its own short transaction: it locks the deadline's subject (the 
 skipping it if another replica or a consumer holds it, then the deadline row, which must still be pending. So
 three replicas fire each deadline once, and a deadline that passed while every replica was down fires at
 the first sweep after a start. The sweep never waits on a lock another sweep holds.
+
+A deadline whose firing raises is not tried first again at the next sweep (issue 15: a batch of rows that
+always fail would starve every later one). The failure is recorded on the row in a transaction of its own: one
+more attempt, the error, and a next attempt after a backoff (``retry_seconds``, doubled per failure, at most an
+hour); the sweep takes rows with fewer failures first and leaves a row alone until its next attempt. After
+``failed_attempts`` failures the row is parked (state ``parked``, logged with its id): it stays out of the sweep
+until something arms it again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from services.escalation import failure_reports
 from services.escalation.adapters.orm import Deadline, DeferralGrant, EscalationItem, FailureReport, WhistleCall
@@ -49,10 +56,20 @@ class SweepReport:
     fired: Counter = field(default_factory=Counter)   # kind -> deadlines fired by this sweep
     acted: Counter = field(default_factory=Counter)   # kind -> of those, the ones that still had something to do
     skipped: int = 0                                  # held by another replica or a consumer: next sweep
-    failed: int = 0
+    failed: int = 0                                   # raised: tried again after a backoff
+    parked: int = 0                                   # of those, failed once too often: no longer tried
 
     def as_dict(self) -> dict:
-        return {"fired": dict(self.fired), "acted": dict(self.acted), "skipped": self.skipped, "failed": self.failed}
+        return {"fired": dict(self.fired), "acted": dict(self.acted), "skipped": self.skipped, "failed": self.failed,
+                "parked": self.parked}
+
+
+MAX_RETRY_WAIT = timedelta(hours=1)
+
+
+def retry_wait(rules: EscalationRules, attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failure: ``retry_seconds`` doubled per earlier failure, at most an hour."""
+    return min(timedelta(seconds=rules.settings.retry_seconds * 2 ** min(attempts - 1, 20)), MAX_RETRY_WAIT)
 
 
 def fire_due_deadlines(unit_of_work_factory, *, rules: EscalationRules, now: datetime) -> SweepReport:
@@ -61,8 +78,9 @@ def fire_due_deadlines(unit_of_work_factory, *, rules: EscalationRules, now: dat
     with unit_of_work_factory() as uow:
         due = uow.session.execute(
             select(Deadline.id, Deadline.kind, Deadline.subject_type, Deadline.subject_id)
-            .where(Deadline.state == "pending", Deadline.due_at <= now)
-            .order_by(Deadline.due_at, Deadline.id).limit(rules.settings.batch_size)).all()
+            .where(Deadline.state == "pending", Deadline.due_at <= now,
+                   or_(Deadline.next_attempt_at.is_(None), Deadline.next_attempt_at <= now))
+            .order_by(Deadline.attempts, Deadline.due_at, Deadline.id).limit(rules.settings.batch_size)).all()
     for deadline_id, kind, subject_type, subject_id in due:
         try:
             with unit_of_work_factory() as uow:
@@ -82,12 +100,47 @@ def fire_due_deadlines(unit_of_work_factory, *, rules: EscalationRules, now: dat
             report.fired[kind] += 1
             if acted:
                 report.acted[kind] += 1
-        except Exception:  # noqa: BLE001 - one broken deadline must not stop the others; it stays pending
+        except Exception as exc:  # noqa: BLE001 - one broken deadline must not stop the others
             report.failed += 1
-            log.exception("firing a deadline failed; it stays pending", deadline_id=deadline_id, kind=kind)
+            log.exception("firing a deadline failed", deadline_id=deadline_id, kind=kind)
+            if _record_failure(unit_of_work_factory, deadline_id, exc, rules=rules, now=now):
+                report.parked += 1
     if report.fired or report.failed:
         log.info("deadlines swept", **report.as_dict())
     return report
+
+
+def _record_failure(unit_of_work_factory, deadline_id: str, exc: Exception, *, rules: EscalationRules,
+                    now: datetime) -> bool:
+    """One more failed attempt on the row, in a transaction of its own; True if that parked it. A row another
+    replica holds (or has fired since) is left to it: its own sweep records what happened."""
+    try:
+        with unit_of_work_factory() as uow:
+            query = select(Deadline).where(Deadline.id == deadline_id, Deadline.state == "pending")
+            if is_postgres(uow.session.get_bind()):
+                query = query.with_for_update(skip_locked=True)
+            deadline = uow.session.scalars(query.execution_options(populate_existing=True)).one_or_none()
+            if deadline is None:
+                return False
+            deadline.attempts = (deadline.attempts or 0) + 1
+            deadline.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            parked = deadline.attempts >= rules.settings.failed_attempts
+            if parked:
+                deadline.state, deadline.next_attempt_at = "parked", None
+            else:
+                deadline.next_attempt_at = now + retry_wait(rules, deadline.attempts)
+            attempts, kind, retry_at = deadline.attempts, deadline.kind, deadline.next_attempt_at
+            uow.commit()
+    except Exception:  # noqa: BLE001 - the row stays as it was; the next sweep tries it again
+        log.exception("recording a failed deadline failed", deadline_id=deadline_id)
+        return False
+    if parked:
+        log.error("deadline parked after failing every attempt", deadline_id=deadline_id, kind=kind,
+                  attempts=attempts, error=str(exc)[:200])
+    else:
+        log.warning("deadline will be tried again", deadline_id=deadline_id, kind=kind, attempts=attempts,
+                    next_attempt_at=retry_at.isoformat())
+    return parked
 
 
 # ── One function per kind: returns whether there was still something to do ─────────────────────────

@@ -74,9 +74,13 @@ class Deadline(Base):
     subject_id: Mapped[str] = mapped_column(String(36), index=True)
     call_id: Mapped[str | None] = mapped_column(String(36))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    state: Mapped[str] = mapped_column(String(16))  # pending | fired | cancelled
+    state: Mapped[str] = mapped_column(String(16))  # pending | fired | cancelled | parked
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed attempts to fire it: the sweep leaves it alone until next_attempt_at, and parks it after too many.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (
         # The sweep's only query: pending rows, earliest first.
