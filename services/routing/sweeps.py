@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import select
 
 from services.routing.adapters.orm import DeferredMaterial, RoutedCase, RoutedItem
@@ -21,6 +22,8 @@ from shared.db import is_postgres
 from shared.events import DeferralReminderV1
 from shared.outbox import UnitOfWork
 from shared.workdays import SHANGHAI
+
+log = structlog.get_logger(__name__)
 
 # Reminders go out this many working days before the due date; candidates are read a little wider.
 REMIND_WORKING_DAYS_BEFORE = 1
@@ -32,6 +35,7 @@ class SweepReport:
     reminded: int = 0
     expired: int = 0
     skipped_cases: int = 0
+    failed_cases: int = 0
 
 
 def sweep_deferrals(unit_of_work_factory, *, rules, now: datetime) -> SweepReport:
@@ -44,13 +48,18 @@ def sweep_deferrals(unit_of_work_factory, *, rules, now: datetime) -> SweepRepor
                                                              DeferredMaterial.due_date <= today + _CANDIDATE_WINDOW)
         ).all()
     for case_id in case_ids:
-        with unit_of_work_factory() as uow:
-            case = _lock_case_or_skip(uow, case_id)
-            if case is None:
-                report.skipped_cases += 1
-                continue
-            _sweep_case(uow, case, rules=rules, today=today, now=now, report=report)
-            uow.commit()
+        try:
+            with unit_of_work_factory() as uow:
+                case = _lock_case_or_skip(uow, case_id)
+                if case is None:
+                    report.skipped_cases += 1
+                    continue
+                _sweep_case(uow, case, rules=rules, today=today, now=now, report=report)
+                uow.commit()
+        except Exception:  # noqa: BLE001 - one case that cannot be swept must not stop the others
+            # Rolled back; the case is a candidate again next sweep. The id names it, nothing personal.
+            log.exception("deferral sweep failed for a case; the others go on", case_id=case_id)
+            report.failed_cases += 1
     return report
 
 

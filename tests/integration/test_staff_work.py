@@ -6,8 +6,10 @@ from datetime import date
 
 import eventlet
 import pytest
+from sqlalchemy import create_engine, text
 
 from shared.clock import FrozenClock
+from shared.db import normalise_url
 from tests.support.routing_harness import RoutingHarness, at, routing_on
 
 pytestmark = pytest.mark.integration
@@ -202,6 +204,25 @@ def test_deferred_material_expired_terminates_the_item_after_one_reminder(routin
     assert [(t["data"]["item_id"], t["data"]["reason_code"]) for t in terminated] == [
         (items["residence-permit"], "deferral_expired")]
     assert routing.get(items["vocational-training-signup"])["status"] == "queued"  # the other item goes on
+
+
+def test_a_case_that_cannot_be_swept_does_not_stop_the_others(routing, clock, database_url):
+    broken = routing.submit("residence-permit", deferred=(("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
+    good = routing.submit("residence-permit", deferred=(("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
+    # A 容缺 row whose item is gone: sweeping that case raises, every time.
+    engine = create_engine(normalise_url(database_url))
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE routing_deferred_materials SET item_id = 'no-such-item' WHERE case_id = :c"),
+                           {"c": broken})
+    engine.dispose()
+
+    clock._at = at(2026, 12, 3, 9, 0)   # one working day before the due date
+    report = routing.sweep()
+    report = routing.sweep()             # and again: the broken case fails again, the good one is not held up
+
+    reminders = routing.outbox("case.deferral-reminder.v1")
+    assert [r["data"]["case_id"] for r in reminders] == [good]
+    assert report.failed_cases == 1
 
 
 # ── Returns ─────────────────────────────────────────────────────────────────────────────────────────
