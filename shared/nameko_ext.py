@@ -15,6 +15,7 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from shared import bus, tracing
 from shared.auth import PersonAssertions, TokenRegistry
@@ -303,10 +304,15 @@ def bus_users(config: dict) -> dict[str, str]:
 
 
 def is_outage(error: BaseException) -> bool:
-    """The database or the broker cannot be reached (as opposed to a bug or a bad message)."""
+    """The database or the broker cannot be reached (as opposed to a bug or a bad message).
+
+    A connection pool that hands out no connection in time (``sqlalchemy.exc.TimeoutError``: every connection
+    held, by a slow database or a burst of work) is one too: the message is not to blame, and counted as
+    "anything else" it would use up its delivery budget and be dead-lettered while the database recovers.
+    """
     if isinstance(error, DBAPIError) and (error.connection_invalidated or isinstance(error, OperationalError)):
         return True
-    return isinstance(error, OperationalError | ConnectionError | TimeoutError)
+    return isinstance(error, OperationalError | PoolTimeoutError | ConnectionError | TimeoutError)
 
 
 def _partial_result(consumer: EventConsumer, message, event: CloudEvent, outage_retry: int = 0, span=None):

@@ -5,6 +5,12 @@ that selected it. A crash between the confirm and the commit publishes the row a
 consumers dedupe on the event id. On PostgreSQL several replicas relay at once without publishing the
 same row concurrently (``FOR UPDATE SKIP LOCKED``).
 
+The publishes happen inside that transaction, so each one is bounded: a broker that stops answering (a
+memory or disk alarm blocks publishers; a confirm is lost; the network drops packets) makes the publish
+fail after ``confirm_timeout`` seconds. The batch then rolls back (its rows stay unpublished and unlocked,
+for the next attempt or another replica), the connection is dropped without a polite close (which would
+wait on the same silent broker), and the broker link is marked down until a publish gets through.
+
 Each published event's time in the outbox goes to ``sanji_outbox_lag_seconds``. With tracing on, each
 publish is a PRODUCER span, a child of the span the event was created in (its CloudEvents ``traceparent``),
 and the message carries the PRODUCER span's context in its ``traceparent`` AMQP header for the consumers.
@@ -13,6 +19,7 @@ and the message carries the PRODUCER span's context in its ``traceparent`` AMQP 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 
 import structlog
@@ -30,10 +37,15 @@ from shared.topology import ensure_topology, events_exchange
 
 log = structlog.get_logger(__name__)
 
+# How long one publish may wait for its socket write and its confirm. RabbitMQ confirms a persistent message
+# on a quorum queue in milliseconds; ten seconds is an unanswering broker, not a slow one.
+CONFIRM_TIMEOUT_SECONDS = 10.0
+
 
 class OutboxRelay:
     def __init__(self, session_factory: sessionmaker, *, amqp_uri: str, source: str, clock: Clock,
-                 poll_seconds: float = 0.5, batch_size: int = 200, metrics=None, service: str | None = None):
+                 poll_seconds: float = 0.5, batch_size: int = 200, metrics=None, service: str | None = None,
+                 confirm_timeout: float = CONFIRM_TIMEOUT_SECONDS):
         self._service = service or source.rsplit("/", 1)[-1]
         self._session_factory = session_factory
         self._amqp_uri = amqp_uri
@@ -41,6 +53,7 @@ class OutboxRelay:
         self._clock = clock
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
+        self.confirm_timeout = confirm_timeout
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connection: Connection | None = None
@@ -81,7 +94,7 @@ class OutboxRelay:
                 self._wake.wait(self._poll_seconds)
                 self._wake.clear()
         self.publish_pending_quietly()
-        self._reset_connection()
+        self._reset_connection(polite=self.broker_link.up is True)
 
     def publish_pending_quietly(self) -> None:
         """A last flush on shutdown, so a graceful stop leaves nothing behind that it could send."""
@@ -122,6 +135,10 @@ class OutboxRelay:
                             user_id=self._connection.userid or "guest",
                             headers=tracing.carrier_of(span) or None,
                             retry=False,
+                            # Bounded: the write and the wait for the confirm. A blocked or silent broker
+                            # raises a timeout here instead of holding the batch's transaction for ever.
+                            timeout=self.confirm_timeout,
+                            confirm_timeout=self.confirm_timeout,
                         )
                     except Exception as exc:
                         tracing.end_span(span, error=type(exc).__name__)
@@ -129,6 +146,12 @@ class OutboxRelay:
                     tracing.end_span(span)
             except Exception as exc:
                 self.broker_link.mark_down(exc)
+                if isinstance(exc, socket.timeout | TimeoutError):
+                    log.warning("broker did not confirm in time; the batch stays unpublished", source=self._source,
+                                timeout_s=self.confirm_timeout, rows=len(rows))
+                # The connection's state is unknown (a confirm may still be on its way): never reuse it. The
+                # transaction rolls back as the exception leaves the ``with`` above.
+                self._reset_connection()
                 raise
             self.broker_link.mark_up()
             published_at = self._clock.now()
@@ -160,8 +183,12 @@ class OutboxRelay:
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
-            # No heartbeats: nothing here would service them between batches. A dead link surfaces on the
-            # next publish, which fails the batch, and the connection is rebuilt.
+            # No heartbeats: servicing them would mean reading the socket between batches (heartbeat_check
+            # alone counts only frames something else has read, and would call a healthy idle link dead),
+            # and a relay blocked in a long database query would miss them anyway. Not needed either: every
+            # publish is bounded by confirm_timeout, so a dead or blocked link fails the next batch within
+            # that time and the connection is rebuilt; an idle dead link is found by the next publish, or by
+            # py-amqp's TCP keepalive (on by default: 60 s idle, then 9 probes 10 s apart).
             connection = Connection(self._amqp_uri, transport_options={"confirm_publish": True}, heartbeat=0)
             connection.ensure_connection(max_retries=1)
             ensure_topology(connection)
@@ -170,10 +197,16 @@ class OutboxRelay:
             self._producer = Producer(connection.channel(), exchange=events_exchange, auto_declare=False)
         return self._producer
 
-    def _reset_connection(self) -> None:
+    def _reset_connection(self, polite: bool = False) -> None:
         if self._connection is not None:
             try:
-                self._connection.release()
+                # After a failure the connection is dropped, not closed: a polite close waits for the broker's
+                # reply, and the broker may be the one not answering. It sees the socket go and cleans up.
+                # On a clean stop, with the broker answering, it is closed politely.
+                if polite:
+                    self._connection.release()
+                else:
+                    self._connection.collect()
             except Exception:  # noqa: BLE001 - it is already broken; we only want it gone
                 pass
         self._connection = None

@@ -8,6 +8,10 @@ or ``BrokenPipeError``. ``reset()`` does exactly that to every connection made t
 The proxy runs on real OS threads and sockets, outside eventlet's hub, so that ``reset()`` completes
 without yielding to any greenthread: a test can reset the connection from inside a handler and have
 the handler's next write meet the reset socket, before the consumer's own read has noticed it.
+
+``stall()`` stops forwarding in both directions without closing anything (what a broker that blocks its
+publishers, or a network that drops packets, looks like to a client): the bytes wait in the proxy until
+``resume()``. New connections are accepted while stalled, but nothing crosses them either.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class ResettingProxy:
         self._lock = real_threading.Lock()
         self._pairs: list[tuple] = []
         self._closed = False
+        self._flowing = real_threading.Event()
+        self._flowing.set()
         real_threading.Thread(target=self._serve, daemon=True).start()
 
     def amqp_uri(self, broker_uri: str) -> str:
@@ -51,10 +57,17 @@ class ResettingProxy:
             for pump in pumps:
                 pump.start()
 
-    @staticmethod
-    def _pump(source, sink) -> None:
+    def stall(self) -> None:
+        """Stop forwarding: every byte read from either side is held until ``resume()``."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def _pump(self, source, sink) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass  # the other direction was reset or closed
@@ -83,4 +96,5 @@ class ResettingProxy:
         except OSError:
             pass
         self._listener.close()
+        self._flowing.set()  # a stalled pump must not keep reset() waiting
         self.reset()
