@@ -139,3 +139,30 @@ def session_factory(engine: Engine) -> sessionmaker:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+
+def locked_batches(unit_of_work_factory, query, key_columns, key_of, *, batch_size: int, lock_of=None):
+    """Walk the rows of ``query`` in batches of ``batch_size``, ordered by ``key_columns`` (keyset paging:
+    ``key_of(row)`` gives a row's values of them), each batch in a unit of work of its own that commits once the
+    caller has handled it. Yields ``(uow, rows)``, rows as result tuples. On PostgreSQL a batch is taken
+    ``FOR UPDATE SKIP LOCKED`` (``lock_of``: the entity to lock when the query joins), so replicas running the
+    same pass share the rows instead of waiting on each other."""
+    from sqlalchemy import tuple_
+
+    key = tuple_(*key_columns)
+    after = None
+    while True:
+        with unit_of_work_factory() as uow:
+            batch = (query if after is None else query.where(key > tuple_(*after))).order_by(*key_columns)
+            batch = batch.limit(batch_size)
+            if is_postgres(uow.session.get_bind()):
+                batch = batch.with_for_update(skip_locked=True, of=lock_of)
+            rows = uow.session.execute(batch).all()
+            if not rows:
+                return
+            yield uow, rows
+            after = key_of(rows[-1])
+            uow.commit()
+        if len(rows) < batch_size:
+            return

@@ -726,12 +726,18 @@ class RectificationClosedV1(RectificationEvent):
     closed_at: datetime
 
 
-# The coded reason a unit gives when it closes a rectification with 解释说明 or 无法整改: a code, so the resident's
-# SMS can say why (from the notification service's own wording) while the unit's free text stays in evaluation.
-ExplainedReasonCode = Literal["handled_by_rules", "policy_explained", "misunderstanding"]
-CannotRectifyReasonCode = Literal["beyond_authority", "policy_restriction", "conditions_lacking"]
-RectificationReasonCode = Literal["handled_by_rules", "policy_explained", "misunderstanding", "beyond_authority",
-                                  "policy_restriction", "conditions_lacking"]
+# The coded reason a unit gives when it closes a rectification with 解释说明 or 无法整改, by result, with what the
+# resident is told for it: a code on the bus, so her SMS can say why while the unit's free text stays in
+# evaluation. One list: evaluation checks a closing against it, the console offers it, notification words it.
+RECTIFICATION_REASONS: dict[str, dict[str, str]] = {
+    "explained": {"handled_by_rules": "经核实，办理过程符合相关规定",
+                  "policy_explained": "已就相关政策规定作出说明",
+                  "misunderstanding": "经核实系误解，已说明情况"},
+    "cannot_rectify": {"beyond_authority": "超出本单位职权范围",
+                       "policy_restriction": "受现行政策法规限制",
+                       "conditions_lacking": "客观条件暂不具备"},
+}
+RectificationReasonCode = Literal[tuple(code for codes in RECTIFICATION_REASONS.values() for code in codes)]
 
 
 class RectificationClosedV2(RectificationEvent):

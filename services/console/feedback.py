@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 
 from services.console import labels
+from shared.events import RECTIFICATION_REASONS
 from shared.workdays import SHANGHAI
 
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -28,14 +29,9 @@ RECTIFICATION_STATES = {"open": "整改中", "warned": "已超期（预警）", 
 ORIGINS = {"rating": "差评", "finding": "体验官发现"}
 RESULTS = {"rectified": "整改完成", "explained": "解释说明", "cannot_rectify": "无法整改",
            "appeal_upheld": "申诉成立"}
-# The coded reason of a 解释说明 / 无法整改 closing: what the resident's SMS says (the free text stays in the
-# record). The codes are the evaluation service's (services/evaluation/domain.py REASON_CODES).
-REASON_CODES = {
-    "explained": {"handled_by_rules": "经核实，办理过程符合相关规定", "policy_explained": "已就相关政策规定作出说明",
-                  "misunderstanding": "经核实系误解，已说明情况"},
-    "cannot_rectify": {"beyond_authority": "超出本单位职权范围", "policy_restriction": "受现行政策法规限制",
-                       "conditions_lacking": "客观条件暂不具备"},
-}
+# The coded reason of a 解释说明 / 无法整改 closing, with what the resident's SMS says for it (the free text stays
+# in the record): the kernel's one list.
+REASON_CODES = RECTIFICATION_REASONS
 CALLBACK_OUTCOMES = {"reached_satisfied": "已联系，群众满意", "reached_unsatisfied": "已联系，群众仍不满意",
                      "not_reached": "未联系上"}
 GROUNDS = {"wrong_case": "评价对象错误", "abusive_text": "含辱骂等不当内容", "unrelated_to_service": "与服务无关",

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.catalogue import Catalogue, Level
+from shared.events import RECTIFICATION_REASONS
 from shared.refusal import Refusal
 from shared.workdays import CalendarCoverageWarning, Revision, WorkdayCalendar, revise_deadline
 
@@ -162,10 +163,7 @@ def satisfaction_value(level: RatingLevel, basic_weight: float) -> float:
 RESULTS = ("rectified", "explained", "cannot_rectify")   # 整改完成, 解释说明, 无法整改
 CALLBACK_OUTCOMES = ("reached_satisfied", "reached_unsatisfied", "not_reached")
 # The coded reasons that may go with a result (shared/events.py): what the resident's SMS can say about it.
-REASON_CODES = {
-    "explained": ("handled_by_rules", "policy_explained", "misunderstanding"),
-    "cannot_rectify": ("beyond_authority", "policy_restriction", "conditions_lacking"),
-}
+REASON_CODES = {result: tuple(codes) for result, codes in RECTIFICATION_REASONS.items()}
 
 
 def rectification_deadline(calendar: WorkdayCalendar, opened_at: datetime, days: int) -> datetime:

@@ -25,7 +25,7 @@ from sqlalchemy import or_, select, true, update
 
 from services.evaluation import domain
 from services.evaluation.adapters.orm import Rectification, SupervisionOrder
-from shared.db import is_postgres
+from shared.db import locked_batches
 from shared.events import RectificationDueDateRevisedV1
 from shared.workdays import revise_deadline
 
@@ -61,25 +61,14 @@ def revise_provisional_due_dates(unit_of_work_factory, *, rules, batch_size: int
 
 
 def _pass(unit_of_work_factory, model, key, flagged, revise, *, batch_size: int, report: RevisionReport) -> None:
-    after = ""
-    while True:
-        with unit_of_work_factory() as uow:
-            # Rows stored before evaluation_0004 have no counts: they were never flagged, and are left alone.
-            counted = (model.deadline_days.is_not(None) if model is Rectification else model.due_days.is_not(None))
-            query = select(model).where(flagged, counted, key > after).order_by(key).limit(batch_size)
-            if is_postgres(uow.session.get_bind()):
-                query = query.with_for_update(skip_locked=True)
-            rows = uow.session.scalars(query).all()
-            if not rows:
-                return
-            now = uow.clock.now()
-            for row in rows:
-                after = getattr(row, key.key)
-                report.examined += 1
-                revise(uow, row, now)
-            uow.commit()
-        if len(rows) < batch_size:
-            return
+    # Rows stored before evaluation_0004 have no counts: they were never flagged, and are left alone.
+    counted = model.deadline_days.is_not(None) if model is Rectification else model.due_days.is_not(None)
+    for uow, rows in locked_batches(unit_of_work_factory, select(model).where(flagged, counted), (key,),
+                                    lambda row: (getattr(row[0], key.key),), batch_size=batch_size):
+        now = uow.clock.now()
+        for (row,) in rows:
+            report.examined += 1
+            revise(uow, row, now)
 
 
 def _revise_rectification(uow, r: Rectification, *, rules, now, report: RevisionReport) -> None:

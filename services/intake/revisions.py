@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select, true, tuple_, update
+from sqlalchemy import select, true, update
 
 from services.intake.adapters.orm import CaseRecord, DeferredMaterialRecord
 from services.intake.domain import deferral_working_days_for
-from shared.db import is_postgres
+from shared.db import locked_batches
 from shared.events import DeferralDueDateRevisedV1
 from shared.workdays import SHANGHAI, count_for_backfill, revise_due_date
 
@@ -44,28 +44,18 @@ class RevisionReport:
 
 def revise_provisional_due_dates(unit_of_work_factory, *, rules, batch_size: int = BATCH_SIZE) -> RevisionReport:
     report = RevisionReport()
-    after = ("", "")
-    while True:
-        with unit_of_work_factory() as uow:
-            query = (select(DeferredMaterialRecord, CaseRecord)
-                     .join(CaseRecord, CaseRecord.id == DeferredMaterialRecord.case_id)
-                     .where(DeferredMaterialRecord.due_date_provisional == true(),
-                            tuple_(DeferredMaterialRecord.case_id, DeferredMaterialRecord.material_code) > after)
-                     .order_by(DeferredMaterialRecord.case_id, DeferredMaterialRecord.material_code)
-                     .limit(batch_size))
-            if is_postgres(uow.session.get_bind()):
-                query = query.with_for_update(of=DeferredMaterialRecord, skip_locked=True)
-            rows = uow.session.execute(query).all()
-            if not rows:
-                return report
-            now = uow.clock.now()
-            for deferred, case in rows:
-                after = (deferred.case_id, deferred.material_code)
-                report.examined += 1
-                _revise(uow, deferred, case, rules=rules, now=now, report=report)
-            uow.commit()
-        if len(rows) < batch_size:
-            return report
+    flagged = (select(DeferredMaterialRecord, CaseRecord)
+               .join(CaseRecord, CaseRecord.id == DeferredMaterialRecord.case_id)
+               .where(DeferredMaterialRecord.due_date_provisional == true()))
+    for uow, rows in locked_batches(unit_of_work_factory, flagged,
+                                    (DeferredMaterialRecord.case_id, DeferredMaterialRecord.material_code),
+                                    lambda row: (row[0].case_id, row[0].material_code),
+                                    batch_size=batch_size, lock_of=DeferredMaterialRecord):
+        now = uow.clock.now()
+        for deferred, case in rows:
+            report.examined += 1
+            _revise(uow, deferred, case, rules=rules, now=now, report=report)
+    return report
 
 
 def _revise(uow, deferred: DeferredMaterialRecord, case: CaseRecord, *, rules, now, report: RevisionReport) -> None:

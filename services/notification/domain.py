@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shared.catalogue import Catalogue
 from shared.events import (
+    RECTIFICATION_REASONS,
     AppealDecidedV1,
     CaseCompletedV1,
     CaseSubmittedV1,
@@ -96,12 +97,8 @@ REPORT_LIMITS = {"opinion": "部门意见", "time_limit": "承诺办理时限"}
 # Evaluation (好差评 rectifications, appeals, 督办单): the wording for the codes its events carry.
 RECTIFICATION_ORIGINS = {"rating": "群众“不满意”评价", "finding": "政务服务体验官发现的问题"}
 RECTIFICATION_RESULTS = {"rectified": "整改完成", "explained": "解释说明", "cannot_rectify": "无法整改"}
-RECTIFICATION_REASONS = {"handled_by_rules": "经核实，办理过程符合相关规定",
-                         "policy_explained": "已就相关政策规定作出说明",
-                         "misunderstanding": "经核实系误解，已说明情况",
-                         "beyond_authority": "超出本单位职权范围",
-                         "policy_restriction": "受现行政策法规限制",
-                         "conditions_lacking": "客观条件暂不具备"}
+# What the resident is told for each coded reason (shared/events.py, one list for every service).
+RECTIFICATION_REASON_TEXTS = {code: text for codes in RECTIFICATION_REASONS.values() for code, text in codes.items()}
 APPEAL_GROUNDS = {"wrong_case": "评价对象有误", "abusive_text": "评价含有辱骂等不当内容",
                   "unrelated_to_service": "评价内容与政务服务无关", "malicious": "恶意评价"}
 ORDER_SUBJECTS = {"item": "办件", "rectification": "整改事项"}
@@ -386,7 +383,7 @@ def rectification_closed_context(event: RectificationClosedV2, names: Names) -> 
     return {"case_number": shown_number(event.case_number) if event.case_number else "",
             "matter": names.matter(event.matter_code) if event.matter_code else "",
             "unit": names.unit(event.unit_code), "result": RECTIFICATION_RESULTS.get(event.result, ""),
-            "reason": RECTIFICATION_REASONS.get(event.reason_code, "") if event.reason_code else "",
+            "reason": RECTIFICATION_REASON_TEXTS.get(event.reason_code, "") if event.reason_code else "",
             "closed_at": local_day_text(event.closed_at)}
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import and_, or_, select, true, update
 
 from services.routing.adapters.orm import DeferredMaterial, ItemHistoryEntry, RoutedItem
 from services.routing.item_events import item_event
-from shared.db import is_postgres
+from shared.db import locked_batches
 from shared.events import CloudEvent, DeferralDueDateRevisedV1, ItemDeadlineRevisedV1
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
@@ -53,28 +53,16 @@ class RevisionReport:
 def revise_provisional_deadlines(unit_of_work_factory, *, rules, batch_size: int = BATCH_SIZE) -> RevisionReport:
     """One pass over every item with a provisional deadline or supplement due date, in batches by item id."""
     report = RevisionReport()
-    after_id = ""
-    while True:
-        with unit_of_work_factory() as uow:
-            query = (select(RoutedItem)
-                     .where(or_(RoutedItem.deadline_provisional == true(),
-                                and_(RoutedItem.supplement_due_date_provisional == true(),
-                                     RoutedItem.status == "supplement_requested")),
-                            RoutedItem.id > after_id)
-                     .order_by(RoutedItem.id).limit(batch_size))
-            if is_postgres(uow.session.get_bind()):
-                query = query.with_for_update(skip_locked=True)
-            items = uow.session.scalars(query).all()
-            if not items:
-                return report
-            now = uow.clock.now()
-            for item in items:
-                after_id = item.id
-                report.examined += 1
-                _revise_item(uow, item, rules=rules, now=now, report=report)
-            uow.commit()
-        if len(items) < batch_size:
-            return report
+    flagged = select(RoutedItem).where(or_(RoutedItem.deadline_provisional == true(),
+                                           and_(RoutedItem.supplement_due_date_provisional == true(),
+                                                RoutedItem.status == "supplement_requested")))
+    for uow, rows in locked_batches(unit_of_work_factory, flagged, (RoutedItem.id,), lambda row: (row[0].id,),
+                                    batch_size=batch_size):
+        now = uow.clock.now()
+        for (item,) in rows:
+            report.examined += 1
+            _revise_item(uow, item, rules=rules, now=now, report=report)
+    return report
 
 
 def _matter_days(rules, matter_code: str) -> tuple[int | None, int | None]:

@@ -106,8 +106,3 @@ def test_a_closure_may_name_the_coded_reason_that_fits_its_result():
                                       "close-r")
     assert set(errors) == {"close-r-reason_code"}
 
-
-def test_the_coded_reasons_are_the_evaluation_services():
-    from services.evaluation.domain import REASON_CODES
-
-    assert {result: tuple(codes) for result, codes in feedback.REASON_CODES.items()} == REASON_CODES
