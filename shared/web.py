@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import socket
 import time
-from functools import partial
 
-from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer
 
 from shared import tracing
 from shared.metrics import for_container
 
+# Where handle_request leaves the SERVER span's context for context_data_from_headers to hand to the worker.
+_WORKER_TRACE = "sanji.worker_trace"
+
 
 class NoDelayWebServer(WebServer):
+    def context_data_from_headers(self, request):
+        return {**super().context_data_from_headers(request), **request.environ.get(_WORKER_TRACE, {})}
+
     def process_request(self, sock, address):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -44,25 +48,15 @@ class NoDelayHttpRequestHandler(HttpRequestHandler):
         self.metrics = for_container(self.container)
 
     def handle_request(self, request):
-        """nameko's own, with the request timed and run inside a SERVER span."""
+        """nameko's handle_request, timed and run inside a SERVER span (its context reaches the worker through
+        NoDelayWebServer.context_data_from_headers)."""
         started = time.perf_counter()
         span = tracing.start_span(
             self.metrics.service, f"{request.method} {self.url}", "server",
             carrier=tracing.trace_context_of(request.headers),
             attributes={"http.request.method": request.method, "http.route": self.url})
-        request.shallow = False
-        try:
-            context_data = self.server.context_data_from_headers(request)
-            context_data.update(tracing.worker_context(span))
-            args, kwargs = self.get_entrypoint_parameters(request)
-            self.check_signature(args, kwargs)
-            event = Event()
-            self.container.spawn_worker(self, args, kwargs, context_data=context_data,
-                                        handle_result=partial(self.handle_result, event))
-            result = event.wait()
-            response = self.response_from_result(result)
-        except Exception as exc:
-            response = self.response_from_exception(exc)
+        request.environ[_WORKER_TRACE] = tracing.worker_context(span)
+        response = super().handle_request(request)
         status = response.status_code
         self.metrics.observe_http(self.url, request.method, status, time.perf_counter() - started)
         tracing.end_span(span, error=f"HTTP {status}" if status >= 500 else None,
