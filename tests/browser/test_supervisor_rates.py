@@ -138,8 +138,17 @@ def test_a_supervisor_sees_the_rates_of_a_month(sanji, page, portrait_page, make
     assert page.url.endswith("/supervisor")
     rates = page.get_by_role("region", name="三率考评 · 2026年12月")
     assert page.get_by_label("统计月份").input_value() == "2026-12"  # this month by default
-    sanji.wait_until(lambda: page.reload() or "馨合家园社区" in rates.inner_text(), what="the rates on the desk")
     by_unit = rates.get_by_role("table", name="各单位三率")
+
+    def units_shown() -> tuple:
+        """The two units' rows as the desk shows them now (the read model fills as the events arrive)."""
+        page.reload()
+        text = by_unit.inner_text() if by_unit.count() else ""
+        if "迈皋桥街道" not in text or "馨合家园社区" not in text:
+            return ()
+        return _cells(by_unit, "迈皋桥街道"), _cells(by_unit, "馨合家园社区")
+
+    sanji.wait_until(lambda: units_shown() == (expected_street, expected_community), what="the rates on the desk")
     assert _cells(by_unit, "迈皋桥街道") == expected_street
     assert _cells(by_unit, "馨合家园社区") == expected_community
     assert rates.locator("svg.chart title").text_content() == "2026年12月 各单位三率"

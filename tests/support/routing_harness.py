@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
 from services.routing.service import RoutingService
 from shared.clock import FrozenClock, new_id
@@ -14,6 +14,7 @@ from shared.db import normalise_url
 from shared.events import CaseSubmittedV1, CloudEvent, DeferredMaterial
 from shared.nameko_ext import ClockProvider
 from tests.support.bus import publish_raw
+from tests.support.db import outbox_bodies
 
 XINHE = "320113003021"
 STAFF = {
@@ -85,16 +86,7 @@ class RoutingHarness:
             return sweep()
 
     def outbox(self, event_type_suffix: str) -> list[dict]:
-        engine = create_engine(normalise_url(self.database_url))
-        try:
-            with engine.connect() as connection:
-                bodies = connection.execute(
-                    select(text("body")).select_from(text("outbox_messages"))
-                    .where(text("event_type = :t")).order_by(text("seq")),
-                    {"t": f"cn.sanji.{event_type_suffix}"}).scalars().all()
-        finally:
-            engine.dispose()
-        return [json.loads(body) for body in bodies]
+        return outbox_bodies(self.database_url, event_type_suffix)
 
 
 def at(*args) -> datetime:
