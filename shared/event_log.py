@@ -289,12 +289,14 @@ class _PartitionReads:
         self.offsets = offsets
         self.prefetch = max(int(prefetch), 2)
         self.ready: list[LogEntry] = []
+        self.read_ahead: _ReadAhead | None = None
 
     def attach(self) -> None:
         from amqp.exceptions import NotFound
 
         self.connection.connect()
         transport = self.connection.connection  # the amqp.Connection
+        self.read_ahead = _ReadAhead.install(transport.transport)
         # First the probes, at "next": the first message each gets is the first appended after this moment.
         for partition in self.partitions.values():
             channel = transport.channel()
@@ -358,7 +360,7 @@ class _PartitionReads:
         partition.channel = partition.probe_channel = None
 
     def entries(self, *, since, until, idle_seconds: float) -> Iterator[LogEntry]:
-        transport = self.connection.connection
+        connection = self.connection.connection
         idle_since = time.monotonic()
         while True:
             if self.ready:
@@ -369,8 +371,14 @@ class _PartitionReads:
                 continue
             if all(partition.done for partition in self.partitions.values()):
                 return
+            if self.read_ahead is not None and self.read_ahead.holds_a_frame():
+                # Already read: no wait, so no socket timeout to set and reset around it.
+                while self.read_ahead.holds_a_frame() and len(self.ready) < self.prefetch:
+                    connection.blocking_read(None)
+                idle_since = time.monotonic()
+                continue
             try:
-                transport.drain_events(timeout=min(idle_seconds, 0.5))
+                connection.drain_events(timeout=min(idle_seconds, 0.5))
                 idle_since = time.monotonic()
             except TimeoutError:
                 if time.monotonic() - idle_since >= idle_seconds:
@@ -384,6 +392,56 @@ class _PartitionReads:
             self.connection.release()
         except Exception:  # noqa: BLE001 - a connection the broker closed is closed
             pass
+
+
+class _ReadAhead:
+    """py-amqp reads each frame with a system call for its header, one for its payload and one for its end byte,
+    exactly the bytes it needs: nine per message delivered. A replay receives hundreds of thousands of messages,
+    so on the read's own connection the transport reads what the socket holds, up to 256 KB at a time, and hands
+    frames out of that buffer. Only for py-amqp's plain TCP transport (amqps keeps its own reads)."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.buffer = bytearray()
+        self.position = 0
+
+    @classmethod
+    def install(cls, transport) -> _ReadAhead | None:
+        from amqp.transport import TCPTransport
+
+        if type(transport) is not TCPTransport or transport._read_buffer:
+            return None
+        read_ahead = cls(transport)
+        transport._read = read_ahead.read  # read_frame looks it up on the instance at every frame
+        return read_ahead
+
+    def read(self, n: int, initial: bool = False, _errnos=None) -> bytes:
+        transport = self.transport
+        if transport._read_buffer:  # a frame read_frame gave back when a wait timed out half-way
+            self.buffer = bytearray(transport._read_buffer) + self.buffer[self.position:]
+            self.position = 0
+            transport._read_buffer = b""
+        while len(self.buffer) - self.position < n:
+            if self.position:
+                del self.buffer[:self.position]
+                self.position = 0
+            chunk = transport.sock.recv(max(self.CHUNK, n))
+            if not chunk:
+                raise OSError("Server unexpectedly closed connection")
+            self.buffer += chunk
+        start = self.position
+        self.position += n
+        return bytes(self.buffer[start:self.position])
+
+    def holds_a_frame(self) -> bool:
+        """A whole frame (7-byte header, payload, end byte) is buffered."""
+        available = len(self.buffer) - self.position
+        if available < 7 or self.transport._read_buffer:
+            return False
+        size = int.from_bytes(self.buffer[self.position + 3:self.position + 7], "big")
+        return available >= size + 8
 
 
 def _within(entry: LogEntry, since: datetime | None, until: datetime | None) -> bool:
