@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_path(args.child, args.events)))
         return 0
 
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it goes, also into a file
     print(__doc__.split("How it measures:")[1].strip())
     print()
     prepare_vhost()
