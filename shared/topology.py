@@ -98,8 +98,10 @@ class TopologyMissing(RuntimeError):
 def declare_topology(connection, channel=None, event_log=None) -> None:
     """Declare exchanges, the dead-letter queue, every consumer queue with its bindings, and the event log's
     super stream (``event_log``: an ``EventLogLayout``; by default this deployment's, ``configured_layout``)."""
-    from shared.event_log import configured_layout, declare_event_log
+    from shared.event_log import absent_partitions, configured_layout, declare_event_log
 
+    layout = event_log or configured_layout()
+    new_partitions = absent_partitions(connection, layout)
     channel = channel or connection.default_channel
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
@@ -107,7 +109,7 @@ def declare_topology(connection, channel=None, event_log=None) -> None:
     dead_letter_queue(channel).declare()
     for consumer_queue in CONSUMER_QUEUES:
         consumer_queue.kombu_queue()(channel).declare()
-    declare_event_log(channel, event_log or configured_layout())
+    declare_event_log(channel, layout, new_partitions=new_partitions)
 
 
 def ensure_topology(connection, event_log=None) -> None:

@@ -374,8 +374,21 @@ def declared():
     """What shared.topology.declare_topology declares on start: the same call the services make."""
     from shared import topology
 
+    from amqp.exceptions import NotFound
+
     channel = _RecordingChannel()
-    topology.declare_topology(type("Connection", (), {"default_channel": channel})())
+
+    class _EmptyBroker:
+        """Where every passive declare finds nothing: a first start."""
+
+        def queue_declare(self, queue, passive=False, **_kwargs):
+            raise NotFound(f"no queue {queue}")
+
+        def close(self):
+            pass
+
+    topology.declare_topology(type("Connection", (), {"default_channel": channel,
+                                                      "channel": lambda self: _EmptyBroker()})())
     assert channel.exchanges and channel.queues and channel.bindings, "declare_topology declared nothing"
     return channel
 
