@@ -372,9 +372,9 @@ class _RecordingChannel:
 @pytest.fixture(scope="module")
 def declared():
     """What shared.topology.declare_topology declares on start: the same call the services make."""
-    from shared import topology
-
     from amqp.exceptions import NotFound
+
+    from shared import topology
 
     channel = _RecordingChannel()
 
