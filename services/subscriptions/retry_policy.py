@@ -6,8 +6,8 @@
   sending them back in waves.
 - **Give up**: a delivery is given up once its first attempt is ``give_up_after`` ago (24 hours by default) and
   an attempt fails again, so every delivery is tried over at least that span, whatever the jitter drew. With the
-  defaults (30 s base, 6 h cap) that is about 15 attempts: the expected waits are 15 s, 30 s, 1, 2, 4, 8, 16,
-  32 min, 1, 2 h, then 3 h each.
+  defaults (30 s base, 6 h cap) that is about 18 attempts (``expected_attempts``): the expected waits are 15 s,
+  30 s, 1, 2, 4, 8, 16, 32, 64 and 128 min, then 3 h each.
 - **Disable**: an endpoint whose every attempt has failed for ``disable_after`` (24 hours by default, counted from
   the first failure since its last success) is disabled: its deliveries wait, with the reason shown, until the
   owner re-enables it.
