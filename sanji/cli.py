@@ -60,6 +60,7 @@ SERVICE_CLASSES = {
     "escalation": "services.escalation.service:EscalationService",
     "evaluation": "services.evaluation.service:EvaluationService",
     "console": "services.console.service:ConsoleService",
+    "subscriptions": "services.subscriptions.service:SubscriptionsService",
 }
 
 
@@ -462,6 +463,7 @@ def cmd_write_docs(args) -> None:
     from services.intake.api import intake_openapi
     from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
+    from services.subscriptions.api import subscriptions_openapi
     from shared.asyncapi import asyncapi_document
 
     docs = Path(args.directory)
@@ -470,6 +472,7 @@ def cmd_write_docs(args) -> None:
                            ("openapi/escalation.json", escalation_openapi()),
                            ("openapi/notification.json", notification_openapi()),
                            ("openapi/evaluation.json", evaluation_openapi()),
+                           ("openapi/subscriptions.json", subscriptions_openapi()),
                            ("asyncapi.json", asyncapi_document())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
