@@ -49,7 +49,8 @@ class Sinks(DependencyProvider):
         self.registry = Registry(
             known=known_event_types(catalogue.departments), streams=self.streams, resolve=system_resolver,
             production=config.get("SANJI_PROFILE") == "production", stream_max_age=self.settings.stream_max_age,
-            secret_grace=timedelta(seconds=self.settings.secret_grace_seconds))
+            secret_grace=timedelta(seconds=self.settings.secret_grace_seconds),
+            broker_user_prefix=self.settings.broker_user_prefix)
         self.active = ActiveSubscriptions()
         self.policy = self.settings.retry_policy()
         self.rng = random.SystemRandom()

@@ -68,6 +68,7 @@ class Registry:
     production: bool
     stream_max_age: str
     secret_grace: timedelta
+    broker_user_prefix: str = ""
 
 
 def _parse(document: list, mandate: Mandate, known: EventTypes) -> tuple:
@@ -108,7 +109,7 @@ def create(principal: Principal, request: SubscriptionRequest, *, unit_of_work, 
         if principal.kind != "department" or principal.person:
             raise Refusal("queue_sink_unavailable", "only a department system (its own token, with its own broker "
                           "user) consumes a stream; subscribe with a webhook instead", status=422)
-        broker_user = principal.name
+        broker_user = registry.broker_user_prefix + principal.name   # shared.bus.department_desks names it so
         stream = subscription_stream_name(broker_user, subscription_id)
     else:
         url = check_webhook_url(request.sink.url, production=registry.production, resolve=registry.resolve)

@@ -44,6 +44,10 @@ class SubscriptionsVariables(SanjiSettings):
     secret_grace_seconds: float = setting(24 * 3600.0, "after a rotation, the previous signing secret still "
                                           "signs for this long", ge=0, allow_inf_nan=False)
 
+    broker_user_prefix: str = setting("", "prefix of the department systems' broker users, as `sanji bus setup` "
+                                      "made them (`SANJI_DEV_BUS_USER_PREFIX`): a department's stream is named "
+                                      "after its broker user", shown_default="—")
+
     @field_validator("stream_max_age")
     @classmethod
     def _max_age(cls, value: str) -> str:
