@@ -55,8 +55,8 @@ def consume(amqp_uri: str, stream: str, on_event: Callable[[dict, int | None], N
             message.ack()
             received += 1
 
-        with connection.Consumer(queue, callbacks=[handle], accept=None, no_ack=False) as consumer:
-            consumer.qos(prefetch_count=prefetch)   # required on a stream
+        # The prefetch is required on a stream, and must be set before the consume: prefetch_count does both.
+        with connection.Consumer(queue, callbacks=[handle], accept=None, no_ack=False, prefetch_count=prefetch):
             if ready is not None:
                 ready()
             while max_messages is None or received < max_messages:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import structlog
 from amqp.exceptions import NotFound
-from kombu import Connection, Producer, Queue, binding
+from kombu import Connection, Producer
 
 from shared.bus import user_of_uri
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
-from shared.topology import subscriptions_exchange
+from shared.topology import SUBSCRIPTIONS_EXCHANGE_NAME, subscriptions_exchange
 
 log = structlog.get_logger(__name__)
 
@@ -24,11 +24,6 @@ CONFIRM_TIMEOUT_SECONDS = 10.0
 
 class SinkUnavailable(RuntimeError):
     """The broker could not declare or delete a stream (down, or the topology missing)."""
-
-
-def stream_queue(name: str, subscription_id: str, max_age: str) -> Queue:
-    return Queue(name, bindings=[binding(subscriptions_exchange, routing_key=subscription_id)], durable=True,
-                 queue_arguments={"x-queue-type": "stream", "x-max-age": max_age})
 
 
 class Streams:
@@ -47,8 +42,10 @@ class Streams:
         try:
             with self._connect() as connection:
                 channel = connection.channel()
-                queue = stream_queue(name, subscription_id, max_age)(channel)
-                queue.declare()   # the queue, then its binding to the (existing) exchange
+                # The queue and its binding only: the exchange is the topology's (this user may not declare it).
+                channel.queue_declare(name, durable=True, auto_delete=False,
+                                      arguments={"x-queue-type": "stream", "x-max-age": max_age})
+                channel.queue_bind(name, SUBSCRIPTIONS_EXCHANGE_NAME, routing_key=subscription_id)
         except Exception as exc:  # noqa: BLE001 - any broker failure means: no sink, nothing written
             log.warning("could not declare a subscription stream", stream=name, error=type(exc).__name__)
             raise SinkUnavailable(f"the broker could not declare the stream ({type(exc).__name__})") from None
