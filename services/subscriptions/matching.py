@@ -51,7 +51,7 @@ class ActiveSubscriptions:
     def current(self, session) -> tuple[Candidate, ...]:
         revision = session.scalar(select(Revision.revision).where(Revision.id == 1))
         with self._lock:
-            if revision == self._revision:
+            if revision is not None and revision == self._revision:
                 return self._candidates
         candidates = tuple(load_candidates(session))
         with self._lock:

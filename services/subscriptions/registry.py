@@ -48,6 +48,7 @@ from services.subscriptions.webhook_urls import Resolver, check_webhook_url
 from shared.auth import Principal
 from shared.bus import subscription_stream_name
 from shared.clock import new_id
+from shared.outbox import insert_ignoring_duplicates
 from shared.refusal import Refusal
 from shared.topology import SUBSCRIPTIONS_EXCHANGE_NAME
 from shared.webhooks import new_webhook_secret
@@ -82,7 +83,10 @@ def _parse(document: list, mandate: Mandate, known: EventTypes) -> tuple:
 
 
 def bump_revision(session) -> None:
-    session.execute(update(Revision).where(Revision.id == 1).values(revision=Revision.revision + 1))
+    """Tell every replica's consumer to reload the subscriptions (``matching.ActiveSubscriptions``)."""
+    bumped = session.execute(update(Revision).where(Revision.id == 1).values(revision=Revision.revision + 1))
+    if bumped.rowcount == 0:   # the row the migration inserted is gone (a table emptied by hand): put it back
+        session.execute(insert_ignoring_duplicates(session, Revision).values(id=1, revision=1))
 
 
 def _view(row: Subscription, secret: str | None = None) -> SubscriptionView:
@@ -315,10 +319,10 @@ def disclosures(principal: Principal, case_id: str, *, unit_of_work) -> Disclosu
                       "systems themselves", status=403)
     with unit_of_work as uow:
         rows = uow.session.scalars(query.order_by(Disclosure.seq)).all()
-    return DisclosureReport(case_id=case_id, disclosures=[DisclosureView(
-        subscriber=row.subscriber, subscriber_kind=row.subscriber_kind, department=row.department,
-        subscription_id=row.subscription_id, sink=row.sink_type, event_id=row.event_id, event_type=row.event_type,
-        disclosed_at=row.disclosed_at) for row in rows])
+        return DisclosureReport(case_id=case_id, disclosures=[DisclosureView(
+            subscriber=row.subscriber, subscriber_kind=row.subscriber_kind, department=row.department,
+            subscription_id=row.subscription_id, sink=row.sink_type, event_id=row.event_id,
+            event_type=row.event_type, disclosed_at=row.disclosed_at) for row in rows])
 
 
 CSV_COLUMNS = ("case_id", "disclosed_at", "subscriber", "subscriber_kind", "department", "subscription_id", "sink",

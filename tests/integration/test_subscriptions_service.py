@@ -99,7 +99,8 @@ def test_a_police_stream_gets_its_own_district_police_events_only(service, scope
     police_uri = scoped_bus.department_uri("dept-qixia-police")
     thread = eventlet.spawn(subscription_stream_consumer.consume, police_uri, stream,
                             lambda event, offset: received.append((event, offset)), offset="first", timeout=6)
-    assert wait_until(lambda: received, timeout=10), "the police stream received nothing"
+    assert wait_until(lambda: received, timeout=10), ("the police stream received nothing", count_rows(
+        database_url, "subscriptions_deliveries", "subscriptions_events", "processed_messages"))
     thread.wait()
     assert [event["id"] for event, _ in received] == [wanted[2]]
     assert received[0][0]["data"]["department_code"] == "police"

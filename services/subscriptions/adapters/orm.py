@@ -57,7 +57,8 @@ class SigningSecret(Base):
     __tablename__ = "subscriptions_secrets"
 
     seq: Mapped[int] = mapped_column(_SEQUENCE, primary_key=True, autoincrement=True)
-    subscription_id: Mapped[str] = mapped_column(String(36), ForeignKey("subscriptions_subscriptions.id"))
+    subscription_id: Mapped[str] = mapped_column(String(36), ForeignKey(
+        "subscriptions_subscriptions.id", name="fk_subscriptions_secrets_subscription"))
     secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)   # None: current
@@ -82,8 +83,10 @@ class Delivery(Base):
     __tablename__ = "subscriptions_deliveries"
 
     seq: Mapped[int] = mapped_column(_SEQUENCE, primary_key=True, autoincrement=True)
-    subscription_id: Mapped[str] = mapped_column(String(36), ForeignKey("subscriptions_subscriptions.id"))
-    event_id: Mapped[str] = mapped_column(String(64), ForeignKey("subscriptions_events.event_id"))
+    subscription_id: Mapped[str] = mapped_column(String(36), ForeignKey(
+        "subscriptions_subscriptions.id", name="fk_subscriptions_deliveries_subscription"))
+    event_id: Mapped[str] = mapped_column(String(64), ForeignKey("subscriptions_events.event_id",
+                                                                 name="fk_subscriptions_deliveries_event"))
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16))    # pending, retrying, delivered, given_up
     attempts: Mapped[int] = mapped_column(Integer)
@@ -108,7 +111,8 @@ class Attempt(Base):
     __tablename__ = "subscriptions_attempts"
 
     seq: Mapped[int] = mapped_column(_SEQUENCE, primary_key=True, autoincrement=True)
-    delivery_seq: Mapped[int] = mapped_column(_SEQUENCE, ForeignKey("subscriptions_deliveries.seq"))
+    delivery_seq: Mapped[int] = mapped_column(_SEQUENCE, ForeignKey("subscriptions_deliveries.seq",
+                                                                              name="fk_subscriptions_attempts_delivery"))
     number: Mapped[int] = mapped_column(Integer)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     outcome: Mapped[str] = mapped_column(String(16))                  # delivered or failed

@@ -53,7 +53,7 @@ def upgrade():
         sa.Column("expires_at", UTCDateTime, nullable=True),
         sa.PrimaryKeyConstraint("seq", name="pk_subscriptions_secrets"),
         sa.ForeignKeyConstraint(["subscription_id"], ["subscriptions_subscriptions.id"],
-                                name="fk_subscriptions_secrets_subscription_id_subscriptions_subscriptions"),
+                                name="fk_subscriptions_secrets_subscription"),
     )
     op.create_index("ix_subscriptions_secrets_subscription_id", "subscriptions_secrets", ["subscription_id"])
     op.create_table(
@@ -87,9 +87,9 @@ def upgrade():
         sa.PrimaryKeyConstraint("seq", name="pk_subscriptions_deliveries"),
         sa.UniqueConstraint("subscription_id", "event_id", name="uq_subscriptions_deliveries_subscription_event"),
         sa.ForeignKeyConstraint(["subscription_id"], ["subscriptions_subscriptions.id"],
-                                name="fk_subscriptions_deliveries_subscription_id_subscriptions_subscriptions"),
+                                name="fk_subscriptions_deliveries_subscription"),
         sa.ForeignKeyConstraint(["event_id"], ["subscriptions_events.event_id"],
-                                name="fk_subscriptions_deliveries_event_id_subscriptions_events"),
+                                name="fk_subscriptions_deliveries_event"),
     )
     op.create_index("ix_subscriptions_deliveries_due", "subscriptions_deliveries", ["status", "next_attempt_at"])
     op.create_index("ix_subscriptions_deliveries_view", "subscriptions_deliveries",
@@ -106,7 +106,7 @@ def upgrade():
         sa.Column("duration_ms", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_subscriptions_attempts"),
         sa.ForeignKeyConstraint(["delivery_seq"], ["subscriptions_deliveries.seq"],
-                                name="fk_subscriptions_attempts_delivery_seq_subscriptions_deliveries"),
+                                name="fk_subscriptions_attempts_delivery"),
     )
     op.create_index("ix_subscriptions_attempts_delivery_seq", "subscriptions_attempts", ["delivery_seq"])
     op.create_table(
