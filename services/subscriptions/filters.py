@@ -25,8 +25,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 CONTEXT_ATTRIBUTES = ("type", "source", "subject", "id")
-SANJI_ATTRIBUTES = ("matter", "level", "unit", "district", "department", "case")
-ATTRIBUTES = CONTEXT_ATTRIBUTES + SANJI_ATTRIBUTES
+OWN_ATTRIBUTES = ("matter", "level", "unit", "district", "department", "case")
+ATTRIBUTES = CONTEXT_ATTRIBUTES + OWN_ATTRIBUTES
 VALUE_OPERATORS = ("exact", "prefix", "suffix")
 # A subscription's filter is small; anything bigger is a mistake or an attempt to make matching expensive.
 MAX_EXPRESSIONS = 64
