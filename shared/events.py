@@ -297,7 +297,9 @@ class ItemTerminatedV1(ItemEvent):
     event_type: ClassVar[str] = TYPE_PREFIX + "item.terminated.v1"
     verb: ClassVar[str] = "terminated"
 
-    reason_code: Literal["deferral_expired", "prerequisite_rejected", "prerequisite_terminated"]
+    # supplement_expired: the material asked for by request-supplement did not arrive by its due date.
+    reason_code: Literal["deferral_expired", "supplement_expired", "prerequisite_rejected",
+                         "prerequisite_terminated"]
     note: str = ""
 
 
