@@ -24,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from shared.event_catalogue import FILTER_ATTRIBUTE_FIELDS
+
 CONTEXT_ATTRIBUTES = ("type", "source", "subject", "id")
-OWN_ATTRIBUTES = ("matter", "level", "unit", "district", "department", "case")
+OWN_ATTRIBUTES = tuple(FILTER_ATTRIBUTE_FIELDS)   # matter, level, unit, district, department, case
 ATTRIBUTES = CONTEXT_ATTRIBUTES + OWN_ATTRIBUTES
 VALUE_OPERATORS = ("exact", "prefix", "suffix")
 # A subscription's filter is small; anything bigger is a mistake or an attempt to make matching expensive.
@@ -172,22 +174,16 @@ def _text(value) -> str | None:
 
 
 def event_attributes(event: Mapping) -> dict[str, str | None]:
-    """The filterable attributes of a CloudEvent (its JSON document). Sanji's own come from ``data``, where every
-    payload keeps the fields its routing key is built from:
-
-    - ``unit``: the unit the event is at (``unit_code``), else the case's community (``community_code``: case
-      events), else the district (``district_code``: events about a whole district);
-    - ``district``: ``district_code``, else the district of the unit (the first six digits, then zeros);
-    - ``department``: ``department_code`` (absent from case events: a department's mandate never covers them);
-    - ``matter``: ``matter_code``; ``level``: ``level``; ``case``: ``case_id``.
-    """
+    """The filterable attributes of a CloudEvent (its JSON document): the context attributes from the envelope,
+    Sanji's from ``data``, each from the first of its fields the event carries, as the event catalogue lists them
+    (``shared.event_catalogue.FILTER_ATTRIBUTE_FIELDS``): ``unit`` is the unit the event is at, else the case's
+    community, else the district; ``district`` the district code, else the district of the unit (its first six
+    digits, then zeros). Case events carry no ``department``: a department's mandate never covers them."""
     data = event.get("data") if isinstance(event.get("data"), Mapping) else {}
-    unit = _text(data.get("unit_code")) or _text(data.get("community_code")) or _text(data.get("district_code"))
-    district = _text(data.get("district_code")) or (unit[:6] + "000000" if unit and len(unit) == 12 else None)
-    return {
-        "type": _text(event.get("type")), "source": _text(event.get("source")),
-        "subject": _text(event.get("subject")), "id": _text(event.get("id")),
-        "matter": _text(data.get("matter_code")), "level": _text(data.get("level")),
-        "unit": unit, "district": district, "department": _text(data.get("department_code")),
-        "case": _text(data.get("case_id")),
-    }
+    attributes = {name: _text(event.get(name)) for name in CONTEXT_ATTRIBUTES}
+    for name, fields in FILTER_ATTRIBUTE_FIELDS.items():
+        attributes[name] = next((value for value in (_text(data.get(field)) for field in fields) if value), None)
+    district = attributes.get("district")
+    if district is not None and len(district) == 12:
+        attributes["district"] = district[:6] + "000000"
+    return attributes
