@@ -395,6 +395,8 @@ def cmd_run_all(args) -> None:
             passwords_file=str(commands.dev_bus_users_file), management_url=commands.rabbit_management_url,
             prefix=commands.dev_bus_user_prefix)
         environment.update(bus_environment)
+        if bus_environment and commands.dev_bus_user_prefix:  # the departments' streams are named after their users
+            environment.setdefault("SANJI_SUBSCRIPTIONS_BROKER_USER_PREFIX", commands.dev_bus_user_prefix)
         print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
     console_settings = Settings.from_env("console")
