@@ -7,6 +7,8 @@ from pydantic import BaseModel
 from services.subscriptions.schemas import (
     DeliveryPage,
     DisclosureReport,
+    EventTypeEntry,
+    EventTypeList,
     Problem,
     RedeliveryRequest,
     RedeliveryResult,
@@ -68,6 +70,15 @@ OPERATIONS = [
               DisclosureReport, errors={400: "invalid_query: case_id missing, unknown format",
                                         403: "disclosure_forbidden"},
               query=(("case_id", True, "the case"), ("format", False, "json (default) or csv"))),
+    # The catalogue is the same document as docs/event-types.json and docs/asyncapi.json in the repository:
+    # public, like /openapi.json, so that a department's developer can read it before holding a token.
+    Operation("GET", "/v1/event-types", "The event catalogue: every event type with its version, JSON Schema, "
+              "filter attributes and an example (built from the models that validate the events)", EventTypeList,
+              authenticated=False),
+    Operation("GET", "/v1/event-types/{event_type}", "One event type, by its CloudEvents type "
+              "(cn.sanji.item.routed.v1), its versioned name (item.routed.v1) or its name (item.routed: the newest "
+              "version)", EventTypeEntry, authenticated=False,
+              errors={404: "unknown_event_type: no such type in the catalogue"}),
     *HEALTH_OPERATIONS,
 ]
 

@@ -158,3 +158,29 @@ class Problem(BaseModel):
     status: int
     reason: str
     request_id: str
+
+
+class EventTypeEntry(BaseModel):
+    """One event type of the catalogue (shared.event_catalogue), as docs/event-types.json holds it."""
+
+    type: str = Field(description="the CloudEvents type, e.g. cn.sanji.item.routed.v1")
+    name: str = Field(description="the type without prefix and version, e.g. item.routed")
+    version: int
+    deprecated: bool
+    superseded_by: str | None = None
+    summary: str
+    description: str
+    routing_key: str = Field(description="the AMQP routing key template on sanji.events")
+    sources: list[str]
+    schema_: dict = Field(alias="schema", description="JSON Schema of the event's data")
+    filter_attributes: list[str] = Field(description="attributes a subscription filter can match for this type")
+    optional_filter_attributes: list[str]
+    filter_attribute_fields: dict
+    example: dict = Field(description="a whole CloudEvent of this type, valid against the schema")
+    example_routing_key: str
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class EventTypeList(BaseModel):
+    event_types: list[EventTypeEntry]

@@ -19,6 +19,7 @@ from services.subscriptions.schemas import (
     SubscriptionList,
     SubscriptionRequest,
 )
+from shared.event_catalogue import event_type, event_types
 from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
@@ -125,6 +126,20 @@ class SubscriptionsService(SanjiService):
             return Response(registry.disclosures_csv(report), content_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": 'attachment; filename="disclosures.csv"'})
         return json_response(200, report)
+
+    @http("GET", "/v1/event-types")
+    @api_endpoint
+    def list_event_types(self, request):
+        return json_response(200, {"event_types": event_types()})
+
+    @http("GET", "/v1/event-types/<string:type_or_name>")
+    @api_endpoint
+    def get_event_type(self, request, type_or_name):
+        entry = event_type(type_or_name)
+        if entry is None:
+            raise ApiError(404, "unknown_event_type", f"no event type {type_or_name!r} in the catalogue; "
+                                                      "GET /v1/event-types lists them")
+        return json_response(200, entry)
 
     @http("GET", "/openapi.json")
     def openapi(self, request):

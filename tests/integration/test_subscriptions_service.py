@@ -260,3 +260,33 @@ def test_a_webhook_that_fails_then_recovers_gets_every_event_once_per_id_signed(
         server.shutdown()
         server_thread.kill()
 
+
+
+def test_the_event_catalogue_is_served_whole_and_by_type(service):
+    """Issue 18: GET /v1/event-types lists every type with its schema, filter attributes and an example, from the
+    same models that validate the events; one type by any of its spellings; an unknown one is a 404 with a reason."""
+    import json
+
+    import jsonschema
+
+    from shared.config import REPO_ROOT
+    from shared.events import PAYLOAD_TYPES
+
+    base, _ = service
+    listing = requests.get(f"{base}/v1/event-types", timeout=10)
+    assert listing.status_code == 200
+    entries = listing.json()["event_types"]
+    assert {entry["type"] for entry in entries} == set(PAYLOAD_TYPES)
+    committed = json.loads((REPO_ROOT / "docs" / "event-types.json").read_text(encoding="utf-8"))
+    assert entries == committed
+
+    spellings = ("cn.sanji.item.routed.v1", "item.routed.v1", "item.routed")
+    answers = [requests.get(f"{base}/v1/event-types/{spelling}", timeout=10) for spelling in spellings]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    routed = answers[0].json()
+    assert all(a.json() == routed for a in answers)
+    assert routed["type"] == "cn.sanji.item.routed.v1" and "department" in routed["filter_attributes"]
+    jsonschema.validate(routed["example"]["data"], routed["schema"])
+
+    unknown = requests.get(f"{base}/v1/event-types/item.teleported", timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["reason"] == "unknown_event_type"
