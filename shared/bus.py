@@ -35,10 +35,11 @@ from shared.topology import (
     DEAD_LETTER_EXCHANGE_NAME,
     EVENTS_EXCHANGE_NAME,
     RPC_EXCHANGE_NAME,
+    SUBSCRIPTIONS_EXCHANGE_NAME,
     ConsumerQueue,
 )
 
-SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console")
+SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console", "subscriptions")
 
 # The event types each service publishes. Two types have two publishers: a 办不成事 report is filed at a
 # kiosk (intake) or by staff (escalation), and a 容缺 reminder comes from routing (intake's deferrals) or
@@ -60,17 +61,13 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
                    ev.RectificationOverdueV1, ev.AppealDecidedV1, ev.RectificationClosedV2,
                    ev.SupervisionOrderIssuedV1, ev.SupervisionOrderAnsweredV1, ev.RectificationOpenedV2,
                    ev.RectificationDueDateRevisedV1),
+    # It consumes every event and hands the subscribed ones to department sinks; it publishes none on sanji.events.
+    "subscriptions": (),
 }
 
 # The services whose broker user reads the raw event log (sanji.event-log-<district>), and nothing else does.
 EVENT_LOG_READERS = ("subscriptions",)
 EVENT_LOG_PARTITION_PATTERN = r"sanji\.event-log-[0-9]{12}"
-
-
-def principals() -> tuple[str, ...]:
-    """Every service with a broker user: the services, and the event log's reader where it is not one yet."""
-    return SERVICES + tuple(reader for reader in EVENT_LOG_READERS if reader not in SERVICES)
-
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {
     event_type: frozenset(service for service, owned in OWNED_EVENTS.items()
@@ -91,6 +88,15 @@ _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _NOTHING = "^$"
 _WORD = "[^.#*]+"          # one routing-key word, no wildcard
 _WORD_OR_STAR = "[^.#]+"   # one word, or the one-word wildcard `*` (never `#`)
+
+
+# A subscription's stream queue: its department's broker user, ".sub-" and 12 hexadecimal digits of its id.
+SUBSCRIPTION_STREAM = r"[^.]+\.sub-[0-9a-f]{12}"
+SUBSCRIPTION_STREAM_INFIX = ".sub-"
+
+
+def subscription_stream_name(broker_user: str, subscription_id: str) -> str:
+    return broker_user + SUBSCRIPTION_STREAM_INFIX + subscription_id.replace("-", "")[:12]
 
 
 def default_user(service: str) -> str:
@@ -178,7 +184,7 @@ def _alternatives(patterns: Iterable[str]) -> str:
 
 def publish_pattern(service: str) -> str:
     """The routing keys a service may publish on ``sanji.events``: those of the types it owns."""
-    return _alternatives(_routing_key_regex(payload.routing_key_template) for payload in OWNED_EVENTS.get(service, ()))
+    return _alternatives(_routing_key_regex(payload.routing_key_template) for payload in OWNED_EVENTS[service])
 
 
 def service_queues(service: str) -> tuple[ConsumerQueue, ...]:
@@ -201,16 +207,22 @@ def service_permissions(service: str) -> dict[str, str]:
     """
     queues = [queue.name for queue in service_queues(service)]
     configure: list[str] = []
-    write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS.get(service) else []) \
+    write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS[service] else []) \
         + ([re.escape(DEAD_LETTER_EXCHANGE_NAME)] if queues else [])
     read = [re.escape(name) for name in queues]
-    if service in EVENT_LOG_READERS:  # consumes the district streams (AMQP or stream protocol); declares nothing
+    if service in EVENT_LOG_READERS:  # consumes the district streams (AMQP or stream protocol), no more
         read += [EVENT_LOG_PARTITION_PATTERN]
     if service == "intake":
         rpc_queue = re.escape("rpc-intake")
         configure += [rpc_queue]
         write += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
         read += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
+    if service == "subscriptions":
+        # The departments' sink streams (<department user>.sub-<id>): declared, bound and deleted by this service
+        # alone (a department user may only read them), and published to through its direct exchange.
+        configure += [SUBSCRIPTION_STREAM]
+        write += [SUBSCRIPTION_STREAM, re.escape(SUBSCRIPTIONS_EXCHANGE_NAME)]
+        read += [re.escape(SUBSCRIPTIONS_EXCHANGE_NAME)]
     if service == "notification":
         reply_queue = re.escape("rpc.reply-notification-") + _UUID
         configure += [reply_queue]
@@ -258,6 +270,11 @@ class DepartmentDesk:
         """Its own queues: its user name, a dot, anything (``dept-qixia-police.items``)."""
         return "^" + re.escape(self.user) + r"(\..+)?$"
 
+    def own_queue_pattern(self) -> str:
+        """The queues it may declare, bind and delete: its own, except the streams the subscriptions service keeps
+        for it (``<user>.sub-<id>``), which it may only read."""
+        return "^" + re.escape(self.user) + r"(\.(?!sub-).+)?$"
+
     def unit_pattern(self) -> str:
         """The unit word of the keys it may bind: any unit of its district (a district desk may use `*`),
         its street and the street's communities, or its own community."""
@@ -274,9 +291,9 @@ class DepartmentDesk:
                 rf"\.{self.unit_pattern()}\.{re.escape(self.department)}$")
 
     def permissions(self) -> dict[str, str]:
-        own = self.queue_pattern()
+        own, readable = self.own_queue_pattern(), self.queue_pattern()
         return {"configure": own, "write": own,
-                "read": "^(" + re.escape(EVENTS_EXCHANGE_NAME) + "|" + own[1:-1] + ")$"}
+                "read": "^(" + re.escape(EVENTS_EXCHANGE_NAME) + "|" + readable[1:-1] + ")$"}
 
     def topic_permissions(self) -> list[dict[str, str]]:
         return [{"exchange": EVENTS_EXCHANGE_NAME, "write": _NOTHING, "read": self.read_pattern()},
@@ -307,7 +324,7 @@ def bus_definitions(vhost: str = "/", *, users: Mapping[str, str] | None = None,
     production sets each password from a secret (docs/security.md, "The bus"). ``passwords`` (user ->
     clear password) is for development and tests only; RabbitMQ hashes a ``password`` on import.
     """
-    users = {service: default_user(service) for service in principals()} | dict(users or {})
+    users = dict(users or {service: default_user(service) for service in SERVICES})
     passwords = passwords or {}
 
     def user_entry(name: str) -> dict:
@@ -320,12 +337,12 @@ def bus_definitions(vhost: str = "/", *, users: Mapping[str, str] | None = None,
 
     desks = list(desks)
     return {
-        "users": [user_entry(users[service]) for service in principals()] + [user_entry(desk.user) for desk in desks],
+        "users": [user_entry(users[service]) for service in SERVICES] + [user_entry(desk.user) for desk in desks],
         "permissions": [{"user": users[service], "vhost": vhost, **service_permissions(service)}
-                        for service in principals()]
+                        for service in SERVICES]
                        + [{"user": desk.user, "vhost": vhost, **desk.permissions()} for desk in desks],
         "topic_permissions": [{"user": users[service], "vhost": vhost, **permission}
-                              for service in principals() for permission in service_topic_permissions(service)]
+                              for service in SERVICES for permission in service_topic_permissions(service)]
                              + [{"user": desk.user, "vhost": vhost, **permission}
                                 for desk in desks for permission in desk.topic_permissions()],
     }
