@@ -15,7 +15,8 @@ How it measures:
       service's path, here without eventlet;
    c. the same under eventlet (monkey-patched, as the subscriptions service runs it).
    The clock runs from the subscription to the last event. For each path: events/s, the ratio to the 20,000/s
-   target, the client's CPU seconds and the broker's (from /proc, when this user may read it), and from them,
+   target, the client's CPU seconds and the broker's (from /proc, when this user may read it: the whole node's,
+   so other work on the same broker counts too and it is an upper bound), and from them,
    labelled as an estimate, the rate an otherwise idle machine would reach (client and broker each on a core).
 
 The machine is shared and noisy: compare the paths of one run side by side. The last line is JSON.
