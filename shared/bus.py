@@ -342,11 +342,16 @@ def dev_passwords(path) -> dict[str, str]:
 def setup_dev_users(management_url: str, admin: tuple[str, str], vhost: str, *, users: Mapping[str, str],
                     desks: Iterable[DepartmentDesk], passwords: Mapping[str, str], timeout: float = 10) -> None:
     """Create (or update) the service and department users, their permissions and topic permissions in
-    ``vhost`` through the management API's definitions import. Raises ``requests.RequestException``
-    (or ``RuntimeError`` with the broker's answer) when the API is unreachable or refuses."""
+    ``vhost`` through the management API's definitions import, with the policy of at-least-once
+    dead-lettering (``shared.topology.dead_letter_policy``: it reaches the queues an older release declared,
+    which a definitions import leaves as they are). Raises ``requests.RequestException`` (or ``RuntimeError``
+    with the broker's answer) when the API is unreachable or refuses."""
     import requests
 
-    definitions = bus_definitions(vhost, users=users, desks=desks, passwords=passwords)
+    from shared.topology import dead_letter_policy
+
+    definitions = {**bus_definitions(vhost, users=users, desks=desks, passwords=passwords),
+                   "policies": [dead_letter_policy(vhost)]}
     response = requests.post(f"{management_url.rstrip('/')}/api/definitions", auth=admin, json=definitions,
                              timeout=timeout)
     if response.status_code not in (200, 201, 204):
