@@ -282,6 +282,7 @@ def test_make_run_creates_the_development_users_or_says_it_falls_back(rabbit_con
         expected = dead_letter_policy(rabbit_config["vhost"])
         assert {key: policy[key] for key in ("pattern", "apply-to", "priority", "definition")} == \
             {key: expected[key] for key in ("pattern", "apply-to", "priority", "definition")}
+        assert account.endswith("; every consumer queue declared dead-letters at least once")
         # Each service connects as itself, and only as what it is allowed to be.
         routing = environment["SANJI_ROUTING_AMQP_URI"]
         with Connection(rabbit_config["AMQP_URI"]) as connection:

@@ -27,10 +27,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import unquote, urlparse
 
 import pytest
 from kombu import Connection
 
+from shared.bus import at_most_once_queues
 from shared.topology import (
     CONSUMER_QUEUES,
     DEAD_LETTER_EXCHANGE_NAME,
@@ -119,6 +121,13 @@ def queue_stats(rabbit_manager, vhost: str, until, timeout: float = 12.0) -> dic
         time.sleep(0.25)
 
 
+def at_most_once(rabbit_config, rabbit_manager) -> set[str]:
+    """What ``sanji bus setup`` and ``make run`` report from the management API."""
+    uri = urlparse(rabbit_config["AMQP_URI"])
+    admin = (unquote(uri.username), unquote(uri.password))
+    return set(at_most_once_queues(rabbit_manager._base_url.removesuffix("/api"), admin, rabbit_config["vhost"]))
+
+
 def assert_dead_lettered_once(found: list, event_id: str) -> None:
     assert [message.properties["message_id"] for message in found] == [event_id]
     (death,) = found[0].headers["x-death"]
@@ -129,6 +138,7 @@ def test_a_consumer_queue_keeps_a_dead_letter_until_the_dead_letters_take_it(rab
     amqp_uri, vhost = rabbit_config["AMQP_URI"], rabbit_config["vhost"]
     with Connection(amqp_uri) as connection:
         assert declare_topology(connection) == ()
+    assert at_most_once(rabbit_config, rabbit_manager) == set()
 
     event_id = reject_while_the_dead_letters_refuse(amqp_uri)
 
@@ -144,6 +154,7 @@ def test_queues_of_an_older_release_dead_letter_at_least_once_under_the_definiti
         rabbit_config, rabbit_manager):
     amqp_uri, vhost = rabbit_config["AMQP_URI"], rabbit_config["vhost"]
     declare_as_an_older_release(amqp_uri)
+    assert at_most_once(rabbit_config, rabbit_manager) == {queue.name for queue in CONSUMER_QUEUES}
     # The upgrade: the broker imports this release's definitions (its boot), then the services declare.
     import_definitions(rabbit_manager, vhost)
     assert rabbit_manager.get_queue(vhost, QUEUE)["arguments"] == LEGACY_CONSUMER_QUEUE_ARGUMENTS, \
@@ -153,6 +164,7 @@ def test_queues_of_an_older_release_dead_letter_at_least_once_under_the_definiti
         assert set(declare_topology(connection)) == {queue.name for queue in CONSUMER_QUEUES}  # and again
     policy = queue_stats(rabbit_manager, vhost, lambda stats: stats.get("policy") == DEAD_LETTER_POLICY_NAME)
     assert policy.get("effective_policy_definition") == dead_letter_policy(vhost)["definition"], policy
+    assert at_most_once(rabbit_config, rabbit_manager) == set()
 
     event_id = reject_while_the_dead_letters_refuse(amqp_uri)
 
@@ -165,6 +177,7 @@ def test_control_without_the_strategy_the_dead_letter_is_lost(rabbit_config, rab
     """At most once, as a queue of an older release is on a broker without the policy: the event is gone."""
     amqp_uri, vhost = rabbit_config["AMQP_URI"], rabbit_config["vhost"]
     declare_as_an_older_release(amqp_uri)
+    assert ROUTING_CASE_SUBMITTED.name in at_most_once(rabbit_config, rabbit_manager)
 
     reject_while_the_dead_letters_refuse(amqp_uri)
 
