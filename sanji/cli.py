@@ -60,6 +60,7 @@ SERVICE_CLASSES = {
     "escalation": "services.escalation.service:EscalationService",
     "evaluation": "services.evaluation.service:EvaluationService",
     "console": "services.console.service:ConsoleService",
+    "subscriptions": "services.subscriptions.service:SubscriptionsService",
 }
 
 
@@ -397,6 +398,8 @@ def cmd_run_all(args) -> None:
             passwords_file=str(commands.dev_bus_users_file), management_url=commands.rabbit_management_url,
             prefix=commands.dev_bus_user_prefix)
         environment.update(bus_environment)
+        if bus_environment and commands.dev_bus_user_prefix:  # the departments' streams are named after their users
+            environment.setdefault("SANJI_SUBSCRIPTIONS_BROKER_USER_PREFIX", commands.dev_bus_user_prefix)
         print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
     console_settings = Settings.from_env("console")
@@ -465,6 +468,7 @@ def cmd_write_docs(args) -> None:
     from services.intake.api import intake_openapi
     from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
+    from services.subscriptions.api import subscriptions_openapi
     from shared.asyncapi import asyncapi_document
     from shared.event_catalogue import event_types
 
@@ -474,6 +478,7 @@ def cmd_write_docs(args) -> None:
                            ("openapi/escalation.json", escalation_openapi()),
                            ("openapi/notification.json", notification_openapi()),
                            ("openapi/evaluation.json", evaluation_openapi()),
+                           ("openapi/subscriptions.json", subscriptions_openapi()),
                            ("asyncapi.json", asyncapi_document()), ("event-types.json", event_types())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
