@@ -18,11 +18,11 @@ Series (every service):
   arrival to its handler's result (the requeue back-off is not counted);
 - ``sanji_relay_published_total`` / ``sanji_relay_failures_total``: outbox events the relay published
   (broker-confirmed), and relay attempts that failed and will be retried;
-- ``sanji_relay_unroutable_total{event_type,subscribed}``: outbox events the broker confirmed but returned
-  because no queue is bound to their routing key (the relay publishes with ``mandatory``): nobody received
-  them. They are marked published all the same (docs/reliability.md). ``subscribed`` is ``true`` for a type
-  one of Sanji's own consumer queues is bound to (then a queue or binding is missing: alerted), ``false``
-  for a type only outside subscribers may take; the series exist at zero for the types the service owns;
+- ``sanji_relay_unroutable_total{event_type}``: outbox events the broker confirmed but returned because no
+  queue is bound to their routing key (the relay publishes with ``mandatory``): nobody received them, not
+  even the subscriptions service's queue, bound to every event, so a queue or binding is missing. They are
+  marked published all the same (docs/reliability.md); the series exist at zero for the types the service
+  owns;
 - ``sanji_outbox_lag_seconds``: a histogram of each published event's time in the outbox (published at
   minus created at), observed by the relay;
 - ``sanji_outbox_backlog`` / ``sanji_outbox_oldest_unpublished_age_seconds``: this service's outbox
@@ -50,7 +50,6 @@ the whole scrape.
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 import time
@@ -104,19 +103,6 @@ def event_types_bound(binding_keys) -> list[str]:
     return sorted(found)
 
 
-@functools.cache
-def subscribed_event_types() -> frozenset[str]:
-    """The event types some consumer queue of Sanji's own topology is bound to: an unroutable one means a
-    queue or binding is missing. Others (``rating.submitted``) are there for outside subscribers only."""
-    from shared.topology import CONSUMER_QUEUES
-
-    return frozenset(event_types_bound([key for queue in CONSUMER_QUEUES for key in queue.binding_keys]))
-
-
-def _subscribed_label(event_type: str | None) -> str:
-    return "true" if event_type in subscribed_event_types() else "false"
-
-
 def _owned_event_types(service: str) -> list[str]:
     from shared.bus import OWNED_EVENTS
 
@@ -158,9 +144,9 @@ class ServiceMetrics:
             registry=self.registry)
         self.relay_unroutable = Counter(
             "sanji_relay_unroutable", "Outbox events the broker confirmed but returned: no queue is bound to "
-            "their routing key", ["event_type", "subscribed"], registry=self.registry)
+            "their routing key", ["event_type"], registry=self.registry)
         for event_type in _owned_event_types(service):  # at zero from the start, for rates and alerts
-            self.relay_unroutable.labels(event_type, _subscribed_label(event_type))
+            self.relay_unroutable.labels(event_type)
         self._collectors: set[str] = set()
         self._scrape_time = ScrapeTimeCollectors()
         self.registry.register(self._scrape_time)
@@ -176,7 +162,7 @@ class ServiceMetrics:
                 self.messages_failed.labels(handler, queue, event_type, outcome)
 
     def unroutable(self, event_type: str | None) -> None:
-        self.relay_unroutable.labels(event_type_label(event_type), _subscribed_label(event_type)).inc()
+        self.relay_unroutable.labels(event_type_label(event_type)).inc()
 
     def handled(self, handler: str, queue: str, event_type: str) -> None:
         self.messages_handled.labels(handler, queue, event_type_label(event_type)).inc()

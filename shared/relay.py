@@ -32,7 +32,6 @@ from shared.clock import Clock
 from shared.db import is_postgres
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.health import LinkState
-from shared.metrics import subscribed_event_types
 from shared.outbox import OutboxMessage
 from shared.topology import ensure_topology, events_exchange
 
@@ -208,18 +207,16 @@ class OutboxRelay:
         It is counted and logged (id, type and routing key: no payload, which may carry codes of people's
         cases), and its row is still marked published: the broker confirmed it (the return comes before the
         confirm), publishing it again would be returned again, and holding it back would stop every later
-        event of the outbox. A missing binding is a deployment fault the alert points at; see
-        docs/reliability.md, "Unroutable events"."""
+        event of the outbox. The subscriptions service's queue is bound to every event, so a returned one
+        means a queue or binding is missing: a deployment fault the alert points at (docs/reliability.md,
+        "Unroutable events")."""
         properties = getattr(message, "properties", None) or {}
         event_type = properties.get("type")
         if self._metrics is not None:
             self._metrics.unroutable(event_type)
-        # A type Sanji's own queues subscribe to: one of them or its binding is missing. Any other type
-        # (rating.submitted) is there for outside subscribers, and none may be listening: no warning each time.
-        report = log.warning if event_type in subscribed_event_types() else log.debug
-        report("unroutable event: no queue is bound to its routing key; marked published, nobody received it",
-               event_id=properties.get("message_id"), event_type=event_type, routing_key=routing_key,
-               exchange=exchange, source=self._source)
+        log.warning("unroutable event: no queue is bound to its routing key; marked published, nobody received it",
+                    event_id=properties.get("message_id"), event_type=event_type, routing_key=routing_key,
+                    exchange=exchange, source=self._source)
 
     def _reset_connection(self, polite: bool = False) -> None:
         if self._connection is not None:

@@ -3,12 +3,12 @@
 
 RabbitMQ confirms a message that no queue takes (the exchange routed it nowhere), so with ``mandatory=False``
 the relay marked such an event published and nobody ever knew. Now the broker returns it, and the relay
-counts it (``sanji_relay_unroutable_total`` by event type) and, for a type Sanji's own queues subscribe to,
-logs a warning with its id, type and routing key. It still marks the row published: the broker has it
-confirmed, and holding the row back would stop every later event of the outbox behind it
-(docs/reliability.md). In the test's vhost (the topology only, no department systems) nothing binds
-``rating.submitted`` (for outside subscribers only), the notification queue's binding for ``rectification.#``
-is removed (a queue's binding missing), and ``supervision-order.issued`` reaches the notification queue.
+counts it (``sanji_relay_unroutable_total`` by event type) and logs a warning with its id, type and routing
+key. It still marks the row published: the broker has it confirmed, and holding the row back would stop
+every later event of the outbox behind it (docs/reliability.md). In the test's vhost the subscriptions
+queue's binding ``#`` and the notification queue's binding ``rectification.#`` are removed (bindings missing),
+so ``rating.submitted`` and ``rectification.opened`` reach no queue, and ``supervision-order.issued`` reaches
+the notification queue.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from shared.events import TYPE_PREFIX
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxMessage
 from shared.relay import OutboxRelay
-from shared.topology import EVENTS_EXCHANGE_NAME, NOTIFICATION_EVENTS
+from shared.topology import EVENTS_EXCHANGE_NAME, NOTIFICATION_EVENTS, SUBSCRIPTIONS_EVENTS
 from tests.support.bus import drain_queue
 
 pytestmark = pytest.mark.integration
 
-UNSUBSCRIBED = TYPE_PREFIX + "rating.submitted.v1"
-MISSING_BINDING = TYPE_PREFIX + "rectification.opened.v2"
+RATING = TYPE_PREFIX + "rating.submitted.v1"
+RECTIFICATION = TYPE_PREFIX + "rectification.opened.v2"
 ROUTED = TYPE_PREFIX + "supervision-order.issued.v1"
 
 
@@ -50,9 +50,16 @@ def add_event(factory, type_: str) -> OutboxMessage:
     return row
 
 
-def unroutable(metrics: ServiceMetrics, type_: str, subscribed: str) -> float | None:
-    return metrics.registry.get_sample_value("sanji_relay_unroutable_total",
-                                             {"event_type": type_, "subscribed": subscribed})
+def unroutable(metrics: ServiceMetrics, type_: str) -> float | None:
+    return metrics.registry.get_sample_value("sanji_relay_unroutable_total", {"event_type": type_})
+
+
+def bindings(amqp_uri: str, change: str) -> None:
+    """Remove (``queue_unbind``) or restore (``queue_bind``) the bindings the test takes away."""
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        for queue, key in ((SUBSCRIPTIONS_EVENTS.name, "#"), (NOTIFICATION_EVENTS.name, "rectification.#")):
+            getattr(channel, change)(queue, EVENTS_EXCHANGE_NAME, key)
 
 
 def published_at(factory, event_id: str):
@@ -61,46 +68,45 @@ def published_at(factory, event_id: str):
 
 
 def test_an_event_no_queue_takes_is_counted_logged_and_marked_published(rabbit_config, database_url, caplog):
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.WARNING)
     amqp_uri = rabbit_config["AMQP_URI"]
     factory = session_factory(shared_engine(database_url))
     metrics = ServiceMetrics("evaluation")
     relay = OutboxRelay(factory, amqp_uri=amqp_uri, source="/sanji/evaluation", clock=SystemClock(),
                         metrics=metrics)
     # The series exist at zero before anything happened (an alert's increase needs them).
-    counts = {type_: (type_, subscribed)
-              for type_, subscribed in ((UNSUBSCRIBED, "false"), (MISSING_BINDING, "true"), (ROUTED, "true"))}
-    assert {type_: unroutable(metrics, *labels) for type_, labels in counts.items()} == dict.fromkeys(counts, 0.0)
+    types = (RATING, RECTIFICATION, ROUTED)
+    assert {type_: unroutable(metrics, type_) for type_ in types} == dict.fromkeys(types, 0.0)
     try:
         first = add_event(factory, ROUTED)
         assert relay.publish_pending() == 1  # connected, and the topology declared (bindings included)
         assert drain_queue(amqp_uri, NOTIFICATION_EVENTS.name, expect=1, timeout=2)[0].properties["message_id"] \
             == first.event_id
-        with Connection(amqp_uri) as connection:
-            connection.channel().queue_unbind(NOTIFICATION_EVENTS.name, EVENTS_EXCHANGE_NAME, "rectification.#")
+        bindings(amqp_uri, "queue_unbind")
 
-        unsubscribed, missing, routed = (add_event(factory, type_) for type_ in counts)
+        rating, rectification, routed = (add_event(factory, type_) for type_ in types)
         assert relay.publish_pending() == 3
 
-        assert {type_: unroutable(metrics, *labels) for type_, labels in counts.items()} == {
-            UNSUBSCRIBED: 1.0, MISSING_BINDING: 1.0, ROUTED: 0.0}
-        for row in (unsubscribed, missing, routed):
+        assert {type_: unroutable(metrics, type_) for type_ in types} == {RATING: 1.0, RECTIFICATION: 1.0,
+                                                                          ROUTED: 0.0}
+        for row in (rating, rectification, routed):
             assert published_at(factory, row.event_id) is not None, "an unroutable event must not block the outbox"
         (delivered,) = drain_queue(amqp_uri, NOTIFICATION_EVENTS.name, expect=1, timeout=2)
         assert delivered.properties["message_id"] == routed.event_id
         warnings = [record.getMessage() for record in caplog.records
                     if record.levelno >= logging.WARNING and "unroutable" in record.getMessage()]
-        assert len(warnings) == 1, warnings  # the type nobody in Sanji subscribes to is not warned of
-        assert missing.event_id in warnings[0] and MISSING_BINDING in warnings[0] and missing.routing_key in warnings[0]
-        assert unsubscribed.event_id in caplog.text  # at debug level
+        assert len(warnings) == 2, warnings
+        for row, warning in zip((rating, rectification), warnings, strict=True):
+            assert row.event_id in warning and row.event_type in warning and row.routing_key in warning
+            assert '"data"' not in warning and "rating_level" not in warning  # no payload in the log
 
-        # The binding back: the relay goes on, the next one is routed and not counted, nothing published twice.
-        with Connection(amqp_uri) as connection:
-            connection.channel().queue_bind(NOTIFICATION_EVENTS.name, EVENTS_EXCHANGE_NAME, "rectification.#")
-        again = add_event(factory, MISSING_BINDING)
+        # The bindings back: the relay goes on, the next one is routed and not counted, nothing published twice.
+        bindings(amqp_uri, "queue_bind")
+        again = add_event(factory, RECTIFICATION)
         assert relay.publish_pending() == 1
         assert published_at(factory, again.event_id) is not None
-        assert unroutable(metrics, MISSING_BINDING, "true") == 1.0
+        assert {type_: unroutable(metrics, type_) for type_ in types} == {RATING: 1.0, RECTIFICATION: 1.0,
+                                                                          ROUTED: 0.0}
         (delivered,) = drain_queue(amqp_uri, NOTIFICATION_EVENTS.name, expect=1, timeout=2)
         assert delivered.properties["message_id"] == again.event_id
         assert metrics.registry.get_sample_value("sanji_relay_published_total") == 5.0
