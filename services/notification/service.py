@@ -16,8 +16,8 @@ from werkzeug.wrappers import Response
 from services.notification import handlers
 from services.notification.api import notification_openapi
 from services.notification.dependencies import Notifier, sweep_timer
-from services.notification.retention import retention_targets
 from services.notification.handlers import Contact, ContactUnavailable
+from services.notification.retention import retention_targets
 from services.notification.schemas import DeliveryLog, InboxPage
 from shared.http import ApiError, api_endpoint, json_response, page_of
 from shared.logging import remember_personal_values
