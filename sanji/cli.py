@@ -532,8 +532,9 @@ def cmd_prune(args) -> None:
             if not schema_current(engine, service):
                 raise CommandFailed(f"{service}: its database is not migrated (or not reachable): "
                                     f"run `sanji migrate {service}` first")
-            removed = prune(engine, targets, now=SystemClock().now(),
-                            batch_size=RetentionPolicy.from_config(config).batch_size)
+            policy = RetentionPolicy.from_config(config)
+            removed = prune(engine, targets, now=SystemClock().now(), batch_size=policy.batch_size,
+                            vacuum=policy.vacuum)
         except SQLAlchemyError as exc:
             raise CommandFailed(f"{service}: pruning failed ({type(exc).__name__}); nothing half-deleted: each "
                                 "batch is its own transaction") from None

@@ -379,6 +379,9 @@ class Settings(SanjiSettings):
         "never on a timer (`sanji prune` still works)", ge=0, allow_inf_nan=False)
     retention_batch_size: int = setting(
         1000, "rows one retention batch deletes (one short transaction, by primary key)", ge=1, le=10_000)
+    retention_vacuum: Flag = setting(
+        True, "PostgreSQL: `VACUUM (SKIP_LOCKED)` the tables a retention pass deleted from, so their space is "
+        "reused without waiting for autovacuum (blocks no reads or writes); `false` leaves it to autovacuum")
     # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
     bus_users: Annotated[dict[str, str], BeforeValidator(_bus_users)] = setting(
         None, "who is who on the bus, for the consumers' sender check: `intake=sanji-intake,routing=sanji-routing,"
@@ -457,6 +460,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_RETENTION_PROCESSED_DAYS": settings.retention_processed_days,
         "SANJI_RETENTION_INTERVAL_SECONDS": settings.retention_interval_seconds,
         "SANJI_RETENTION_BATCH_SIZE": settings.retention_batch_size,
+        "SANJI_RETENTION_VACUUM": settings.retention_vacuum,
         "SANJI_VAR_DIR": str(settings.var_dir),
         "SANJI_TRACING": settings.tracing or "",
         "SANJI_BUS_USERS": dict(settings.bus_users),

@@ -16,6 +16,12 @@ anything), delete them by primary key (dependent rows first), commit. Each "olde
 (the indexes of ``kernel_0002`` and ``notification_0004``). SQLite has one writer at a time: a batch there is a
 short write transaction, and two pruners simply take turns.
 
+Deleted rows leave dead space. SQLite reuses its free pages for new rows by itself. On PostgreSQL only a vacuum
+makes the space reusable, and autovacuum waits for 20 % of a table to be dead by default (or may be off): after
+a pass that deleted rows, each table it touched is vacuumed (``SANJI_RETENTION_VACUUM``, on by default), with
+``SKIP_LOCKED`` so that a table another vacuum holds is skipped rather than waited for. A plain ``VACUUM`` takes a
+lock that blocks no reads and no writes, only schema changes and other vacuums.
+
 A pass runs on a nameko timer in every service (``SANJI_RETENTION_INTERVAL_SECONDS``, first one interval after the
 start, so that a consumer takes in its queue's backlog before its records are judged), and on demand with
 ``sanji prune [SERVICE]``.
@@ -97,6 +103,7 @@ class RetentionPolicy:
     processed: timedelta | None = timedelta(days=DEFAULT_PROCESSED_DAYS)
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS
     batch_size: int = DEFAULT_BATCH_SIZE
+    vacuum: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping) -> RetentionPolicy:
@@ -108,7 +115,8 @@ class RetentionPolicy:
         return cls(outbox=retention_of(number("SANJI_RETENTION_OUTBOX_DAYS", DEFAULT_OUTBOX_DAYS)),
                    processed=retention_of(number("SANJI_RETENTION_PROCESSED_DAYS", DEFAULT_PROCESSED_DAYS)),
                    interval_seconds=number("SANJI_RETENTION_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS),
-                   batch_size=int(number("SANJI_RETENTION_BATCH_SIZE", DEFAULT_BATCH_SIZE)))
+                   batch_size=int(number("SANJI_RETENTION_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
+                   vacuum=str(config.get("SANJI_RETENTION_VACUUM", True)).strip().lower() not in ("false", "0", "no"))
 
 
 def kernel_targets(policy: RetentionPolicy) -> list[Prunable]:
@@ -174,11 +182,27 @@ def prune_table(engine: Engine, target: Prunable, *, now: datetime, batch_size: 
 
 
 def prune(engine: Engine, targets: Sequence[Prunable], *, now: datetime, batch_size: int = DEFAULT_BATCH_SIZE,
-          pause_seconds: float = 0.0, max_seconds: float | None = None) -> dict[str, int]:
-    """One pass over every table: ``{table: rows deleted}``, in the order given (a table kept for ever: 0)."""
-    return {target.name: prune_table(engine, target, now=now, batch_size=batch_size, pause_seconds=pause_seconds,
-                                     max_seconds=max_seconds)
-            for target in targets}
+          pause_seconds: float = 0.0, max_seconds: float | None = None, vacuum: bool = False) -> dict[str, int]:
+    """One pass over every table: ``{table: rows deleted}``, in the order given (a table kept for ever: 0); with
+    ``vacuum`` on PostgreSQL, the tables it deleted from are vacuumed afterwards."""
+    removed = {target.name: prune_table(engine, target, now=now, batch_size=batch_size, pause_seconds=pause_seconds,
+                                        max_seconds=max_seconds)
+               for target in targets}
+    if vacuum and is_postgres(engine):
+        touched = [target for target in targets if removed[target.name]]
+        vacuum_tables(engine, list(dict.fromkeys(table for target in touched
+                                                 for table in (target.table, *(c.table for c in target.dependents)))))
+    return removed
+
+
+def vacuum_tables(engine: Engine, tables: Sequence[Table]) -> None:
+    """``VACUUM (SKIP_LOCKED)`` the tables (PostgreSQL): their dead rows' space becomes reusable. Outside any
+    transaction block, as VACUUM must be; a table without the right to vacuum it is skipped with a server warning."""
+    if not tables:
+        return
+    names = ", ".join(engine.dialect.identifier_preparer.format_table(table) for table in tables)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"VACUUM (SKIP_LOCKED) {names}"))
 
 
 # ── in the service: a nameko timer and what it calls ─────────────────────────────────────────────────────────
@@ -219,6 +243,7 @@ class Pruner:
     engine: Engine
     targets: list[Prunable]
     batch_size: int
+    vacuum: bool = True
     metrics: object | None = None
     pause_seconds: float = 0.01
     last: dict[str, int] = field(default_factory=dict)
@@ -226,7 +251,7 @@ class Pruner:
     def run(self, clock) -> dict[str, int]:
         try:
             removed = prune(self.engine, self.targets, now=clock.now(), batch_size=self.batch_size,
-                            pause_seconds=self.pause_seconds, max_seconds=300)
+                            pause_seconds=self.pause_seconds, max_seconds=300, vacuum=self.vacuum)
         except Exception as exc:  # noqa: BLE001 - a database outage or a lock timeout: the next pass goes on
             log.warning("retention pass failed; the next one goes on", error=type(exc).__name__,
                         detail=str(exc).splitlines()[0][:200] if str(exc) else "")
@@ -252,7 +277,7 @@ class Retention(DependencyProvider):
         policy = RetentionPolicy.from_config(config)
         self.pruner = Pruner(engine=shared_engine(config["DATABASE_URL"]),
                              targets=targets_for(self.container.service_cls, config),
-                             batch_size=policy.batch_size,
+                             batch_size=policy.batch_size, vacuum=policy.vacuum,
                              metrics=for_container(self.container))
 
     def get_dependency(self, worker_ctx):

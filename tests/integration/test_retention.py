@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import eventlet
 import pytest
 from nameko.testing.services import entrypoint_waiter
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from services.notification import handlers
 from services.notification.adapters.orm import Delivery, DeliveryAttempt, InboxMessage
@@ -156,6 +156,29 @@ def test_a_duplicate_of_a_pruned_event_does_not_send_twice_within_the_bound(data
     assert removed["notification_deliveries"] == planned - 1 and removed["notification_inbox"] == 0
     # Past the documented bound only the inbox message (kept a year) still guards its own key.
     assert handle(beyond) == planned - 1
+
+
+def test_postgres_vacuums_the_tables_it_pruned(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite reuses its free pages without a vacuum")
+    engine = shared_engine(database_url)
+    factory = session_factory(engine)
+    with factory() as session, session.begin():
+        for _ in range(20):
+            outbox_row(session, created=NOW - 30 * DAYS, published=NOW - 10 * DAYS)
+
+    def vacuums(table: str) -> int:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = :t"),
+                                      {"t": table}).scalar()
+
+    before = {table: vacuums(table) for table in ("outbox_messages", "processed_messages")}
+    assert prune(engine, kernel_targets(POLICY), now=NOW, vacuum=True)["outbox_messages"] == 20
+    deadline = time.monotonic() + 5
+    while vacuums("outbox_messages") == before["outbox_messages"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert vacuums("outbox_messages") == before["outbox_messages"] + 1
+    assert vacuums("processed_messages") == before["processed_messages"]  # nothing deleted there: not vacuumed
 
 
 def test_two_pruners_at_once_share_the_work(database_url):

@@ -40,10 +40,11 @@ def test_the_defaults_and_the_container_config():
     assert defaults == RetentionPolicy(outbox=timedelta(days=7), processed=timedelta(days=14), interval_seconds=3600,
                                        batch_size=DEFAULT_BATCH_SIZE)
     settings = Settings.read({"SANJI_RETENTION_OUTBOX_DAYS": "0", "SANJI_RETENTION_PROCESSED_DAYS": "0.25",
-                              "SANJI_RETENTION_INTERVAL_SECONDS": "60", "SANJI_RETENTION_BATCH_SIZE": "200"},
-                             "routing")
+                              "SANJI_RETENTION_INTERVAL_SECONDS": "60", "SANJI_RETENTION_BATCH_SIZE": "200",
+                              "SANJI_RETENTION_VACUUM": "no"}, "routing")
     policy = RetentionPolicy.from_config(nameko_config("routing", settings))
-    assert policy == RetentionPolicy(outbox=None, processed=timedelta(hours=6), interval_seconds=60, batch_size=200)
+    assert policy == RetentionPolicy(outbox=None, processed=timedelta(hours=6), interval_seconds=60, batch_size=200,
+                                     vacuum=False)
 
 
 @pytest.mark.parametrize(("variable", "value", "line"), [
@@ -52,6 +53,7 @@ def test_the_defaults_and_the_container_config():
     ("SANJI_RETENTION_INTERVAL_SECONDS", "nan", "SANJI_RETENTION_INTERVAL_SECONDS: expected a finite number"),
     ("SANJI_RETENTION_BATCH_SIZE", "0", "SANJI_RETENTION_BATCH_SIZE: expected at least 1, got '0'"),
     ("SANJI_RETENTION_BATCH_SIZE", "50000", "SANJI_RETENTION_BATCH_SIZE: expected at most 10000, got '50000'"),
+    ("SANJI_RETENTION_VACUUM", "sometimes", "SANJI_RETENTION_VACUUM: expected true or false"),
 ])
 def test_a_bad_retention_setting_is_one_line_naming_it(variable, value, line):
     with pytest.raises(SettingsInvalid) as refused:
