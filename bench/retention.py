@@ -95,6 +95,13 @@ def verdict(series: list[dict], warmup_s: float, tolerance: float = TOLERANCE,
         last_pending = max(sample["deliveries"].get("pending", 0) for sample in last)
         result["pending_deliveries"] = {"first_third_max": first_pending, "last_third_max": last_pending,
                                         "kept_up": last_pending <= max(first_pending * tolerance, 50)}
+    growing = [f"{table} {measure}" for table, report in tables_report.items()
+               for measure, figures in report.items() if not figures["flat"]]
+    if growing:
+        result["reason"] = "growing: " + ", ".join(growing)
+        if not result.get("pending_deliveries", {}).get("kept_up", True):
+            result["reason"] += ("; the load outran the notification sweep (pending deliveries, which are owed and "
+                                 "never pruned, grew): run at a lower --rate or on a quieter machine")
     return result
 
 
@@ -172,7 +179,8 @@ def main() -> int:
     path = out / f"retention-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2))
     say(f"report written to {path.relative_to(REPO)}")
-    summary = {"flat": report["verdict"]["flat"], **report["settings"], **report.get("load", {}),
+    summary = {"flat": report["verdict"]["flat"], "reason": report["verdict"].get("reason"),
+               **report["settings"], **report.get("load", {}),
                "pending_deliveries": report["verdict"].get("pending_deliveries"),
                "pruned_rows_last_third_max": {table: m["rows"]["last_third_max"]
                                               for table, m in report["verdict"]["tables"].items()},
