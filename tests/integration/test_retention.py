@@ -241,3 +241,37 @@ def test_a_running_service_prunes_on_its_timer(container_factory, make_service_c
         assert old not in set(session.scalars(select(OutboxMessage.event_id)))
         assert session.scalar(select(func.count()).select_from(ProcessedMessage)) == 0
 
+
+
+def test_sanji_prune_prints_one_line_per_table(database_url, monkeypatch, capsys, tmp_path):
+    from sanji.cli import main
+
+    factory = session_factory(shared_engine(database_url))
+    recent = datetime.now(SHANGHAI)
+    with factory() as session, session.begin():
+        outbox_row(session, created=recent - 10 * DAYS, published=recent - 9 * DAYS)
+        outbox_row(session, created=recent - 10 * DAYS, published=None)
+        processed_row(session, at=recent - 20 * DAYS)
+        processed_row(session, at=recent)
+    monkeypatch.setenv("SANJI_DATABASE_URL", database_url)
+    monkeypatch.setenv("SANJI_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SANJI_NOTIFICATION_INBOX_RETENTION_DAYS", "0")
+    assert main(["prune", "notification"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "notification: outbox_messages: 1 removed", "notification: processed_messages: 1 removed",
+        "notification: notification_deliveries: 0 removed", "notification: notification_inbox: kept (retention 0)"]
+
+
+def test_sanji_prune_refuses_bad_arguments(capsys, monkeypatch, tmp_path):
+    from sanji.cli import main
+
+    with pytest.raises(SystemExit) as unknown:
+        main(["prune", "billing"])
+    assert unknown.value.code == 2 and "invalid choice: 'billing'" in capsys.readouterr().err
+    monkeypatch.setenv("SANJI_RETENTION_OUTBOX_DAYS", "-2")
+    assert main(["prune", "routing"]) == 2
+    assert "SANJI_RETENTION_OUTBOX_DAYS: expected at least 0" in capsys.readouterr().err
+    monkeypatch.delenv("SANJI_RETENTION_OUTBOX_DAYS")
+    monkeypatch.setenv("SANJI_DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    assert main(["prune", "routing"]) == 1
+    assert "run `sanji migrate routing` first" in capsys.readouterr().err
