@@ -25,6 +25,7 @@ Series (every service):
   owns;
 - ``sanji_outbox_lag_seconds``: a histogram of each published event's time in the outbox (published at
   minus created at), observed by the relay;
+- ``sanji_retention_deleted_total{table}``: rows the retention job deleted (``shared.retention``);
 - ``sanji_outbox_backlog`` / ``sanji_outbox_oldest_unpublished_age_seconds``: this service's outbox
   rows not yet published, read from the database at scrape time;
 - ``sanji_queue_messages{queue}`` / ``sanji_queue_consumers{queue}``: the messages waiting (ready, not
@@ -147,6 +148,9 @@ class ServiceMetrics:
             "their routing key", ["event_type"], registry=self.registry)
         for event_type in _owned_event_types(service):  # at zero from the start, for rates and alerts
             self.relay_unroutable.labels(event_type)
+        self.retention_deleted = Counter(
+            "sanji_retention_deleted", "Rows the retention job deleted (shared.retention), by table", ["table"],
+            registry=self.registry)
         self._collectors: set[str] = set()
         self._scrape_time = ScrapeTimeCollectors()
         self.registry.register(self._scrape_time)
