@@ -7,7 +7,7 @@ import json
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
-from services.routing import handlers, item_actions, revisions, sweeps
+from services.routing import handlers, item_actions, revisions, status_counts, sweeps
 from services.routing.api import ACTION_BODIES, routing_openapi
 from services.routing.dependencies import Rules
 from services.routing.lifecycle import Action
@@ -55,6 +55,11 @@ class RoutingService(SanjiService):
     def sweep_deferrals(self):
         return sweeps.sweep_deferrals(lambda: self.storage.unit_of_work(self.clock), rules=self.rules,
                                       now=self.clock.now())
+
+    @timer(interval=SWEEP_INTERVAL_SECONDS)
+    def fold_status_counts(self):
+        """The per-status changes items recorded, folded into the counts /metrics reads."""
+        return status_counts.fold_status_changes(self.storage.unit_of_work(self.clock))
 
     @consume_events(ROUTING_DEFERRAL_REVISIONS)
     def on_deferral_revised(self, event):
