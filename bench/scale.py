@@ -177,14 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         for who in ("street", "district", "department"):
             for label, query in FILTERS.items():
                 cases.append((f"{who} queue{', ' + label if label else ''}", f"/v1/items?{query}", None))
-        first = requests.get(f"{routing}/v1/items", headers=DISTRICT, timeout=30).json()
-        cases.append(("district queue, 2nd page (cursor)", "/v1/items?cursor=" + first["next_cursor"], None))
-        cursor, session = first["next_cursor"], requests.Session()
-        for _ in range(18):
-            cursor = session.get(f"{routing}/v1/items?cursor={cursor}", headers=DISTRICT, timeout=30).json()[
-                "next_cursor"]
-        cases.append(("district queue, 20th page (cursor)", f"/v1/items?cursor={cursor}", None))
-
+        cursor, session = None, requests.Session()
+        for page in range(2, 21):
+            cursor = session.get(f"{routing}/v1/items" + (f"?cursor={cursor}" if cursor else ""), headers=DISTRICT,
+                                 timeout=30).json()["next_cursor"]
+            if cursor is None:
+                print(f"(the district's queue has {page - 1} page(s) only)")
+                break
+            if page in (2, 20):
+                cases.append((f"district queue, page {page} (cursor)", f"/v1/items?cursor={cursor}", None))
         headers_of = {"street": STREET, "district": DISTRICT, "department": DEPARTMENT}
         figures: dict[str, dict] = {}
         print("How it measures" + __doc__.split("How it measures")[1].rstrip())
