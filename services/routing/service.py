@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from services.routing import handlers, item_actions, revisions, status_counts, sweeps
 from services.routing.api import ACTION_BODIES, routing_openapi
-from services.routing.dependencies import Rules
+from services.routing.dependencies import Rules, fold_timer
 from services.routing.lifecycle import Action
 from services.routing.metrics import RoutingItemsCollector
 from services.routing.queue_cursor import BadCursor, decode_cursor, encode_cursor
@@ -56,7 +56,7 @@ class RoutingService(SanjiService):
         return sweeps.sweep_deferrals(lambda: self.storage.unit_of_work(self.clock), rules=self.rules,
                                       now=self.clock.now())
 
-    @timer(interval=SWEEP_INTERVAL_SECONDS)
+    @fold_timer()
     def fold_status_counts(self):
         """The per-status changes items recorded, folded into the counts /metrics reads."""
         return status_counts.fold_status_changes(self.storage.unit_of_work(self.clock))
