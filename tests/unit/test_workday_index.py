@@ -129,7 +129,7 @@ def moments(draw, near: datetime | None = None):
 
 # ── the comparisons ──────────────────────────────────────────────────────────────────────────────────────
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(calendar_choice, date_ranges())
 def test_workdays_between_counts_what_the_walk_counted(which, span):
     calendar = CALENDARS[which]
@@ -138,7 +138,7 @@ def test_workdays_between_counts_what_the_walk_counted(which, span):
     assert (count, years) == walk_workdays_between(calendar, start, end)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(calendar_choice, days, st.one_of(st.integers(0, 30), st.integers(0, 1200)))
 def test_add_workdays_lands_where_the_walk_landed(which, start, count):
     calendar = CALENDARS[which]
@@ -147,7 +147,7 @@ def test_add_workdays_lands_where_the_walk_landed(which, start, count):
     assert (result.date, set(result.assumed_years), years) == (expected_day, expected_years, expected_years)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(calendar_choice, st.data())
 def test_working_seconds_and_used_share_equal_the_walk(which, data):
     calendar = CALENDARS[which]
