@@ -8,7 +8,7 @@
     sanji bus setup|definitions   create the development bus users; print a city's broker definitions
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
-    sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/), AsyncAPI and settings documents
+    sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/), AsyncAPI, event-types and settings documents
     sanji settings                every variable: type, default, who reads it, meaning (docs/settings.md)
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
     sanji calendar show YEAR      the year's days off and 调休 days, and whether they are official or derived
@@ -60,6 +60,7 @@ SERVICE_CLASSES = {
     "escalation": "services.escalation.service:EscalationService",
     "evaluation": "services.evaluation.service:EvaluationService",
     "console": "services.console.service:ConsoleService",
+    "subscriptions": "services.subscriptions.service:SubscriptionsService",
 }
 
 
@@ -394,6 +395,8 @@ def cmd_run_all(args) -> None:
             passwords_file=str(commands.dev_bus_users_file), management_url=commands.rabbit_management_url,
             prefix=commands.dev_bus_user_prefix)
         environment.update(bus_environment)
+        if bus_environment and commands.dev_bus_user_prefix:  # the departments' streams are named after their users
+            environment.setdefault("SANJI_SUBSCRIPTIONS_BROKER_USER_PREFIX", commands.dev_bus_user_prefix)
         print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
     console_settings = Settings.from_env("console")
@@ -462,7 +465,9 @@ def cmd_write_docs(args) -> None:
     from services.intake.api import intake_openapi
     from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
+    from services.subscriptions.api import subscriptions_openapi
     from shared.asyncapi import asyncapi_document
+    from shared.event_catalogue import event_types
 
     docs = Path(args.directory)
     (docs / "openapi").mkdir(parents=True, exist_ok=True)
@@ -470,7 +475,8 @@ def cmd_write_docs(args) -> None:
                            ("openapi/escalation.json", escalation_openapi()),
                            ("openapi/notification.json", notification_openapi()),
                            ("openapi/evaluation.json", evaluation_openapi()),
-                           ("asyncapi.json", asyncapi_document())):
+                           ("openapi/subscriptions.json", subscriptions_openapi()),
+                           ("asyncapi.json", asyncapi_document()), ("event-types.json", event_types())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
     from shared.bus import full_definitions
@@ -670,7 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
     dead.set_defaults(func=cmd_dead_letters)
     commands.add_parser("settings", help="every setting as a Markdown table (docs/settings.md)").set_defaults(
         func=cmd_settings)
-    docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json, docs/asyncapi.json and "
+    docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json, docs/asyncapi.json, "
+                                                  "docs/event-types.json and "
                                                   "docs/settings.md")
     docs.add_argument("directory", nargs="?", default="docs")
     docs.set_defaults(func=cmd_write_docs)

@@ -25,11 +25,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("intake", "routing", "notification", "escalation", "evaluation", "console")
+SERVICES = ("intake", "routing", "notification", "escalation", "evaluation", "console", "subscriptions")
 
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
 DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003,
-                      "console": 8004, "evaluation": 8005}
+                      "console": 8004, "evaluation": 8005, "subscriptions": 8006}
 
 # The public development keys (config/dev-keys.yaml): used when no key is configured, refused in production.
 DEV_KEYS_FILE = REPO_ROOT / "config" / "dev-keys.yaml"
@@ -42,7 +42,7 @@ CIRCLE_VARIABLES = ("SANJI_SERVICE_POINTS_FILE", "SANJI_WALKING_SPEED_M_PER_MIN"
 PASSED_ON_VARIABLES = (*CIRCLE_VARIABLES, "SANJI_DEFERRAL_WORKING_DAYS", "SANJI_MAX_RETURNS",
                        "SANJI_STATUS_FOLD_SECONDS")
 # Services whose every SANJI_<SERVICE>_* variable is passed on to the service, which reads and checks it.
-PREFIXED_SERVICES = ("notification", "escalation", "evaluation", "console")
+PREFIXED_SERVICES = ("notification", "escalation", "evaluation", "console", "subscriptions")
 # Per-service kernel variables that stay with the kernel instead (SANJI_<SERVICE>_DATABASE_URL, …_HTTP_PORT).
 _KERNEL_PER_SERVICE = ("DATABASE_URL", "HTTP_PORT")
 
@@ -371,14 +371,15 @@ class Settings(SanjiSettings):
     bus_users: Annotated[dict[str, str], BeforeValidator(_bus_users)] = setting(
         None, "who is who on the bus, for the consumers' sender check: `intake=sanji-intake,routing=sanji-routing,"
         "escalation=sanji-escalation,notification=sanji-notification,evaluation=sanji-evaluation,"
-        "console=sanji-console`", kind="service=user pairs", shown_default="the users of the AMQP URIs",
-        validate_default=False)
+        "console=sanji-console,subscriptions=sanji-subscriptions`", kind="service=user pairs",
+        shown_default="the users of the AMQP URIs", validate_default=False)
     # Every SANJI_NOTIFICATION_* (…_ESCALATION_*, …_EVALUATION_*, …_CONSOLE_*) variable, passed on as is; the
     # service reads and checks them (services/<name>/settings.py, listed in docs/settings.md).
     notification: dict[str, str] = setting(None, documented=False, validate_default=False)
     escalation: dict[str, str] = setting(None, documented=False, validate_default=False)
     evaluation: dict[str, str] = setting(None, documented=False, validate_default=False)
     console: dict[str, str] = setting(None, documented=False, validate_default=False)
+    subscriptions: dict[str, str] = setting(None, documented=False, validate_default=False)
     # Signs the console's short-lived person assertions; every service verifies them (shared/auth.py).
     assertion_key: str | None = setting(
         None, "signs the console's person assertions; every service verifies them (space-separated: the first "
@@ -449,6 +450,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         **settings.evaluation,
         **{name: os.environ[name].strip() for name in PASSED_ON_VARIABLES if os.environ.get(name, "").strip()},
         **settings.console,
+        **settings.subscriptions,
         "SANJI_ASSERTION_KEY": settings.assertion_key or "",
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }
