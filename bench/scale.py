@@ -16,6 +16,9 @@ How it measures (printed with the figures):
 - Queues: a street (迈皋桥街道), a district (栖霞区) and a department system (栖霞区 公安), each unfiltered and
   with every filter of the API (status open and closed, matter, overdue true/false, matter + overdue), the
   second page through next_cursor, and the district's 20th page.
+- CPU per request: the user + system CPU time the service process and the database's backends used during an
+  endpoint's run (/proc), divided by its requests: what a request costs whatever else the machine runs (on a
+  shared machine the wall-clock figures include the wait for a core). The load average is printed too.
 - ``--explain`` prints EXPLAIN (ANALYZE, BUFFERS) of the queue's SQL as routing runs it, for the district.
 - The last line printed is one JSON object with every figure and the worst p99.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -98,6 +102,46 @@ def timed(session: requests.Session, method: str, urls, *, requests_count: int, 
     return times
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> dict[int, float]:
+    """User + system CPU each process has used so far (/proc/<pid>/stat), for the ones still there."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return used
+
+
+class CpuMeter:
+    """CPU the service process and its PostgreSQL backends spent on a run of requests: what a request costs
+    whatever else the machine is doing (the wall-clock figures include waiting for a core on a shared machine)."""
+
+    def __init__(self, database_url: str, service_pid: int):
+        self.engine = create_engine(normalise_url(database_url))
+        self.service_pid = service_pid
+
+    def backends(self) -> list[int]:
+        with self.engine.connect() as connection:
+            return [row[0] for row in connection.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))]
+
+    def start(self):
+        self._service = cpu_seconds([self.service_pid])
+        self._backends = cpu_seconds(self.backends())
+
+    def stop(self, requests_count: int) -> tuple[float, float]:
+        """(service, database) CPU milliseconds per request since start."""
+        service = sum(cpu_seconds([self.service_pid]).values()) - sum(self._service.values())
+        now = cpu_seconds(self.backends())
+        database = sum(now[pid] - self._backends.get(pid, 0.0) for pid in now)
+        return service * 1000 / requests_count, database * 1000 / requests_count
+
+
 def percentile(sorted_times: list[float], share: float) -> float:
     return sorted_times[min(len(sorted_times) - 1, max(0, round(share * len(sorted_times)) - 1))]
 
@@ -169,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         for proc in processes.values():
             stack.start_process(proc)
         stack.wait_healthy(180)
+        print(f"load average (1, 5, 15 min) at the start: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+              f"on {os.cpu_count()} cores", flush=True)
         routing = f"http://127.0.0.1:{processes['routing'].port}"
         intake = f"http://127.0.0.1:{processes['intake'].port}"
         time.sleep(5)  # the services' first timers (revisions, sweeps) run once at start
@@ -196,43 +242,53 @@ def main(argv: list[str] | None = None) -> int:
               f"{rows.get('notification_deliveries', 0):,} deliveries; {args.requests} requests per endpoint after "
               f"{args.warmup} warm-up\n")
 
-        def record(name: str, times: list[float], note: str = "") -> None:
-            ordered = sorted(times)
+        meters = {"routing": CpuMeter(args.database_url, processes["routing"].process.pid),
+                  "intake": CpuMeter(args.database_url, processes["intake"].process.pid)}
+
+        def record(name: str, run, service: str = "routing", note: str = "") -> None:
+            meter = meters[service]
+            meter.start()
+            ordered = sorted(run())
+            cpu_service, cpu_database = meter.stop(args.warmup + len(ordered))
             figures[name] = {"p50_ms": round(statistics.median(ordered), 1),
-                             "p99_ms": round(percentile(ordered, 0.99), 1), "max_ms": round(ordered[-1], 1)}
+                             "p99_ms": round(percentile(ordered, 0.99), 1), "max_ms": round(ordered[-1], 1),
+                             "cpu_service_ms": round(cpu_service, 1), "cpu_postgres_ms": round(cpu_database, 1)}
             verdict = "ok" if figures[name]["p99_ms"] <= TARGET_MS else "OVER"
-            print(f"{name:45s} p50 {figures[name]['p50_ms']:7.1f} ms   p99 {figures[name]['p99_ms']:7.1f} ms   "
-                  f"{verdict}{note}", flush=True)
+            print(f"{name:44s} p50 {figures[name]['p50_ms']:6.1f}  p99 {figures[name]['p99_ms']:6.1f} ms {verdict:4s}"
+                  f"  cpu/req {service} {cpu_service:5.1f} + postgres {cpu_database:4.1f} ms{note}", flush=True)
 
         for name, path, _ in cases:
             who = name.split(" ", 1)[0]
             session = requests.Session()
             counted = session.get(routing + path, headers=headers_of[who], timeout=30).json()
-            times = timed(session, "GET", routing + path, requests_count=args.requests, warmup=args.warmup,
-                          headers=headers_of[who])
-            record(name, times, f"   ({len(counted['items'])} items, count {counted['count']}"
-                                f"{'' if counted['count_exact'] else '+'})")
+            record(name, lambda session=session, path=path, who=who: timed(
+                session, "GET", routing + path, requests_count=args.requests, warmup=args.warmup,
+                headers=headers_of[who]),
+                note=f"  ({len(counted['items'])} items, count {counted['count']}"
+                     f"{'' if counted['count_exact'] else '+'})")
 
         session = requests.Session()
-        record("item page (GET /v1/items/{id})", timed(
+        record("item page (GET /v1/items/{id})", lambda: timed(
             session, "GET", lambda i: (f"{routing}/v1/items/{item_ids[i % len(item_ids)]}", None),
             requests_count=args.requests, warmup=args.warmup, headers=STREET))
 
         session = requests.Session()
         client = f"bench-{uuid.uuid4().hex[:12]}"
-        record("resident lookup (POST /v1/case-lookups)", timed(
+        record("resident lookup (POST /v1/case-lookups)", lambda: timed(
             session, "POST", lambda i: (f"{intake}/v1/case-lookups",
                                         {"case_number": lookups[i % len(lookups)][0],
                                          "phone_last4": lookups[i % len(lookups)][1], "client": client}),
-            requests_count=args.requests, warmup=args.warmup, headers=CONSOLE))
+            requests_count=args.requests, warmup=args.warmup, headers=CONSOLE), service="intake")
 
         session = requests.Session()
-        record("routing /metrics", timed(session, "GET", f"{routing}/metrics", requests_count=args.requests,
-                                         warmup=args.warmup))
+        record("routing /metrics", lambda: timed(session, "GET", f"{routing}/metrics",
+                                                 requests_count=args.requests, warmup=args.warmup))
         session = requests.Session()
-        record("intake /metrics", timed(session, "GET", f"{intake}/metrics", requests_count=args.requests,
-                                        warmup=args.warmup))
+        record("intake /metrics", lambda: timed(session, "GET", f"{intake}/metrics", requests_count=args.requests,
+                                                warmup=args.warmup), service="intake")
 
+        print(f"\nload average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+              f"on {os.cpu_count()} cores")
         worst_name = max(figures, key=lambda name: figures[name]["p99_ms"])
         worst = figures[worst_name]["p99_ms"]
         print(f"\nworst p99 {worst:.1f} ms ({worst_name}): "
@@ -240,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.explain:
             explain_queue(args.database_url)
         print(json.dumps({"items": summary["items"], "requests": args.requests, "target_ms": TARGET_MS,
+                          "load_average": [round(v, 1) for v in os.getloadavg()],
                           "worst_p99_ms": worst, "worst": worst_name, "endpoints": figures}, ensure_ascii=False))
         return 0 if worst <= TARGET_MS else 1
     finally:
