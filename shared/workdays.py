@@ -358,6 +358,7 @@ class _WorkdayIndex:
         self._workdays: list[array] = []      # per year: working days among its first k days, k = 0..len
         self._assumed: list[array] = []       # per year: assumed days among its first k days
         self._before: list[int] = []          # per year: working days of the span's years before it
+        self._assumed_before: list[int] = []  # per year: assumed days of the span's years before it
 
     def _year(self, year: int) -> int:
         """The position of ``year`` in the span, extending the span to it first."""
@@ -388,6 +389,7 @@ class _WorkdayIndex:
             self._workdays[:0] = built_workdays
             self._assumed[:0] = built_assumed
         self._before = list(accumulate((counts[-1] for counts in self._workdays[:-1]), initial=0))
+        self._assumed_before = list(accumulate((counts[-1] for counts in self._assumed[:-1]), initial=0))
 
     def _cumulative(self, day: date) -> int:
         """Working days of the span up to and including ``day``."""
@@ -406,8 +408,17 @@ class _WorkdayIndex:
         self._year(after.year), self._year(until.year)  # the whole span first: positions do not move after
         return self._cumulative(until) - self._cumulative(after)
 
+    def _assumed_cumulative(self, day: date) -> int:
+        position = self._year(day.year)
+        return self._assumed_before[position] + self._assumed[position][day.timetuple().tm_yday]
+
     def assumed_years(self, first: date, last: date) -> set[int]:
         """The years of [first, last] with a day whose status was derived, not known."""
+        if last < first:
+            return set()
+        self._year(first.year), self._year(last.year)  # the whole span first: positions do not move after
+        if self._assumed_cumulative(last) == self._assumed_cumulative(first - _ONE_DAY):
+            return set()  # the usual answer, in two look-ups: every day of the range was known
         years = set()
         for year in range(first.year, last.year + 1):
             assumed = self._assumed[self._year(year)]
