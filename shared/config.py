@@ -281,6 +281,12 @@ def _bus_users(value: Any) -> Any:
     return value
 
 
+def _max_age(value: Any) -> Any:
+    from shared.event_log import check_max_age
+
+    return check_max_age(str(value).strip()) if isinstance(value, str) else value
+
+
 def _prefixed(variables: Mapping, service: str) -> dict[str, str]:
     """Every SANJI_<SERVICE>_* variable but the kernel's own, passed on as is to the service."""
     prefix = f"SANJI_{service.upper()}_"
@@ -364,9 +370,29 @@ class Settings(SanjiSettings):
         None, "OpenTelemetry tracing (`shared/tracing.py`): `otlp` sends spans over OTLP/HTTP, `off` none; unset: "
         "on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set",
         shown_default="off (on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)")
+    event_log_max_age: Annotated[str, BeforeValidator(_max_age)] = setting(
+        "30D", "how long the event log (`docs/replay.md`) keeps events: the `x-max-age` of each district's stream, "
+        "a number and one of `Y M D h m s`. Set when a stream is created: RabbitMQ refuses to declare an existing "
+        "one with another value (`docs/replay.md`, Retention)", kind="retention")
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
     relay_poll_seconds: float = setting(0.5, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)
+    # Retention (shared/retention.py; docs/reliability.md, "Retention": why these bounds are safe).
+    retention_outbox_days: float = setting(
+        7.0, "published outbox rows are deleted this many days after they were published (fractions allowed); "
+        "unpublished rows never are. `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
+    retention_processed_days: float = setting(
+        14.0, "a consumer's record of a handled event (its deduplication) is deleted this many days after the "
+        "event was handled; a duplicate arriving later would be handled again, so keep it well beyond the "
+        "longest outage (`docs/reliability.md`). `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
+    retention_interval_seconds: float = setting(
+        3600.0, "how often each service runs its retention pass (first one interval after the start). `0`: "
+        "never on a timer (`sanji prune` still works)", ge=0, allow_inf_nan=False)
+    retention_batch_size: int = setting(
+        1000, "rows one retention batch deletes (one short transaction, by primary key)", ge=1, le=10_000)
+    retention_vacuum: Flag = setting(
+        True, "PostgreSQL: `VACUUM (SKIP_LOCKED)` the tables a retention pass deleted from, so their space is "
+        "reused without waiting for autovacuum (blocks no reads or writes); `false` leaves it to autovacuum")
     # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
     bus_users: Annotated[dict[str, str], BeforeValidator(_bus_users)] = setting(
         None, "who is who on the bus, for the consumers' sender check: `intake=sanji-intake,routing=sanji-routing,"
@@ -442,6 +468,11 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_PROFILE": settings.profile,
         "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
+        "SANJI_RETENTION_OUTBOX_DAYS": settings.retention_outbox_days,
+        "SANJI_RETENTION_PROCESSED_DAYS": settings.retention_processed_days,
+        "SANJI_RETENTION_INTERVAL_SECONDS": settings.retention_interval_seconds,
+        "SANJI_RETENTION_BATCH_SIZE": settings.retention_batch_size,
+        "SANJI_RETENTION_VACUUM": settings.retention_vacuum,
         "SANJI_VAR_DIR": str(settings.var_dir),
         "SANJI_TRACING": settings.tracing or "",
         "SANJI_BUS_USERS": dict(settings.bus_users),

@@ -10,7 +10,7 @@ import pytest
 from services.routing.adapters.orm import OPEN_STATUS_LIST, RoutedItem
 from services.routing.item_actions import QueuePosition
 from services.routing.lifecycle import OPEN_STATUSES
-from services.routing.migrations import routing_0005_queue_indexes as migration
+from services.routing.migrations import routing_0006_queue_indexes as migration
 from services.routing.queue_cursor import BadCursor, decode_cursor, encode_cursor
 
 

@@ -10,13 +10,13 @@
 - ``routing_item_status_counts`` / ``routing_item_status_changes``: the items per status for ``/metrics``,
   counted once here and then kept by the service (services/routing/status_counts.py).
 
-Revision ID: routing_0005_queue_indexes
+Revision ID: routing_0006_queue_indexes
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "routing_0005_queue_indexes"
-down_revision = "routing_0004_deadline_revision"
+revision = "routing_0006_queue_indexes"
+down_revision = "routing_0005"
 branch_labels = None
 depends_on = None
 
