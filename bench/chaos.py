@@ -1,389 +1,623 @@
-"""`make chaos` / `make chaos-quick`: faults injected under a steady kiosk load, then every submission checked.
+"""`make chaos` / `make chaos-quick`: faults under mixed load, effects counted outside, a checker that can fail.
 
-Faults, each injected ``--rounds`` times: kill -9 of each service's process; a SIGTERM in the middle
-of the load; every connection to the broker closed; a RabbitMQ restart (stop_app/start_app); a
-PostgreSQL restart; duplicate delivery of every event (a tap republishes each event once more, same
-id); poison messages (valid JSON that can never be handled).
+The suite starts a RabbitMQ node and a PostgreSQL cluster of its own (bench/private_infra.py) and hurts
+only those; the machine's shared broker and database are never touched. Every service runs as real
+processes (``sanji serve``): intake, two routing replicas, escalation, two notification replicas,
+evaluation and console. Each process reaches the broker through a TCP proxy of its own and the database
+through a shared one (bench/fault_proxy.py), so a link can be refused, hung or partitioned.
 
-The kiosk load retries a failed submission with the same Idempotency-Key, as a kiosk would. When the
-load stops and the system has settled, a checker classifies every submission, as Jepsen does:
-acknowledged and present (one case, one item, one routed notification), lost, duplicated (a second
-case, item or notification for one cause), or dead-lettered. The last line printed is one JSON object.
+Load (bench/chaos_load.py): open-loop kiosk submissions, half 流动人口一件事 bundles (four matters, a 容缺
+material) and half single matters, and staff working the items (claim, accept, 补正 requests, supplied
+materials, resolve, returns) during the faults.
+
+Faults, in turn, each verified to have happened: kill -9 of every service; SIGTERM of a routing replica
+under load; a broker restart (new OS pid, uptime reset); a PostgreSQL restart (new postmaster start
+time); the database refusing connections for 30 s, then hanging for 30 s; the broker's memory alarm and
+disk alarm (seen in the management API); a routing replica partitioned from the broker; every event
+delivered twice, the copies in reverse order; poison messages of four kinds (not JSON, an unknown event
+version, a payload that fails validation, a valid event whose handler raises once and then succeeds).
+
+Effects are counted outside (bench/recorders.py): a fake SMS gateway, SMTP server and webhook receiver, and
+a department subscriber on the bus. The checker (bench/chaos_checker.py) compares them with what the
+acknowledged cases and the staff actions answered 200 must produce: lost, duplicated, read-model
+disagreements. After each fault, the time until the event throughput seen by the subscriber is back to
+90 % of its level before the fault is reported. Then the self-test runs the same checker against services
+built wrong on purpose (bench/faulty_build.py) and must find both lost and duplicated effects.
+
+The last line printed is one JSON object. The exit status is non-zero if anything was lost or duplicated,
+a fault was not verified, a real message was dead-lettered, a service stopped consuming or exited on its
+own, a recovery took longer than 30 s, or the self-test did not see its injected faults.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
+import base64
 import json
 import os
+import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import requests
-from kombu import Connection, Consumer, Producer
+from kombu import Connection, Consumer, Producer, Queue
+from sqlalchemy import create_engine, text
 
-from bench.load import KioskClient, Submission
-from bench.stack import BROKER_AUTH, MANAGEMENT, REPO, Stack
+from bench.chaos_checker import check
+from bench.chaos_load import MixedLoad
+from bench.fault_proxy import FaultProxy
+from bench.private_infra import PrivatePostgres, PrivateRabbit
+from bench.recorders import DepartmentSubscriber, HttpRecorder, SmtpRecorder
+from bench.stack import REPO, ServiceProcess, Stack
+from shared.db import normalise_url
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.topology import DEAD_LETTER_QUEUE_NAME, events_exchange
 
-# The broker node and PostgreSQL cluster the restarts hit: the machine's own by default.
-RABBITMQCTL = ["rabbitmqctl", *(["-n", os.environ["SANJI_CHAOS_RABBIT_NODE"]]
-                                if os.environ.get("SANJI_CHAOS_RABBIT_NODE") else [])]
-POSTGRES_CLUSTER = os.environ.get("SANJI_CHAOS_POSTGRES_CLUSTER", "main")
-
+RECOVERY_TARGET_S = 30.0
+RECOVERY_SHARE = 0.9
 CHAOS_ENV = {"SANJI_NOTIFICATION_QUIET_HOURS": "off",
              "SANJI_NOTIFICATION_RATE_LIMITS": "sms=100000,email=100000,webhook=100000",
              "SANJI_NOTIFICATION_SWEEP_SECONDS": "0.5",
+             "SANJI_NOTIFICATION_RETRY_BASE_SECONDS": "1",
+             "SANJI_NOTIFICATION_RETRY_CAP_SECONDS": "5",
+             "SANJI_NOTIFICATION_MAX_ATTEMPTS": "50",
+             "SANJI_ESCALATION_SWEEP_SECONDS": "2",
+             "SANJI_EVALUATION_SWEEP_SECONDS": "5",
+             "SANJI_DB_POOL_SIZE": "5", "SANJI_DB_MAX_OVERFLOW": "10",
              "SANJI_LOG_LEVEL": "INFO"}
+SERVICES = {"intake": 1, "routing": 2, "escalation": 1, "notification": 2, "evaluation": 1, "console": 1}
+RAISE_ONCE_PREFIX = "chaos-raise-once-"
 
 
 def say(message: str) -> None:
     print(f"[chaos {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-@dataclass
-class FaultLog:
-    entries: list[dict] = field(default_factory=list)
-
-    def record(self, fault: str, started: float, ended: float, **details) -> None:
-        self.entries.append({"fault": fault, "started": started, "ended": ended, **details})
-        say(f"  {fault} done ({ended - started:.1f}s) {details if details else ''}")
+# ── the system under test, on private infrastructure ─────────────────────────────────────────────────
 
 
-class SteadyLoad:
-    """Open-loop kiosk submissions; a failed one is retried with its own id until it is answered."""
+class ChaosSystem:
+    """Private broker and database, proxies, recorders, the services, the subscriber; torn down together."""
 
-    def __init__(self, stack: Stack, rate: float, clients: int = 8):
-        self.stack, self.rate, self.clients = stack, rate, clients
-        self.submissions: dict[str, Submission] = {}
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
+    def __init__(self, rabbit: PrivateRabbit, postgres: PrivatePostgres, replicas: dict[str, int], label: str,
+                 faulty: dict[str, str] | None = None, proxies: bool = True):
+        self.rabbit, self.postgres, self.label = rabbit, postgres, label
+        self.faulty = faulty or {}
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.http = HttpRecorder(self.secret)
+        self.smtp = SmtpRecorder()
+        self.db_proxy = FaultProxy(("127.0.0.1", postgres.port), "postgres") if proxies else None
+        self.broker_proxies: dict[str, FaultProxy] = {}
+        self.use_proxies = proxies
+        self.stack = Stack(label, replicas=replicas, extra_env=dict(CHAOS_ENV), management=rabbit.management,
+                           amqp_port=rabbit.amqp_port, postgres_admin_url=postgres.admin_url,
+                           process_env=self._process_env, process_command=self._process_command)
+
+    def _process_command(self, proc: ServiceProcess) -> list[str]:
+        fault = self.faulty.get(proc.service)
+        if fault:
+            return [sys.executable, "-m", "bench.faulty_build", fault, proc.service]
+        return [sys.executable, "-m", "sanji.cli", "serve", proc.service]
+
+    def _process_env(self, proc: ServiceProcess) -> dict[str, str]:
+        stack = self.stack
+        env = {}
+        if self.use_proxies:
+            proxy = self.broker_proxies.get(proc.name)
+            if proxy is None:
+                proxy = self.broker_proxies[proc.name] = FaultProxy(("127.0.0.1", self.rabbit.amqp_port),
+                                                                    f"broker-{proc.name}")
+            vhost = urllib.parse.quote(stack.vhost, safe="")
+            env["SANJI_AMQP_URI"] = f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"
+            env["SANJI_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{self.db_proxy.port}/{stack.database}"
+        if proc.service == "notification":
+            env |= {"SANJI_NOTIFICATION_SMS_URL": self.http.url("/sms"),
+                    "SANJI_NOTIFICATION_SMTP_HOST": self.smtp.host, "SANJI_NOTIFICATION_SMTP_PORT": str(self.smtp.port),
+                    "SANJI_NOTIFICATION_WEBHOOKS_FILE": str(stack.workdir / "webhooks.yaml")}
+        if proc.service == "console":
+            for service in ("intake", "routing", "escalation", "notification", "evaluation"):
+                if stack.of(service):
+                    env[f"SANJI_CONSOLE_{service.upper()}_URL"] = stack.url(service)
+        return env
 
     def start(self) -> None:
-        self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(self.clients)]
-        for thread in self._threads:
-            thread.start()
+        stack = self.stack
+        stack.create()
+        (stack.workdir / "webhooks.yaml").write_text(
+            "webhooks:\n  - name: chaos-department\n"
+            f"    url: {self.http.url('/webhook')}\n    secrets: [\"{self.secret}\"]\n"
+            "    kinds: [department_new_item]\n")
+        self.subscriber = DepartmentSubscriber(stack.amqp_uri)
+        self.subscriber.declare()   # before any service starts: nothing published is missed
+        self.subscriber.start()
+        order = ["intake", "routing", "escalation", "notification", "evaluation", "console"]
+        for service in order:
+            for replica in range(stack.replicas.get(service, 0)):
+                from bench.stack import free_port
 
-    def _client(self, index: int) -> None:
-        period = self.clients / self.rate
-        next_at = time.monotonic() + index * period / self.clients
-        while not self._stop.is_set():
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            next_at += period
-            submission = Submission(str(uuid.uuid4()), time.time())
-            with self._lock:
-                self.submissions[submission.submission_id] = submission
-            retry_until = time.monotonic() + 90
-            while time.monotonic() < retry_until:
-                client = KioskClient(self.stack.url("intake"))
-                client.submit(submission, timeout=10)
-                client.close()
-                if submission.status == 201 or (submission.status and submission.status < 500):
+                stack.start_process(ServiceProcess(service, replica, free_port()))
+        stack.wait_healthy(180)
+        stack.supervise()
+
+    def teardown(self) -> None:
+        for step in (self.stack.stop, getattr(self, "subscriber", None) and self.subscriber.stop,
+                     self.http.stop, self.smtp.stop):
+            if step:
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - tear down the rest all the same
+                    say(f"teardown: {type(exc).__name__}: {exc}")
+        for proxy in [*self.broker_proxies.values(), self.db_proxy]:
+            if proxy:
+                proxy.close()
+
+    def rows(self, sql: str) -> list:
+        engine = create_engine(normalise_url(self.stack.database_url))
+        try:
+            with engine.connect() as connection:
+                return list(connection.execute(text(sql)))
+        finally:
+            engine.dispose()
+
+    def read_model(self) -> dict:
+        resolved = self.rows("SELECT id FROM routing_items WHERE status = 'resolved'")
+        return {"resolved_items": {row[0] for row in resolved},
+                "completed_cases": {row[0] for row in self.rows(
+                    "SELECT id FROM intake_cases WHERE completed_at IS NOT NULL")}}
+
+    def arrivals(self) -> list:
+        return [*self.http.arrivals, *self.smtp.arrivals]
+
+    def settle(self, timeout: float, quiet: float = 8.0) -> float:
+        """Wait until nothing new arrives anywhere for ``quiet`` seconds; returns the seconds waited."""
+        began = time.monotonic()
+        last, last_change = None, time.monotonic()
+        while time.monotonic() - began < timeout:
+            now = (len(self.subscriber.records), len(self.http.arrivals), len(self.smtp.arrivals))
+            if now != last:
+                last, last_change = now, time.monotonic()
+            elif time.monotonic() - last_change >= quiet:
+                break
+            time.sleep(1)
+        return round(time.monotonic() - began, 1)
+
+
+# ── faults ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+class Faults:
+    def __init__(self, system: ChaosSystem):
+        self.system = system
+        self.entries: list[dict] = []
+
+    @contextmanager
+    def fault(self, name: str, **details):
+        entry = {"fault": name, "started": time.time(), "verified": False, **details}
+        say(f"fault: {name}")
+        try:
+            yield entry
+        except Exception as exc:  # noqa: BLE001 - a fault that could not be injected is a fault not verified
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        entry["ended"] = time.time()
+        entry["recovery_s"] = self.recovery(entry)
+        say(f"  verified={entry['verified']} recovery_s={entry['recovery_s']} "
+            f"{ {k: v for k, v in entry.items() if k not in ('fault', 'started', 'ended', 'verified', 'recovery_s')} }")
+        self.entries.append(entry)
+
+    def recovery(self, entry: dict) -> float | None:
+        """Seconds after the fault was repaired until events reached the subscriber at >= 90 % of the rate of
+        the 10 s before it (5 s windows), waiting at most the target plus 5 s."""
+        times_before = self._event_times(entry["started"] - 10, entry["started"])
+        baseline = len(times_before) / 10
+        if baseline <= 0:
+            return None
+        ended = entry["ended"]
+        deadline = ended + RECOVERY_TARGET_S + 5
+        while True:
+            now = time.time()
+            times = self._event_times(ended, now)
+            for second in range(int(max(0, now - ended - 5)) + 1):
+                start = ended + second
+                if start + 5 > now:
                     break
-                time.sleep(0.5)  # intake down or restarting: the kiosk tries again with the same key
+                in_window = sum(1 for t in times if start <= t < start + 5)
+                if in_window / 5 >= RECOVERY_SHARE * baseline:
+                    return float(second)
+            if now > deadline:
+                return None
+            time.sleep(1)
 
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=120)
+    def _event_times(self, since: float, until: float) -> list[float]:
+        return [r.at for r in self.system.subscriber.snapshot()
+                if since <= r.at < until and r.type in ("cn.sanji.case.submitted.v1", "cn.sanji.item.routed.v1")]
+
+    # the faults themselves
+
+    def kill_9(self, proc: ServiceProcess) -> None:
+        stack = self.system.stack
+        with self.fault(f"kill -9 {proc.name}") as entry:
+            before = proc.process.pid
+            with stack.unsupervised(proc):
+                stack.signal(proc, signal.SIGKILL)
+                code = proc.process.wait(timeout=30)
+                stack.start_process(proc)
+            stack.wait_healthy(90, [proc])
+            entry.update(pid_before=before, pid_after=proc.process.pid, exit_status=code,
+                         verified=code == -signal.SIGKILL and proc.process.pid != before)
+
+    def sigterm(self, proc: ServiceProcess) -> None:
+        stack = self.system.stack
+        with self.fault(f"SIGTERM {proc.name} under load") as entry:
+            before = proc.process.pid
+            handled = self._handled_count(proc)
+            with stack.unsupervised(proc):
+                stack.signal(proc, signal.SIGTERM)
+                code = proc.process.wait(timeout=90)
+                stack.start_process(proc)
+            stack.wait_healthy(90, [proc])
+            entry.update(pid_before=before, pid_after=proc.process.pid, exit_status=code,
+                         handled_in_log_before=handled,
+                         verified=code is not None and proc.process.pid != before and handled > 0)
+
+    def _handled_count(self, proc: ServiceProcess) -> int:
+        try:
+            return proc.log_path.read_bytes().count(b'"event_id"')
+        except OSError:
+            return 0
+
+    def broker_restart(self) -> None:
+        with self.fault("broker restart") as entry:
+            entry.update(self.system.rabbit.restart())
+
+    def postgres_restart(self) -> None:
+        with self.fault("PostgreSQL restart") as entry:
+            entry.update(self.system.postgres.restart())
+
+    def database_refused(self, seconds: float) -> None:
+        proxy = self.system.db_proxy
+        with self.fault(f"database refusing connections {seconds:g}s") as entry:
+            reset = proxy.refuse()
+            refusing = proxy.refusing()
+            time.sleep(seconds)
+            still = proxy.refusing()
+            proxy.restore()
+            entry.update(connections_reset=reset, verified=refusing and still and not proxy.refusing())
+
+    def database_hang(self, seconds: float) -> None:
+        proxy = self.system.db_proxy
+        with self.fault(f"database hanging {seconds:g}s") as entry:
+            made_before = proxy.connections_made
+            held = proxy.hang()
+            time.sleep(seconds)
+            new_during = proxy.connections_made - made_before
+            proxy.restore(reset_held=True)  # what a firewall that forgot its state does when it heals
+            entry.update(connections_held=held, connections_opened_while_hung=new_during, verified=held > 0)
+
+    def alarm(self, kind: str, seconds: float) -> None:
+        rabbit = self.system.rabbit
+        with self.fault(f"broker {kind} alarm {seconds:g}s") as entry:
+            rabbit.set_alarm(kind, True)
+            raised = _wait(lambda: rabbit.alarm_raised(kind), 15)
+            time.sleep(seconds)
+            rabbit.set_alarm(kind, False)
+            cleared = _wait(lambda: not rabbit.alarm_raised(kind), 30)
+            entry.update(alarm_seen=raised, alarm_cleared=cleared, verified=raised and cleared)
+
+    def partition(self, proc: ServiceProcess, seconds: float) -> None:
+        proxy = self.system.broker_proxies[proc.name]
+        with self.fault(f"partition {proc.name} from the broker {seconds:g}s") as entry:
+            held = proxy.partition()
+            time.sleep(seconds)
+            proxy.restore(reset_held=True)
+            entry.update(connections_held=held, verified=held > 0)
+
+    def duplicate_and_reorder(self, seconds: float) -> None:
+        with self.fault(f"every event delivered twice, copies reordered, {seconds:g}s") as entry:
+            copies = duplicate_reversed(self.system.stack.amqp_uri, seconds)
+            entry.update(copies_published=copies, verified=copies > 0)
+
+    def poison(self) -> None:
+        with self.fault("poison messages") as entry:
+            sent = inject_poison(self.system.stack.amqp_uri)
+            entry.update(sent=sent)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                outcome = self.poison_outcome(sent)
+                if outcome["verified"]:
+                    break
+                time.sleep(2)
+            entry.update(outcome)
+
+    def poison_outcome(self, sent: dict) -> dict:
+        dead = dead_letter_ids(self.system.stack.amqp_uri, peek=True)
+        dead_kinds = {kind: any(message_id in dead for message_id in ids) for kind, ids in sent.items()
+                      if kind != "raise_once"}
+        raise_once_case = sent["raise_once_case"]
+        routed = any(r.type == "cn.sanji.item.routed.v1" and r.data.get("case_id") == raise_once_case
+                     for r in self.system.subscriber.snapshot())
+        raised = sum(proc.log_path.read_bytes().count(b"chaos: raising once")
+                     for proc in self.system.stack.of("routing") if proc.log_path and proc.log_path.exists())
+        raise_once_dead = any(message_id in dead for message_id in sent["raise_once"])
+        return {"dead_lettered": dead_kinds, "raise_once_raised": raised > 0, "raise_once_handled": routed,
+                "raise_once_dead_lettered": raise_once_dead,
+                "verified": all(dead_kinds.values()) and raised > 0 and routed and not raise_once_dead}
 
 
-class EventDuplicator:
-    """Republishes every event once more, with the same id: each consumer sees every event twice."""
-
-    def __init__(self, amqp_uri: str):
-        self.amqp_uri = amqp_uri
-        self.duplicated = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        from kombu import Queue
-
-        self.queue = Queue(f"chaos.tap-{uuid.uuid4().hex[:6]}", exchange=events_exchange, routing_key="#",
-                           durable=False, auto_delete=True, exclusive=True)
-        self._ready = threading.Event()
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def _run(self) -> None:
-        with Connection(self.amqp_uri) as consuming, Connection(self.amqp_uri) as publishing:
-            producer = Producer(publishing.channel(), exchange=events_exchange)
-            seen: set[str] = set()
-
-            def on_message(body, message):
-                message_id = message.properties.get("message_id")
-                if message_id not in seen:  # our own copy comes back through the tap: copy once only
-                    seen.add(message_id)
-                    producer.publish(message.body, routing_key=message.delivery_info["routing_key"],
-                                     content_type=CLOUDEVENTS_CONTENT_TYPE, content_encoding="utf-8",
-                                     delivery_mode=2, message_id=message_id,
-                                     user_id=message.properties.get("user_id"))  # the sender stays the sender
-                    self.duplicated += 1
-                message.ack()
-
-            with Consumer(consuming.channel(), queues=[self.queue], callbacks=[on_message], accept=None):
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        consuming.drain_events(timeout=0.5)
-                    except TimeoutError:
-                        continue
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=10)
+def _wait(check_fn, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check_fn():
+                return True
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(0.5)
+    return False
 
 
-POISON = [
-    ("case.submitted.320113003021", '{"not": "a cloudevent"}'),
-    ("case.submitted.320113003021", json.dumps({
-        "specversion": "1.0", "id": "poison-unknown-matter", "source": "/chaos", "type": "cn.sanji.case.submitted.v1",
-        "time": "2026-11-30T00:00:00Z", "data": {"case_id": "poison", "case_number": "P", "community_code":
-        "320113003021", "catalogue_version": "x", "bundle_code": None, "matter_codes": ["no-such-matter"],
-        "channel": "kiosk", "applicant_masked_name": "*", "submitted_at": "2026-11-30T00:00:00Z"}})),
-    ("item.routed.320113000000.street.320113003000.police", json.dumps({
-        "specversion": "1.0", "id": "poison-unknown-type", "source": "/chaos", "type": "cn.sanji.no.such.v1",
-        "time": "2026-11-30T00:00:00Z", "data": {}})),
-]
+def duplicate_reversed(amqp_uri: str, seconds: float) -> int:
+    """A tap on ``#`` collects every event for ``seconds`` and publishes a copy of each (same id, same sender)
+    in reverse order: each consumer sees every event twice, the copies out of order."""
+    queue = Queue(f"chaos.tap-{uuid.uuid4().hex[:6]}", exchange=events_exchange, routing_key="#",
+                  durable=False, auto_delete=True, exclusive=True)
+    held: list = []
+    with Connection(amqp_uri) as consuming:
+        def on_message(body, message):
+            held.append((message.body, message.delivery_info["routing_key"], message.properties.get("message_id"),
+                         message.properties.get("user_id")))
+            message.ack()
+
+        with Consumer(consuming.channel(), queues=[queue], callbacks=[on_message], accept=None):
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    consuming.drain_events(timeout=0.5)
+                except TimeoutError:
+                    continue
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as publishing:
+        producer = Producer(publishing.channel(), exchange=events_exchange)
+        for body, routing_key, message_id, user_id in reversed(held):
+            producer.publish(body, routing_key=routing_key, content_type=CLOUDEVENTS_CONTENT_TYPE,
+                             content_encoding="utf-8", delivery_mode=2, message_id=message_id, user_id=user_id)
+    return len(held)
 
 
-def inject_poison(amqp_uri: str) -> int:
+def _case_submitted(event_id: str, event_type: str, data: dict) -> str:
+    return json.dumps({"specversion": "1.0", "id": event_id, "source": "/intake", "type": event_type,
+                       "time": datetime.now(UTC).isoformat(), "datacontenttype": "application/json", "data": data},
+                      ensure_ascii=False)
+
+
+def inject_poison(amqp_uri: str) -> dict:
+    """Four kinds: not JSON; an unknown event version; a case.submitted whose payload fails validation; and a
+    valid case.submitted (a case of its own) whose routing handler raises once, then succeeds."""
+    now = datetime.now(UTC).isoformat()
+    case_id = str(uuid.uuid4())
+    valid = {"case_id": case_id, "case_number": "CHAOS-RAISE-ONCE", "community_code": "320113003021",
+             "catalogue_version": "chaos", "bundle_code": None, "matter_codes": ["employment-registration"],
+             "channel": "kiosk", "applicant_masked_name": "压*", "submitted_at": now}
+    kinds = {
+        "bad_json": ("case.submitted.320113003021", "{not json"),
+        "unknown_version": ("case.submitted.320113003021",
+                            _case_submitted(f"poison-{uuid.uuid4()}", "cn.sanji.case.submitted.v9", valid)),
+        "invalid_payload": ("case.submitted.320113003021",
+                            _case_submitted(f"poison-{uuid.uuid4()}", "cn.sanji.case.submitted.v1",
+                                            {"case_id": case_id, "matter_codes": "not a list"})),
+    }
+    sent: dict = {}
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
         producer = Producer(connection.channel(), exchange=events_exchange)
-        for routing_key, body in POISON:
+        for kind, (routing_key, body) in kinds.items():
+            message_id = f"poison-{kind}-{uuid.uuid4()}"
             producer.publish(body, routing_key=routing_key, content_type=CLOUDEVENTS_CONTENT_TYPE,
-                             content_encoding="utf-8", delivery_mode=2, message_id=f"poison-{uuid.uuid4()}")
-    return len(POISON)
+                             content_encoding="utf-8", delivery_mode=2, message_id=message_id, user_id="guest")
+            sent[kind] = [message_id]
+        event_id = f"{RAISE_ONCE_PREFIX}{uuid.uuid4()}"
+        producer.publish(_case_submitted(event_id, "cn.sanji.case.submitted.v1", valid),
+                         routing_key="case.submitted.320113003021", content_type=CLOUDEVENTS_CONTENT_TYPE,
+                         content_encoding="utf-8", delivery_mode=2, message_id=event_id, user_id="guest")
+        sent["raise_once"] = [event_id]
+        sent["raise_once_case"] = case_id
+    return sent
 
 
-def close_broker_connections(vhost: str) -> int:
-    connections = requests.get(f"{MANAGEMENT}/vhosts/{urllib.parse.quote(vhost, safe='')}/connections",
-                               auth=BROKER_AUTH, timeout=10).json()
-    for connection in connections:
-        requests.delete(f"{MANAGEMENT}/connections/{urllib.parse.quote(connection['name'], safe='')}",
-                        auth=BROKER_AUTH, timeout=10, headers={"X-Reason": "chaos: connection closed"})
-    return len(connections)
-
-
-def restart_broker() -> None:
-    subprocess.run([*RABBITMQCTL, "stop_app"], check=True, capture_output=True, timeout=120)
-    time.sleep(2)
-    subprocess.run([*RABBITMQCTL, "start_app"], check=True, capture_output=True, timeout=120)
-    subprocess.run([*RABBITMQCTL, "await_startup"], check=False, capture_output=True, timeout=120)
-
-
-def restart_postgres() -> bool:
-    versions = sorted(glob.glob("/etc/postgresql/*"))
-    if not versions:
-        return False
-    result = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", os.path.basename(versions[-1]),
-                             POSTGRES_CLUSTER, "restart"], capture_output=True, timeout=120)
-    return result.returncode == 0
-
-
-def dead_letters(amqp_uri: str) -> Counter:
-    """Dead-lettered messages, as poison (ours, by message id) or real; one poison message fans out to every
-    queue bound to its routing key, so it can be dead-lettered more than once."""
-    kinds: Counter = Counter()
+def dead_letter_ids(amqp_uri: str, peek: bool = False) -> dict[str, int]:
+    """Message ids in the dead letters (and how many times): read, then requeued when ``peek``."""
+    found: Counter = Counter()
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
-        while (message := channel.basic_get(DEAD_LETTER_QUEUE_NAME, no_ack=True)) is not None:
+        taken = []
+        while (message := channel.basic_get(DEAD_LETTER_QUEUE_NAME, no_ack=False)) is not None:
             message_id = message.properties.get("message_id") or ""
-            kinds["poison" if message_id.startswith("poison-") or b'"source":"/chaos"' in message.body
-                  or b'"not": "a cloudevent"' in message.body else "real"] += 1
-    return kinds
+            if not message_id:
+                try:
+                    message_id = json.loads(message.body).get("id", "")
+                except (ValueError, AttributeError):
+                    message_id = ""
+            found[message_id] += 1
+            taken.append(message)
+        for message in taken:
+            if peek:
+                channel.basic_reject(message.delivery_tag, requeue=True)
+            else:
+                channel.basic_ack(message.delivery_tag)
+    return dict(found)
 
 
-def settle(stack: Stack, acknowledged: set[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        notified = stack.scalar("SELECT COUNT(DISTINCT case_id) FROM notification_deliveries WHERE event_type = "
-                                "'cn.sanji.item.routed.v1' AND channel = 'sms'")
-        if notified >= len(acknowledged):
-            return
+# ── the run ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+def run_faults(system: ChaosSystem, load: MixedLoad, faults: Faults, quick: bool) -> None:
+    stack = system.stack
+    outage = 30.0
+    for proc in [stack.of(service)[0] for service in SERVICES]:
+        faults.kill_9(proc)
         time.sleep(2)
+    faults.sigterm(stack.of("routing")[1])
+    faults.broker_restart()
+    faults.postgres_restart()
+    faults.database_refused(outage)
+    faults.database_hang(outage if not quick else 20.0)
+    faults.alarm("memory", 8.0)
+    faults.alarm("disk", 8.0)
+    faults.partition(stack.of("routing")[0], 20.0)
+    faults.duplicate_and_reorder(8.0)
+    faults.poison()
+    if not quick:
+        for proc in [p for p in stack.processes if p.replica == 1]:
+            faults.kill_9(proc)
+        faults.broker_restart()
+        faults.postgres_restart()
+        faults.partition(stack.of("notification")[1], 20.0)
 
 
-def check(stack: Stack, load: SteadyLoad) -> dict:
-    """Classify each submission by what the databases hold for it."""
-    keys = dict(stack.rows("SELECT key, case_id FROM intake_idempotency_keys"))
-    cases_per_key = Counter(row[0] for row in stack.rows(
-        "SELECT substr(description, 6) FROM intake_cases WHERE description LIKE 'load %'"))
-    items_per_case = Counter(row[0] for row in stack.rows("SELECT case_id FROM routing_items"))
-    notes_per_case = Counter(row[0] for row in stack.rows(
-        "SELECT case_id FROM notification_deliveries WHERE event_type = 'cn.sanji.item.routed.v1' "
-        "AND channel = 'sms' AND audience = 'resident'"))
-    verdicts: Counter = Counter()
-    lost_examples, duplicated_examples = [], []
-    for submission_id, submission in load.submissions.items():
-        if submission.status != 201:
-            verdicts["not_acknowledged"] += 1
-            continue
-        case_id = keys.get(submission_id)
-        if case_id is None or items_per_case[case_id] == 0 or notes_per_case[case_id] == 0:
-            verdicts["lost"] += 1
-            lost_examples.append({"submission": submission_id, "case": case_id,
-                                  "items": items_per_case.get(case_id, 0), "notes": notes_per_case.get(case_id, 0)})
-        elif cases_per_key[submission_id] > 1 or items_per_case[case_id] > 1 or notes_per_case[case_id] > 1:
-            verdicts["duplicated"] += 1
-            duplicated_examples.append({"submission": submission_id, "cases": cases_per_key[submission_id],
-                                        "items": items_per_case[case_id], "notes": notes_per_case[case_id]})
-        else:
-            verdicts["acknowledged_and_present"] += 1
-    return {"verdicts": dict(verdicts), "lost_examples": lost_examples[:5],
-            "duplicated_examples": duplicated_examples[:5]}
+def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
+    system = ChaosSystem(rabbit, postgres, dict(SERVICES), "chaos",
+                         faulty={"routing": "raise-once"})
+    try:
+        began = time.monotonic()
+        system.start()
+        say(f"{len(system.stack.processes)} service processes up in {time.monotonic() - began:.0f}s")
+        load = MixedLoad(system.stack.url("intake"), [system.stack.url("routing", i) for i in range(2)],
+                         rate=args.rate)
+        load.start()
+        time.sleep(12)
+        faults = Faults(system)
+        run_faults(system, load, faults, args.quick)
+        say("stopping submissions; letting staff finish and the system settle")
+        load.stop_submissions()
+        load.finish_staff(timeout=60)
+        settled = system.settle(timeout=120)
+        cases = load.acknowledged()
+        verdict = check(cases, system.subscriber.snapshot(), system.arrivals(), system.read_model())
+        dead = dead_letter_ids(system.stack.amqp_uri)
+        ours = {"poison-", RAISE_ONCE_PREFIX}
+        real_dead = {mid: n for mid, n in dead.items() if not any(mid.startswith(p) for p in ours)}
+        liveness = system.stack.liveness()
+        totals = Counter(a.channel for a in system.arrivals())
+        return {"verdict": verdict.summary(), "faults": faults.entries, "liveness": liveness,
+                "submitted": len(load.cases), "acknowledged": len(cases),
+                "bundles": sum(1 for c in cases if c.bundle), "completed_cases": sum(1 for c in cases if c.completed),
+                "staff_actions": sum(len(c.actions) for c in cases), "returns": sum(c.returns for c in cases),
+                "staff_errors": load.staff_errors, "events_recorded": len(system.subscriber.records),
+                "arrivals": dict(totals), "webhooks_refused": len(system.http.refused), "settle_s": settled,
+                "dead_letters": dead, "real_messages_dead_lettered": sum(real_dead.values()),
+                "real_dead_letter_examples": list(real_dead)[:5]}
+    finally:
+        system.teardown()
 
 
-def recovery_after(stack: Stack, restarted_at: float, offered_rate: float) -> float | None:
-    """Seconds after the broker came back until routing ran at >= 90 % of the offered rate (3 s window)."""
-    times = sorted(row[0].timestamp() for row in stack.rows(
-        "SELECT routed_at FROM routing_items WHERE routed_at >= :t", t=datetime.fromtimestamp(restarted_at, UTC)))
-    for second in range(0, 120):
-        window_start = restarted_at + second
-        in_window = sum(1 for t in times if window_start <= t < window_start + 3)
-        if in_window / 3 >= 0.9 * offered_rate:
-            return float(second)
-    return None
+def self_test(rabbit: PrivateRabbit, postgres: PrivatePostgres) -> dict:
+    """The checker against services built wrong on purpose: routing acknowledges before it commits (and is
+    killed), notification sends everything twice. The checker must report lost and duplicated effects."""
+    system = ChaosSystem(rabbit, postgres, {"intake": 1, "routing": 1, "notification": 1}, "chaos-selftest",
+                         faulty={"routing": "ack-before-commit", "notification": "send-twice"}, proxies=False)
+    try:
+        system.start()
+        load = MixedLoad(system.stack.url("intake"), [system.stack.url("routing")], rate=3.0, staff_delay=2.0)
+        load.start()
+        time.sleep(8)
+        faults = Faults(system)
+        faults.kill_9(system.stack.of("routing")[0])
+        time.sleep(4)
+        load.stop_submissions()
+        load.finish_staff(timeout=30)
+        system.settle(timeout=60, quiet=6)
+        verdict = check(load.acknowledged(), system.subscriber.snapshot(), system.arrivals(), system.read_model())
+        summary = verdict.summary()
+        return {"lost": summary["lost"], "duplicated": summary["duplicated"],
+                "lost_by_kind": summary["lost_by_kind"], "duplicated_by_kind": summary["duplicated_by_kind"],
+                "acknowledged": len(load.acknowledged()),
+                "caught": summary["lost"] > 0 and summary["duplicated"] > 0}
+    finally:
+        system.teardown()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one of each fault (under 3 minutes)")
-    parser.add_argument("--rate", type=float, default=8.0, help="kiosk submissions per second")
-    parser.add_argument("--no-shared-restarts", action="store_true",
-                        help="skip restarting RabbitMQ and PostgreSQL (they are shared with other work)")
+    parser.add_argument("--quick", action="store_true", help="one of each fault (CI; about 6 minutes)")
+    parser.add_argument("--rate", type=float, default=3.0, help="kiosk submissions per second")
+    parser.add_argument("--skip-self-test", action="store_true")
     args = parser.parse_args()
-    rounds = 1 if args.quick else 3
-    stack = Stack("chaos", extra_env=CHAOS_ENV).create()
-    faults = FaultLog()
-    recoveries: list[float | None] = []
-    poison_sent = 0
-    redeliveries_after_sigterm = 0
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    began = time.monotonic()
+    rabbit, postgres = PrivateRabbit(), PrivatePostgres()
+    result: dict = {}
     try:
-        stack.start()
-        stack.supervise()
-        load = SteadyLoad(stack, args.rate)
-        say(f"steady load at {args.rate}/s; {rounds} round(s) of faults")
-        load.start()
-        time.sleep(5)
-        for round_number in range(rounds):
-            say(f"round {round_number + 1}")
-            for service in ("intake", "routing", "notification"):
-                proc = stack.of(service)[0]
-                started = time.time()
-                with stack.unsupervised(proc):
-                    stack.signal(proc, signal.SIGKILL)
-                    proc.process.wait()
-                    time.sleep(1)
-                    stack.start_process(proc)
-                stack.wait_healthy(60, [proc])
-                faults.record(f"kill -9 {service}", started, time.time())
-                time.sleep(3)
-
-            proc = stack.of("routing")[0]
-            started = time.time()
-            marker = proc.log_path.stat().st_size
-            with stack.unsupervised(proc):
-                stack.signal(proc, signal.SIGTERM)
-                proc.process.wait(timeout=60)
-                stack.start_process(proc)
-            stack.wait_healthy(60, [proc])
-            time.sleep(3)
-            redelivered = proc.log_path.read_bytes()[marker:].count(b"redelivery ignored")
-            redeliveries_after_sigterm += redelivered
-            faults.record("SIGTERM routing", started, time.time(), redeliveries=redelivered)
-
-            started = time.time()
-            closed = close_broker_connections(stack.vhost)
-            time.sleep(5)
-            faults.record("broker connections closed", started, time.time(), connections=closed)
-
-            if not args.no_shared_restarts:
-                started = time.time()
-                restart_broker()
-                back = time.time()
-                time.sleep(5)
-                faults.record("RabbitMQ restart", started, time.time())
-                time.sleep(25)
-                recoveries.append(recovery_after(stack, back, args.rate))
-                started = time.time()
-                restarted = restart_postgres()
-                time.sleep(5)
-                faults.record("PostgreSQL restart", started, time.time(), performed=restarted)
-
-            started = time.time()
-            with EventDuplicator(stack.amqp_uri) as duplicator:
-                time.sleep(8)
-            faults.record("duplicate delivery of every event", started, time.time(), duplicated=duplicator.duplicated)
-
-            started = time.time()
-            poison_sent += inject_poison(stack.amqp_uri)
-            faults.record("poison messages", started, time.time(), sent=len(POISON))
-            time.sleep(3)
-        say("stopping the load; letting the system settle")
-        load.stop()
-        acknowledged = {s.submission_id for s in load.submissions.values() if s.status == 201}
-        settle(stack, acknowledged, timeout=120)
-        result = check(stack, load)
-        dead = dead_letters(stack.amqp_uri)
-        liveness = stack.liveness()
+        starts = {}
+        threads = [threading.Thread(target=lambda: starts.__setitem__("rabbitmq", rabbit.start())),
+                   threading.Thread(target=lambda: starts.__setitem__("postgresql", postgres.start()))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if set(starts) != {"rabbitmq", "postgresql"}:
+            raise RuntimeError(f"private infrastructure did not start: {starts}")
+        say(f"private RabbitMQ node {rabbit.node} on :{rabbit.amqp_port} ({starts['rabbitmq']}s), "
+            f"PostgreSQL on :{postgres.port} ({starts['postgresql']}s)")
+        result = main_run(rabbit, postgres, args)
+        if not args.skip_self_test:
+            say("self-test: the checker against a build that acks before committing and one that sends twice")
+            result["self_test"] = self_test(rabbit, postgres)
+        result["private_start_s"] = starts
     finally:
-        stack.destroy()
+        rabbit.destroy()
+        postgres.destroy()
+    result["wall_s"] = round(time.monotonic() - began)
+    return report(result, args)
 
-    verdicts = result["verdicts"]
-    per_fault = Counter(entry["fault"] for entry in faults.entries)
+
+def report(result: dict, args) -> int:
+    verdict = result["verdict"]
+    liveness = result["liveness"]
+    faults = result["faults"]
+    unexpected = {name: s["unexpected_exits"] for name, s in liveness.items() if s["unexpected_exits"]}
+    stopped = sorted(name for name, s in liveness.items() if not s["consuming"])
+    slow = [f["fault"] for f in faults if f["recovery_s"] is None or f["recovery_s"] > RECOVERY_TARGET_S]
     summary = {
-        "submitted": len(load.submissions),
-        "acknowledged": sum(1 for s in load.submissions.values() if s.status == 201),
-        "present": verdicts.get("acknowledged_and_present", 0),
-        "lost": verdicts.get("lost", 0),
-        "duplicated": verdicts.get("duplicated", 0),
-        "dead_lettered": sum(dead.values()),
-        "poison_sent": poison_sent,
-        "poison_dead_lettered": dead["poison"],
-        "real_messages_dead_lettered": dead["real"],
-        "redeliveries_after_sigterm": redeliveries_after_sigterm,
-        "broker_recovery_s": recoveries,
-        "faults": dict(per_fault),
-        "quick": args.quick,
-        # A service that died on its own (and was restarted by the stack's supervisor), or that runs
-        # but no longer consumes from one of its queues, failed a fault even if no case was lost.
-        "unexpected_exits": {name: state["unexpected_exits"] for name, state in liveness.items()
-                             if state["unexpected_exits"]},
-        "stopped_consuming": sorted(name for name, state in liveness.items() if not state["consuming"]),
+        "lost": verdict["lost"], "duplicated": verdict["duplicated"],
+        "read_model_disagreements": verdict["read_model_disagreements"],
+        "submitted": result["submitted"], "acknowledged": result["acknowledged"], "bundles": result["bundles"],
+        "completed_cases": result["completed_cases"], "staff_actions": result["staff_actions"],
+        "returns": result["returns"], "events_recorded": result["events_recorded"], "arrivals": result["arrivals"],
+        "event_redeliveries": verdict["event_redeliveries"],
+        "real_messages_dead_lettered": result["real_messages_dead_lettered"],
+        "faults": [{"fault": f["fault"], "verified": f["verified"], "recovery_s": f["recovery_s"]} for f in faults],
+        "all_verified": all(f["verified"] for f in faults),
+        "max_recovery_s": max((f["recovery_s"] or 0) for f in faults) if faults else None,
+        "slow_recoveries": slow, "unexpected_exits": unexpected, "stopped_consuming": stopped,
+        "self_test": result.get("self_test"), "private_start_s": result.get("private_start_s"),
+        "quick": args.quick, "wall_s": result["wall_s"],
     }
-    for name, state in liveness.items():
-        say(f"liveness {name}: running={state['running']} health={state['health']} "
-            f"consumers={state['consumers']} unexpected_exits={state['unexpected_exits']}")
-    for name in summary["stopped_consuming"]:
-        say(f"{name} STOPPED CONSUMING")
-    report = {"summary": summary, "liveness": liveness, "faults": faults.entries, "checker": result,
-              "method": __doc__.split("\n\n", 1)[1].strip()}
     out = REPO / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"chaos-{datetime.now():%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    path.write_text(json.dumps({"summary": summary, **result, "method": __doc__.split("\n\n", 1)[1].strip()},
+                               ensure_ascii=False, indent=2, default=str))
     say(f"report written to {path.relative_to(REPO)}")
-    print(json.dumps(summary, ensure_ascii=False))
-    ok = (summary["lost"] == 0 and summary["duplicated"] == 0 and summary["real_messages_dead_lettered"] == 0
-          and not summary["unexpected_exits"] and not summary["stopped_consuming"])
+    for name, state in liveness.items():
+        say(f"liveness {name}: running={state['running']} consumers={state['consumers']} "
+            f"unexpected_exits={state['unexpected_exits']}")
+    if verdict["examples"]:
+        say(f"examples: {json.dumps(verdict['examples'][:8], ensure_ascii=False, default=str)}")
+    print(json.dumps(summary, ensure_ascii=False, default=str))
+    self_test_ok = args.skip_self_test or bool((summary["self_test"] or {}).get("caught"))
+    ok = (summary["lost"] == 0 and summary["duplicated"] == 0 and summary["read_model_disagreements"] == 0
+          and summary["all_verified"] and not slow and not unexpected and not stopped
+          and summary["real_messages_dead_lettered"] == 0 and self_test_ok)
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())
