@@ -119,9 +119,11 @@ class SmtpRecorder:
                     recorder.arrivals.append(arrival)
                 return "250 Message accepted for delivery"
 
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+        from bench.private_infra import free_port
+
+        self.host, self.port = "127.0.0.1", free_port()
+        self._controller = Controller(Handler(), hostname=self.host, port=self.port)
         self._controller.start()
-        self.host, self.port = "127.0.0.1", self._controller.server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         self._controller.stop()
