@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 T = "cn.sanji."
 ACTION_EVENTS = {"claim": T + "item.claimed.v1", "accept": T + "item.accepted.v1",
-                 "request-supplement": T + "item.supplement-requested.v1", "return": T + "item.returned.v1",
+                 "request-supplement": T + "item.supplement-requested.v1",
+                 "record-supplement": T + "item.supplement-supplied.v1", "return": T + "item.returned.v1",
                  "resolve": T + "item.resolved.v1"}
 SMS_KINDS = {"receipt": "SMS_DEV_RECEIPT", "item_routed": "SMS_DEV_ITEM_ROUTED",
              "supplement_requested": "SMS_DEV_SUPPLEMENT_REQUESTED", "item_resolved": "SMS_DEV_ITEM_RESOLVED",
@@ -77,8 +78,10 @@ def _event_cause(event) -> tuple | None:
         return ("case.completed", data.get("case_id"))
     if event.type == T + "item.routed.v1":
         return ("item.routed", data.get("item_id"), data.get("unit_code"), data.get("route_reason"))
+    if event.type == T + "item.supplement-supplied.v1":
+        return (event.type, data.get("item_id"), tuple(sorted(data.get("material_codes") or ())))
     if event.type in ACTION_EVENTS.values():
-        return (event.type, data.get("item_id"))
+        return (event.type, data.get("item_id"), data.get("unit_code"))
     return None
 
 
@@ -105,17 +108,12 @@ def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dic
             ids_per_cause[cause].add(event_id)
     for cause, ids in ids_per_cause.items():
         verdict.add_duplicated(f"event {cause[0]}", len(ids) - 1, {"cause": list(cause)})
-    routed_per_case: Counter = Counter()
     routed_events_queued: dict[str, str] = {}     # event id -> case id, for the webhooks
     for event_id, event in by_id.items():
         if event.type == T + "item.routed.v1":
-            routed_per_case[event.data.get("case_id")] += 1
             if event.data.get("status") == "queued":
                 routed_events_queued[event_id] = event.data.get("case_id")
-    causes_per_case: dict[str, set] = defaultdict(set)
-    for cause in ids_per_cause:
-        if cause[0] == "item.routed":
-            causes_per_case[cause[1]].add(cause)
+    causes_per_item: Counter = Counter(cause[:2] for cause in ids_per_cause if cause[0] in ACTION_EVENTS.values())
 
     known_items = {(event.data.get("item_id")): event.data.get("case_id") for event in by_id.values()
                    if event.type == T + "item.routed.v1"}
@@ -129,10 +127,9 @@ def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dic
         verdict.add_lost("event case.submitted", int(("case.submitted", case.case_id) not in ids_per_cause), example)
         verdict.add_lost("event item.routed", case.matters + case.returns - routed_causes_of_case[case.case_id],
                          example)
-        for item_id, action in case.actions:
-            verdict.add_lost(f"event {ACTION_EVENTS[action][9:]}", int((ACTION_EVENTS[action], item_id)
-                                                                       not in ids_per_cause),
-                             {**example, "item": item_id})
+        for (item_id, action), count in Counter(case.actions).items():
+            got = causes_per_item[(ACTION_EVENTS[action], item_id)]
+            verdict.add_lost(f"event {ACTION_EVENTS[action][9:]}", count - got, {**example, "item": item_id})
         if case.completed:
             verdict.add_lost("event case.completed", int(("case.completed", case.case_id) not in ids_per_cause),
                              example)

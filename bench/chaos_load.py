@@ -216,7 +216,8 @@ class MixedLoad:
             elif status == "accepted" and owed:
                 action, body = "record-supplement", {"materials": owed}
             elif status == "accepted":
-                action, body = "resolve", {"result": "已办结", "delivery": {"method": "pickup"}}
+                action, body = "resolve", {"result": "已办结",
+                                            "delivery": {"method": "pickup", "place": "便民服务中心窗口"}}
             else:
                 self._count(f"status {status}")
                 return False

@@ -153,11 +153,13 @@ class PrivateRabbit:
 
     def restart(self) -> dict:
         """Stop the node and start it again; verified: new OS pid, uptime reset."""
+        wait_for(lambda: self.node_state()["uptime"] is not None, 30)
         before = self.node_state()
         stopped_at = time.monotonic()
         self.stop_node()
         down_s = time.monotonic() - stopped_at
         self.start()
+        wait_for(lambda: self.node_state()["uptime"] is not None, 30)  # stats come a moment after the API
         after = self.node_state()
         return {"os_pid_before": before["os_pid"], "os_pid_after": after["os_pid"],
                 "uptime_before_s": round(before["uptime"] / 1000, 1),
