@@ -64,12 +64,12 @@ bench-rates: $(STAMP)
 	$(BIN)/python -m bench.rates $(BENCH_ARGS)
 
 .PHONY: chaos chaos-quick
+# The fault suite starts a RabbitMQ node and a PostgreSQL cluster of its own (never the machine's), hurts only
+# those, and removes them at the end; it needs the RabbitMQ and PostgreSQL server binaries (docs/reliability.md).
 chaos: $(STAMP)
-	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m bench.chaos
 
 chaos-quick: $(STAMP)
-	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m bench.chaos --quick
 
 .PHONY: k8s-definitions k8s-render

@@ -142,7 +142,7 @@ class Stack:
                 if proc.process.poll() is not None:
                     raise RuntimeError(f"{proc.name} exited with {proc.process.returncode}; see {proc.log_path}")
                 try:
-                    if requests.get(f"http://127.0.0.1:{proc.port}/health", timeout=2).status_code == 200:
+                    if requests.get(f"http://127.0.0.1:{proc.port}/health", timeout=10).status_code == 200:
                         break
                 except requests.RequestException:
                     pass
