@@ -31,10 +31,11 @@ from shared.topology import (
     DEAD_LETTER_EXCHANGE_NAME,
     EVENTS_EXCHANGE_NAME,
     RPC_EXCHANGE_NAME,
+    SUBSCRIPTIONS_EXCHANGE_NAME,
     ConsumerQueue,
 )
 
-SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console")
+SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console", "subscriptions")
 
 # The event types each service publishes. Two types have two publishers: a 办不成事 report is filed at a
 # kiosk (intake) or by staff (escalation), and a 容缺 reminder comes from routing (intake's deferrals) or
@@ -56,6 +57,8 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
                    ev.RectificationOverdueV1, ev.AppealDecidedV1, ev.RectificationClosedV2,
                    ev.SupervisionOrderIssuedV1, ev.SupervisionOrderAnsweredV1, ev.RectificationOpenedV2,
                    ev.RectificationDueDateRevisedV1),
+    # It consumes every event and hands the subscribed ones to department sinks; it publishes none on sanji.events.
+    "subscriptions": (),
 }
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {
@@ -77,6 +80,15 @@ _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _NOTHING = "^$"
 _WORD = "[^.#*]+"          # one routing-key word, no wildcard
 _WORD_OR_STAR = "[^.#]+"   # one word, or the one-word wildcard `*` (never `#`)
+
+
+# A subscription's stream queue: its department's broker user, ".sub-" and 12 hexadecimal digits of its id.
+SUBSCRIPTION_STREAM = r"[^.]+\.sub-[0-9a-f]{12}"
+SUBSCRIPTION_STREAM_INFIX = ".sub-"
+
+
+def subscription_stream_name(broker_user: str, subscription_id: str) -> str:
+    return broker_user + SUBSCRIPTION_STREAM_INFIX + subscription_id.replace("-", "")[:12]
 
 
 def default_user(service: str) -> str:
@@ -194,6 +206,12 @@ def service_permissions(service: str) -> dict[str, str]:
         configure += [rpc_queue]
         write += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
         read += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
+    if service == "subscriptions":
+        # The departments' sink streams (<department user>.sub-<id>): declared, bound and deleted by this service
+        # alone (a department user may only read them), and published to through its direct exchange.
+        configure += [SUBSCRIPTION_STREAM]
+        write += [SUBSCRIPTION_STREAM, re.escape(SUBSCRIPTIONS_EXCHANGE_NAME)]
+        read += [re.escape(SUBSCRIPTIONS_EXCHANGE_NAME)]
     if service == "notification":
         reply_queue = re.escape("rpc.reply-notification-") + _UUID
         configure += [reply_queue]
@@ -241,6 +259,11 @@ class DepartmentDesk:
         """Its own queues: its user name, a dot, anything (``dept-qixia-police.items``)."""
         return "^" + re.escape(self.user) + r"(\..+)?$"
 
+    def own_queue_pattern(self) -> str:
+        """The queues it may declare, bind and delete: its own, except the streams the subscriptions service keeps
+        for it (``<user>.sub-<id>``), which it may only read."""
+        return "^" + re.escape(self.user) + r"(\.(?!sub-).+)?$"
+
     def unit_pattern(self) -> str:
         """The unit word of the keys it may bind: any unit of its district (a district desk may use `*`),
         its street and the street's communities, or its own community."""
@@ -257,9 +280,9 @@ class DepartmentDesk:
                 rf"\.{self.unit_pattern()}\.{re.escape(self.department)}$")
 
     def permissions(self) -> dict[str, str]:
-        own = self.queue_pattern()
+        own, readable = self.own_queue_pattern(), self.queue_pattern()
         return {"configure": own, "write": own,
-                "read": "^(" + re.escape(EVENTS_EXCHANGE_NAME) + "|" + own[1:-1] + ")$"}
+                "read": "^(" + re.escape(EVENTS_EXCHANGE_NAME) + "|" + readable[1:-1] + ")$"}
 
     def topic_permissions(self) -> list[dict[str, str]]:
         return [{"exchange": EVENTS_EXCHANGE_NAME, "write": _NOTHING, "read": self.read_pattern()},

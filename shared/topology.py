@@ -26,6 +26,10 @@ dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE_NAME, type="topic", durable
 # users need not declare it (shared/rpc.py binds to it passively).
 RPC_EXCHANGE_NAME = "nameko-rpc"
 rpc_exchange = Exchange(RPC_EXCHANGE_NAME, type="topic", durable=True)
+# The subscriptions service's sinks: a direct exchange, one stream queue per queue-sink subscription bound with
+# the subscription's id as the key (services/subscriptions/streams.py declares and binds the streams).
+SUBSCRIPTIONS_EXCHANGE_NAME = "sanji.subscriptions"
+subscriptions_exchange = Exchange(SUBSCRIPTIONS_EXCHANGE_NAME, type="direct", durable=True)
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,12 @@ EVALUATION_EVENTS = ConsumerQueue("evaluation.events", tuple(
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
                                   "escalated", "deadline-revised")) + ("case.completed.#",))
 
+# Every event: the subscriptions service matches each against the departments' subscriptions.
+SUBSCRIPTIONS_EVENTS = ConsumerQueue("subscriptions.events", ("#",))
+
 CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS,
                                               ROUTING_DEFERRAL_REVISIONS, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS,
-                                              ESCALATION_EVENTS, EVALUATION_EVENTS)
+                                              ESCALATION_EVENTS, EVALUATION_EVENTS, SUBSCRIPTIONS_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,
@@ -98,6 +105,7 @@ def declare_topology(connection, channel=None) -> None:
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
     rpc_exchange(channel).declare()
+    subscriptions_exchange(channel).declare()
     dead_letter_queue(channel).declare()
     for consumer_queue in CONSUMER_QUEUES:
         consumer_queue.kombu_queue()(channel).declare()
@@ -122,7 +130,8 @@ def ensure_topology(connection) -> None:
     finally:
         _close_quietly(channel)
     checks = [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "topic", passive=True))
-              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME)]
+              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME,
+                           SUBSCRIPTIONS_EXCHANGE_NAME)]
     checks += [("queue", name, lambda ch, name=name: ch.queue_declare(name, passive=True))
                for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]]
     missing = []
@@ -164,7 +173,8 @@ def broker_definitions(vhost: str = "/") -> dict:
 
     return {
         "vhosts": [{"name": vhost}],
-        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange)],
+        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange),
+                      exchange(subscriptions_exchange)],
         "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
                   + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES],
         "bindings": [bind(DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, "#")]

@@ -19,8 +19,11 @@ from services.notification import api as notification_api
 from services.notification.service import NotificationService
 from services.routing import api as routing_api
 from services.routing.service import RoutingService
+from services.subscriptions import api as subscriptions_api
+from services.subscriptions.service import SubscriptionsService
 from shared.asyncapi import asyncapi_document
 from shared.config import REPO_ROOT
+from shared.event_catalogue import event_types
 from shared.events import PAYLOAD_TYPES, CaseSubmittedV1, ItemRoutedV1
 from tests.support.api_routes import served_routes
 
@@ -47,6 +50,7 @@ HTTP_APIS = {
     "escalation": (EscalationService, escalation_api.OPERATIONS, escalation_api.escalation_openapi),
     "notification": (NotificationService, notification_api.OPERATIONS, notification_api.notification_openapi),
     "evaluation": (EvaluationService, evaluation_api.OPERATIONS, evaluation_api.evaluation_openapi),
+    "subscriptions": (SubscriptionsService, subscriptions_api.OPERATIONS, subscriptions_api.subscriptions_openapi),
 }
 
 
@@ -58,6 +62,10 @@ def test_committed_openapi_matches_the_models(service):
 
 def test_committed_asyncapi_matches_the_models():
     assert committed("asyncapi.json") == asyncapi_document(), "run `.venv/bin/sanji write-docs`"
+
+
+def test_committed_event_catalogue_matches_the_models():
+    assert committed("event-types.json") == event_types(), "run `.venv/bin/sanji write-docs`"
 
 
 def test_every_event_type_is_documented_with_the_routing_key_it_is_published_with():
