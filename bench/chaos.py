@@ -71,7 +71,8 @@ CHAOS_ENV = {"SANJI_NOTIFICATION_QUIET_HOURS": "off",
              "SANJI_EVALUATION_SWEEP_SECONDS": "5",
              "SANJI_DB_POOL_SIZE": "5", "SANJI_DB_MAX_OVERFLOW": "10",
              "SANJI_LOG_LEVEL": "INFO"}
-SERVICES = {"intake": 1, "routing": 2, "escalation": 1, "notification": 2, "evaluation": 1, "console": 1}
+SERVICES = {"intake": 1, "routing": 2, "escalation": 1, "notification": 2, "evaluation": 1, "subscriptions": 1,
+            "console": 1}
 RAISE_ONCE_PREFIX = "chaos-raise-once-"
 
 
@@ -136,7 +137,7 @@ class ChaosSystem:
         self.subscriber = DepartmentSubscriber(stack.amqp_uri)
         self.subscriber.declare()   # before any service starts: nothing published is missed
         self.subscriber.start()
-        order = ["intake", "routing", "escalation", "notification", "evaluation", "console"]
+        order = ["intake", "routing", "escalation", "notification", "evaluation", "subscriptions", "console"]
         for service in order:
             for replica in range(stack.replicas.get(service, 0)):
                 from bench.stack import free_port
