@@ -198,7 +198,8 @@ class Stack:
             report[proc.name] = {
                 "running": code is None, "exit_status": code, "health": health,
                 "unexpected_exits": proc.unexpected_exits, "consumers": consumers,
-                "consuming": code is None and bool(consumers) and all(n > 0 for n in consumers.values()),
+                # a service without queues (the console) consumes nothing and cannot stop consuming
+                "consuming": code is None and all(n > 0 for n in consumers.values()),
             }
         return report
 
