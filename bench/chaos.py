@@ -330,7 +330,9 @@ class Faults:
             time.sleep(seconds)
             still = proxy.refusing()
             proxy.restore()
-            entry.update(connections_reset=reset, verified=refusing and still and not proxy.refusing())
+            accepting_again = not proxy.refusing()
+            entry.update(connections_reset=reset, refused_at_start=refusing, refused_at_end=still,
+                         accepting_again=accepting_again, verified=refusing and still and accepting_again)
 
     def database_hang(self, seconds: float) -> None:
         proxy = self.system.db_proxy

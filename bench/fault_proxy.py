@@ -31,7 +31,7 @@ class FaultProxy:
         self._closed = False
         self.connections_made = 0
         self.connections_refused_upstream = 0
-        self._listener = self._listen(port)
+        self._listener = self._listen(port or _port_outside_ephemeral_range())
         self.port = self._listener.getsockname()[1]
 
     def _listen(self, port: int) -> socket.socket:
@@ -127,6 +127,27 @@ class FaultProxy:
         except OSError:
             pass
         self.reset_all()
+
+
+def _port_outside_ephemeral_range() -> int:
+    """A free port below the kernel's ephemeral range: while the proxy refuses, clients keep connecting to its
+    port, and one whose own source port happened to be that port would connect to itself (TCP simultaneous
+    open) and see no refusal."""
+    import random
+
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return 0
 
 
 def _reset(sock: socket.socket) -> None:

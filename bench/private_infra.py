@@ -92,7 +92,8 @@ class PrivateRabbit:
             "vm_memory_high_watermark.relative = 0.4\n"
             "disk_free_limit.absolute = 50MB\n"
             "collect_statistics_interval = 1000\n")
-        (self.base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        # the management API (vhosts, alarms, node state) and streams (the event log, subscriptions' sinks)
+        (self.base / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_stream].\n")
         (self.base / "rabbitmq-env.conf").write_text("")
         self.process: subprocess.Popen | None = None
 
