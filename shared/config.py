@@ -351,6 +351,9 @@ class Settings(SanjiSettings):
     metrics_port: Port | None = setting(
         None, "serve `/metrics` on this port only (the API port's `/metrics` then answers 404); "
         "`SANJI_<SERVICE>_METRICS_PORT` for one service", per_service=True, kind="port")
+    clock_offset_file: Path | None = setting(
+        None, "development only (refused in production): a file holding seconds by which the services' clock "
+        "runs ahead; the chaos suite jumps the clock of the sweeps with it (`docs/reliability.md`)")
     db_probe_seconds: float = setting(
         5.0, "`/health` and the database gauges of `/metrics` read the database at most this often", ge=0,
         allow_inf_nan=False)
