@@ -1,4 +1,5 @@
-"""`make fault-suite` / `make fault-suite-quick` (work in progress, not in CI; docs/fault-suite.md): faults under mixed load, effects counted outside, a checker that can fail.
+"""`make fault-suite` / `make fault-suite-quick` (work in progress, not in CI; docs/fault-suite.md): faults
+under mixed load, effects counted outside, a checker that can fail.
 
 The suite starts a RabbitMQ node and a PostgreSQL cluster of its own (bench/private_infra.py) and hurts
 only those; the machine's shared broker and database are never touched. Every service runs as real

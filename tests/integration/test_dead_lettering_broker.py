@@ -34,12 +34,12 @@ from kombu import Connection
 
 from shared.bus import at_most_once_queues
 from shared.topology import (
+    CONSUMER_QUEUE_ARGUMENTS,
     CONSUMER_QUEUES,
     DEAD_LETTER_EXCHANGE_NAME,
     DEAD_LETTER_POLICY_NAME,
     DEAD_LETTER_QUEUE_NAME,
     EVENTS_EXCHANGE_NAME,
-    CONSUMER_QUEUE_ARGUMENTS,
     ROUTING_CASE_SUBMITTED,
     dead_letter_policy,
     declare_topology,
