@@ -15,6 +15,10 @@ Three layers, each derived from this one table of event ownership and the topolo
   looser definitions, or an operator account, is still caught).
 
 Department systems act through the HTTP API with their tokens, never on the bus.
+
+The event log (``shared/event_log.py``) holds every department's events, so no department user may read it: it
+is read by the subscriptions service's user alone (``EVENT_LOG_READERS``), which hands each department only its
+own scope, on streams of its own (docs/replay.md).
 """
 
 from __future__ import annotations
@@ -60,6 +64,16 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
     # It consumes every event and hands the subscribed ones to department sinks; it publishes none on sanji.events.
     "subscriptions": (),
 }
+
+# The services whose broker user reads the raw event log (sanji.event-log-<district>), and nothing else does.
+EVENT_LOG_READERS = ("subscriptions",)
+EVENT_LOG_PARTITION_PATTERN = r"sanji\.event-log-[0-9]{12}"
+
+
+def principals() -> tuple[str, ...]:
+    """Every service with a broker user: the services, and the event log's reader where it is not one yet."""
+    return SERVICES + tuple(reader for reader in EVENT_LOG_READERS if reader not in SERVICES)
+
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {
     event_type: frozenset(service for service, owned in OWNED_EVENTS.items()
@@ -176,10 +190,11 @@ def _alternatives(patterns: Iterable[str]) -> str:
 
 def publish_pattern(service: str) -> str:
     """The routing keys a service may publish on ``sanji.events``: those of the types it owns."""
-    return _alternatives(_routing_key_regex(payload.routing_key_template) for payload in OWNED_EVENTS[service])
+    return _alternatives(_routing_key_regex(payload.routing_key_template) for payload in OWNED_EVENTS.get(service, ()))
 
 
 def service_queues(service: str) -> tuple[ConsumerQueue, ...]:
+    """The consumer queues a service reads (named ``<service>.…``)."""
     return tuple(queue for queue in CONSUMER_QUEUES if queue.name.split(".", 1)[0] == service)
 
 
@@ -198,9 +213,11 @@ def service_permissions(service: str) -> dict[str, str]:
     """
     queues = [queue.name for queue in service_queues(service)]
     configure: list[str] = []
-    write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS[service] else []) \
+    write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS.get(service) else []) \
         + ([re.escape(DEAD_LETTER_EXCHANGE_NAME)] if queues else [])
     read = [re.escape(name) for name in queues]
+    if service in EVENT_LOG_READERS:  # consumes the district streams (AMQP or stream protocol); declares nothing
+        read += [EVENT_LOG_PARTITION_PATTERN]
     if service == "intake":
         rpc_queue = re.escape("rpc-intake")
         configure += [rpc_queue]
@@ -313,7 +330,7 @@ def bus_definitions(vhost: str = "/", *, users: Mapping[str, str] | None = None,
     production sets each password from a secret (docs/security.md, "The bus"). ``passwords`` (user ->
     clear password) is for development and tests only; RabbitMQ hashes a ``password`` on import.
     """
-    users = dict(users or {service: default_user(service) for service in SERVICES})
+    users = {service: default_user(service) for service in principals()} | dict(users or {})
     passwords = passwords or {}
 
     def user_entry(name: str) -> dict:
@@ -326,12 +343,12 @@ def bus_definitions(vhost: str = "/", *, users: Mapping[str, str] | None = None,
 
     desks = list(desks)
     return {
-        "users": [user_entry(users[service]) for service in SERVICES] + [user_entry(desk.user) for desk in desks],
+        "users": [user_entry(users[service]) for service in principals()] + [user_entry(desk.user) for desk in desks],
         "permissions": [{"user": users[service], "vhost": vhost, **service_permissions(service)}
-                        for service in SERVICES]
+                        for service in principals()]
                        + [{"user": desk.user, "vhost": vhost, **desk.permissions()} for desk in desks],
         "topic_permissions": [{"user": users[service], "vhost": vhost, **permission}
-                              for service in SERVICES for permission in service_topic_permissions(service)]
+                              for service in principals() for permission in service_topic_permissions(service)]
                              + [{"user": desk.user, "vhost": vhost, **permission}
                                 for desk in desks for permission in desk.topic_permissions()],
     }

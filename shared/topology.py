@@ -4,6 +4,9 @@ nameko publishes with ``mandatory=False``: an event published before its consume
 confirmed and silently dropped. So the exchanges, queues and bindings are declared here, once, and
 each service declares the whole topology on start (declaring is idempotent) before its relay publishes.
 ``deploy/rabbitmq/definitions.json`` holds the same topology for the broker to load at start.
+
+The event log (``shared/event_log.py``: a super stream of one stream per district, bound to ``sanji.events``) is
+part of it: its layout comes from the catalogue's districts and ``SANJI_EVENT_LOG_MAX_AGE``.
 """
 
 from __future__ import annotations
@@ -99,8 +102,11 @@ class TopologyMissing(RuntimeError):
     """The broker lacks part of the topology, and this connection's user may not declare it."""
 
 
-def declare_topology(connection, channel=None) -> None:
-    """Declare exchanges, the dead-letter queue and every consumer queue with its bindings."""
+def declare_topology(connection, channel=None, event_log=None) -> None:
+    """Declare exchanges, the dead-letter queue, every consumer queue with its bindings, and the event log's
+    super stream (``event_log``: an ``EventLogLayout``; by default this deployment's, ``configured_layout``)."""
+    from shared.event_log import configured_layout, declare_event_log
+
     channel = channel or connection.default_channel
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
@@ -109,9 +115,10 @@ def declare_topology(connection, channel=None) -> None:
     dead_letter_queue(channel).declare()
     for consumer_queue in CONSUMER_QUEUES:
         consumer_queue.kombu_queue()(channel).declare()
+    declare_event_log(channel, event_log or configured_layout())
 
 
-def ensure_topology(connection) -> None:
+def ensure_topology(connection, event_log=None) -> None:
     """Make sure the whole topology exists before anything is published or consumed.
 
     A user allowed to declare (the development broker's administrator, a test's vhost) declares it, which
@@ -121,19 +128,24 @@ def ensure_topology(connection) -> None:
     """
     from amqp.exceptions import AccessRefused, NotFound
 
+    from shared.event_log import SUPER_STREAM_NAME, configured_layout
+
+    layout = event_log or configured_layout()
     channel = connection.channel()
     try:
-        declare_topology(connection, channel)
+        declare_topology(connection, channel, layout)
         return
     except AccessRefused:
         pass
     finally:
         _close_quietly(channel)
     checks = [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "topic", passive=True))
-              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME,
-                           SUBSCRIPTIONS_EXCHANGE_NAME)]
+              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME)]
+    checks += [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "direct", passive=True))
+               for name in (SUBSCRIPTIONS_EXCHANGE_NAME, SUPER_STREAM_NAME)]
     checks += [("queue", name, lambda ch, name=name: ch.queue_declare(name, passive=True))
-               for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]]
+               for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]
+               + [partition.name for partition in layout.partitions]]
     missing = []
     for kind, name, check in checks:
         channel = connection.channel()
@@ -156,9 +168,12 @@ def _close_quietly(channel) -> None:
         pass
 
 
-def broker_definitions(vhost: str = "/") -> dict:
+def broker_definitions(vhost: str = "/", event_log=None) -> dict:
     """The same topology in RabbitMQ's definitions format, for the broker to load at start
     (``deploy/rabbitmq/definitions.json`` is written from this by ``sanji write-docs``)."""
+    from shared.event_log import configured_layout, event_log_definitions
+
+    log_objects = event_log_definitions(event_log or configured_layout(), vhost)
 
     def exchange(ex: Exchange) -> dict:
         return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": True, "auto_delete": False,
@@ -174,9 +189,10 @@ def broker_definitions(vhost: str = "/") -> dict:
     return {
         "vhosts": [{"name": vhost}],
         "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange),
-                      exchange(subscriptions_exchange)],
+                      exchange(subscriptions_exchange)] + log_objects["exchanges"],
         "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
-                  + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES],
+                  + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES] + log_objects["queues"],
         "bindings": [bind(DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, "#")]
-                    + [bind(EVENTS_EXCHANGE_NAME, q.name, key) for q in CONSUMER_QUEUES for key in q.binding_keys],
+                    + [bind(EVENTS_EXCHANGE_NAME, q.name, key) for q in CONSUMER_QUEUES for key in q.binding_keys]
+                    + log_objects["bindings"],
     }
