@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 
 from werkzeug.wrappers import Response
 
-from services.subscriptions import matching, registry
+from services.subscriptions import matching, registry, replay
 from services.subscriptions.api import subscriptions_openapi
 from services.subscriptions.dependencies import Sinks
 from services.subscriptions.mandate import mandate_of
 from services.subscriptions.schemas import (
     RedeliveryRequest,
+    ReplayRequest,
     SubscriptionChange,
     SubscriptionList,
     SubscriptionRequest,
@@ -110,6 +111,24 @@ class SubscriptionsService(SanjiService):
         result = registry.redeliver(principal, subscription_id, body, unit_of_work=self._uow(), now=self._now())
         self.sinks.wake()
         return json_response(200, result)
+
+    @http("POST", "/v1/subscriptions/<string:subscription_id>/replay")
+    @api_endpoint
+    def replay(self, request, subscription_id):
+        principal = self.authenticate(request)
+        body = read_json(request, ReplayRequest)
+        view = replay.request_replay(principal, subscription_id, body, unit_of_work=self._uow(),
+                                     known=self.sinks.registry.known, retention=self.sinks.log_retention,
+                                     now=self._now())
+        self.sinks.wake_replays()
+        return json_response(202, view)
+
+    @http("GET", "/v1/subscriptions/<string:subscription_id>/replays/<string:replay_id>")
+    @api_endpoint
+    def replay_status(self, request, subscription_id, replay_id):
+        principal = self.authenticate(request)
+        return json_response(200, replay.get_replay(principal, subscription_id, replay_id,
+                                                    unit_of_work=self._uow()))
 
     @http("GET", "/v1/disclosures")
     @api_endpoint
