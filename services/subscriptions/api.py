@@ -89,7 +89,7 @@ OPERATIONS = [
     # public, like /openapi.json, so that a department's developer can read it before holding a token.
     Operation("GET", "/v1/event-types", "The event catalogue: every event type with its version, JSON Schema, "
               "filter attributes and an example (built from the models that validate the events)", EventTypeList,
-              authenticated=False),
+              authenticated=False, errors={500: "internal_error: the catalogue could not be built"}),
     Operation("GET", "/v1/event-types/{event_type}", "One event type, by its CloudEvents type "
               "(cn.sanji.item.routed.v1), its versioned name (item.routed.v1) or its name (item.routed: the newest "
               "version)", EventTypeEntry, authenticated=False,

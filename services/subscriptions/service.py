@@ -20,7 +20,8 @@ from services.subscriptions.schemas import (
     SubscriptionList,
     SubscriptionRequest,
 )
-from shared.event_catalogue import event_type, event_types
+from shared.event_catalogue import event_type as catalogue_entry
+from shared.event_catalogue import event_types
 from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
@@ -151,12 +152,12 @@ class SubscriptionsService(SanjiService):
     def list_event_types(self, request):
         return json_response(200, {"event_types": event_types()})
 
-    @http("GET", "/v1/event-types/<string:type_or_name>")
+    @http("GET", "/v1/event-types/<string:event_type>")
     @api_endpoint
-    def get_event_type(self, request, type_or_name):
-        entry = event_type(type_or_name)
+    def get_event_type(self, request, event_type):
+        entry = catalogue_entry(event_type)
         if entry is None:
-            raise ApiError(404, "unknown_event_type", f"no event type {type_or_name!r} in the catalogue; "
+            raise ApiError(404, "unknown_event_type", f"no event type {event_type!r} in the catalogue; "
                                                       "GET /v1/event-types lists them")
         return json_response(200, entry)
 
