@@ -1,6 +1,6 @@
 """Replays from the event log (issue 18): one row per replay a subscriber asked for, with its progress.
 
-Revision ID: subscriptions_0002
+Revision ID: subscriptions_0003
 
 Written out as explicit operations, equal to the ORM definition (``adapters/orm.py``, ``Replay``) at this revision;
 tests/integration/test_migrations.py compares the two.
@@ -10,8 +10,8 @@ from alembic import op
 
 from shared.db import UTCDateTime
 
-revision = "subscriptions_0002"
-down_revision = "subscriptions_0001"
+revision = "subscriptions_0003"
+down_revision = "subscriptions_0002"
 branch_labels = None
 depends_on = None
 
