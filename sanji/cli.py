@@ -8,6 +8,8 @@
     sanji bus setup|definitions   create the development bus users; print a city's broker definitions
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
+    sanji prune [SERVICE]         one retention pass now (published outbox rows, processed-message records,
+                                  finished notifications), one line per table with the rows removed
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/), AsyncAPI, event-types and settings documents
     sanji settings                every variable: type, default, who reads it, meaning (docs/settings.md)
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
@@ -516,6 +518,39 @@ def cmd_dead_letters(args) -> None:
     print(f"replayed {count} message(s)")
 
 
+def cmd_prune(args) -> None:
+    """One retention pass now, as each service's timer runs it (shared/retention.py): every table the service
+    prunes, with the rows removed; a table whose retention is 0 is said to be kept."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shared.clock import SystemClock
+    from shared.db import create_db_engine
+    from shared.migrate import schema_current
+    from shared.retention import RetentionPolicy, prune, targets_for
+
+    for service in SERVICES if args.service is None else [args.service]:
+        settings = Settings.from_env(service)
+        require_valid_service_settings(service, settings)
+        config = nameko_config(service, settings)
+        targets = targets_for(_service_class(service), config)
+        engine = create_db_engine(settings.database_url)
+        try:
+            if not schema_current(engine, service):
+                raise CommandFailed(f"{service}: its database is not migrated (or not reachable): "
+                                    f"run `sanji migrate {service}` first")
+            policy = RetentionPolicy.from_config(config)
+            removed = prune(engine, targets, now=SystemClock().now(), batch_size=policy.batch_size,
+                            vacuum=policy.vacuum)
+        except SQLAlchemyError as exc:
+            raise CommandFailed(f"{service}: pruning failed ({type(exc).__name__}); nothing half-deleted: each "
+                                "batch is its own transaction") from None
+        finally:
+            engine.dispose()
+        for target in targets:
+            outcome = "kept (retention 0)" if target.retention is None else f"{removed[target.name]} removed"
+            print(f"{service}: {target.name}: {outcome}", flush=True)
+
+
 def cmd_report(args) -> None:
     """办不成事 and escalation figures for a period, from the escalation service's database."""
     from services.escalation.reporting import ReportError, write_report
@@ -674,6 +709,11 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--queue", help="replay only what died in this queue")
     dead.add_argument("--all", action="store_true", help="replay everything")
     dead.set_defaults(func=cmd_dead_letters)
+    prune_parser = commands.add_parser("prune", help="one retention pass now: delete published outbox rows, "
+                                                     "processed-message records and finished notifications "
+                                                     "past their retention")
+    prune_parser.add_argument("service", nargs="?", choices=SERVICES, help="one service (default: every one)")
+    prune_parser.set_defaults(func=cmd_prune)
     commands.add_parser("settings", help="every setting as a Markdown table (docs/settings.md)").set_defaults(
         func=cmd_settings)
     docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json, docs/asyncapi.json, "

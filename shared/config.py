@@ -376,6 +376,22 @@ class Settings(SanjiSettings):
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
     relay_poll_seconds: float = setting(0.5, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)
+    # Retention (shared/retention.py; docs/reliability.md, "Retention": why these bounds are safe).
+    retention_outbox_days: float = setting(
+        7.0, "published outbox rows are deleted this many days after they were published (fractions allowed); "
+        "unpublished rows never are. `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
+    retention_processed_days: float = setting(
+        14.0, "a consumer's record of a handled event (its deduplication) is deleted this many days after the "
+        "event was handled; a duplicate arriving later would be handled again, so keep it well beyond the "
+        "longest outage (`docs/reliability.md`). `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
+    retention_interval_seconds: float = setting(
+        3600.0, "how often each service runs its retention pass (first one interval after the start). `0`: "
+        "never on a timer (`sanji prune` still works)", ge=0, allow_inf_nan=False)
+    retention_batch_size: int = setting(
+        1000, "rows one retention batch deletes (one short transaction, by primary key)", ge=1, le=10_000)
+    retention_vacuum: Flag = setting(
+        True, "PostgreSQL: `VACUUM (SKIP_LOCKED)` the tables a retention pass deleted from, so their space is "
+        "reused without waiting for autovacuum (blocks no reads or writes); `false` leaves it to autovacuum")
     # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
     bus_users: Annotated[dict[str, str], BeforeValidator(_bus_users)] = setting(
         None, "who is who on the bus, for the consumers' sender check: `intake=sanji-intake,routing=sanji-routing,"
@@ -451,6 +467,11 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_PROFILE": settings.profile,
         "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
+        "SANJI_RETENTION_OUTBOX_DAYS": settings.retention_outbox_days,
+        "SANJI_RETENTION_PROCESSED_DAYS": settings.retention_processed_days,
+        "SANJI_RETENTION_INTERVAL_SECONDS": settings.retention_interval_seconds,
+        "SANJI_RETENTION_BATCH_SIZE": settings.retention_batch_size,
+        "SANJI_RETENTION_VACUUM": settings.retention_vacuum,
         "SANJI_VAR_DIR": str(settings.var_dir),
         "SANJI_TRACING": settings.tracing or "",
         "SANJI_BUS_USERS": dict(settings.bus_users),

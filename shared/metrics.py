@@ -20,6 +20,7 @@ Series (every service):
   (broker-confirmed), and relay attempts that failed and will be retried;
 - ``sanji_outbox_lag_seconds``: a histogram of each published event's time in the outbox (published at
   minus created at), observed by the relay;
+- ``sanji_retention_deleted_total{table}``: rows the retention job deleted (``shared.retention``);
 - ``sanji_outbox_backlog`` / ``sanji_outbox_oldest_unpublished_age_seconds``: this service's outbox
   rows not yet published, read from the database at scrape time;
 - ``sanji_queue_messages{queue}`` / ``sanji_queue_consumers{queue}``: the messages waiting (ready, not
@@ -130,6 +131,9 @@ class ServiceMetrics:
             registry=self.registry)
         self.relay_failures = Counter(
             "sanji_relay_failures", "Outbox relay attempts that failed (broker or database) and are retried",
+            registry=self.registry)
+        self.retention_deleted = Counter(
+            "sanji_retention_deleted", "Rows the retention job deleted (shared.retention), by table", ["table"],
             registry=self.registry)
         self._collectors: set[str] = set()
         self._scrape_time = ScrapeTimeCollectors()
