@@ -27,14 +27,21 @@ class CallResult:
     duration_ms: int
 
 
+ENDPOINT_POOLS = 1000
+
+
 class WebhookCaller:
     description = "webhook sinks (Standard Webhooks signatures)"
 
-    def __init__(self, *, timeout: float, pool_size: int = 20, wall_clock: Callable[[], float] = time.time):
+    def __init__(self, *, timeout: float, pool_size: int = 20, endpoints: int = ENDPOINT_POOLS,
+                 wall_clock: Callable[[], float] = time.time):
         self._timeout = timeout
         self._wall_clock = wall_clock
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        # A keep-alive pool per endpoint (scheme, host, port), up to ``endpoints`` of them: urllib3 keeps that many
+        # pools and evicts the least recently used, so fewer pools than endpoints meant a new TCP (and TLS)
+        # connection for nearly every request once more endpoints than pools took turns.
+        adapter = HTTPAdapter(pool_connections=endpoints, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
