@@ -20,11 +20,13 @@ from services.subscriptions.adapters.streams import Streams
 from services.subscriptions.adapters.webhooks import WebhookCaller
 from services.subscriptions.mandate import EventTypes
 from services.subscriptions.matching import ActiveSubscriptions
+from services.subscriptions.metrics import DeliveryCounters
 from services.subscriptions.registry import Registry
 from services.subscriptions.settings import SubscriptionsVariables
 from services.subscriptions.webhook_urls import system_resolver
 from shared.catalogue import load_catalogue
 from shared.events import PAYLOAD_TYPES
+from shared.metrics import for_container
 from shared.nameko_ext import ClockProvider, Storage
 
 log = structlog.get_logger(__name__)
@@ -54,6 +56,7 @@ class Sinks(DependencyProvider):
         self.amqp_uri, self.amqp_ssl = config["AMQP_URI"], config.get("AMQP_SSL")
         # How far back a replay may start: the event log's retention (shared.event_log, SANJI_EVENT_LOG_MAX_AGE).
         self.log_retention = replay.retention_of(config.get("SANJI_EVENT_LOG_MAX_AGE") or "30D")
+        self.counters = DeliveryCounters(for_container(self.container).registry)
         self.active = ActiveSubscriptions()
         self.policy = self.settings.retry_policy()
         self.rng = random.SystemRandom()
@@ -123,14 +126,18 @@ class Sinks(DependencyProvider):
         return 1
 
     def sweep_streams(self) -> int:
-        return delivery.publish_streams(self._unit_of_work, streams=self.streams, now=self.clock.now,
-                                        batch_size=self.settings.batch_size)
+        published = delivery.publish_streams(self._unit_of_work, streams=self.streams, now=self.clock.now,
+                                             batch_size=self.settings.batch_size)
+        if published:
+            self.counters.stream_published.inc(published)
+        return published
 
     def sweep_webhooks(self) -> int:
         counts = delivery.send_webhooks(
             self._unit_of_work, caller=self.caller, policy=self.policy, rng=self.rng, now=self.clock.now,
             batch_size=self.settings.batch_size, lease=timedelta(seconds=self.settings.lease_seconds),
             run_all=lambda function, jobs: eventlet.GreenPool(self.settings.concurrency).imap(function, jobs))
+        self.counters.webhooks(counts)
         return sum(counts[name] for name in ("delivered", "failed"))
 
     def _loop(self, name: str, wake: threading.Event, sweep, full: int | None = None) -> None:

@@ -13,6 +13,7 @@ from services.subscriptions import matching, registry, replay
 from services.subscriptions.api import subscriptions_openapi
 from services.subscriptions.dependencies import Sinks
 from services.subscriptions.mandate import mandate_of
+from services.subscriptions.metrics import SubscriptionsCollector
 from services.subscriptions.schemas import (
     RedeliveryRequest,
     ReplayRequest,
@@ -31,6 +32,7 @@ from shared.web import http
 
 class SubscriptionsService(SanjiService):
     name = "subscriptions"
+    storage_collectors = {"subscriptions": SubscriptionsCollector}   # services/subscriptions/metrics.py
 
     sinks = Sinks()
 
