@@ -273,17 +273,20 @@ def cmd_declare_topology(args) -> None:
     from amqp.exceptions import AccessRefused
     from kombu import Connection
 
-    from shared.topology import declare_topology
+    from shared.topology import DEAD_LETTER_POLICY_NAME, declare_topology
 
     settings = Settings.from_env()
     require_broker(settings)
     try:
         with Connection(settings.amqp_uri) as connection:
-            declare_topology(connection)
+            legacy = declare_topology(connection)
     except AccessRefused as exc:
         raise CommandFailed(f"the broker refused ({exc.reply_text}): declare the topology as the broker's "
                             "administrator; a service's own user may not (docs/security.md)") from None
     print("topology declared")
+    if legacy:
+        print(f"{len(legacy)} queue(s) an older release declared ({', '.join(legacy)}) dead-letter at least once "
+              f"only under the broker policy {DEAD_LETTER_POLICY_NAME!r}: `sanji bus setup` applies it")
 
 
 def cmd_bus(args) -> None:

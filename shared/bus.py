@@ -33,6 +33,7 @@ from shared.events import PAYLOAD_TYPES, CloudEvent, source_of
 from shared.topology import (
     CONSUMER_QUEUES,
     DEAD_LETTER_EXCHANGE_NAME,
+    DEAD_LETTER_POLICY_NAME,
     EVENTS_EXCHANGE_NAME,
     RPC_EXCHANGE_NAME,
     SUBSCRIPTIONS_EXCHANGE_NAME,
@@ -68,12 +69,6 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
 # The services whose broker user reads the raw event log (sanji.event-log-<district>), and nothing else does.
 EVENT_LOG_READERS = ("subscriptions",)
 EVENT_LOG_PARTITION_PATTERN = r"sanji\.event-log-[0-9]{12}"
-
-
-def principals() -> tuple[str, ...]:
-    """Every service with a broker user: the services, and the event log's reader where it is not one yet."""
-    return SERVICES + tuple(reader for reader in EVENT_LOG_READERS if reader not in SERVICES)
-
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {
     event_type: frozenset(service for service, owned in OWNED_EVENTS.items()
@@ -190,7 +185,7 @@ def _alternatives(patterns: Iterable[str]) -> str:
 
 def publish_pattern(service: str) -> str:
     """The routing keys a service may publish on ``sanji.events``: those of the types it owns."""
-    return _alternatives(_routing_key_regex(payload.routing_key_template) for payload in OWNED_EVENTS.get(service, ()))
+    return _alternatives(_routing_key_regex(payload.routing_key_template) for payload in OWNED_EVENTS[service])
 
 
 def service_queues(service: str) -> tuple[ConsumerQueue, ...]:
@@ -213,10 +208,10 @@ def service_permissions(service: str) -> dict[str, str]:
     """
     queues = [queue.name for queue in service_queues(service)]
     configure: list[str] = []
-    write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS.get(service) else []) \
+    write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS[service] else []) \
         + ([re.escape(DEAD_LETTER_EXCHANGE_NAME)] if queues else [])
     read = [re.escape(name) for name in queues]
-    if service in EVENT_LOG_READERS:  # consumes the district streams (AMQP or stream protocol); declares nothing
+    if service in EVENT_LOG_READERS:  # consumes the district streams (AMQP or stream protocol), no more
         read += [EVENT_LOG_PARTITION_PATTERN]
     if service == "intake":
         rpc_queue = re.escape("rpc-intake")
@@ -334,7 +329,7 @@ def bus_definitions(vhost: str = "/", *, users: Mapping[str, str] | None = None,
     production sets each password from a secret (docs/security.md, "The bus"). ``passwords`` (user ->
     clear password) is for development and tests only; RabbitMQ hashes a ``password`` on import.
     """
-    users = {service: default_user(service) for service in principals()} | dict(users or {})
+    users = dict(users or {service: default_user(service) for service in SERVICES})
     passwords = passwords or {}
 
     def user_entry(name: str) -> dict:
@@ -347,12 +342,12 @@ def bus_definitions(vhost: str = "/", *, users: Mapping[str, str] | None = None,
 
     desks = list(desks)
     return {
-        "users": [user_entry(users[service]) for service in principals()] + [user_entry(desk.user) for desk in desks],
+        "users": [user_entry(users[service]) for service in SERVICES] + [user_entry(desk.user) for desk in desks],
         "permissions": [{"user": users[service], "vhost": vhost, **service_permissions(service)}
-                        for service in principals()]
+                        for service in SERVICES]
                        + [{"user": desk.user, "vhost": vhost, **desk.permissions()} for desk in desks],
         "topic_permissions": [{"user": users[service], "vhost": vhost, **permission}
-                              for service in principals() for permission in service_topic_permissions(service)]
+                              for service in SERVICES for permission in service_topic_permissions(service)]
                              + [{"user": desk.user, "vhost": vhost, **permission}
                                 for desk in desks for permission in desk.topic_permissions()],
     }
@@ -386,16 +381,53 @@ def dev_passwords(path) -> dict[str, str]:
 def setup_dev_users(management_url: str, admin: tuple[str, str], vhost: str, *, users: Mapping[str, str],
                     desks: Iterable[DepartmentDesk], passwords: Mapping[str, str], timeout: float = 10) -> None:
     """Create (or update) the service and department users, their permissions and topic permissions in
-    ``vhost`` through the management API's definitions import. Raises ``requests.RequestException``
-    (or ``RuntimeError`` with the broker's answer) when the API is unreachable or refuses."""
+    ``vhost`` through the management API's definitions import, with the policy of at-least-once
+    dead-lettering (``shared.topology.dead_letter_policy``: it reaches the queues an older release declared,
+    which a definitions import leaves as they are). Raises ``requests.RequestException`` (or ``RuntimeError``
+    with the broker's answer) when the API is unreachable or refuses."""
     import requests
 
-    definitions = bus_definitions(vhost, users=users, desks=desks, passwords=passwords)
+    from shared.topology import dead_letter_policy
+
+    definitions = {**bus_definitions(vhost, users=users, desks=desks, passwords=passwords),
+                   "policies": [dead_letter_policy(vhost)]}
     response = requests.post(f"{management_url.rstrip('/')}/api/definitions", auth=admin, json=definitions,
                              timeout=timeout)
     if response.status_code not in (200, 201, 204):
         raise RuntimeError(f"the management API refused the bus users ({response.status_code}: "
                            f"{response.text[:200]})")
+
+
+def at_most_once_queues(management_url: str, admin: tuple[str, str], vhost: str, timeout: float = 10) -> list[str]:
+    """The consumer queues of ``vhost`` that dead-letter at most once, as the management API shows them: neither
+    their own arguments nor the policy that applies to them (the matching one of highest priority) set
+    ``dead-letter-strategy: at-least-once`` with ``overflow: reject-publish`` (shared/topology.py). Queues
+    not declared yet are not named."""
+    from urllib.parse import quote
+
+    import requests
+
+    base, path = management_url.rstrip("/"), quote(vhost, safe="")
+    queues = requests.get(f"{base}/api/queues/{path}", params={"columns": "name,arguments"}, auth=admin,
+                          timeout=timeout)
+    policies = requests.get(f"{base}/api/policies/{path}", auth=admin, timeout=timeout)
+    queues.raise_for_status()
+    policies.raise_for_status()
+    arguments = {queue["name"]: queue.get("arguments") or {} for queue in queues.json()}
+    found = []
+    for consumer_queue in CONSUMER_QUEUES:
+        if consumer_queue.name not in arguments:
+            continue
+        matching = [policy for policy in policies.json()
+                    if policy.get("apply-to") in ("queues", "quorum_queues", "all")
+                    and re.search(policy["pattern"], consumer_queue.name)]
+        definition = max(matching, key=lambda policy: policy.get("priority", 0))["definition"] if matching else {}
+        own = arguments[consumer_queue.name]  # a queue's own arguments win over a policy's
+        strategy = own.get("x-dead-letter-strategy", definition.get("dead-letter-strategy"))
+        overflow = own.get("x-overflow", definition.get("overflow"))
+        if (strategy, overflow) != ("at-least-once", "reject-publish"):
+            found.append(consumer_queue.name)
+    return found
 
 
 def remove_users(management_url: str, admin: tuple[str, str], names: Iterable[str], timeout: float = 10) -> None:
@@ -441,5 +473,12 @@ def dev_bus_environment(admin_uri: str, *, tokens_file, passwords_file, manageme
 
     environment = {f"SANJI_{service.upper()}_AMQP_URI": uri(user) for service, user in users.items()}
     environment["SANJI_BUS_USERS"] = ",".join(f"{service}={user}" for service, user in users.items())
+    try:
+        at_most_once = at_most_once_queues(management_url, admin, vhost)
+        dead_lettering = (f"; AT MOST ONCE dead-lettering on {', '.join(at_most_once)} (a policy of higher priority "
+                          f"displaces {DEAD_LETTER_POLICY_NAME!r}?)" if at_most_once else
+                          "; every consumer queue declared dead-letters at least once")
+    except Exception as exc:  # noqa: BLE001 - a report only: the users are there
+        dead_lettering = f"; could not check the dead-lettering ({exc})"
     return environment, (f"bus: each service runs as its own broker user ({', '.join(users.values())}), department "
-                         f"systems have theirs ({len(desks)}); passwords in {passwords_file}")
+                         f"systems have theirs ({len(desks)}); passwords in {passwords_file}{dead_lettering}")

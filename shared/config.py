@@ -371,8 +371,8 @@ class Settings(SanjiSettings):
         shown_default="off (on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)")
     event_log_max_age: Annotated[str, BeforeValidator(_max_age)] = setting(
         "30D", "how long the event log (`docs/replay.md`) keeps events: the `x-max-age` of each district's stream, "
-        "a number and one of `Y M D h m s`. Set when a stream is created: an existing log keeps its retention "
-        "until a `max-age` policy changes it", kind="retention")
+        "a number and one of `Y M D h m s`. Set when a stream is created: RabbitMQ refuses to declare an existing "
+        "one with another value (`docs/replay.md`, Retention)", kind="retention")
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
     relay_poll_seconds: float = setting(0.5, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)

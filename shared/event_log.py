@@ -176,17 +176,43 @@ def configured_layout(settings=None) -> EventLogLayout:
 # ── declaring ─────────────────────────────────────────────────────────────────────────────────────────
 
 
-def declare_event_log(channel, layout: EventLogLayout) -> None:
-    """The super-stream exchange, one stream per district, and their bindings (idempotent)."""
+def declare_event_log(channel, layout: EventLogLayout, *, new_partitions: Iterable[str] | None = None) -> None:
+    """The super-stream exchange, one stream per district, and their bindings (idempotent).
+
+    A partition is bound to the super-stream exchange only when it is new (``new_partitions``, see
+    ``absent_partitions``; None: all). RabbitMQ tells bindings apart by their arguments' types as well as values:
+    a definitions import (and RabbitMQ's own super-stream tooling) types ``x-stream-partition-order`` as a 64-bit
+    ``long``, py-amqp sends a small integer as a 32-bit ``signedint``, so binding again would add a second binding
+    beside the one the broker loaded. The bindings to ``sanji.events`` carry no arguments and are declared always
+    (a community added to the catalogue gets its binding on the next start)."""
+    new = None if new_partitions is None else set(new_partitions)
     channel.exchange_declare(SUPER_STREAM_NAME, "direct", durable=True, auto_delete=False,
                              arguments={"x-super-stream": True})
     for partition in layout.partitions:
         channel.queue_declare(partition.name, durable=True, exclusive=False, auto_delete=False,
                               arguments=layout.queue_arguments())
-        channel.queue_bind(partition.name, SUPER_STREAM_NAME, partition.district_code,
-                           arguments={"x-stream-partition-order": partition.order})
+        if new is None or partition.name in new:
+            channel.queue_bind(partition.name, SUPER_STREAM_NAME, partition.district_code,
+                               arguments={"x-stream-partition-order": partition.order})
         for key in partition.event_binding_keys():
             channel.queue_bind(partition.name, EVENTS_EXCHANGE_NAME, key)
+
+
+def absent_partitions(connection, layout: EventLogLayout) -> set[str]:
+    """The partitions the broker does not have yet (a passive declare each, on a channel of its own: a missing
+    queue closes the channel)."""
+    from amqp.exceptions import NotFound
+
+    absent = set()
+    for partition in layout.partitions:
+        channel = connection.channel()
+        try:
+            channel.queue_declare(partition.name, passive=True)
+        except NotFound:
+            absent.add(partition.name)
+        finally:
+            _close_quietly(channel)
+    return absent
 
 
 def event_log_definitions(layout: EventLogLayout, vhost: str = "/") -> dict:

@@ -5,6 +5,16 @@ confirmed and silently dropped. So the exchanges, queues and bindings are declar
 each service declares the whole topology on start (declaring is idempotent) before its relay publishes.
 ``deploy/rabbitmq/definitions.json`` holds the same topology for the broker to load at start.
 
+Dead-lettering is at least once (RabbitMQ 3.10 and later, quorum queues). By default a quorum queue
+dead-letters at most once: it drops a message its dead-letter exchange cannot route, or whose target queue
+refuses it. With ``dead-letter-strategy: at-least-once`` (which needs ``overflow: reject-publish``) the queue
+keeps the message until ``sanji.dead-letters`` has confirmed it, and the broker tries again (at once when
+the queue's policy changes, else every ``dead_letter_worker_publisher_confirm_timeout``, 180 s by default).
+A new queue gets both as arguments. A queue an older release declared keeps its arguments (RabbitMQ
+refuses to redeclare it with others, and a definitions import leaves it as it is), so the same two keys
+also come from a broker policy, ``DEAD_LETTER_POLICY_NAME``, which applies to queues that already exist:
+it is in the definitions and ``sanji bus setup`` / ``make run`` apply it (docs/reliability.md).
+
 The event log (``shared/event_log.py``: a super stream of one stream per district, bound to ``sanji.events``) is
 part of it: its layout comes from the catalogue's districts and ``SANJI_EVENT_LOG_MAX_AGE``.
 """
@@ -13,7 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import structlog
 from kombu import Exchange, Queue, binding
+
+log = structlog.get_logger(__name__)
 
 EVENTS_EXCHANGE_NAME = "sanji.events"
 DEAD_LETTER_EXCHANGE_NAME = "sanji.dead-letter"
@@ -35,28 +48,44 @@ SUBSCRIPTIONS_EXCHANGE_NAME = "sanji.subscriptions"
 subscriptions_exchange = Exchange(SUBSCRIPTIONS_EXCHANGE_NAME, type="direct", durable=True)
 
 
+# What a consumer queue's arguments were before at-least-once dead-lettering: a queue declared by an older
+# release has exactly these, and RabbitMQ refuses to redeclare it with more (PRECONDITION_FAILED).
+LEGACY_CONSUMER_QUEUE_ARGUMENTS = {
+    "x-queue-type": "quorum",
+    "x-delivery-limit": DELIVERY_LIMIT,
+    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE_NAME,
+}
+# A dead-lettered message stays in its queue until the dead-letter queue confirmed it. RabbitMQ uses the
+# strategy only together with reject-publish overflow (else it falls back to at most once, with a warning in
+# its log). Without a length limit reject-publish refuses no publish; should an operator policy set one, a
+# full queue refuses (the relay's publish is nacked and retried) rather than dropping its oldest message.
+AT_LEAST_ONCE_DEAD_LETTERING = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+# The same two settings as a policy, for queues declared before them (a policy applies to existing queues;
+# a queue's own arguments win over a policy's). One policy applies to a queue, the matching one of highest
+# priority: a city's own policy for these queues must carry these keys too.
+DEAD_LETTER_POLICY_NAME = "sanji-at-least-once-dead-lettering"
+DEAD_LETTER_POLICY_PRIORITY = 10
+
+
 @dataclass(frozen=True)
 class ConsumerQueue:
     """A durable quorum queue one service consumes from, bound to the event routing keys it handles."""
 
     name: str
     binding_keys: tuple[str, ...]
-    arguments: dict = field(
-        default_factory=lambda: {
-            "x-queue-type": "quorum",
-            "x-delivery-limit": DELIVERY_LIMIT,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE_NAME,
-        }
-    )
+    arguments: dict = field(default_factory=lambda: {**LEGACY_CONSUMER_QUEUE_ARGUMENTS,
+                                                     **AT_LEAST_ONCE_DEAD_LETTERING})
 
-    def kombu_queue(self, *, declare: bool = True) -> Queue:
+    def kombu_queue(self, *, declare: bool = True, arguments: dict | None = None) -> Queue:
         """The queue with its bindings; ``declare=False`` for a consumer, which only reads it (a service's
-        broker user may not declare: the topology is there before it starts, see ``ensure_topology``)."""
+        broker user may not declare: the topology is there before it starts, see ``ensure_topology``).
+        ``arguments`` replaces the queue's own (the older release's, to recognise a queue it declared)."""
         return Queue(
             self.name,
             bindings=[binding(events_exchange, routing_key=key) for key in self.binding_keys],
             durable=True,
-            queue_arguments=self.arguments,
+            queue_arguments=self.arguments if arguments is None else arguments,
             no_declare=not declare,
         )
 
@@ -102,29 +131,65 @@ class TopologyMissing(RuntimeError):
     """The broker lacks part of the topology, and this connection's user may not declare it."""
 
 
-def declare_topology(connection, channel=None, event_log=None) -> None:
+def declare_topology(connection, channel=None, event_log=None) -> tuple[str, ...]:
     """Declare exchanges, the dead-letter queue, every consumer queue with its bindings, and the event log's
-    super stream (``event_log``: an ``EventLogLayout``; by default this deployment's, ``configured_layout``)."""
-    from shared.event_log import configured_layout, declare_event_log
+    super stream (``event_log``: an ``EventLogLayout``; by default this deployment's, ``configured_layout``).
 
+    Returns the consumer queues an older release declared, without the arguments of at-least-once
+    dead-lettering: they are kept as they are (their bindings declared), and dead-letter at least once only
+    under the broker policy ``DEAD_LETTER_POLICY_NAME``. A queue declared with other arguments still fails
+    with PRECONDITION_FAILED.
+    """
+    from amqp.exceptions import PreconditionFailed
+
+    from shared.event_log import absent_partitions, configured_layout, declare_event_log
+
+    layout = event_log or configured_layout()
+    new_partitions = absent_partitions(connection, layout)
     channel = channel or connection.default_channel
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
     rpc_exchange(channel).declare()
     subscriptions_exchange(channel).declare()
     dead_letter_queue(channel).declare()
-    for consumer_queue in CONSUMER_QUEUES:
-        consumer_queue.kombu_queue()(channel).declare()
-    declare_event_log(channel, event_log or configured_layout())
+    legacy, opened = [], None
+    try:
+        for consumer_queue in CONSUMER_QUEUES:
+            try:
+                consumer_queue.kombu_queue()(channel).declare()
+            except PreconditionFailed:
+                # The broker closed the channel; the connection's default channel must not stay a closed one.
+                if getattr(connection, "_default_channel", None) is channel:
+                    connection._default_channel = None
+                _close_quietly(channel)
+                channel = opened = connection.channel()
+                # Equivalent to the older release's arguments, or this raises PRECONDITION_FAILED in turn.
+                consumer_queue.kombu_queue(arguments=LEGACY_CONSUMER_QUEUE_ARGUMENTS)(channel).declare()
+                legacy.append(consumer_queue.name)
+        declare_event_log(channel, layout, new_partitions=new_partitions)
+    finally:
+        if opened is not None:
+            _close_quietly(opened)
+    return tuple(legacy)
 
 
-def ensure_topology(connection, event_log=None) -> None:
+def warn_of_legacy_queues(legacy) -> None:
+    """One line for queues an older release declared: without the policy they dead-letter at most once."""
+    if legacy:
+        log.warning(
+            "queues declared by an older release dead-letter at least once only under the broker policy "
+            f"{DEAD_LETTER_POLICY_NAME!r} (deploy/rabbitmq/definitions.json, `sanji bus setup`, `make run`); "
+            "without it a dead letter sanji.dead-letters cannot take is lost", queues=",".join(legacy))
+
+
+def ensure_topology(connection, event_log=None) -> tuple[str, ...]:
     """Make sure the whole topology exists before anything is published or consumed.
 
     A user allowed to declare (the development broker's administrator, a test's vhost) declares it, which
-    also adds what a newer version brings. A service's own broker user may not (docs/security.md): the
-    broker loaded the topology from its definitions, so each object is only checked (a passive declare,
-    which needs no permission) and a missing one is reported in one line.
+    also adds what a newer version brings, and warns in one line of queues an older release declared
+    (returned: see ``declare_topology``). A service's own broker user may not (docs/security.md): the
+    broker loaded the topology and the dead-lettering policy from its definitions, so each object is only
+    checked (a passive declare, which needs no permission) and a missing one is reported in one line.
     """
     from amqp.exceptions import AccessRefused, NotFound
 
@@ -133,16 +198,18 @@ def ensure_topology(connection, event_log=None) -> None:
     layout = event_log or configured_layout()
     channel = connection.channel()
     try:
-        declare_topology(connection, channel, layout)
-        return
+        legacy = declare_topology(connection, channel, layout)
+        warn_of_legacy_queues(legacy)
+        return legacy
     except AccessRefused:
         pass
     finally:
         _close_quietly(channel)
     checks = [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "topic", passive=True))
-              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME)]
-    checks += [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "direct", passive=True))
-               for name in (SUBSCRIPTIONS_EXCHANGE_NAME, SUPER_STREAM_NAME)]
+              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME,
+                           SUBSCRIPTIONS_EXCHANGE_NAME)]
+    checks += [("exchange", SUPER_STREAM_NAME,
+                lambda ch: ch.exchange_declare(SUPER_STREAM_NAME, "direct", passive=True))]
     checks += [("queue", name, lambda ch, name=name: ch.queue_declare(name, passive=True))
                for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]
                + [partition.name for partition in layout.partitions]]
@@ -159,6 +226,7 @@ def ensure_topology(connection, event_log=None) -> None:
         raise TopologyMissing(
             f"the broker lacks {', '.join(missing)} and user {connection.userid!r} may not declare it: load "
             "deploy/rabbitmq/definitions.json into the broker, or run `sanji bus setup` as its administrator")
+    return ()
 
 
 def _close_quietly(channel) -> None:
@@ -188,6 +256,7 @@ def broker_definitions(vhost: str = "/", event_log=None) -> dict:
 
     return {
         "vhosts": [{"name": vhost}],
+        "policies": [dead_letter_policy(vhost)],
         "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange),
                       exchange(subscriptions_exchange)] + log_objects["exchanges"],
         "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
@@ -196,3 +265,12 @@ def broker_definitions(vhost: str = "/", event_log=None) -> dict:
                     + [bind(EVENTS_EXCHANGE_NAME, q.name, key) for q in CONSUMER_QUEUES for key in q.binding_keys]
                     + log_objects["bindings"],
     }
+
+
+def dead_letter_policy(vhost: str = "/") -> dict:
+    """The broker policy that makes every consumer queue dead-letter at least once, those an older release
+    declared included (in RabbitMQ's definitions format; the management API takes the same fields)."""
+    names = "|".join(q.name.replace(".", "\\.") for q in CONSUMER_QUEUES)  # names of [a-z.-] only
+    return {"vhost": vhost, "name": DEAD_LETTER_POLICY_NAME, "pattern": f"^({names})$", "apply-to": "queues",
+            "priority": DEAD_LETTER_POLICY_PRIORITY,
+            "definition": {key.removeprefix("x-"): value for key, value in AT_LEAST_ONCE_DEAD_LETTERING.items()}}

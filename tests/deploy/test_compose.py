@@ -372,10 +372,23 @@ class _RecordingChannel:
 @pytest.fixture(scope="module")
 def declared():
     """What shared.topology.declare_topology declares on start: the same call the services make."""
+    from amqp.exceptions import NotFound
+
     from shared import topology
 
     channel = _RecordingChannel()
-    topology.declare_topology(type("Connection", (), {"default_channel": channel})())
+
+    class _EmptyBroker:
+        """Where every passive declare finds nothing: a first start."""
+
+        def queue_declare(self, queue, passive=False, **_kwargs):
+            raise NotFound(f"no queue {queue}")
+
+        def close(self):
+            pass
+
+    topology.declare_topology(type("Connection", (), {"default_channel": channel,
+                                                      "channel": lambda self: _EmptyBroker()})())
     assert channel.exchanges and channel.queues and channel.bindings, "declare_topology declared nothing"
     return channel
 
@@ -485,3 +498,16 @@ def test_rabbitmq_entrypoint_writes_the_broker_user_then_starts_the_server(servi
 def test_rabbitmq_entrypoint_refuses_a_password_that_would_break_the_json(services, tmp_path):
     code, written, calls = _run_rabbitmq_entrypoint(services, tmp_path, "sanji", 'pa"ss')
     assert code != 0 and not written and not calls
+
+
+def test_rabbitmq_speaks_the_stream_protocol_for_the_event_logs_replay(services):
+    """docs/replay.md: department systems replay their subscription streams with the stream protocol (5552)."""
+    rabbitmq = services["rabbitmq"]
+    mounts = dict(volume.split(":")[:2] for volume in rabbitmq.get("volumes") or [])
+    assert mounts.get("./deploy/rabbitmq/enabled_plugins") == "/etc/rabbitmq/enabled_plugins"
+    text = (REPO / "deploy" / "rabbitmq" / "enabled_plugins").read_text(encoding="utf-8").strip()
+    assert re.fullmatch(r"\[[a-z_,]+\]\.", text), "enabled_plugins is an Erlang list of atoms ending in a dot"
+    plugins = set(text[1:-2].split(","))
+    # The image's own plugins stay enabled (a mounted file replaces its list), and the stream protocol is added.
+    assert {"rabbitmq_management", "rabbitmq_prometheus", "rabbitmq_stream"} <= plugins
+    assert any(str(port).endswith(":5552") and str(port).startswith("127.0.0.1:") for port in rabbitmq["ports"])

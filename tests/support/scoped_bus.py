@@ -22,7 +22,7 @@ from shared.topology import declare_topology
 @dataclass
 class ScopedBus:
     base_uri: str                       # the test vhost's administrator URI (guest)
-    users: dict[str, str]               # service -> broker user (and the event log's reader, bus.principals())
+    users: dict[str, str]               # service -> broker user
     desks: dict[str, bus.DepartmentDesk]  # principal name (dept-qixia-police) -> its desk, user prefixed
     passwords: dict[str, str] = field(default_factory=dict)
 
@@ -46,7 +46,7 @@ class ScopedBus:
 @pytest.fixture
 def scoped_bus(rabbit_config, rabbit_manager):
     prefix = "t" + uuid.uuid4().hex[:8] + "-"
-    users = {service: prefix + bus.default_user(service) for service in bus.principals()}
+    users = {service: prefix + bus.default_user(service) for service in bus.SERVICES}
     desks = {desk.user: bus.DepartmentDesk(user=prefix + desk.user, department=desk.department,
                                            unit_code=desk.unit_code)
              for desk in bus.department_desks(REPO_ROOT / "config" / "dev-tokens.yaml")}
