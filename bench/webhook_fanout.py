@@ -352,10 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack("fanout", replicas={}, extra_env={
         "SANJI_SUBSCRIPTIONS_SWEEP_SECONDS": "0.2",
         **{f"SANJI_SUBSCRIPTIONS_{name.upper()}": value for name, value in settings.items()}})
-    stack.create()
-    receivers = Receivers(ENDPOINTS).start()
+    receivers = Receivers(ENDPOINTS)
     publisher = None
     try:
+        stack.create()
+        receivers.start()
         migrate("subscriptions", stack.database_url)
         service = stack.start_process(ServiceProcess("subscriptions", 0, free_port()))
         for replica in range(1, args.replicas):
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if publisher is not None:
             publisher.close()
-        if receivers.process.is_alive():
+        if receivers.process.pid is not None and receivers.process.is_alive():
             receivers.stop_event.set()
             receivers.process.join(10)
         stack.stop()
