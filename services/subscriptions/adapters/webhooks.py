@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import urllib3
-from urllib3.exceptions import HTTPError, TimeoutError
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.webhooks import webhook_headers
@@ -63,6 +63,8 @@ class WebhookCaller:
                 response.drain_conn()   # read (and drop) the answer, so the connection can be used again
             finally:
                 response.release_conn()
+        except NewConnectionError as exc:   # a subclass of urllib3's TimeoutError, but nothing listens there
+            return CallResult(False, None, f"connection failed ({type(exc).__name__})", _since(started))
         except TimeoutError:
             return CallResult(False, None, f"no answer within {self._timeout:g}s", _since(started))
         except (HTTPError, OSError) as exc:
