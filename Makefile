@@ -77,6 +77,13 @@ bench-replay: $(STAMP)
 	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m bench.replay $(BENCH_ARGS)
 
+.PHONY: bench-fanout
+# Webhook fan-out to 50 local endpoints against the event rate of the bench's capacity (docs/subscriptions.md,
+# "Throughput"); BENCH_ARGS="--capacity-cases-per-s N --events-per-case E" when make bench has measured them.
+bench-fanout: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.webhook_fanout $(BENCH_ARGS)
+
 .PHONY: bench-retention
 # Table sizes under steady load with short retention (about 5 minutes): the pruned tables stay flat or the
 # run says which grows; BENCH_ARGS="--seconds 600 --rate 8" for a longer, heavier run (docs/reliability.md).

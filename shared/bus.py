@@ -292,8 +292,12 @@ class DepartmentDesk:
                 rf"\.{self.unit_pattern()}\.{re.escape(self.department)}$")
 
     def permissions(self) -> dict[str, str]:
+        # Write on its subscription streams as well: RabbitMQ's stream protocol stores a consumer's offset in the
+        # stream itself and asks for write permission to do so (server-side offset tracking). It lets the
+        # department fill its own stream too, which misleads only itself; it still may not declare or delete
+        # it (configure), nor bind it to anything but what its topic permissions allow it to read.
         own, readable = self.own_queue_pattern(), self.queue_pattern()
-        return {"configure": own, "write": own,
+        return {"configure": own, "write": readable,
                 "read": "^(" + re.escape(EVENTS_EXCHANGE_NAME) + "|" + readable[1:-1] + ")$"}
 
     def topic_permissions(self) -> list[dict[str, str]]:

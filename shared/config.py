@@ -479,6 +479,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_VAR_DIR": str(settings.var_dir),
         "SANJI_TRACING": settings.tracing or "",
         "SANJI_BUS_USERS": dict(settings.bus_users),
+        "SANJI_EVENT_LOG_MAX_AGE": settings.event_log_max_age,
         **settings.notification,
         **settings.escalation,
         **settings.evaluation,

@@ -12,6 +12,8 @@ from services.subscriptions.schemas import (
     Problem,
     RedeliveryRequest,
     RedeliveryResult,
+    ReplayRequest,
+    ReplayView,
     SecretRotation,
     SubscriptionChange,
     SubscriptionList,
@@ -65,6 +67,19 @@ OPERATIONS = [
               "webhook-id", RedeliveryResult, request_model=RedeliveryRequest,
               errors={400: "malformed_json", 404: "not_found", 415: "unsupported_media_type",
                       422: "validation_failed: neither or both ways given, a bad range"}),
+    Operation("POST", "/v1/subscriptions/{subscription_id}/replay", "Replay the subscription's scope from the "
+              "event log, from a time (or offsets), through the same delivery path with the same ids; the mandate "
+              "is checked again against the caller's current token. Runs asynchronously: follow the replay",
+              ReplayView, success_status=202, request_model=ReplayRequest,
+              errors={400: "malformed_json", 403: "mandate_changed: the caller's mandate no longer covers the "
+                      "subscription; outside_mandate: the filters or from_offsets reach outside it; "
+                      "subscriber_forbidden", 404: "not_found", 409: "replay_in_progress",
+                      415: "unsupported_media_type",
+                      422: "validation_failed (no start, no time zone, until before from_time, a negative offset), "
+                           "replay_out_of_range (from_time older than the log's retention, or in the future)"}),
+    Operation("GET", "/v1/subscriptions/{subscription_id}/replays/{replay_id}", "A replay's status and progress "
+              "(events read and matched, the partitions' next offsets)", ReplayView,
+              errors={404: "not_found"}),
     Operation("GET", "/v1/disclosures", "Who was handed which events of a case, and when (JSON, or CSV with "
               "format=csv): admins every row, staff the cases of their jurisdiction, a department system its own",
               DisclosureReport, errors={400: "invalid_query: case_id missing, unknown format",
@@ -74,7 +89,7 @@ OPERATIONS = [
     # public, like /openapi.json, so that a department's developer can read it before holding a token.
     Operation("GET", "/v1/event-types", "The event catalogue: every event type with its version, JSON Schema, "
               "filter attributes and an example (built from the models that validate the events)", EventTypeList,
-              authenticated=False),
+              authenticated=False, errors={500: "internal_error: the catalogue could not be built"}),
     Operation("GET", "/v1/event-types/{event_type}", "One event type, by its CloudEvents type "
               "(cn.sanji.item.routed.v1), its versioned name (item.routed.v1) or its name (item.routed: the newest "
               "version)", EventTypeEntry, authenticated=False,

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from services.subscriptions.adapters.orm import Attempt, Delivery, Disclosure, MatchedEvent, Subscription
 from services.subscriptions.adapters.webhooks import CallResult
-from services.subscriptions.registry import bump_revision, signing_secrets
+from services.subscriptions.registry import bump_revision, signing_secrets_of
 from services.subscriptions.retry_policy import RetryPolicy
 from shared.clock import new_id
 from shared.db import is_postgres
@@ -100,11 +100,9 @@ def claim_webhooks(unit_of_work_factory, *, now: datetime, batch_size: int, leas
                         Delivery.status.in_(("pending", "retrying")), Delivery.next_attempt_at <= now)
                  .order_by(Delivery.next_attempt_at, Delivery.seq).limit(batch_size))
         rows = uow.session.execute(_locked(query, uow.session, Delivery)).all()
-        secrets: dict[str, tuple[str, ...]] = {}
+        secrets = signing_secrets_of(uow.session, {subscription.id for _, subscription, _ in rows}, now)
         jobs = []
         for delivery, subscription, event in rows:
-            if subscription.id not in secrets:
-                secrets[subscription.id] = signing_secrets(uow.session, subscription.id, now)
             token = new_id()
             delivery.claim_token, delivery.next_attempt_at = token, now + lease
             delivery.first_attempt_at = delivery.first_attempt_at or now
@@ -120,13 +118,17 @@ def record_results(unit_of_work_factory, results: list[tuple[WebhookJob, CallRes
     if not results:
         return counts
     with unit_of_work_factory() as uow:
+        # One query per table for the whole batch, not one per delivery.
         subscriptions = {row.id: row for row in uow.session.scalars(select(Subscription).where(
             Subscription.id.in_({job.subscription_id for job, _, _ in results})))}
+        deliveries = {row.seq: row for row in uow.session.scalars(select(Delivery).where(
+            Delivery.seq.in_([job.delivery_seq for job, _, _ in results])))}
+        events = {row.event_id: row for row in uow.session.scalars(select(MatchedEvent).where(
+            MatchedEvent.event_id.in_({job.event_id for job, result, _ in results if result.delivered})))}
         for job, result, at in sorted(results, key=lambda entry: entry[2]):
-            delivery = uow.session.scalars(select(Delivery).where(
-                Delivery.seq == job.delivery_seq, Delivery.claim_token == job.claim_token)).first()
-            if delivery is None:   # the claim lapsed (a redelivery, or the lease expired): not ours to record
-                continue
+            delivery = deliveries.get(job.delivery_seq)
+            if delivery is None or delivery.claim_token != job.claim_token:
+                continue   # the claim lapsed (a redelivery, or the lease expired): not ours to record
             subscription = subscriptions[job.subscription_id]
             uow.session.add(Attempt(delivery_seq=delivery.seq, number=job.attempt, attempted_at=at,
                                     outcome="delivered" if result.delivered else "failed",
@@ -137,8 +139,7 @@ def record_results(unit_of_work_factory, results: list[tuple[WebhookJob, CallRes
             if result.delivered:
                 delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", at, None
                 subscription.failing_since = None
-                event = uow.session.get(MatchedEvent, job.event_id)
-                disclosure = _disclosure(subscription, event, at)
+                disclosure = _disclosure(subscription, events[job.event_id], at)
                 if disclosure is not None:
                     uow.session.add(disclosure)
                 counts["delivered"] += 1

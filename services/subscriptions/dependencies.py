@@ -15,16 +15,18 @@ import eventlet
 import structlog
 from nameko.extensions import DependencyProvider
 
-from services.subscriptions import delivery
+from services.subscriptions import delivery, replay
 from services.subscriptions.adapters.streams import Streams
 from services.subscriptions.adapters.webhooks import WebhookCaller
 from services.subscriptions.mandate import EventTypes
 from services.subscriptions.matching import ActiveSubscriptions
+from services.subscriptions.metrics import DeliveryCounters
 from services.subscriptions.registry import Registry
 from services.subscriptions.settings import SubscriptionsVariables
 from services.subscriptions.webhook_urls import system_resolver
 from shared.catalogue import load_catalogue
 from shared.events import PAYLOAD_TYPES
+from shared.metrics import for_container
 from shared.nameko_ext import ClockProvider, Storage
 
 log = structlog.get_logger(__name__)
@@ -51,10 +53,15 @@ class Sinks(DependencyProvider):
             production=config.get("SANJI_PROFILE") == "production", stream_max_age=self.settings.stream_max_age,
             secret_grace=timedelta(seconds=self.settings.secret_grace_seconds),
             broker_user_prefix=self.settings.broker_user_prefix)
+        self.amqp_uri, self.amqp_ssl = config["AMQP_URI"], config.get("AMQP_SSL")
+        # How far back a replay may start: the event log's retention (shared.event_log, SANJI_EVENT_LOG_MAX_AGE).
+        self.log_retention = replay.retention_of(config.get("SANJI_EVENT_LOG_MAX_AGE") or "30D")
+        self.counters = DeliveryCounters(for_container(self.container).registry)
         self.active = ActiveSubscriptions()
         self.policy = self.settings.retry_policy()
         self.rng = random.SystemRandom()
         self._wake_streams, self._wake_webhooks = threading.Event(), threading.Event()
+        self._wake_replays = threading.Event()
         self._stopping = threading.Event()
         self._threads = []
 
@@ -76,7 +83,10 @@ class Sinks(DependencyProvider):
                                                 identifier="subscription-streams"),
             self.container.spawn_managed_thread(
                 lambda: self._loop("webhooks", self._wake_webhooks, self.sweep_webhooks),
-                identifier="subscription-webhooks")]
+                identifier="subscription-webhooks"),
+            self.container.spawn_managed_thread(
+                lambda: self._loop("replays", self._wake_replays, self.run_replays, full=1),
+                identifier="subscription-replays")]
 
     def stop(self):
         self._stopping.set()
@@ -92,18 +102,46 @@ class Sinks(DependencyProvider):
         self._wake_streams.set()
         self._wake_webhooks.set()
 
+    def wake_replays(self) -> None:
+        self._wake_replays.set()
+
+    def read_log(self, **selection):
+        """``shared.event_log.read_event_log`` on a connection of this service's broker user (the log's reader)."""
+        from kombu import Connection
+
+        from shared.event_log import read_event_log
+
+        return read_event_log(Connection(self.amqp_uri, ssl=self.amqp_ssl, connect_timeout=5), **selection)
+
+    def run_replays(self) -> int:
+        """Run one due replay, if any, to its end; 1 if one ran (so the loop looks for another at once)."""
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        claimed = replay.claim_replay(self._unit_of_work, now=self.clock.now(), lease=lease)
+        if claimed is None:
+            return 0
+        outcome = replay.run_replay(claimed, unit_of_work_factory=self._unit_of_work, read_log=self.read_log,
+                                    now=self.clock.now, lease=lease, batch_size=self.settings.batch_size,
+                                    on_queued=self.wake)
+        log.info("replay ran", replay_id=claimed.id, subscription_id=claimed.subscription_id, outcome=outcome)
+        return 1
+
     def sweep_streams(self) -> int:
-        return delivery.publish_streams(self._unit_of_work, streams=self.streams, now=self.clock.now,
-                                        batch_size=self.settings.batch_size)
+        published = delivery.publish_streams(self._unit_of_work, streams=self.streams, now=self.clock.now,
+                                             batch_size=self.settings.batch_size)
+        if published:
+            self.counters.stream_published.inc(published)
+        return published
 
     def sweep_webhooks(self) -> int:
         counts = delivery.send_webhooks(
             self._unit_of_work, caller=self.caller, policy=self.policy, rng=self.rng, now=self.clock.now,
             batch_size=self.settings.batch_size, lease=timedelta(seconds=self.settings.lease_seconds),
             run_all=lambda function, jobs: eventlet.GreenPool(self.settings.concurrency).imap(function, jobs))
+        self.counters.webhooks(counts)
         return sum(counts[name] for name in ("delivered", "failed"))
 
-    def _loop(self, name: str, wake: threading.Event, sweep) -> None:
+    def _loop(self, name: str, wake: threading.Event, sweep, full: int | None = None) -> None:
+        full = full or self.settings.batch_size
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -116,7 +154,7 @@ class Sinks(DependencyProvider):
                             exc_info=True)
                 self._stopping.wait(delay)
                 continue
-            if done < self.settings.batch_size:   # a full batch: more may be waiting, go again at once
+            if done < full:   # a full batch: more may be waiting, go again at once
                 wake.wait(self.settings.sweep_seconds)
                 wake.clear()
         self.streams.reset()

@@ -78,18 +78,24 @@ def handle_event(event: CloudEvent, *, unit_of_work, active: ActiveSubscriptions
             return {"outcome": "duplicate"}
         matched = [candidate.id for candidate in active.current(uow.session) if candidate.wants(attributes)]
         if matched:
-            now = uow.clock.now()
-            data = document.get("data") or {}
-            uow.session.execute(insert_ignoring_duplicates(uow.session, MatchedEvent).values(
-                event_id=event.id, source=event.source, event_type=event.type, event_time=event.time,
-                case_id=attributes["case"], community_code=_community(data, attributes),
-                body=event.model_dump_json(), received_at=now))
-            uow.session.execute(insert_ignoring_duplicates(uow.session, Delivery), [
-                {"subscription_id": subscription_id, "event_id": event.id, "event_time": event.time,
-                 "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-                for subscription_id in matched])
+            record_matches(uow.session, event, document, attributes, matched, now=uow.clock.now())
         uow.commit()
     return {"outcome": "matched", "subscriptions": len(matched)}
+
+
+def record_matches(session, event: CloudEvent, document: dict, attributes: dict, subscription_ids: list[str], *,
+                   now) -> None:
+    """The event once, and a pending delivery per subscription (both ignored when already there): what the live
+    consumer and a replay (``replay.py``) write alike."""
+    data = document.get("data") or {}
+    session.execute(insert_ignoring_duplicates(session, MatchedEvent).values(
+        event_id=event.id, source=event.source, event_type=event.type, event_time=event.time,
+        case_id=attributes["case"], community_code=_community(data, attributes),
+        body=event.model_dump_json(), received_at=now))
+    session.execute(insert_ignoring_duplicates(session, Delivery), [
+        {"subscription_id": subscription_id, "event_id": event.id, "event_time": event.time,
+         "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for subscription_id in subscription_ids])
 
 
 def _community(data: dict, attributes: dict) -> str | None:

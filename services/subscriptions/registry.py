@@ -236,13 +236,18 @@ def rotate_secret(principal: Principal, subscription_id: str, *, unit_of_work, r
     return SecretRotation(subscription_id=subscription_id, secret=secret, previous_valid_until=valid_until)
 
 
-def signing_secrets(session, subscription_id: str, now: datetime) -> tuple[str, ...]:
-    """The secrets that sign a request now: the current one first, then those still in their grace period."""
-    rows = session.scalars(select(SigningSecret).where(
-        SigningSecret.subscription_id == subscription_id,
-        (SigningSecret.expires_at.is_(None)) | (SigningSecret.expires_at > now))
-        .order_by(SigningSecret.seq.desc())).all()
-    return tuple(row.secret for row in rows)
+def signing_secrets_of(session, subscription_ids, now: datetime) -> dict[str, tuple[str, ...]]:
+    """The secrets that sign a request now, per subscription (one query): the current one first, then those still
+    in their grace period."""
+    secrets: dict[str, list[str]] = {subscription_id: [] for subscription_id in subscription_ids}
+    if not secrets:
+        return {}
+    for row in session.scalars(select(SigningSecret).where(
+            SigningSecret.subscription_id.in_(list(secrets)),
+            (SigningSecret.expires_at.is_(None)) | (SigningSecret.expires_at > now))
+            .order_by(SigningSecret.seq.desc())):
+        secrets[row.subscription_id].append(row.secret)
+    return {subscription_id: tuple(values) for subscription_id, values in secrets.items()}
 
 
 def deliveries(principal: Principal, subscription_id: str, *, status: str | None, limit: int, offset: int,

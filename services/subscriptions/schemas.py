@@ -57,6 +57,49 @@ class RedeliveryRequest(_Body):
         return self
 
 
+class ReplayRequest(_Body):
+    """Replay the subscription's scope from the event log: from a time, from offsets, or both; up to ``until``."""
+
+    from_time: datetime | None = Field(default=None, description="event time to replay from, inclusive, with a "
+                                       "time zone; no older than the log's retention, not in the future")
+    from_offsets: dict[str, int] | None = Field(
+        default=None, max_length=8, description="{partition or district code: offset} to resume from (the "
+                                                "positions of an earlier replay); only the subscription's district")
+    until: datetime | None = Field(default=None, description="event time to stop at, exclusive (default: the end "
+                                                             "of the log when the replay starts)")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ReplayRequest:
+        if self.from_time is None and self.from_offsets is None:
+            raise ValueError("give from_time (or from_offsets) to say where the replay starts")
+        for name, moment in (("from_time", self.from_time), ("until", self.until)):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone (e.g. 2026-12-01T00:00:00+08:00)")
+        if self.from_time is not None and self.until is not None and self.until <= self.from_time:
+            raise ValueError("until must be after from_time")
+        for name, offset in (self.from_offsets or {}).items():
+            if not 0 < len(name) <= 64 or offset < 0:
+                raise ValueError("from_offsets maps a partition (or district code) to an offset of 0 or more")
+        return self
+
+
+class ReplayView(BaseModel):
+    id: str
+    subscription_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    from_time: datetime | None
+    from_offsets: dict[str, int] | None
+    until: datetime | None
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    events_read: int = Field(description="events of the subscription's district read from the log so far")
+    events_matched: int = Field(description="of which in the mandate and the filters: queued for delivery")
+    positions: dict[str, int] = Field(description="{partition: the next offset to read}: where it stands, and "
+                                                  "from_offsets to resume from")
+    error: str | None = None
+
+
 class Scope(BaseModel):
     kind: Literal["department", "supervisor"]
     department: str | None = Field(description="the department whose events are in scope; null: every department")

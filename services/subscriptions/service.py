@@ -9,17 +9,20 @@ from datetime import UTC, datetime
 
 from werkzeug.wrappers import Response
 
-from services.subscriptions import matching, registry
+from services.subscriptions import matching, registry, replay
 from services.subscriptions.api import subscriptions_openapi
 from services.subscriptions.dependencies import Sinks
 from services.subscriptions.mandate import mandate_of
+from services.subscriptions.metrics import SubscriptionsCollector
 from services.subscriptions.schemas import (
     RedeliveryRequest,
+    ReplayRequest,
     SubscriptionChange,
     SubscriptionList,
     SubscriptionRequest,
 )
-from shared.event_catalogue import event_type, event_types
+from shared.event_catalogue import event_type as catalogue_entry
+from shared.event_catalogue import event_types
 from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
 from shared.service_base import SanjiService
@@ -29,6 +32,7 @@ from shared.web import http
 
 class SubscriptionsService(SanjiService):
     name = "subscriptions"
+    storage_collectors = {"subscriptions": SubscriptionsCollector}   # services/subscriptions/metrics.py
 
     sinks = Sinks()
 
@@ -111,6 +115,24 @@ class SubscriptionsService(SanjiService):
         self.sinks.wake()
         return json_response(200, result)
 
+    @http("POST", "/v1/subscriptions/<string:subscription_id>/replay")
+    @api_endpoint
+    def replay(self, request, subscription_id):
+        principal = self.authenticate(request)
+        body = read_json(request, ReplayRequest)
+        view = replay.request_replay(principal, subscription_id, body, unit_of_work=self._uow(),
+                                     known=self.sinks.registry.known, retention=self.sinks.log_retention,
+                                     now=self._now())
+        self.sinks.wake_replays()
+        return json_response(202, view)
+
+    @http("GET", "/v1/subscriptions/<string:subscription_id>/replays/<string:replay_id>")
+    @api_endpoint
+    def replay_status(self, request, subscription_id, replay_id):
+        principal = self.authenticate(request)
+        return json_response(200, replay.get_replay(principal, subscription_id, replay_id,
+                                                    unit_of_work=self._uow()))
+
     @http("GET", "/v1/disclosures")
     @api_endpoint
     def disclosures(self, request):
@@ -132,12 +154,12 @@ class SubscriptionsService(SanjiService):
     def list_event_types(self, request):
         return json_response(200, {"event_types": event_types()})
 
-    @http("GET", "/v1/event-types/<string:type_or_name>")
+    @http("GET", "/v1/event-types/<string:event_type>")
     @api_endpoint
-    def get_event_type(self, request, type_or_name):
-        entry = event_type(type_or_name)
+    def get_event_type(self, request, event_type):
+        entry = catalogue_entry(event_type)
         if entry is None:
-            raise ApiError(404, "unknown_event_type", f"no event type {type_or_name!r} in the catalogue; "
+            raise ApiError(404, "unknown_event_type", f"no event type {event_type!r} in the catalogue; "
                                                       "GET /v1/event-types lists them")
         return json_response(200, entry)
 

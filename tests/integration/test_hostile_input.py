@@ -45,7 +45,8 @@ GENERATED_PER_SERVICE = 150
 TIMEOUT = 10  # seconds; a request that takes longer is a hang
 NOT_WRITTEN_BY_HTTP = {"processed_messages", "alembic_version"}
 TOKENS = {"intake": "Bearer dev-kiosk-xinhe", "routing": "Bearer dev-staff-qixia",
-          "escalation": "Bearer dev-specialist-qixia", "notification": "Bearer dev-staff-qixia"}
+          "escalation": "Bearer dev-specialist-qixia", "notification": "Bearer dev-staff-qixia",
+          "subscriptions": "Bearer dev-dept-qixia-housing"}
 NOW = at(2026, 11, 30, 9, 0)
 
 
@@ -143,6 +144,16 @@ def served(request, container_factory, make_service_config, web_config_port, rab
             "community_code": XINHE_COMMUNITY, "report_class": "simple", "cause_code": "attitude"})
         assert filed.status_code == 201, filed.text
         service.known = {"report_id": filed.json()["report_id"]}
+    elif name == "subscriptions":
+        from services.subscriptions.service import SubscriptionsService
+
+        _start(SubscriptionsService, name, container_factory, make_service_config, web_config_port,
+               SANJI_SUBSCRIPTIONS_SWEEP_SECONDS=3600)
+        service = Served(name, base, TOKENS[name])
+        created = service.request("POST", "/v1/subscriptions", json={
+            "sink": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}})
+        assert created.status_code == 201, created.text
+        service.known = {"subscription_id": created.json()["id"], "case_id": new_id()}
     else:
         container = _start(NotificationService, name, container_factory, make_service_config, web_config_port,
                            SANJI_NOTIFICATION_SWEEP_SECONDS=3600, SANJI_VAR_DIR=str(tmp_path / "var"))
@@ -153,7 +164,7 @@ def served(request, container_factory, make_service_config, web_config_port, rab
     return service
 
 
-ALL_SERVICES = ["intake", "routing", "escalation", "notification"]
+ALL_SERVICES = ["intake", "routing", "escalation", "notification", "subscriptions"]
 
 
 def problem_of(response) -> dict:
@@ -316,10 +327,16 @@ def body_endpoints(served: Served) -> list[tuple[str, dict]]:
         return [("/v1/failure-reports", {"community_code": XINHE_COMMUNITY, "note": "窗口说材料不全"}),
                 (f"{report}/close", {"outcome": "solved", "note": "当场解决"}),
                 (f"{report}/contacts", {"department_code": "police", "channel": "phone", "note": "已电话联系"})]
+    if served.name == "subscriptions":
+        subscription = f"/v1/subscriptions/{served.known['subscription_id']}"
+        return [("/v1/subscriptions", {"sink": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+                                       "filters": [{"prefix": {"type": "cn.sanji.item."}}]}),
+                (f"{subscription}/redeliver", {"event_ids": [new_id()]}),
+                (f"{subscription}/replay", {"from_time": "2026-12-01T08:00:00+08:00"})]
     return []
 
 
-@pytest.mark.parametrize("served", ["intake", "routing", "escalation"], indirect=True)
+@pytest.mark.parametrize("served", ["intake", "routing", "escalation", "subscriptions"], indirect=True)
 def test_hostile_bodies_are_refused_with_a_reason_and_write_nothing(served, rows):
     counter = rows
     before = counter()
@@ -389,6 +406,17 @@ def hostile_urls(served: Served) -> list[tuple[str, str, set[int]]]:
                          ("GET", f"/v1/deliveries?case_id={served.known.get('case_id', 'x')}%00", {400}),
                          ("GET", f"/v1/inbox?unit={nul}", {400}), ("GET", f"/v1/inbox?offset={digits}", {400}),
                          ("GET", "/v1/inbox?offset=10000000000", {400}), ("GET", "/v1/inbox?limit=1e3", {400})],
+        "subscriptions": [("GET", f"/v1/subscriptions/{nul}", {404}), ("GET", f"/v1/subscriptions/{long_id}", {404}),
+                          ("DELETE", f"/v1/subscriptions/{nul}", {404}),
+                          ("GET", f"/v1/subscriptions/{served.known.get('subscription_id', 'x')}/replays/{nul}",
+                           {404}),
+                          ("GET", f"/v1/subscriptions/{served.known.get('subscription_id', 'x')}/deliveries"
+                                  f"?status={nul}", {400}),
+                          ("GET", f"/v1/subscriptions/{served.known.get('subscription_id', 'x')}/deliveries"
+                                  f"?offset={digits}", {400}),
+                          ("GET", f"/v1/disclosures?case_id={nul}", {200, 400}),
+                          ("GET", "/v1/disclosures?case_id=x&format=%00", {400}),
+                          ("GET", f"/v1/event-types/{nul}", {404})],
     }
     return paths[served.name]
 

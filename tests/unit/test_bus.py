@@ -54,6 +54,11 @@ def test_a_department_may_bind_only_its_own_department_in_its_own_jurisdiction()
     assert re.fullmatch(district.permissions()["configure"], "dept-qixia-police.items")
     assert not re.fullmatch(district.permissions()["configure"], "notification.events")
     assert not re.fullmatch(district.permissions()["write"], "sanji.events")
+    # Its subscription streams: read, and write (the stream protocol stores offsets so), never configure.
+    stream = "dept-qixia-police.sub-0123456789ab"
+    assert re.fullmatch(district.permissions()["write"], stream)
+    assert not re.fullmatch(district.permissions()["configure"], stream)
+    assert not re.fullmatch(district.permissions()["write"], "dept-qixia-housing.sub-0123456789ab")
 
 
 @pytest.mark.parametrize(("user_id", "source", "refusal"), [

@@ -11,6 +11,9 @@
 - ``subscriptions_attempts``: every webhook attempt (the failure view lists the failed ones).
 - ``subscriptions_disclosures``: who was handed which event of which case, and when (written when a delivery is
   handed over: the stream publish confirmed, the webhook answered 2xx).
+- ``subscriptions_replays``: a replay from the event log (``replay.py``): who asked, from when or which offsets,
+  under which mandate, its status and progress (the partitions' next offsets, so a replica that takes over a
+  replay whose lease lapsed resumes where it stopped).
 - ``subscriptions_revision``: one row, bumped by every change to a subscription, so the consumer knows when to
   reload the active subscriptions it matches against in memory.
 """
@@ -147,3 +150,33 @@ class Revision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     revision: Mapped[int] = mapped_column(Integer)
+
+
+class Replay(Base):
+    __tablename__ = "subscriptions_replays"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(36), ForeignKey(
+        "subscriptions_subscriptions.id", name="fk_subscriptions_replays_subscription"))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    # The caller's mandate when it asked (JSON, mandate.Mandate.as_scope): applied with the subscription's scope.
+    mandate: Mapped[str] = mapped_column(Text)
+    from_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    from_offsets: Mapped[str | None] = mapped_column(Text, nullable=True)      # JSON {partition: offset}
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))                            # queued, running, done, failed
+    positions: Mapped[str | None] = mapped_column(Text, nullable=True)         # JSON {partition: next offset}
+    events_read: Mapped[int] = mapped_column(Integer)
+    events_matched: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_subscriptions_replays_subscription_id", "subscription_id"),
+        Index("ix_subscriptions_replays_due", "status", "lease_until"),
+    )
