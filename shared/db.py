@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,9 +113,44 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         _make_postgres_cooperative()
         pool_size, max_overflow = postgres_pool_limits()
-        return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-                             hide_parameters=True)
+        # Last in, first out: under load the same few connections are reused (and need no ping), and the
+        # others idle, to be pinged when they are wanted again.
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_use_lifo=True,
+                               hide_parameters=True)
+        _ping_connections_that_idled(engine)
+        return engine
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql:// or sqlite://")
+
+
+# A connection back from the pool after this long is pinged before use (SQLAlchemy's pool_pre_ping pinged
+# on every checkout: a round trip per transaction, a tenth of a busy service's CPU). One that was in use a
+# moment ago is not: if the server went away since, the statement fails, SQLAlchemy invalidates the whole
+# pool on that disconnect error, and the callers' outage handling retries (consumers in place, the relay's
+# loop, a kiosk's retry with its Idempotency-Key).
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_connections_that_idled(engine: Engine) -> None:
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record):
+        if record is not None:
+            record.info["sanji_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy):
+        returned = record.info.get("sanji_returned_at")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return  # fresh from connect, or in use a moment ago
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool drops it and connects again
+            raise DisconnectionError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
 
 
 def shared_engine(url: str) -> Engine:

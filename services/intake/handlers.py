@@ -265,6 +265,9 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             accepted_by=principal.name if placement.accepting_unit_code else None,
             received_material_codes=(tuple(sorted(set(submission.materials.provided)))
                                      if placement.accepting_unit_code else ()),
+            # Which kinds of address there are (no address itself): notification plans no e-mail to nobody.
+            resident_channels=tuple(channel for channel, address in (("sms", person.phone), ("email", person.email))
+                                    if address),
         ))
         try:
             uow.commit()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from services.notification import domain
 from services.notification.adapters.channels import OutgoingMessage, Sender
@@ -218,8 +218,9 @@ class DispatchReport:
 def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock, dispatcher: Dispatcher,
                  contacts: Callable[[str, str], Contact | None],
                  run_all: Callable[[Callable, Iterable], Iterable] = map) -> DispatchReport:
-    """Claim the due deliveries, send each, record each attempt. ``run_all`` maps the sends (a green
-    pool's ``imap`` in the service, so a slow provider does not hold up the others)."""
+    """Claim the due deliveries, send each, record the attempts. ``run_all`` maps the sends (a green
+    pool's ``imap`` in the service, so a slow provider does not hold up the others); the attempts of the
+    batch are then recorded in one transaction (one per message was most of the sweep's cost)."""
     report = DispatchReport()
     claimed = claim_due(unit_of_work_factory, now=clock.now(), dispatcher=dispatcher)
     report.claimed = len(claimed)
@@ -227,13 +228,12 @@ def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock
         return report
     lookups = _ContactCache(contacts)
 
-    def send_and_record(delivery: Claimed) -> str:
+    def send(delivery: Claimed) -> Attempted:
         started = clock.now()
         result, hint = attempt(delivery, dispatcher=dispatcher, contacts=lookups, now=started)
-        return record_attempt(unit_of_work_factory, delivery, result, hint=hint, started=started,
-                              finished=clock.now(), dispatcher=dispatcher)
+        return Attempted(delivery, result, hint, started, clock.now())
 
-    for status in run_all(send_and_record, claimed):
+    for status in record_attempts(unit_of_work_factory, list(run_all(send, claimed)), dispatcher=dispatcher):
         report.count(status)
     return report
 
@@ -348,42 +348,65 @@ def _address(delivery: Claimed, *, dispatcher: Dispatcher,
     raise _NoAddress(SendResult(Outcome.PERMANENT, f"no address for {delivery.audience} on {delivery.channel}"))
 
 
-def record_attempt(unit_of_work_factory: Callable[[], UnitOfWork], delivery: Claimed, result: SendResult, *,
-                   hint: str | None, started: datetime, finished: datetime, dispatcher: Dispatcher) -> str:
-    """Write the attempt and the delivery's new state; returns the status (or "stale": the claim had
-    expired and another sweep owns the row, so only the attempt is recorded)."""
-    detail = domain.scrub(result.detail, 500)
-    state = domain.after_attempt(result, attempt=delivery.attempt, now=finished, policy=dispatcher.retry,
-                                 rng=dispatcher.rng, channel=delivery.channel, audience=delivery.audience,
-                                 urgent=delivery.urgent, quiet_hours=dispatcher.quiet_hours)
-    with unit_of_work_factory() as uow:
-        # A Core insert, not session.add: this runs once per message sent, and the ORM's flush machinery
-        # was most of its cost.
-        uow.session.execute(insert(DeliveryAttempt).values(
-            delivery_id=delivery.id, number=delivery.attempt, started_at=started, finished_at=finished,
-            outcome=result.outcome.value, detail=detail or None, provider_ref=result.provider_ref))
+@dataclass(frozen=True)
+class Attempted:
+    """One send of a claimed delivery, to be recorded."""
+
+    delivery: Claimed
+    result: SendResult
+    hint: str | None           # the masked address it went to
+    started: datetime
+    finished: datetime
+
+
+def record_attempts(unit_of_work_factory: Callable[[], UnitOfWork], attempts: list[Attempted], *,
+                    dispatcher: Dispatcher) -> list[str]:
+    """Write the attempts and the deliveries' new states in one transaction; returns each one's status
+    ("stale" when the claim had expired and another sweep owns the row: only the attempt is recorded)."""
+    deliveries = Delivery.__table__
+    # Core statements on the connection, not the ORM's bulk update: its session synchronisation was most of
+    # the cost, and these rows are not loaded in the session anyway.
+    conditional_update = update(deliveries).where(deliveries.c.id == bindparam("delivery_id"),
+                                                  deliveries.c.claim_token == bindparam("token"))
+    planned = []
+    for done in attempts:
+        delivery, result = done.delivery, done.result
+        detail = domain.scrub(result.detail, 500)
+        state = domain.after_attempt(result, attempt=delivery.attempt, now=done.finished, policy=dispatcher.retry,
+                                     rng=dispatcher.rng, channel=delivery.channel, audience=delivery.audience,
+                                     urgent=delivery.urgent, quiet_hours=dispatcher.quiet_hours)
         values = dict(status=state.status, next_attempt_at=state.next_attempt_at, hold_reason=state.hold_reason,
                       last_error=domain.scrub(state.error, 500) if state.error else None, claim_token=None)
-        if hint:
-            values["address_hint"] = hint
+        if done.hint:
+            values["address_hint"] = done.hint
         if state.status == "sent":
-            values["sent_at"] = finished
-        changed = uow.session.execute(update(Delivery)
-                                      .where(Delivery.id == delivery.id, Delivery.claim_token == delivery.claim_token)
-                                      .values(**values)).rowcount
+            values["sent_at"] = done.finished
+        planned.append((done, detail, state, values))
+    statuses = []
+    with unit_of_work_factory() as uow:
+        connection = uow.session.connection()
+        connection.execute(insert(DeliveryAttempt.__table__), [
+            dict(delivery_id=done.delivery.id, number=done.delivery.attempt, started_at=done.started,
+                 finished_at=done.finished, outcome=done.result.outcome.value, detail=detail or None,
+                 provider_ref=done.result.provider_ref) for done, detail, _, _ in planned])
+        for done, _, state, values in planned:
+            changed = connection.execute(conditional_update.values(**values),
+                                         {"delivery_id": done.delivery.id, "token": done.delivery.claim_token}).rowcount
+            statuses.append(state.status if changed == 1 else "stale")
         uow.commit()
-    status = state.status if changed == 1 else "stale"
-    fields = dict(delivery_id=delivery.id, case_id=delivery.case_id, channel=delivery.channel, kind=delivery.kind,
-                  attempt=delivery.attempt, outcome=result.outcome.value)
-    if status == "sent":
-        log.info("notification sent", **fields)
-    elif status == "pending":
-        log.warning("notification failed; will retry", **fields, detail=detail, retry_at=state.next_attempt_at)
-    elif status == "stale":
-        log.warning("claim expired before the attempt was recorded; another sweep owns the delivery", **fields)
-    else:
-        log.warning(f"notification {status}", **fields, detail=detail)
-    return status
+    for (done, detail, state, _), status in zip(planned, statuses, strict=True):
+        delivery = done.delivery
+        fields = dict(delivery_id=delivery.id, case_id=delivery.case_id, channel=delivery.channel,
+                      kind=delivery.kind, attempt=delivery.attempt, outcome=done.result.outcome.value)
+        if status == "sent":
+            log.info("notification sent", **fields)
+        elif status == "pending":
+            log.warning("notification failed; will retry", **fields, detail=detail, retry_at=state.next_attempt_at)
+        elif status == "stale":
+            log.warning("claim expired before the attempt was recorded; another sweep owns the delivery", **fields)
+        else:
+            log.warning(f"notification {status}", **fields, detail=detail)
+    return statuses
 
 
 # ── Staff queries ───────────────────────────────────────────────────────────────────────────────────

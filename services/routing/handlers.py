@@ -65,7 +65,7 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
                                                  case_id=item.case_id, due_date=deferred.due_date, state="pending"))
             record_change(uow, item, actor=SYSTEM_ACTOR, action="route", from_status=None, at=now,
                           level=item.level, unit_code=item.unit_code,
-                          event=routed_event(item, at=now))
+                          event=routed_event(item, at=now, resident_channels=submitted.resident_channels))
             if submitted.accepting_unit_code:
                 _record_received_at_accepting_window(uow, item, submitted, rules, at=now)
             if decision.deadline_provisional:
