@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from services.intake.adapters.orm import (
     CaseItemRecord,
@@ -38,6 +37,7 @@ from shared.auth import Principal
 from shared.catalogue import Catalogue, Level
 from shared.clock import Clock, new_id
 from shared.crypto import Keyring
+from shared.db import insert_rows
 from shared.events import (
     CaseCompletedV1,
     CaseSubmittedV1,
@@ -60,7 +60,7 @@ from shared.identity import (
 )
 from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
-from shared.outbox import UnitOfWork
+from shared.outbox import UnitOfWork, insert_ignoring_duplicates
 from shared.service_points import EMPTY as NO_SERVICE_POINTS
 from shared.service_points import ServicePoints
 from shared.workdays import SHANGHAI, WorkdayCalendar
@@ -200,12 +200,13 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
     request_digest = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
 
     with unit_of_work as uow:
-        if idempotency_key:
+        if idempotency_key and placement.service_point_id is not None:
+            # Before the point's opening hours: a retry of a case taken in just before closing time still
+            # gets its case. (Elsewhere a retry is found by the key's insert below, without a look-up first.)
             replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
             if replay is not None:
                 return replay, True
         if placement.service_point_id is not None:
-            # After the replay: a retry of a case taken in just before closing time still gets its case.
             point_for_submission(rules.service_points, rules.calendar, point_id=placement.service_point_id,
                                  community_code=placement.line_community_code, matters=accepted.matters, now=now)
         case_id = new_id()
@@ -229,22 +230,34 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             rules.keyring, case_id,
             Applicant(name=person.name, id_number=id_number, phone=person.phone, email=person.email),
             id_fingerprint=fingerprint)
+        record.applicant.case_id = case_id
         record.applicant.kind = "enterprise" if enterprise else "person"
         record.applicant.organisation_name = enterprise.organisation_name if enterprise else None
         record.applicant.uscc = uscc
         record.applicant.representative_role = enterprise.representative.role if enterprise else None
-        record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
+        record.items = [CaseItemRecord(case_id=case_id, matter_code=matter.code, position=position,
+                                       status="submitted")
                         for position, matter in enumerate(accepted.matters)]
         record.deferred = [DeferredMaterialRecord(
-            material_code=notice.material_code, material_name=notice.material_name,
+            case_id=case_id, material_code=notice.material_code, material_name=notice.material_name,
             matter_codes=" ".join(notice.matter_codes), due_date=notice.due_date,
             due_date_provisional=notice.due_date_provisional, consequence=notice.consequence,
             due_working_days=notice.working_days)
             for notice in accepted.deferred]
-        uow.session.add(record)
+        # Core inserts of the new rows (the case first: the others refer to it); nothing is read back.
+        insert_rows(uow.session, [record, record.applicant, *record.items, *record.deferred])
         if idempotency_key:
-            uow.session.add(IdempotencyKeyRecord(community_code=submission.community_code, key=idempotency_key,
-                                                 request_digest=request_digest, case_id=case_id, created_at=now))
+            # The key last, INSERT … ON CONFLICT DO NOTHING: a retry (or a concurrent twin, once the first
+            # commits) inserts nothing, and gets the first case instead; what was written here is rolled back.
+            claimed = uow.session.execute(insert_ignoring_duplicates(uow.session, IdempotencyKeyRecord).values(
+                community_code=submission.community_code, key=idempotency_key, request_digest=request_digest,
+                case_id=case_id, created_at=now)).rowcount == 1
+            if not claimed:
+                uow.session.rollback()
+                replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
+                if replay is None:
+                    raise RuntimeError("the Idempotency-Key was taken, yet no case holds it")
+                return replay, True
         uow.publish(CaseSubmittedV1(
             case_id=case_id,
             case_number=record.case_number,
@@ -269,15 +282,7 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             resident_channels=tuple(channel for channel, address in (("sms", person.phone), ("email", person.email))
                                     if address),
         ))
-        try:
-            uow.commit()
-        except IntegrityError:
-            # Another request with the same idempotency key won the race: answer with its case.
-            uow.session.rollback()
-            replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
-            if replay is None:
-                raise
-            return replay, True
+        uow.commit()
         log.info("case submitted", case_number=record.case_number, matters=len(record.items),
                  deferred=len(record.deferred))
         return case_view(record, rules), False

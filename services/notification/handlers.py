@@ -142,15 +142,16 @@ def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.Plann
     )).rowcount == 1
     if not inserted:
         return None
-    if local:
-        uow.session.add(InboxMessage(
+    if local:  # Core inserts, as for the delivery: nothing here is read back through the session
+        uow.session.execute(insert(InboxMessage.__table__).values(
             id=new_id(), delivery_id=delivery_id, unit_code=message.recipient.unit_code,
             department_code=message.recipient.department_code, kind=message.kind, subject=rendered.subject,
             body=rendered.body, case_id=about.case_id,
             case_number=getattr(payload, "case_number", None), item_id=getattr(payload, "item_id", None),
             created_at=now))
-        uow.session.add(DeliveryAttempt(delivery_id=delivery_id, number=1, started_at=now, finished_at=now,
-                                        outcome=Outcome.SENT.value, detail="written to the staff inbox"))
+        uow.session.execute(insert(DeliveryAttempt.__table__).values(
+            delivery_id=delivery_id, number=1, started_at=now, finished_at=now, outcome=Outcome.SENT.value,
+            detail="written to the staff inbox"))
     return delivery_id
 
 
