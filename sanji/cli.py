@@ -8,7 +8,7 @@
     sanji bus setup|definitions   create the development bus users; print a city's broker definitions
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
-    sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/), AsyncAPI and settings documents
+    sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/), AsyncAPI, event-types and settings documents
     sanji settings                every variable: type, default, who reads it, meaning (docs/settings.md)
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
     sanji calendar show YEAR      the year's days off and 调休 days, and whether they are official or derived
@@ -463,6 +463,7 @@ def cmd_write_docs(args) -> None:
     from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
     from shared.asyncapi import asyncapi_document
+    from shared.event_catalogue import event_types
 
     docs = Path(args.directory)
     (docs / "openapi").mkdir(parents=True, exist_ok=True)
@@ -470,7 +471,7 @@ def cmd_write_docs(args) -> None:
                            ("openapi/escalation.json", escalation_openapi()),
                            ("openapi/notification.json", notification_openapi()),
                            ("openapi/evaluation.json", evaluation_openapi()),
-                           ("asyncapi.json", asyncapi_document())):
+                           ("asyncapi.json", asyncapi_document()), ("event-types.json", event_types())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
     from shared.bus import full_definitions
@@ -670,7 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     dead.set_defaults(func=cmd_dead_letters)
     commands.add_parser("settings", help="every setting as a Markdown table (docs/settings.md)").set_defaults(
         func=cmd_settings)
-    docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json, docs/asyncapi.json and "
+    docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json, docs/asyncapi.json, "
+                                                  "docs/event-types.json and "
                                                   "docs/settings.md")
     docs.add_argument("directory", nargs="?", default="docs")
     docs.set_defaults(func=cmd_write_docs)

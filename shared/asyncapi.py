@@ -1,12 +1,14 @@
-"""The AsyncAPI 3.0 document for the events on the bus, generated from the payload models themselves."""
+"""The AsyncAPI 3.0 document for the events on the bus, built from the event catalogue (shared/event_catalogue.py):
+the same types, the same JSON Schemas of their data and the same examples, from the payload models themselves."""
 
 from __future__ import annotations
 
-from pydantic.json_schema import models_json_schema
-
 from shared.bus import EVENT_OWNERS
-from shared.events import PAYLOAD_TYPES, CloudEvent
+from shared.event_catalogue import envelope_schema, event_types
+from shared.events import PAYLOAD_TYPES
 from shared.topology import CONSUMER_QUEUES, EVENTS_EXCHANGE_NAME
+
+COMPONENT_SCHEMAS = "#/components/schemas/"
 
 SUBSCRIPTION_EXAMPLES = {
     "cn.sanji.item.routed.v1": [
@@ -42,27 +44,62 @@ def consumers_of(routing_key_template: str) -> list[str]:
     return [f"{queue} ({queue.split('.', 1)[0]})" for queue in consumer_queues_of(routing_key_template)]
 
 
+def _refs_to_components(node):
+    if isinstance(node, dict):
+        return {key: (COMPONENT_SCHEMAS + value.removeprefix("#/$defs/") if key == "$ref" else
+                      _refs_to_components(value)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_refs_to_components(value) for value in node]
+    return node
+
+
+def _as_component(schema: dict, name: str, components: dict) -> dict:
+    """A catalogue schema (standalone, with its own ``$defs``) as the component ``name``: its definitions become
+    components too, and its references point at them. Two types sharing a nested model share its component."""
+    component = _refs_to_components({key: value for key, value in schema.items()
+                                     if key not in ("$schema", "$id", "$defs")})
+    for def_name, definition in schema.get("$defs", {}).items():
+        _as_component(definition, def_name, components)
+    if components.setdefault(name, component) != component:
+        raise ValueError(f"two different schemas are both named {name}")
+    return {"$ref": COMPONENT_SCHEMAS + name}
+
+
+def message_name(event_type: str) -> str:
+    """``cn.sanji.item.routed.v1`` → ``item_routed_v1``: the type's message and channel in the document."""
+    return event_type.removeprefix("cn.sanji.").replace(".", "_")
+
+
 def asyncapi_document(version: str = "1.0.0") -> dict:
-    payload_models = sorted(PAYLOAD_TYPES.values(), key=lambda model: model.event_type)
-    refs, definitions = models_json_schema([(model, "serialization") for model in payload_models]
-                                           + [(CloudEvent, "serialization")],
-                                           ref_template="#/components/schemas/{model}")
+    schemas: dict[str, dict] = {}
+    envelope_ref = _as_component(envelope_schema(), "CloudEvent", schemas)
     channels, operations, messages = {}, {}, {}
-    for model in payload_models:
-        event_type = model.event_type
-        name = event_type.removeprefix("cn.sanji.").replace(".", "_")
-        address = model.routing_key_template
+    for entry in event_types():
+        event_type = entry["type"]
+        name = message_name(event_type)
+        address = entry["routing_key"]
         parameters = {part[1:-1]: {"description": f"the event's {part[1:-1]}"}
                       for part in address.split(".") if part.startswith("{")}
+        description = entry["description"] or entry["summary"]
+        if entry["deprecated"]:
+            description += f"\n\nDeprecated: superseded by {entry['superseded_by']}, published beside it."
+        description += ("\n\nA subscription filter may use: " + ", ".join(entry["filter_attributes"]) + ".")
         messages[name] = {
             "name": event_type,
-            "title": model.__doc__.strip().splitlines()[0] if model.__doc__ else event_type,
+            "title": f"{entry['name']} v{entry['version']}",
+            "summary": entry["summary"],
+            "description": description,
             "contentType": "application/cloudevents+json",
-            "payload": {"allOf": [refs[(CloudEvent, "serialization")],
+            "payload": {"allOf": [envelope_ref,
                                   {"type": "object", "properties": {
                                       "type": {"const": event_type},
-                                      "data": refs[(model, "serialization")]}}]},
+                                      "data": _as_component(entry["schema"], PAYLOAD_TYPES[event_type].__name__,
+                                                            schemas)}}]},
+            "examples": [{"name": "example", "summary": f"routing key {entry['example_routing_key']}",
+                          "payload": entry["example"]}],
         }
+        if entry["deprecated"]:
+            messages[name]["deprecated"] = True
         channel = {"address": address, "parameters": parameters,
                    "messages": {name: {"$ref": f"#/components/messages/{name}"}},
                    "bindings": {"amqp": {"is": "routingKey",
@@ -102,5 +139,5 @@ def asyncapi_document(version: str = "1.0.0") -> dict:
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": definitions.get("$defs", {})},
+        "components": {"messages": messages, "schemas": dict(sorted(schemas.items()))},
     }

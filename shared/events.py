@@ -24,6 +24,11 @@ CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 TYPE_PREFIX = "cn.sanji."
 
 
+def dataschema_of(event_type: str) -> str:
+    """The ``dataschema`` URI of a type's events; the event catalogue's JSON Schema of the type has it as ``$id``."""
+    return f"urn:sanji:schema:{event_type}"
+
+
 def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -171,16 +176,22 @@ class ItemActionV1(ItemEvent):
 
 
 class ItemClaimedV1(ItemActionV1):
+    """A member of staff (or a department system) took an item from its unit's queue (认领)."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "item.claimed.v1"
     verb: ClassVar[str] = "claimed"
 
 
 class ItemAcceptedV1(ItemActionV1):
+    """The handling unit accepted an item (受理): its materials are complete, or complete but for 容缺."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "item.accepted.v1"
     verb: ClassVar[str] = "accepted"
 
 
 class ItemSupplementRequestedV1(ItemActionV1):
+    """The handling unit asked for materials to be supplied (补正) by ``due_date``."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "item.supplement-requested.v1"
     verb: ClassVar[str] = "supplement-requested"
 
@@ -195,6 +206,8 @@ class ItemSupplementRequestedV1(ItemActionV1):
 
 
 class ItemSupplementSuppliedV1(ItemActionV1):
+    """The requested materials were supplied; the item goes on, its clock moved on if it was paused."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "item.supplement-supplied.v1"
     verb: ClassVar[str] = "supplement-supplied"
 
@@ -222,6 +235,8 @@ class Delivery(BaseModel):
 
 
 class ItemResolvedV1(ItemActionV1):
+    """The item was granted (办结): its result and how the resident gets it."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "item.resolved.v1"
     verb: ClassVar[str] = "resolved"
 
@@ -230,6 +245,8 @@ class ItemResolvedV1(ItemActionV1):
 
 
 class ItemRejectedV1(ItemActionV1):
+    """The handling unit refused the item (不予受理 or not granted), with a coded reason."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "item.rejected.v1"
     verb: ClassVar[str] = "rejected"
 
@@ -287,7 +304,9 @@ class ItemTerminatedV1(ItemEvent):
     event_type: ClassVar[str] = TYPE_PREFIX + "item.terminated.v1"
     verb: ClassVar[str] = "terminated"
 
-    reason_code: Literal["deferral_expired", "prerequisite_rejected", "prerequisite_terminated"]
+    # supplement_expired: the material asked for by request-supplement did not arrive by its due date.
+    reason_code: Literal["deferral_expired", "supplement_expired", "prerequisite_rejected",
+                         "prerequisite_terminated"]
     note: str = ""
 
 
@@ -563,6 +582,8 @@ class ReportClassifiedV1(ReportEvent):
 
 
 class ReportAssignedV1(ReportEvent):
+    """A 办不成事 report was given to a specialist to coordinate."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "report.assigned.v1"
     verb: ClassVar[str] = "assigned"
 
@@ -598,6 +619,8 @@ class ReportDeferralGrantedV1(ReportEvent):
 
 
 class ReportClosedV1(ReportEvent):
+    """A 办不成事 report was closed, with its outcome."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "report.closed.v1"
     verb: ClassVar[str] = "closed"
 
@@ -616,6 +639,8 @@ class ReportReturnVisitedV1(ReportEvent):
 
 
 class ReportReopenedV1(ReportEvent):
+    """A closed 办不成事 report was opened again (the return visit disagreed, or a 容缺 material is overdue)."""
+
     event_type: ClassVar[str] = TYPE_PREFIX + "report.reopened.v1"
     verb: ClassVar[str] = "reopened"
 
@@ -916,7 +941,7 @@ class CloudEvent(BaseModel):
             type=payload.event_type,
             subject=payload.subject(),
             time=time,
-            dataschema=f"urn:sanji:schema:{payload.event_type}",
+            dataschema=dataschema_of(payload.event_type),
             data=payload.model_dump(mode="json"),
         )
 

@@ -80,6 +80,7 @@ LEVEL_LABELS = {"community": "社区", "street": "街道", "district": "区"}
 RATING_LEVELS = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
 TERMINATION_REASONS = {
     "deferral_expired": "容缺材料未在承诺期限内补齐",
+    "supplement_expired": "补正材料未在告知期限内提交",
     "prerequisite_rejected": "前置事项未予办理",
     "prerequisite_terminated": "前置事项已终止办理",
 }

@@ -181,6 +181,13 @@ def deferral_expired(*, due_date, today) -> bool:
     return today > due_date
 
 
+def supplement_expired(*, status: str, due_date, today) -> bool:
+    """An item paused for supplementary material (补正) whose due date has passed without it: the application is
+    treated as withdrawn (行政许可法 §32 lets the office set the time; past it nothing is owed), so it is closed
+    instead of waiting forever. Due by the end of the due date, like a 容缺 material."""
+    return status == "supplement_requested" and due_date is not None and today > due_date
+
+
 def one_trip_delivery(deliveries: list[Delivery], community_name: str) -> Delivery | None:
     """How the resident collects every result of a case in one trip.
 

@@ -1,4 +1,4 @@
-"""Rules that run on time, not on a message: 容缺 reminders and expiry.
+"""Rules that run on time, not on a message: 容缺 reminders and expiry, and supplement (补正) expiry.
 
 Due dates are rows in the database; a periodic sweep in every replica finds what is due. Each case is
 handled in its own short transaction under the case's row lock (skipped if another replica holds it),
@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from services.routing.adapters.orm import DeferredMaterial, RoutedCase, RoutedItem
 from services.routing.follow_ups import settle_case, terminate_item
-from services.routing.lifecycle import OPEN_STATUSES, deferral_expired, deferral_reminder_due
+from services.routing.lifecycle import OPEN_STATUSES, deferral_expired, deferral_reminder_due, supplement_expired
 from shared.db import is_postgres
 from shared.events import DeferralReminderV1
 from shared.outbox import UnitOfWork
@@ -34,6 +34,7 @@ _CANDIDATE_WINDOW = timedelta(days=14)
 class SweepReport:
     reminded: int = 0
     expired: int = 0
+    supplements_expired: int = 0
     skipped_cases: int = 0
     failed_cases: int = 0
 
@@ -43,11 +44,15 @@ def sweep_deferrals(unit_of_work_factory, *, rules, now: datetime) -> SweepRepor
     today = now.astimezone(SHANGHAI).date()
     report = SweepReport()
     with unit_of_work_factory() as uow:
-        case_ids = uow.session.scalars(
+        case_ids = set(uow.session.scalars(
             select(DeferredMaterial.case_id).distinct().where(DeferredMaterial.state == "pending",
                                                              DeferredMaterial.due_date <= today + _CANDIDATE_WINDOW)
-        ).all()
-    for case_id in case_ids:
+        ))
+        # Every overdue supplement, not the first N: a case that keeps failing must not hide the others.
+        case_ids.update(uow.session.scalars(
+            select(RoutedItem.case_id).distinct().where(RoutedItem.status == "supplement_requested",
+                                                       RoutedItem.supplement_due_date < today)))
+    for case_id in sorted(case_ids):
         try:
             with unit_of_work_factory() as uow:
                 case = _lock_case_or_skip(uow, case_id)
@@ -90,6 +95,13 @@ def _sweep_case(uow: UnitOfWork, case: RoutedCase, *, rules, today, now: datetim
                 remind_working_days_before=REMIND_WORKING_DAYS_BEFORE):
             deferral.reminded_at = now
             reminders[(deferral.material_code, deferral.due_date)].append(item.matter_code)
+    for item in items.values():
+        if supplement_expired(status=item.status, due_date=item.supplement_due_date, today=today):
+            report.supplements_expired += 1
+            provisional = " (counted before the year's holiday arrangement was known)" \
+                if item.supplement_due_date_provisional else ""
+            terminate_item(uow, item, reason_code="supplement_expired", now=now,
+                           note=f"supplementary material was due {item.supplement_due_date}{provisional}")
     for (material_code, due_date), matter_codes in sorted(reminders.items()):
         report.reminded += 1
         uow.publish(DeferralReminderV1(case_id=case.case_id, case_number=case.case_number,

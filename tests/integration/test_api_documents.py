@@ -21,6 +21,7 @@ from services.routing import api as routing_api
 from services.routing.service import RoutingService
 from shared.asyncapi import asyncapi_document
 from shared.config import REPO_ROOT
+from shared.event_catalogue import event_types
 from shared.events import PAYLOAD_TYPES, CaseSubmittedV1, ItemRoutedV1
 from tests.support.api_routes import served_routes
 
@@ -58,6 +59,10 @@ def test_committed_openapi_matches_the_models(service):
 
 def test_committed_asyncapi_matches_the_models():
     assert committed("asyncapi.json") == asyncapi_document(), "run `.venv/bin/sanji write-docs`"
+
+
+def test_committed_event_catalogue_matches_the_models():
+    assert committed("event-types.json") == event_types(), "run `.venv/bin/sanji write-docs`"
 
 
 def test_every_event_type_is_documented_with_the_routing_key_it_is_published_with():

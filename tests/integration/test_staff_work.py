@@ -206,6 +206,35 @@ def test_deferred_material_expired_terminates_the_item_after_one_reminder(routin
     assert routing.get(items["vocational-training-signup"])["status"] == "queued"  # the other item goes on
 
 
+def test_a_supplement_not_supplied_by_its_due_date_closes_the_item_once(routing, clock):
+    """Issue 15: an item paused for supplementary material waited forever; its due date was never enforced."""
+    waiting = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    supplied = routing.items(routing.submit("residence-permit"))["residence-permit"]
+    for item_id in (waiting, supplied):
+        routing.act(item_id, "claim", "maigaoqiao")
+        routing.act(item_id, "accept", "maigaoqiao")
+        requested = routing.act(item_id, "request-supplement", "maigaoqiao",
+                                {"materials": ["photo"], "due_in_working_days": 3})
+        assert requested["supplement_due_date"] == "2026-12-03"
+    routing.act(supplied, "record-supplement", "maigaoqiao", {"materials": ["photo"]})
+
+    clock._at = at(2026, 12, 3, 18, 0)   # the due date itself: still in time
+    assert routing.sweep().supplements_expired == 0
+    assert routing.get(waiting)["status"] == "supplement_requested"
+    clock._at = at(2026, 12, 4, 9, 0)    # the day after
+    first = routing.sweep()
+    second = routing.sweep()             # another replica, or the next tick: nothing more happens
+
+    assert (first.supplements_expired, second.supplements_expired) == (1, 0)
+    assert routing.get(waiting)["status"] == "terminated"
+    assert routing.get(supplied)["status"] == "accepted"
+    terminated = routing.outbox("item.terminated.v1")
+    assert [(t["data"]["item_id"], t["data"]["reason_code"]) for t in terminated] == [(waiting, "supplement_expired")]
+    assert "2026-12-03" in terminated[0]["data"]["note"]
+    completed = routing.outbox("case.completed.v1")
+    assert [c["data"]["outcomes"][0]["status"] for c in completed] == ["terminated"]
+
+
 def test_a_case_that_cannot_be_swept_does_not_stop_the_others(routing, clock, database_url):
     broken = routing.submit("residence-permit", deferred=(("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
     good = routing.submit("residence-permit", deferred=(("residence-permit", "landlord-id-copy", date(2026, 12, 4)),))
