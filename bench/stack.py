@@ -118,7 +118,7 @@ class Stack:
             **self.extra_env,
         }
 
-    def start(self, timeout: float = 60) -> Stack:
+    def start(self, timeout: float = 180) -> Stack:
         for service, count in self.replicas.items():
             for replica in range(count):
                 self.start_process(ServiceProcess(service, replica, free_port()))

@@ -25,7 +25,7 @@ def _schema_tag() -> str:
 
 
 def ensure_template(items: int, say=print) -> str:
-    from bench.preload import load_items
+    from bench.preload_items import load_items
     from shared.bus import SERVICES
     from shared.migrate import migrate
 
@@ -44,7 +44,7 @@ def ensure_template(items: int, say=print) -> str:
         url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{building}"
         for service in SERVICES:
             migrate(service, url)
-        load_items(url, items)
+        load_items(url, items, say=say)
         with admin.connect() as connection:  # only a finished load gets the name runs look for
             connection.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
         say(f"template {name} ready")
