@@ -364,7 +364,7 @@ class Settings(SanjiSettings):
         "on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set",
         shown_default="off (on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)")
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
-    relay_poll_seconds: float = setting(0.5, "outbox relay poll interval; a local commit wakes it at once",
+    relay_poll_seconds: float = setting(2.0, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)
     # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
     bus_users: Annotated[dict[str, str], BeforeValidator(_bus_users)] = setting(
