@@ -35,8 +35,11 @@ class NotificationService(SanjiService):
 
     @consume_events(NOTIFICATION_EVENTS)
     def on_event(self, event):
-        return handlers.handle_event(event, unit_of_work=self.storage.unit_of_work(self.clock),
-                                     rules=self.notifier.rules)
+        planned = handlers.handle_event(event, unit_of_work=self.storage.unit_of_work(self.clock),
+                                        rules=self.notifier.rules)
+        if planned:
+            self.notifier.wake_sweep()
+        return planned
 
     @sweep_timer("SANJI_NOTIFICATION_SWEEP_SECONDS", 1.0)
     def dispatch(self):
