@@ -67,9 +67,13 @@ def remember_personal_values(*values: object) -> None:
     if not fresh:
         return
     with _remembered_lock:
+        new = False
         for value in fresh:
+            new = new or value not in _remembered
             _remembered[value] = None
             _remembered.move_to_end(value)
+        if not new:  # the same set of values: the pattern stands (compiling it is the costly part)
+            return
         while len(_remembered) > _MAX_REMEMBERED:
             _remembered.popitem(last=False)
         # Longest first, so "刘金花" is masked before a shorter remembered "刘金" could split it.

@@ -218,7 +218,8 @@ class DispatchReport:
 
 def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock, dispatcher: Dispatcher,
                  contacts: Callable[[str, str], Contact | None],
-                 run_all: Callable[[Callable, Iterable], Iterable] = map) -> DispatchReport:
+                 run_all: Callable[[Callable, Iterable], Iterable] = map,
+                 contacts_of_cases: Callable[[list[str], str], dict[str, Contact]] | None = None) -> DispatchReport:
     """Claim the due deliveries, send each, record the attempts. ``run_all`` maps the sends (a green
     pool's ``imap`` in the service, so a slow provider does not hold up the others); the attempts of the
     batch are then recorded in one transaction (one per message was most of the sweep's cost)."""
@@ -228,6 +229,8 @@ def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock
     if not claimed:
         return report
     lookups = _ContactCache(contacts)
+    if contacts_of_cases is not None:  # one question to intake per purpose for the whole batch
+        lookups.prefetch(claimed, contacts_of_cases)
 
     def send(delivery: Claimed) -> Attempted:
         started = clock.now()
@@ -282,6 +285,22 @@ class _ContactCache:
         self._contacts = contacts
         self._answers: dict[tuple[str, str], Contact | None | ContactUnavailable] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def prefetch(self, claimed: list[Claimed], contacts_of_cases: Callable[[list[str], str], dict[str, Contact]]):
+        """Ask once per purpose for every resident message of the batch (a case intake does not hold is
+        answered None, as the single question would; a failure is every one's answer, as it would be)."""
+        wanted: dict[str, set[str]] = {}
+        for delivery in claimed:
+            if delivery.audience == "resident" and delivery.channel in ("sms", "email"):
+                wanted.setdefault(delivery.channel, set()).add(delivery.recipient.partition(":")[2])
+        for purpose, case_ids in wanted.items():
+            try:
+                answers = contacts_of_cases(sorted(case_ids), purpose)
+            except ContactUnavailable as exc:
+                answers = exc
+            for case_id in case_ids:
+                self._answers[(case_id, purpose)] = (answers if isinstance(answers, ContactUnavailable)
+                                                     else answers.get(case_id))
 
     def __call__(self, case_id: str, purpose: str) -> Contact | None:
         key = (case_id, purpose)

@@ -244,6 +244,10 @@ def test_intakes_contact_lookup_answers_only_its_caller_and_only_what_the_purpos
         with pytest.raises(RemoteError) as raised:
             proxy.intake.applicant_contact(receipt["case_id"], "sms")
     assert raised.value.exc_type == "CallerRefused" and "caller_unidentified" in str(raised.value)
+    with ClusterRpcProxy({"AMQP_URI": rabbit_config["AMQP_URI"]}, timeout=10) as proxy:
+        with pytest.raises(RemoteError) as raised:  # the sweep's batch form is guarded the same way
+            proxy.intake.applicant_contacts([receipt["case_id"]], "sms")
+    assert raised.value.exc_type == "CallerRefused" and "caller_unidentified" in str(raised.value)
     # The notification service gets the phone for an SMS, and nothing else (see the SMS in the test above).
     from services.intake import handlers
     from shared.clock import SystemClock
@@ -260,6 +264,16 @@ def test_intakes_contact_lookup_answers_only_its_caller_and_only_what_the_purpos
     assert set(lookup("email")) == {"case_id", "email"}
     with pytest.raises(handlers.UnknownContactPurpose):
         lookup("everything")
+
+    def lookup_many(case_ids, purpose):
+        uow = UnitOfWork(session_factory(shared_engine(database_url)), source="/sanji/intake", clock=SystemClock())
+        return handlers.applicant_contacts(case_ids, purpose, unit_of_work=uow, keyring=development_keyring())
+
+    # The batch form: the same one detail per case; a case intake does not hold is left out.
+    assert lookup_many([receipt["case_id"], "no-such-case"], "sms") == {receipt["case_id"]: APPLICANT_PHONE}
+    assert set(lookup_many([receipt["case_id"]], "email")) == {receipt["case_id"]}
+    with pytest.raises(handlers.UnknownContactPurpose):
+        lookup_many([receipt["case_id"]], "everything")
 
 
 def test_make_run_creates_the_development_users_or_says_it_falls_back(rabbit_config, rabbit_manager):
