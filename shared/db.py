@@ -227,3 +227,20 @@ def insert_rows(session, objects) -> None:
             batch_table, batch_rows = mapper.local_table, []
         batch_rows.append(values)
     flush_batch()
+
+
+def insert_new_objects(session) -> None:
+    """Write the objects added to the session (and not yet flushed) with Core inserts, parents first, and take
+    them out of the session: ``insert_rows`` for a handler that builds its rows with ``session.add``. Changes
+    to loaded objects are left to the flush. For rows that are not read back in the same transaction, and
+    whose keys and foreign keys are set on the objects (no relationship fills them in)."""
+    from sqlalchemy import inspect
+
+    pending = list(session.new)
+    if not pending:
+        return
+    rank = {table: position for position, table in enumerate(Base.metadata.sorted_tables)}
+    pending.sort(key=lambda obj: rank.get(inspect(obj).mapper.local_table, -1))
+    for obj in pending:
+        session.expunge(obj)
+    insert_rows(session, pending)
