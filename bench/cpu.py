@@ -79,7 +79,10 @@ class CpuMeter:
         groups["rabbitmq"] = [broker] if broker else pgrep("beam.smp")
         backends = [pid for (pid,) in self.stack.rows(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
-        groups["postgres"] = backends + [pid for pattern in POSTGRES_HELPERS for pid in pgrep(pattern)]
+        groups["postgres"] = backends
+        # The server's WAL writer, checkpointer and background writer work for every database of the server:
+        # on a shared server, others' too. A group of their own, so the split shows how much that is.
+        groups["postgres-server"] = [pid for pattern in POSTGRES_HELPERS for pid in pgrep(pattern)]
         return groups
 
     def start(self) -> None:
