@@ -32,6 +32,7 @@ from tests.support.bus import dead_letters, publish_raw
 from tests.support.cases import APPLICANT_PHONE, XINHE_KIOSK, migrant_bundle
 from tests.support.notification_harness import sweep_until
 from tests.support.notification_servers import HttpStandIn
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -185,6 +186,9 @@ def test_forged_events_are_dead_lettered_with_the_reason_and_nobody_is_told(
     sweep_until(running_system, lambda: any(row["kind"] == "receipt" and row["status"] == "sent"
                                             for row in db.deliveries(database_url, case_id=case_id)), timeout=20)
     assert {request.json()["to"] for request in gateway.to("/sms")} == {APPLICANT_PHONE}
+    # The receipt may go out before routing's item.routed reached intake's view of the case: wait for the unit.
+    wait_until(lambda: web_session.get(f"/v1/cases/{case_id}", headers=XINHE_KIOSK).json()["items"][0]["unit_code"],
+               what="the case's first item routed")
     item = web_session.get(f"/v1/cases/{case_id}", headers=XINHE_KIOSK).json()["items"][0]
     key = f"item.rejected.{item['unit_code'][:6]}000000.{item['level']}.{item['unit_code']}.{item['department_code']}"
 
