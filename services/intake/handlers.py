@@ -10,7 +10,8 @@ import hashlib
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy import update as sql_update
 
 from services.intake.adapters.orm import (
     ApplicantRecord,
@@ -328,6 +329,9 @@ def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
 
 
 def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> None:
+    if not isinstance(update, ItemSupplementRequestedV1 | ItemSupplementSuppliedV1 | ItemDeadlineRevisedV1):
+        _apply_placement(uow, update)
+        return
     item = uow.session.get(CaseItemRecord, (update.case_id, update.matter_code))
     if item is None:
         raise PermanentError("item event names a case or matter intake does not hold")
@@ -351,6 +355,22 @@ def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> 
                 MaterialLedgerRecord.case_id == update.case_id, MaterialLedgerRecord.matter_code == update.matter_code,
                 MaterialLedgerRecord.state == "requested")):
             entry.due_date = update.supplement_due_date
+
+
+def _apply_placement(uow: UnitOfWork, update: ItemEvent) -> None:
+    """An event that only moves the item (routed, claimed, resolved, …): one conditional UPDATE, no load and
+    flush. Events may arrive out of order; an older one never overwrites a newer state."""
+    items = CaseItemRecord.__table__
+    mine = (items.c.case_id == update.case_id, items.c.matter_code == update.matter_code)
+    values = dict(item_id=update.item_id, status=update.status, level=update.level, unit_code=update.unit_code,
+                  department_code=update.department_code, updated_at=update.occurred_at)
+    for deadline_field in ("legal_deadline", "promised_deadline", "deadline_provisional"):
+        if deadline_field in type(update).model_fields:  # routed, released
+            values[deadline_field] = getattr(update, deadline_field)
+    changed = uow.session.execute(sql_update(items).where(
+        *mine, or_(items.c.updated_at.is_(None), items.c.updated_at <= update.occurred_at)).values(**values)).rowcount
+    if changed == 0 and uow.session.execute(select(items.c.case_id).where(*mine)).first() is None:
+        raise PermanentError("item event names a case or matter intake does not hold")
 
 
 def _record_materials(uow: UnitOfWork, update: ItemSupplementRequestedV1 | ItemSupplementSuppliedV1) -> None:
