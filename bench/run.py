@@ -255,7 +255,12 @@ def open_loop_capacity(stack: Stack, closed_loop_rate: float, seconds: float, ma
         say(f"  p99 {step['routed_p99_ms']} ms, errors {step['errors']}, growing {step['growing'] or 'none'}: "
             f"{'sustained' if step['sustained'] else 'NOT sustained'}")
         if not step["sustained"]:
-            break
+            if any(earlier["sustained"] for earlier in steps) or rate <= 1:
+                break
+            rate = max(1.0, round(rate / 2, 1))  # not even the first: look below it
+            continue
+        if len(steps) > 1 and not steps[-2]["sustained"]:
+            break  # the rate above this one was tried already, and failed
         rate = round(rate * 1.2 + 1)
     sustained = [step["rate"] for step in steps if step["sustained"]]
     return {"steps": steps, "sustainable_cases_per_s": max(sustained, default=0.0)}
