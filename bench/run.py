@@ -268,7 +268,7 @@ def open_loop_capacity(stack: Stack, closed_loop_rate: float, seconds: float, ma
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short form (shorter windows and capacity steps, no routing x2)")
+    parser.add_argument("--quick", action="store_true", help="short form (shorter windows and steps, no routing x2)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--notification-replicas", type=int, default=1,
                         help="notification processes (the stage that costs most CPU per case)")
