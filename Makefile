@@ -63,6 +63,13 @@ bench-console: $(STAMP)
 bench-rates: $(STAMP)
 	$(BIN)/python -m bench.rates $(BENCH_ARGS)
 
+.PHONY: bench-retention
+# Table sizes under steady load with short retention (about 5 minutes): the pruned tables stay flat or the
+# run says which grows; BENCH_ARGS="--seconds 600 --rate 8" for a longer, heavier run (docs/reliability.md).
+bench-retention: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.retention $(BENCH_ARGS)
+
 .PHONY: chaos chaos-quick
 chaos: $(STAMP)
 	$(BIN)/python scripts/prepare_test_services.py

@@ -8,6 +8,8 @@
     sanji bus setup|definitions   create the development bus users; print a city's broker definitions
     sanji check-catalogue [DIR]   load and validate a catalogue, naming any broken entry
     sanji dead-letters list|replay  what could not be handled; send it back after a fix
+    sanji prune [SERVICE]         one retention pass now (published outbox rows, processed-message records,
+                                  finished notifications), one line per table with the rows removed
     sanji write-docs [DIR]        regenerate the OpenAPI (docs/openapi/), AsyncAPI, event-types and settings documents
     sanji settings                every variable: type, default, who reads it, meaning (docs/settings.md)
     sanji report --from D --to D --out DIR   办不成事 and escalation figures for a period: CSV and an HTML page
@@ -60,6 +62,7 @@ SERVICE_CLASSES = {
     "escalation": "services.escalation.service:EscalationService",
     "evaluation": "services.evaluation.service:EvaluationService",
     "console": "services.console.service:ConsoleService",
+    "subscriptions": "services.subscriptions.service:SubscriptionsService",
 }
 
 
@@ -270,17 +273,20 @@ def cmd_declare_topology(args) -> None:
     from amqp.exceptions import AccessRefused
     from kombu import Connection
 
-    from shared.topology import declare_topology
+    from shared.topology import DEAD_LETTER_POLICY_NAME, declare_topology
 
     settings = Settings.from_env()
     require_broker(settings)
     try:
         with Connection(settings.amqp_uri) as connection:
-            declare_topology(connection)
+            legacy = declare_topology(connection)
     except AccessRefused as exc:
         raise CommandFailed(f"the broker refused ({exc.reply_text}): declare the topology as the broker's "
                             "administrator; a service's own user may not (docs/security.md)") from None
     print("topology declared")
+    if legacy:
+        print(f"{len(legacy)} queue(s) an older release declared ({', '.join(legacy)}) dead-letter at least once "
+              f"only under the broker policy {DEAD_LETTER_POLICY_NAME!r}: `sanji bus setup` applies it")
 
 
 def cmd_bus(args) -> None:
@@ -394,6 +400,8 @@ def cmd_run_all(args) -> None:
             passwords_file=str(commands.dev_bus_users_file), management_url=commands.rabbit_management_url,
             prefix=commands.dev_bus_user_prefix)
         environment.update(bus_environment)
+        if bus_environment and commands.dev_bus_user_prefix:  # the departments' streams are named after their users
+            environment.setdefault("SANJI_SUBSCRIPTIONS_BROKER_USER_PREFIX", commands.dev_bus_user_prefix)
         print(account, flush=True)
     intake_port = Settings.from_env("intake").http_port
     console_settings = Settings.from_env("console")
@@ -462,6 +470,7 @@ def cmd_write_docs(args) -> None:
     from services.intake.api import intake_openapi
     from services.notification.api import notification_openapi
     from services.routing.api import routing_openapi
+    from services.subscriptions.api import subscriptions_openapi
     from shared.asyncapi import asyncapi_document
     from shared.event_catalogue import event_types
 
@@ -471,6 +480,7 @@ def cmd_write_docs(args) -> None:
                            ("openapi/escalation.json", escalation_openapi()),
                            ("openapi/notification.json", notification_openapi()),
                            ("openapi/evaluation.json", evaluation_openapi()),
+                           ("openapi/subscriptions.json", subscriptions_openapi()),
                            ("asyncapi.json", asyncapi_document()), ("event-types.json", event_types())):
         (docs / name).write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {docs / name}")
@@ -509,6 +519,39 @@ def cmd_dead_letters(args) -> None:
     count = replay_dead_letters(settings.amqp_uri, event_ids=set(args.event_id) if args.event_id else None,
                                 queue=args.queue)
     print(f"replayed {count} message(s)")
+
+
+def cmd_prune(args) -> None:
+    """One retention pass now, as each service's timer runs it (shared/retention.py): every table the service
+    prunes, with the rows removed; a table whose retention is 0 is said to be kept."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shared.clock import SystemClock
+    from shared.db import create_db_engine
+    from shared.migrate import schema_current
+    from shared.retention import RetentionPolicy, prune, targets_for
+
+    for service in SERVICES if args.service is None else [args.service]:
+        settings = Settings.from_env(service)
+        require_valid_service_settings(service, settings)
+        config = nameko_config(service, settings)
+        targets = targets_for(_service_class(service), config)
+        engine = create_db_engine(settings.database_url)
+        try:
+            if not schema_current(engine, service):
+                raise CommandFailed(f"{service}: its database is not migrated (or not reachable): "
+                                    f"run `sanji migrate {service}` first")
+            policy = RetentionPolicy.from_config(config)
+            removed = prune(engine, targets, now=SystemClock().now(), batch_size=policy.batch_size,
+                            vacuum=policy.vacuum)
+        except SQLAlchemyError as exc:
+            raise CommandFailed(f"{service}: pruning failed ({type(exc).__name__}); nothing half-deleted: each "
+                                "batch is its own transaction") from None
+        finally:
+            engine.dispose()
+        for target in targets:
+            outcome = "kept (retention 0)" if target.retention is None else f"{removed[target.name]} removed"
+            print(f"{service}: {target.name}: {outcome}", flush=True)
 
 
 def cmd_report(args) -> None:
@@ -669,6 +712,11 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--queue", help="replay only what died in this queue")
     dead.add_argument("--all", action="store_true", help="replay everything")
     dead.set_defaults(func=cmd_dead_letters)
+    prune_parser = commands.add_parser("prune", help="one retention pass now: delete published outbox rows, "
+                                                     "processed-message records and finished notifications "
+                                                     "past their retention")
+    prune_parser.add_argument("service", nargs="?", choices=SERVICES, help="one service (default: every one)")
+    prune_parser.set_defaults(func=cmd_prune)
     commands.add_parser("settings", help="every setting as a Markdown table (docs/settings.md)").set_defaults(
         func=cmd_settings)
     docs = commands.add_parser("write-docs", help="regenerate docs/openapi/*.json, docs/asyncapi.json, "

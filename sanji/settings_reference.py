@@ -20,6 +20,7 @@ from services.evaluation.settings import EvaluationVariables
 from services.intake.settings import IntakeVariables
 from services.notification.variables import NotificationVariables
 from services.routing.settings import RoutingVariables
+from services.subscriptions.settings import SubscriptionsVariables
 from shared.config import REPO_ROOT, SERVICES, SanjiSettings, Settings, setting
 
 
@@ -52,6 +53,8 @@ SECTIONS: tuple[tuple[str, type[SanjiSettings], str], ...] = (
                                             "`docs/notifications.md`)."),
     ("evaluation", EvaluationVariables, "`services/evaluation/settings.py`."),
     ("console", ConsoleVariables, "`services/console/settings.py` (see also `docs/console.md`)."),
+    ("subscriptions", SubscriptionsVariables, "`services/subscriptions/settings.py` (see also "
+                                              "`docs/subscriptions.md`)."),
     ("The `sanji` command", CommandVariables, "`sanji/settings_reference.py`."),
 )
 
@@ -59,6 +62,7 @@ SECTIONS: tuple[tuple[str, type[SanjiSettings], str], ...] = (
 SERVICE_SETTINGS: dict[str, type[SanjiSettings]] = {
     "intake": IntakeVariables, "routing": RoutingVariables, "escalation": EscalationSettings,
     "notification": NotificationVariables, "evaluation": EvaluationVariables, "console": ConsoleVariables,
+    "subscriptions": SubscriptionsVariables,
 }
 assert set(SERVICE_SETTINGS) == set(SERVICES)
 

@@ -29,12 +29,14 @@ from shared.events import PAYLOAD_TYPES, CloudEvent, source_of
 from shared.topology import (
     CONSUMER_QUEUES,
     DEAD_LETTER_EXCHANGE_NAME,
+    DEAD_LETTER_POLICY_NAME,
     EVENTS_EXCHANGE_NAME,
     RPC_EXCHANGE_NAME,
+    SUBSCRIPTIONS_EXCHANGE_NAME,
     ConsumerQueue,
 )
 
-SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console")
+SERVICES = ("intake", "routing", "escalation", "notification", "evaluation", "console", "subscriptions")
 
 # The event types each service publishes. Two types have two publishers: a 办不成事 report is filed at a
 # kiosk (intake) or by staff (escalation), and a 容缺 reminder comes from routing (intake's deferrals) or
@@ -56,6 +58,8 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
                    ev.RectificationOverdueV1, ev.AppealDecidedV1, ev.RectificationClosedV2,
                    ev.SupervisionOrderIssuedV1, ev.SupervisionOrderAnsweredV1, ev.RectificationOpenedV2,
                    ev.RectificationDueDateRevisedV1),
+    # It consumes every event and hands the subscribed ones to department sinks; it publishes none on sanji.events.
+    "subscriptions": (),
 }
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {
@@ -79,6 +83,15 @@ _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _NOTHING = "^$"
 _WORD = "[^.#*]+"          # one routing-key word, no wildcard
 _WORD_OR_STAR = "[^.#]+"   # one word, or the one-word wildcard `*` (never `#`)
+
+
+# A subscription's stream queue: its department's broker user, ".sub-" and 12 hexadecimal digits of its id.
+SUBSCRIPTION_STREAM = r"[^.]+\.sub-[0-9a-f]{12}"
+SUBSCRIPTION_STREAM_INFIX = ".sub-"
+
+
+def subscription_stream_name(broker_user: str, subscription_id: str) -> str:
+    return broker_user + SUBSCRIPTION_STREAM_INFIX + subscription_id.replace("-", "")[:12]
 
 
 def default_user(service: str) -> str:
@@ -196,6 +209,12 @@ def service_permissions(service: str) -> dict[str, str]:
         configure += [rpc_queue]
         write += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
         read += [rpc_queue, re.escape(RPC_EXCHANGE_NAME)]
+    if service == "subscriptions":
+        # The departments' sink streams (<department user>.sub-<id>): declared, bound and deleted by this service
+        # alone (a department user may only read them), and published to through its direct exchange.
+        configure += [SUBSCRIPTION_STREAM]
+        write += [SUBSCRIPTION_STREAM, re.escape(SUBSCRIPTIONS_EXCHANGE_NAME)]
+        read += [re.escape(SUBSCRIPTIONS_EXCHANGE_NAME)]
     if service == "notification":
         reply_queue = re.escape("rpc.reply-notification-") + _UUID
         configure += [reply_queue]
@@ -243,6 +262,11 @@ class DepartmentDesk:
         """Its own queues: its user name, a dot, anything (``dept-qixia-police.items``)."""
         return "^" + re.escape(self.user) + r"(\..+)?$"
 
+    def own_queue_pattern(self) -> str:
+        """The queues it may declare, bind and delete: its own, except the streams the subscriptions service keeps
+        for it (``<user>.sub-<id>``), which it may only read."""
+        return "^" + re.escape(self.user) + r"(\.(?!sub-).+)?$"
+
     def unit_pattern(self) -> str:
         """The unit word of the keys it may bind: any unit of its district (a district desk may use `*`),
         its street and the street's communities, or its own community."""
@@ -259,9 +283,9 @@ class DepartmentDesk:
                 rf"\.{self.unit_pattern()}\.{re.escape(self.department)}$")
 
     def permissions(self) -> dict[str, str]:
-        own = self.queue_pattern()
+        own, readable = self.own_queue_pattern(), self.queue_pattern()
         return {"configure": own, "write": own,
-                "read": "^(" + re.escape(EVENTS_EXCHANGE_NAME) + "|" + own[1:-1] + ")$"}
+                "read": "^(" + re.escape(EVENTS_EXCHANGE_NAME) + "|" + readable[1:-1] + ")$"}
 
     def topic_permissions(self) -> list[dict[str, str]]:
         return [{"exchange": EVENTS_EXCHANGE_NAME, "write": _NOTHING, "read": self.read_pattern()},
@@ -344,16 +368,53 @@ def dev_passwords(path) -> dict[str, str]:
 def setup_dev_users(management_url: str, admin: tuple[str, str], vhost: str, *, users: Mapping[str, str],
                     desks: Iterable[DepartmentDesk], passwords: Mapping[str, str], timeout: float = 10) -> None:
     """Create (or update) the service and department users, their permissions and topic permissions in
-    ``vhost`` through the management API's definitions import. Raises ``requests.RequestException``
-    (or ``RuntimeError`` with the broker's answer) when the API is unreachable or refuses."""
+    ``vhost`` through the management API's definitions import, with the policy of at-least-once
+    dead-lettering (``shared.topology.dead_letter_policy``: it reaches the queues an older release declared,
+    which a definitions import leaves as they are). Raises ``requests.RequestException`` (or ``RuntimeError``
+    with the broker's answer) when the API is unreachable or refuses."""
     import requests
 
-    definitions = bus_definitions(vhost, users=users, desks=desks, passwords=passwords)
+    from shared.topology import dead_letter_policy
+
+    definitions = {**bus_definitions(vhost, users=users, desks=desks, passwords=passwords),
+                   "policies": [dead_letter_policy(vhost)]}
     response = requests.post(f"{management_url.rstrip('/')}/api/definitions", auth=admin, json=definitions,
                              timeout=timeout)
     if response.status_code not in (200, 201, 204):
         raise RuntimeError(f"the management API refused the bus users ({response.status_code}: "
                            f"{response.text[:200]})")
+
+
+def at_most_once_queues(management_url: str, admin: tuple[str, str], vhost: str, timeout: float = 10) -> list[str]:
+    """The consumer queues of ``vhost`` that dead-letter at most once, as the management API shows them: neither
+    their own arguments nor the policy that applies to them (the matching one of highest priority) set
+    ``dead-letter-strategy: at-least-once`` with ``overflow: reject-publish`` (shared/topology.py). Queues
+    not declared yet are not named."""
+    from urllib.parse import quote
+
+    import requests
+
+    base, path = management_url.rstrip("/"), quote(vhost, safe="")
+    queues = requests.get(f"{base}/api/queues/{path}", params={"columns": "name,arguments"}, auth=admin,
+                          timeout=timeout)
+    policies = requests.get(f"{base}/api/policies/{path}", auth=admin, timeout=timeout)
+    queues.raise_for_status()
+    policies.raise_for_status()
+    arguments = {queue["name"]: queue.get("arguments") or {} for queue in queues.json()}
+    found = []
+    for consumer_queue in CONSUMER_QUEUES:
+        if consumer_queue.name not in arguments:
+            continue
+        matching = [policy for policy in policies.json()
+                    if policy.get("apply-to") in ("queues", "quorum_queues", "all")
+                    and re.search(policy["pattern"], consumer_queue.name)]
+        definition = max(matching, key=lambda policy: policy.get("priority", 0))["definition"] if matching else {}
+        own = arguments[consumer_queue.name]  # a queue's own arguments win over a policy's
+        strategy = own.get("x-dead-letter-strategy", definition.get("dead-letter-strategy"))
+        overflow = own.get("x-overflow", definition.get("overflow"))
+        if (strategy, overflow) != ("at-least-once", "reject-publish"):
+            found.append(consumer_queue.name)
+    return found
 
 
 def remove_users(management_url: str, admin: tuple[str, str], names: Iterable[str], timeout: float = 10) -> None:
@@ -399,5 +460,12 @@ def dev_bus_environment(admin_uri: str, *, tokens_file, passwords_file, manageme
 
     environment = {f"SANJI_{service.upper()}_AMQP_URI": uri(user) for service, user in users.items()}
     environment["SANJI_BUS_USERS"] = ",".join(f"{service}={user}" for service, user in users.items())
+    try:
+        at_most_once = at_most_once_queues(management_url, admin, vhost)
+        dead_lettering = (f"; AT MOST ONCE dead-lettering on {', '.join(at_most_once)} (a policy of higher priority "
+                          f"displaces {DEAD_LETTER_POLICY_NAME!r}?)" if at_most_once else
+                          "; every consumer queue declared dead-letters at least once")
+    except Exception as exc:  # noqa: BLE001 - a report only: the users are there
+        dead_lettering = f"; could not check the dead-lettering ({exc})"
     return environment, (f"bus: each service runs as its own broker user ({', '.join(users.values())}), department "
-                         f"systems have theirs ({len(desks)}); passwords in {passwords_file}")
+                         f"systems have theirs ({len(desks)}); passwords in {passwords_file}{dead_lettering}")

@@ -25,11 +25,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("intake", "routing", "notification", "escalation", "evaluation", "console")
+SERVICES = ("intake", "routing", "notification", "escalation", "evaluation", "console", "subscriptions")
 
 # Each service gets its own HTTP port by default so `make run` can run them side by side.
 DEFAULT_HTTP_PORTS = {"intake": 8000, "routing": 8001, "escalation": 8002, "notification": 8003,
-                      "console": 8004, "evaluation": 8005}
+                      "console": 8004, "evaluation": 8005, "subscriptions": 8006}
 
 # The public development keys (config/dev-keys.yaml): used when no key is configured, refused in production.
 DEV_KEYS_FILE = REPO_ROOT / "config" / "dev-keys.yaml"
@@ -41,7 +41,7 @@ CIRCLE_VARIABLES = ("SANJI_SERVICE_POINTS_FILE", "SANJI_WALKING_SPEED_M_PER_MIN"
 # services/routing/settings.py): passed on as set, like the circle's.
 PASSED_ON_VARIABLES = (*CIRCLE_VARIABLES, "SANJI_DEFERRAL_WORKING_DAYS", "SANJI_MAX_RETURNS")
 # Services whose every SANJI_<SERVICE>_* variable is passed on to the service, which reads and checks it.
-PREFIXED_SERVICES = ("notification", "escalation", "evaluation", "console")
+PREFIXED_SERVICES = ("notification", "escalation", "evaluation", "console", "subscriptions")
 # Per-service kernel variables that stay with the kernel instead (SANJI_<SERVICE>_DATABASE_URL, …_HTTP_PORT).
 _KERNEL_PER_SERVICE = ("DATABASE_URL", "HTTP_PORT")
 
@@ -366,18 +366,35 @@ class Settings(SanjiSettings):
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
     relay_poll_seconds: float = setting(2.0, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)
+    # Retention (shared/retention.py; docs/reliability.md, "Retention": why these bounds are safe).
+    retention_outbox_days: float = setting(
+        7.0, "published outbox rows are deleted this many days after they were published (fractions allowed); "
+        "unpublished rows never are. `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
+    retention_processed_days: float = setting(
+        14.0, "a consumer's record of a handled event (its deduplication) is deleted this many days after the "
+        "event was handled; a duplicate arriving later would be handled again, so keep it well beyond the "
+        "longest outage (`docs/reliability.md`). `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
+    retention_interval_seconds: float = setting(
+        3600.0, "how often each service runs its retention pass (first one interval after the start). `0`: "
+        "never on a timer (`sanji prune` still works)", ge=0, allow_inf_nan=False)
+    retention_batch_size: int = setting(
+        1000, "rows one retention batch deletes (one short transaction, by primary key)", ge=1, le=10_000)
+    retention_vacuum: Flag = setting(
+        True, "PostgreSQL: `VACUUM (SKIP_LOCKED)` the tables a retention pass deleted from, so their space is "
+        "reused without waiting for autovacuum (blocks no reads or writes); `false` leaves it to autovacuum")
     # Each service's broker user, by service (shared/bus.py): who may send which event, and call which RPC.
     bus_users: Annotated[dict[str, str], BeforeValidator(_bus_users)] = setting(
         None, "who is who on the bus, for the consumers' sender check: `intake=sanji-intake,routing=sanji-routing,"
         "escalation=sanji-escalation,notification=sanji-notification,evaluation=sanji-evaluation,"
-        "console=sanji-console`", kind="service=user pairs", shown_default="the users of the AMQP URIs",
-        validate_default=False)
+        "console=sanji-console,subscriptions=sanji-subscriptions`", kind="service=user pairs",
+        shown_default="the users of the AMQP URIs", validate_default=False)
     # Every SANJI_NOTIFICATION_* (…_ESCALATION_*, …_EVALUATION_*, …_CONSOLE_*) variable, passed on as is; the
     # service reads and checks them (services/<name>/settings.py, listed in docs/settings.md).
     notification: dict[str, str] = setting(None, documented=False, validate_default=False)
     escalation: dict[str, str] = setting(None, documented=False, validate_default=False)
     evaluation: dict[str, str] = setting(None, documented=False, validate_default=False)
     console: dict[str, str] = setting(None, documented=False, validate_default=False)
+    subscriptions: dict[str, str] = setting(None, documented=False, validate_default=False)
     # Signs the console's short-lived person assertions; every service verifies them (shared/auth.py).
     assertion_key: str | None = setting(
         None, "signs the console's person assertions; every service verifies them (space-separated: the first "
@@ -440,6 +457,11 @@ def nameko_config(service: str, settings: Settings) -> dict:
         "SANJI_PROFILE": settings.profile,
         "SANJI_DB_PROBE_SECONDS": settings.db_probe_seconds,
         "SANJI_RELAY_POLL_SECONDS": settings.relay_poll_seconds,
+        "SANJI_RETENTION_OUTBOX_DAYS": settings.retention_outbox_days,
+        "SANJI_RETENTION_PROCESSED_DAYS": settings.retention_processed_days,
+        "SANJI_RETENTION_INTERVAL_SECONDS": settings.retention_interval_seconds,
+        "SANJI_RETENTION_BATCH_SIZE": settings.retention_batch_size,
+        "SANJI_RETENTION_VACUUM": settings.retention_vacuum,
         "SANJI_VAR_DIR": str(settings.var_dir),
         "SANJI_TRACING": settings.tracing or "",
         "SANJI_BUS_USERS": dict(settings.bus_users),
@@ -448,6 +470,7 @@ def nameko_config(service: str, settings: Settings) -> dict:
         **settings.evaluation,
         **{name: os.environ[name].strip() for name in PASSED_ON_VARIABLES if os.environ.get(name, "").strip()},
         **settings.console,
+        **settings.subscriptions,
         "SANJI_ASSERTION_KEY": settings.assertion_key or "",
         "LOGGING": {"version": 1, "disable_existing_loggers": False},
     }

@@ -18,8 +18,14 @@ Series (every service):
   arrival to its handler's result (the requeue back-off is not counted);
 - ``sanji_relay_published_total`` / ``sanji_relay_failures_total``: outbox events the relay published
   (broker-confirmed), and relay attempts that failed and will be retried;
+- ``sanji_relay_unroutable_total{event_type}``: outbox events the broker confirmed but returned because no
+  queue is bound to their routing key (the relay publishes with ``mandatory``): nobody received them, not
+  even the subscriptions service's queue, bound to every event, so a queue or binding is missing. They are
+  marked published all the same (docs/reliability.md); the series exist at zero for the types the service
+  owns;
 - ``sanji_outbox_lag_seconds``: a histogram of each published event's time in the outbox (published at
   minus created at), observed by the relay;
+- ``sanji_retention_deleted_total{table}``: rows the retention job deleted (``shared.retention``);
 - ``sanji_outbox_backlog`` / ``sanji_outbox_oldest_unpublished_age_seconds``: this service's outbox
   rows not yet published, read from the database at scrape time;
 - ``sanji_queue_messages{queue}`` / ``sanji_queue_consumers{queue}``: the messages waiting (ready, not
@@ -98,6 +104,12 @@ def event_types_bound(binding_keys) -> list[str]:
     return sorted(found)
 
 
+def _owned_event_types(service: str) -> list[str]:
+    from shared.bus import OWNED_EVENTS
+
+    return sorted({payload.event_type for payload in OWNED_EVENTS.get(service, ())})
+
+
 class ServiceMetrics:
     """The metrics of one service container, in a registry of its own."""
 
@@ -131,6 +143,14 @@ class ServiceMetrics:
         self.relay_failures = Counter(
             "sanji_relay_failures", "Outbox relay attempts that failed (broker or database) and are retried",
             registry=self.registry)
+        self.relay_unroutable = Counter(
+            "sanji_relay_unroutable", "Outbox events the broker confirmed but returned: no queue is bound to "
+            "their routing key", ["event_type"], registry=self.registry)
+        for event_type in _owned_event_types(service):  # at zero from the start, for rates and alerts
+            self.relay_unroutable.labels(event_type)
+        self.retention_deleted = Counter(
+            "sanji_retention_deleted", "Rows the retention job deleted (shared.retention), by table", ["table"],
+            registry=self.registry)
         self._collectors: set[str] = set()
         self._scrape_time = ScrapeTimeCollectors()
         self.registry.register(self._scrape_time)
@@ -144,6 +164,9 @@ class ServiceMetrics:
             self.messages_redelivered.labels(handler, queue, event_type)
             for outcome in FAILURE_OUTCOMES:
                 self.messages_failed.labels(handler, queue, event_type, outcome)
+
+    def unroutable(self, event_type: str | None) -> None:
+        self.relay_unroutable.labels(event_type_label(event_type)).inc()
 
     def handled(self, handler: str, queue: str, event_type: str) -> None:
         self.messages_handled.labels(handler, queue, event_type_label(event_type)).inc()

@@ -38,6 +38,9 @@ class OutboxMessage(Base):
         # The relay's only query: unpublished rows of one source, oldest first.
         Index("ix_outbox_unpublished", "source", "seq",
               postgresql_where=published_at.is_(None), sqlite_where=published_at.is_(None)),
+        # The retention job's query: published rows, oldest publication first (shared.retention).
+        Index("ix_outbox_published_at", "published_at",
+              postgresql_where=published_at.is_not(None), sqlite_where=published_at.is_not(None)),
     )
 
 
@@ -47,6 +50,9 @@ class ProcessedMessage(Base):
     consumer: Mapped[str] = mapped_column(String(128), primary_key=True)
     event_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # The retention job's query: records handled before the cut-off, oldest first (shared.retention).
+    __table_args__ = (Index("ix_processed_messages_processed_at", "processed_at"),)
 
 
 def insert_ignoring_duplicates(session: Session, model):

@@ -136,6 +136,8 @@ class OutboxRelay:
                             content_type=CLOUDEVENTS_CONTENT_TYPE,
                             content_encoding="utf-8",
                             delivery_mode=2,
+                            # An event no queue takes is returned (``_on_return``), not silently dropped.
+                            mandatory=True,
                             message_id=row.event_id,
                             type=row.event_type,
                             # The sender, as RabbitMQ checks it (it refuses a user_id that is not the
@@ -237,8 +239,27 @@ class OutboxRelay:
             channel.events["basic_nack"].add(self._on_nack)
             self._unconfirmed, self._next_tag, self._nacked = set(), 1, 0
             # No exchange declaration on publish: a service's broker user may publish, not declare.
-            self._producer = Producer(channel, exchange=events_exchange, auto_declare=False)
+            # on_return: py-amqp raises on a basic.return that no handler takes.
+            self._producer = Producer(channel, exchange=events_exchange, auto_declare=False,
+                                      on_return=self._on_return)
         return self._producer
+
+    def _on_return(self, exception, exchange, routing_key, message) -> None:
+        """The broker returned a mandatory publish: no queue is bound to its routing key, nobody gets it.
+
+        It is counted and logged (id, type and routing key: no payload, which may carry codes of people's
+        cases), and its row is still marked published: the broker confirmed it (the return comes before the
+        confirm), publishing it again would be returned again, and holding it back would stop every later
+        event of the outbox. The subscriptions service's queue is bound to every event, so a returned one
+        means a queue or binding is missing: a deployment fault the alert points at (docs/reliability.md,
+        "Unroutable events")."""
+        properties = getattr(message, "properties", None) or {}
+        event_type = properties.get("type")
+        if self._metrics is not None:
+            self._metrics.unroutable(event_type)
+        log.warning("unroutable event: no queue is bound to its routing key; marked published, nobody received it",
+                    event_id=properties.get("message_id"), event_type=event_type, routing_key=routing_key,
+                    exchange=exchange, source=self._source)
 
     def _reset_connection(self, polite: bool = False) -> None:
         if self._connection is not None:

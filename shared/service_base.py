@@ -1,5 +1,5 @@
-"""What every Sanji service has: storage with its outbox relay, a clock, authentication, /health, /metrics
-and tracing (off unless configured: ``shared.tracing``).
+"""What every Sanji service has: storage with its outbox relay, a clock, authentication, /health, /metrics,
+tracing (off unless configured: ``shared.tracing``) and the retention job (``shared.retention``).
 
 Services subclass ``SanjiService``; nameko finds entrypoints on base classes too, so operational
 endpoints live here once.
@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from shared.http import json_response
 from shared.metrics import Metrics, MetricsServer
 from shared.nameko_ext import Authenticator, ClockProvider, Storage
+from shared.retention import Retention, retention_timer
 from shared.tracing import Tracing
 from shared.web import http
 
@@ -25,6 +26,13 @@ class SanjiService:
     telemetry = Metrics()
     metrics_on_own_port = MetricsServer()
     tracing = Tracing()
+    retention = Retention()
+
+    @retention_timer
+    def prune_retained(self):
+        """Delete published outbox rows, processed-message records and the service's own expired rows
+        (``shared.retention``; ``SANJI_RETENTION_*``), in short batches."""
+        return self.retention.run(self.clock)
 
     @http("GET", "/health")
     def health(self, request):

@@ -4,13 +4,26 @@ nameko publishes with ``mandatory=False``: an event published before its consume
 confirmed and silently dropped. So the exchanges, queues and bindings are declared here, once, and
 each service declares the whole topology on start (declaring is idempotent) before its relay publishes.
 ``deploy/rabbitmq/definitions.json`` holds the same topology for the broker to load at start.
+
+Dead-lettering is at least once (RabbitMQ 3.10 and later, quorum queues). By default a quorum queue
+dead-letters at most once: it drops a message its dead-letter exchange cannot route, or whose target queue
+refuses it. With ``dead-letter-strategy: at-least-once`` (which needs ``overflow: reject-publish``) the queue
+keeps the message until ``sanji.dead-letters`` has confirmed it, and the broker tries again (at once when
+the queue's policy changes, else every ``dead_letter_worker_publisher_confirm_timeout``, 180 s by default).
+A new queue gets both as arguments. A queue an older release declared keeps its arguments (RabbitMQ
+refuses to redeclare it with others, and a definitions import leaves it as it is), so the same two keys
+also come from a broker policy, ``DEAD_LETTER_POLICY_NAME``, which applies to queues that already exist:
+it is in the definitions and ``sanji bus setup`` / ``make run`` apply it (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import structlog
 from kombu import Exchange, Queue, binding
+
+log = structlog.get_logger(__name__)
 
 EVENTS_EXCHANGE_NAME = "sanji.events"
 DEAD_LETTER_EXCHANGE_NAME = "sanji.dead-letter"
@@ -26,6 +39,30 @@ dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE_NAME, type="topic", durable
 # users need not declare it (shared/rpc.py binds to it passively).
 RPC_EXCHANGE_NAME = "nameko-rpc"
 rpc_exchange = Exchange(RPC_EXCHANGE_NAME, type="topic", durable=True)
+# The subscriptions service's sinks: a direct exchange, one stream queue per queue-sink subscription bound with
+# the subscription's id as the key (services/subscriptions/streams.py declares and binds the streams).
+SUBSCRIPTIONS_EXCHANGE_NAME = "sanji.subscriptions"
+subscriptions_exchange = Exchange(SUBSCRIPTIONS_EXCHANGE_NAME, type="direct", durable=True)
+
+
+# What a consumer queue's arguments were before at-least-once dead-lettering: a queue declared by an older
+# release has exactly these, and RabbitMQ refuses to redeclare it with more (PRECONDITION_FAILED).
+LEGACY_CONSUMER_QUEUE_ARGUMENTS = {
+    "x-queue-type": "quorum",
+    "x-delivery-limit": DELIVERY_LIMIT,
+    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE_NAME,
+}
+# A dead-lettered message stays in its queue until the dead-letter queue confirmed it. RabbitMQ uses the
+# strategy only together with reject-publish overflow (else it falls back to at most once, with a warning in
+# its log). Without a length limit reject-publish refuses no publish; should an operator policy set one, a
+# full queue refuses (the relay's publish is nacked and retried) rather than dropping its oldest message.
+AT_LEAST_ONCE_DEAD_LETTERING = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+# The same two settings as a policy, for queues declared before them (a policy applies to existing queues;
+# a queue's own arguments win over a policy's). One policy applies to a queue, the matching one of highest
+# priority: a city's own policy for these queues must carry these keys too.
+DEAD_LETTER_POLICY_NAME = "sanji-at-least-once-dead-lettering"
+DEAD_LETTER_POLICY_PRIORITY = 10
 
 
 @dataclass(frozen=True)
@@ -34,22 +71,18 @@ class ConsumerQueue:
 
     name: str
     binding_keys: tuple[str, ...]
-    arguments: dict = field(
-        default_factory=lambda: {
-            "x-queue-type": "quorum",
-            "x-delivery-limit": DELIVERY_LIMIT,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE_NAME,
-        }
-    )
+    arguments: dict = field(default_factory=lambda: {**LEGACY_CONSUMER_QUEUE_ARGUMENTS,
+                                                     **AT_LEAST_ONCE_DEAD_LETTERING})
 
-    def kombu_queue(self, *, declare: bool = True) -> Queue:
+    def kombu_queue(self, *, declare: bool = True, arguments: dict | None = None) -> Queue:
         """The queue with its bindings; ``declare=False`` for a consumer, which only reads it (a service's
-        broker user may not declare: the topology is there before it starts, see ``ensure_topology``)."""
+        broker user may not declare: the topology is there before it starts, see ``ensure_topology``).
+        ``arguments`` replaces the queue's own (the older release's, to recognise a queue it declared)."""
         return Queue(
             self.name,
             bindings=[binding(events_exchange, routing_key=key) for key in self.binding_keys],
             durable=True,
-            queue_arguments=self.arguments,
+            queue_arguments=self.arguments if arguments is None else arguments,
             no_declare=not declare,
         )
 
@@ -78,9 +111,12 @@ EVALUATION_EVENTS = ConsumerQueue("evaluation.events", tuple(
                                   "supplement-supplied", "resolved", "rejected", "returned", "terminated",
                                   "escalated", "deadline-revised")) + ("case.completed.#",))
 
+# Every event: the subscriptions service matches each against the departments' subscriptions.
+SUBSCRIPTIONS_EVENTS = ConsumerQueue("subscriptions.events", ("#",))
+
 CONSUMER_QUEUES: tuple[ConsumerQueue, ...] = (ROUTING_CASE_SUBMITTED, ROUTING_ESCALATION_ORDERS,
                                               ROUTING_DEFERRAL_REVISIONS, INTAKE_ITEM_UPDATES, NOTIFICATION_EVENTS,
-                                              ESCALATION_EVENTS, EVALUATION_EVENTS)
+                                              ESCALATION_EVENTS, EVALUATION_EVENTS, SUBSCRIPTIONS_EVENTS)
 
 dead_letter_queue = Queue(
     DEAD_LETTER_QUEUE_NAME, exchange=dead_letter_exchange, routing_key="#", durable=True,
@@ -92,37 +128,74 @@ class TopologyMissing(RuntimeError):
     """The broker lacks part of the topology, and this connection's user may not declare it."""
 
 
-def declare_topology(connection, channel=None) -> None:
-    """Declare exchanges, the dead-letter queue and every consumer queue with its bindings."""
+def declare_topology(connection, channel=None) -> tuple[str, ...]:
+    """Declare exchanges, the dead-letter queue and every consumer queue with its bindings.
+
+    Returns the consumer queues an older release declared, without the arguments of at-least-once
+    dead-lettering: they are kept as they are (their bindings declared), and dead-letter at least once only
+    under the broker policy ``DEAD_LETTER_POLICY_NAME``. A queue declared with other arguments still fails
+    with PRECONDITION_FAILED.
+    """
+    from amqp.exceptions import PreconditionFailed
+
     channel = channel or connection.default_channel
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
     rpc_exchange(channel).declare()
+    subscriptions_exchange(channel).declare()
     dead_letter_queue(channel).declare()
-    for consumer_queue in CONSUMER_QUEUES:
-        consumer_queue.kombu_queue()(channel).declare()
+    legacy, opened = [], None
+    try:
+        for consumer_queue in CONSUMER_QUEUES:
+            try:
+                consumer_queue.kombu_queue()(channel).declare()
+            except PreconditionFailed:
+                # The broker closed the channel; the connection's default channel must not stay a closed one.
+                if getattr(connection, "_default_channel", None) is channel:
+                    connection._default_channel = None
+                _close_quietly(channel)
+                channel = opened = connection.channel()
+                # Equivalent to the older release's arguments, or this raises PRECONDITION_FAILED in turn.
+                consumer_queue.kombu_queue(arguments=LEGACY_CONSUMER_QUEUE_ARGUMENTS)(channel).declare()
+                legacy.append(consumer_queue.name)
+    finally:
+        if opened is not None:
+            _close_quietly(opened)
+    return tuple(legacy)
 
 
-def ensure_topology(connection) -> None:
+def warn_of_legacy_queues(legacy) -> None:
+    """One line for queues an older release declared: without the policy they dead-letter at most once."""
+    if legacy:
+        log.warning(
+            "queues declared by an older release dead-letter at least once only under the broker policy "
+            f"{DEAD_LETTER_POLICY_NAME!r} (deploy/rabbitmq/definitions.json, `sanji bus setup`, `make run`); "
+            "without it a dead letter sanji.dead-letters cannot take is lost", queues=",".join(legacy))
+
+
+def ensure_topology(connection) -> tuple[str, ...]:
     """Make sure the whole topology exists before anything is published or consumed.
 
     A user allowed to declare (the development broker's administrator, a test's vhost) declares it, which
-    also adds what a newer version brings. A service's own broker user may not (docs/security.md): the
-    broker loaded the topology from its definitions, so each object is only checked (a passive declare,
-    which needs no permission) and a missing one is reported in one line.
+    also adds what a newer version brings, and warns in one line of queues an older release declared
+    (returned: see ``declare_topology``). A service's own broker user may not (docs/security.md): the
+    broker loaded the topology and the dead-lettering policy from its definitions, so each object is only
+    checked (a passive declare, which needs no permission) and a missing one is reported in one line.
     """
     from amqp.exceptions import AccessRefused, NotFound
 
     channel = connection.channel()
     try:
-        declare_topology(connection, channel)
-        return
+        legacy = declare_topology(connection, channel)
+        warn_of_legacy_queues(legacy)
+        return legacy
     except AccessRefused:
         pass
     finally:
         _close_quietly(channel)
     checks = [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "topic", passive=True))
-              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME)]
+              for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME,
+                           SUBSCRIPTIONS_EXCHANGE_NAME)]
     checks += [("queue", name, lambda ch, name=name: ch.queue_declare(name, passive=True))
                for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]]
     missing = []
@@ -138,6 +211,7 @@ def ensure_topology(connection) -> None:
         raise TopologyMissing(
             f"the broker lacks {', '.join(missing)} and user {connection.userid!r} may not declare it: load "
             "deploy/rabbitmq/definitions.json into the broker, or run `sanji bus setup` as its administrator")
+    return ()
 
 
 def _close_quietly(channel) -> None:
@@ -164,9 +238,20 @@ def broker_definitions(vhost: str = "/") -> dict:
 
     return {
         "vhosts": [{"name": vhost}],
-        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange)],
+        "policies": [dead_letter_policy(vhost)],
+        "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange),
+                      exchange(subscriptions_exchange)],
         "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
                   + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES],
         "bindings": [bind(DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, "#")]
                     + [bind(EVENTS_EXCHANGE_NAME, q.name, key) for q in CONSUMER_QUEUES for key in q.binding_keys],
     }
+
+
+def dead_letter_policy(vhost: str = "/") -> dict:
+    """The broker policy that makes every consumer queue dead-letter at least once, those an older release
+    declared included (in RabbitMQ's definitions format; the management API takes the same fields)."""
+    names = "|".join(q.name.replace(".", "\\.") for q in CONSUMER_QUEUES)  # names of [a-z.-] only
+    return {"vhost": vhost, "name": DEAD_LETTER_POLICY_NAME, "pattern": f"^({names})$", "apply-to": "queues",
+            "priority": DEAD_LETTER_POLICY_PRIORITY,
+            "definition": {key.removeprefix("x-"): value for key, value in AT_LEAST_ONCE_DEAD_LETTERING.items()}}

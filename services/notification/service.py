@@ -17,6 +17,7 @@ from services.notification import handlers
 from services.notification.api import notification_openapi
 from services.notification.dependencies import Notifier, sweep_timer
 from services.notification.handlers import Contact, ContactUnavailable
+from services.notification.retention import retention_targets
 from services.notification.schemas import DeliveryLog, InboxPage
 from shared.http import ApiError, api_endpoint, json_response, page_of
 from shared.logging import remember_personal_values
@@ -32,6 +33,8 @@ class NotificationService(SanjiService):
 
     notifier = Notifier()
     intake = ServiceRpcProxy("intake")
+    # Pruned with the kernel's tables by the retention pass (shared.retention).
+    retention_targets = staticmethod(retention_targets)
 
     @consume_events(NOTIFICATION_EVENTS)
     def on_event(self, event):

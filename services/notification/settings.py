@@ -7,12 +7,9 @@ docs/settings.md lists every setting (generated from variables.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +20,18 @@ from services.notification.domain import QuietHours, RetryPolicy, WebhookSubscri
 from services.notification.variables import NotificationVariables
 from shared.config import SettingsInvalid
 from shared.rating_links import configured_link_key
+from shared.webhooks import (  # noqa: F401 - re-exported: sanji webhooks new-secret, the tests
+    MAX_WEBHOOK_SECRET_BYTES,
+    MIN_WEBHOOK_SECRET_BYTES,
+    WEBHOOK_SECRET_PREFIX,
+    new_webhook_secret,
+    webhook_secret_problem,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 SMS_TEMPLATES_FILE = Path(__file__).resolve().parent / "sms-templates.yaml"
 SMS_PROVIDERS = ("http", "aliyun")
 DEFAULT_RATE_LIMITS = "sms=20,email=10,webhook=50"
-WEBHOOK_SECRET_PREFIX = "whsec_"
-MIN_WEBHOOK_SECRET_BYTES, MAX_WEBHOOK_SECRET_BYTES = 24, 64   # Standard Webhooks: 24 to 64 bytes of key
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -163,26 +165,6 @@ class NotificationSettings:
             rating_link_key=configured_link_key(config) if text("SANJI_NOTIFICATION_RATING_LINK_BASE") else None,
             rating_link_days=number("SANJI_EVALUATION_LINK_DAYS", 30, integer=True),
         )
-
-
-def webhook_secret_problem(secret: str) -> str | None:
-    """Why ``secret`` is not a Standard Webhooks signing secret, or None: ``whsec_`` and the base64 of
-    24 to 64 random bytes (the spec's range), as ``sanji webhooks new-secret`` prints."""
-    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
-        return f"a secret must start with {WEBHOOK_SECRET_PREFIX} (Standard Webhooks format)"
-    try:
-        key = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX):], validate=True)
-    except (binascii.Error, ValueError):
-        return f"a secret must be {WEBHOOK_SECRET_PREFIX} followed by base64"
-    if not MIN_WEBHOOK_SECRET_BYTES <= len(key) <= MAX_WEBHOOK_SECRET_BYTES:
-        return (f"a secret must hold {MIN_WEBHOOK_SECRET_BYTES} to {MAX_WEBHOOK_SECRET_BYTES} random bytes "
-                f"(this one holds {len(key)})")
-    return None
-
-
-def new_webhook_secret() -> str:
-    """A fresh signing secret: 32 random bytes, base64, prefixed ``whsec_``."""
-    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 def _webhook_secrets(entry: Mapping, entry_where: str, environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -88,6 +88,14 @@ class NotificationVariables(SanjiSettings):
     sweep_seconds: float = setting(1.0, "how often each replica looks for due deliveries", gt=0)
     batch_size: int = setting(50, "deliveries one sweep claims per channel", ge=1)
     concurrency: int = setting(10, "sends in flight at once in one sweep", ge=1)
+    retention_days: float = setting(
+        90.0, "a finished delivery (sent, or skipped: nothing to send to) and its attempts are deleted this many "
+        "days after it was planned; its row is also what stops a late duplicate of its event from sending "
+        "again, so keep it at least `SANJI_RETENTION_PROCESSED_DAYS` (`docs/reliability.md`). Failed and "
+        "pending deliveries stay. `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
+    inbox_retention_days: float = setting(
+        365.0, "a staff inbox message (with its delivery) is deleted this many days after it was written. `0`: "
+        "kept for ever", ge=0, allow_inf_nan=False, kind="days")
     rating_link_base: str | None = setting(
         None, "public 好差评 page; set, the completion SMS carries a signed rating link (production: a public "
         "`https://` address only)", shown_default="development (`sanji run-all`): the console's `/rate/`; "

@@ -432,7 +432,7 @@ def test_definitions_are_self_contained_and_hold_no_credentials(definitions):
 
 BUS_PASSWORDS = {f"SANJI_BUS_PASSWORD_{service.upper()}": f"bus-{service}-Pw_1"
                  for service in ("intake", "routing", "escalation", "notification", "evaluation",
-                                                                          "console")}
+                                                                          "console", "subscriptions")}
 
 
 def _run_rabbitmq_entrypoint(services, tmp_path, user: str, password: str):

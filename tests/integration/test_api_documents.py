@@ -19,6 +19,8 @@ from services.notification import api as notification_api
 from services.notification.service import NotificationService
 from services.routing import api as routing_api
 from services.routing.service import RoutingService
+from services.subscriptions import api as subscriptions_api
+from services.subscriptions.service import SubscriptionsService
 from shared.asyncapi import asyncapi_document
 from shared.config import REPO_ROOT
 from shared.event_catalogue import event_types
@@ -48,6 +50,7 @@ HTTP_APIS = {
     "escalation": (EscalationService, escalation_api.OPERATIONS, escalation_api.escalation_openapi),
     "notification": (NotificationService, notification_api.OPERATIONS, notification_api.notification_openapi),
     "evaluation": (EvaluationService, evaluation_api.OPERATIONS, evaluation_api.evaluation_openapi),
+    "subscriptions": (SubscriptionsService, subscriptions_api.OPERATIONS, subscriptions_api.subscriptions_openapi),
 }
 
 

@@ -292,7 +292,15 @@ def test_make_run_creates_the_development_users_or_says_it_falls_back(rabbit_con
     try:
         assert account.startswith("bus: each service runs as its own broker user")
         assert environment["SANJI_BUS_USERS"].split(",")[0] == f"intake={prefix}sanji-intake"
-        assert len(created) == 6 + 6  # the services and the six department systems of the dev tokens
+        assert len(created) == 7 + 6  # the seven services and the six department systems of the dev tokens
+        # And the consumer queues dead-letter at least once, those an older release declared too (a policy).
+        from shared.topology import DEAD_LETTER_POLICY_NAME, dead_letter_policy
+
+        policy = rabbit_manager._get("policies", rabbit_config["vhost"], DEAD_LETTER_POLICY_NAME)
+        expected = dead_letter_policy(rabbit_config["vhost"])
+        assert {key: policy[key] for key in ("pattern", "apply-to", "priority", "definition")} == \
+            {key: expected[key] for key in ("pattern", "apply-to", "priority", "definition")}
+        assert account.endswith("; every consumer queue declared dead-letters at least once")
         # Each service connects as itself, and only as what it is allowed to be.
         routing = environment["SANJI_ROUTING_AMQP_URI"]
         with Connection(rabbit_config["AMQP_URI"]) as connection:

@@ -110,7 +110,7 @@ def test_the_rabbitmq_cluster_init_container_writes_definitions_the_broker_takes
     password = "".join(random.choice(string.ascii_letters + string.digits + "-_") for _ in range(32))
     bus_passwords = {f"SANJI_BUS_PASSWORD_{service.upper()}": f"pw-{service}-{password[:8]}"
                      for service in ("intake", "routing", "escalation", "notification", "evaluation",
-                                                                          "console")}
+                                                                          "console", "subscriptions")}
     assert set(bus_passwords) <= set(env), "the init container gets every service's bus password"
     out = tmp_path / "definitions.d"
     out.mkdir()

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import smtplib
 import ssl
 import threading
@@ -34,7 +33,6 @@ from typing import Protocol
 from urllib.parse import quote
 
 import requests
-from standardwebhooks import Webhook
 
 from services.notification.domain import (
     Outcome,
@@ -46,6 +44,7 @@ from services.notification.domain import (
     safe_url,
     scrub,
 )
+from shared.webhooks import webhook_headers
 
 DELIVERY_HEADER = "X-Sanji-Delivery-Id"    # an email's; a webhook's delivery id is its webhook-id
 
@@ -299,16 +298,6 @@ def _smtp_text(text) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return scrub(text, 200)
-
-
-def webhook_headers(secrets: tuple[str, ...], delivery_id: str, at: datetime, body: bytes) -> dict[str, str]:
-    """The Standard Webhooks headers of one request: ``webhook-id`` (the delivery id: the same on every retry,
-    the receiver's idempotency key), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``, one
-    ``v1,<base64>`` per secret, space-separated, so a receiver holding either key of a rotation accepts it.
-    The signing is the ``standardwebhooks`` package's own (``Webhook.sign``)."""
-    signatures = " ".join(Webhook(secret).sign(delivery_id, at, body) for secret in secrets)
-    return {"webhook-id": delivery_id, "webhook-timestamp": str(math.floor(at.timestamp())),
-            "webhook-signature": signatures}
 
 
 class WebhookSender:

@@ -54,6 +54,9 @@ class Delivery(Base):
         # The sweep's only query: pending rows of one channel that are due, oldest first.
         Index("ix_notification_deliveries_due", "channel", "next_attempt_at",
               postgresql_where=status == "pending", sqlite_where=status == "pending"),
+        # The retention job's query: finished deliveries, oldest first (services/notification/retention.py).
+        Index("ix_notification_deliveries_finished", "created_at",
+              postgresql_where=status.in_(("sent", "skipped")), sqlite_where=status.in_(("sent", "skipped"))),
     )
 
 
