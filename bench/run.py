@@ -12,9 +12,9 @@ How it measures (printed with the figures, and written to var/bench/):
 - Latency at half of E (open loop): from the HTTP 201 to the item.routed event arriving in a
   department's queue (a plain kombu subscriber), and to the notification recorded as sent.
 - E again with two routing replicas (full run only).
-- Every service runs (intake, routing, escalation, notification, evaluation, console), one process each,
-  at production's log level (INFO), on a database that already holds earlier items (bench.preload,
-  loaded once by COPY into a template database that each run copies).
+- Every service runs (intake, routing, escalation, notification, evaluation, console, subscriptions), one
+  process each, at production's log level (INFO), on a database that already holds earlier items
+  (bench.preload_items, loaded once by COPY into a template database that each run copies).
 - CPU per case: user + system CPU time, from /proc, of every service process, RabbitMQ (beam.smp) and
   PostgreSQL (the run database's backends and the server's WAL writer, checkpointer and background
   writer), from the first submission of E's window until its last case is notified, divided by the

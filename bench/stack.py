@@ -58,7 +58,8 @@ class ServiceProcess:
 
 
 # Every service of the system, one process each: what `make bench` measures (the "every service runs").
-EVERY_SERVICE = {"intake": 1, "routing": 1, "escalation": 1, "notification": 1, "evaluation": 1, "console": 1}
+EVERY_SERVICE = {"intake": 1, "routing": 1, "escalation": 1, "notification": 1, "evaluation": 1, "console": 1,
+                 "subscriptions": 1}
 
 
 @dataclass
