@@ -59,8 +59,8 @@ def insert_ignoring_duplicates(session: Session, model):
     """INSERT ... ON CONFLICT DO NOTHING, in the dialect of the session's database.
 
     A Core statement on the model's table: the ORM's bulk-insert layer (for an ORM entity) cost more than the
-    statement itself, and these rows are never loaded in the session. Being Core, it does not autoflush: it
-    must not depend on objects the caller added to the session and has not flushed."""
+    statement itself, and these rows are never loaded in the session. (``Session.execute`` still autoflushes
+    before it, as it did for the ORM statement.)"""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(getattr(model, "__table__", model)).on_conflict_do_nothing()
@@ -104,8 +104,9 @@ class UnitOfWork:
         trace_context = current_trace_context()
         if trace_context:  # created inside a span (tracing on): the publish and the consumers join its trace
             envelope = envelope.model_copy(update=trace_context)
-        # A Core insert (no ORM object to flush): the row is written now, in this transaction.
-        self.session.execute(insert(OutboxMessage.__table__).values(
+        # A Core insert (no ORM object to flush) on the session's connection: the row is written now, in this
+        # transaction, and the session's pending changes are not flushed for it (they are at commit, as before).
+        self.session.connection().execute(insert(OutboxMessage.__table__).values(
             event_id=envelope.id,
             source=self.source,
             event_type=envelope.type,
