@@ -63,6 +63,13 @@ bench-console: $(STAMP)
 bench-rates: $(STAMP)
 	$(BIN)/python -m bench.rates $(BENCH_ARGS)
 
+.PHONY: bench-replay
+# The event log: load 1,000,000 events into one stream (once, kept), replay them by the stream protocol and by
+# AMQP (read_event_log) in the same run; target 20,000 events/s; prints how it measures (docs/replay.md).
+bench-replay: $(STAMP)
+	$(BIN)/python scripts/prepare_test_services.py
+	$(BIN)/python -m bench.replay $(BENCH_ARGS)
+
 .PHONY: bench-retention
 # Table sizes under steady load with short retention (about 5 minutes): the pruned tables stay flat or the
 # run says which grows; BENCH_ARGS="--seconds 600 --rate 8" for a longer, heavier run (docs/reliability.md).

@@ -1,7 +1,8 @@
 """Make sure the machine services the test suite uses are up, starting them where this machine can.
 
 The tests need RabbitMQ (with its management plugin: nameko's ``rabbit_config`` fixture creates a
-throwaway vhost per test through the management API) and PostgreSQL. Each problem is reported in one
+throwaway vhost per test through the management API; and its stream plugin, whose protocol on :5552 the
+event log's replay tests and ``make bench-replay`` speak) and PostgreSQL. Each problem is reported in one
 line with what to do about it; the exit status is non-zero if the suite could not run.
 """
 
@@ -17,6 +18,7 @@ import time
 import urllib.request
 
 MANAGEMENT_URL = os.environ.get("SANJI_TEST_RABBIT_CTL_URL", "http://127.0.0.1:15672/api/overview")
+STREAM_PORT = int(os.environ.get("SANJI_TEST_RABBIT_STREAM_PORT", "5552"))
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -61,6 +63,14 @@ def ensure_rabbitmq() -> str | None:
         if not wait_for(management_api_up, 60):
             return ("the RabbitMQ management API is not answering on :15672: run "
                     "`rabbitmq-plugins enable rabbitmq_management`")
+    # The stream protocol (department consumers with server-side offsets, docs/replay.md). Enabling a plugin
+    # on a running node starts its listener without a restart; an enabled one is left as it is.
+    if not port_open(STREAM_PORT):
+        if shutil.which("rabbitmq-plugins"):
+            run(["rabbitmq-plugins", "enable", "rabbitmq_stream"])
+        if not wait_for(lambda: port_open(STREAM_PORT), 60):
+            return (f"the RabbitMQ stream protocol is not answering on :{STREAM_PORT}: run "
+                    "`rabbitmq-plugins enable rabbitmq_stream`")
     return None
 
 

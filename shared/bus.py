@@ -15,6 +15,10 @@ Three layers, each derived from this one table of event ownership and the topolo
   looser definitions, or an operator account, is still caught).
 
 Department systems act through the HTTP API with their tokens, never on the bus.
+
+The event log (``shared/event_log.py``) holds every department's events, so no department user may read it: it
+is read by the subscriptions service's user alone (``EVENT_LOG_READERS``), which hands each department only its
+own scope, on streams of its own (docs/replay.md).
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ OWNED_EVENTS: dict[str, tuple[type[ev.EventPayload], ...]] = {
     # It consumes every event and hands the subscribed ones to department sinks; it publishes none on sanji.events.
     "subscriptions": (),
 }
+
+# The services whose broker user reads the raw event log (sanji.event-log-<district>), and nothing else does.
+EVENT_LOG_READERS = ("subscriptions",)
+EVENT_LOG_PARTITION_PATTERN = r"sanji\.event-log-[0-9]{12}"
 
 EVENT_OWNERS: dict[str, frozenset[str]] = {
     event_type: frozenset(service for service, owned in OWNED_EVENTS.items()
@@ -183,6 +191,7 @@ def publish_pattern(service: str) -> str:
 
 
 def service_queues(service: str) -> tuple[ConsumerQueue, ...]:
+    """The consumer queues a service reads (named ``<service>.…``)."""
     return tuple(queue for queue in CONSUMER_QUEUES if queue.name.split(".", 1)[0] == service)
 
 
@@ -204,6 +213,8 @@ def service_permissions(service: str) -> dict[str, str]:
     write = ([re.escape(EVENTS_EXCHANGE_NAME)] if OWNED_EVENTS[service] else []) \
         + ([re.escape(DEAD_LETTER_EXCHANGE_NAME)] if queues else [])
     read = [re.escape(name) for name in queues]
+    if service in EVENT_LOG_READERS:  # consumes the district streams (AMQP or stream protocol), no more
+        read += [EVENT_LOG_PARTITION_PATTERN]
     if service == "intake":
         rpc_queue = re.escape("rpc-intake")
         configure += [rpc_queue]

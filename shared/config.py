@@ -280,6 +280,12 @@ def _bus_users(value: Any) -> Any:
     return value
 
 
+def _max_age(value: Any) -> Any:
+    from shared.event_log import check_max_age
+
+    return check_max_age(str(value).strip()) if isinstance(value, str) else value
+
+
 def _prefixed(variables: Mapping, service: str) -> dict[str, str]:
     """Every SANJI_<SERVICE>_* variable but the kernel's own, passed on as is to the service."""
     prefix = f"SANJI_{service.upper()}_"
@@ -363,6 +369,10 @@ class Settings(SanjiSettings):
         None, "OpenTelemetry tracing (`shared/tracing.py`): `otlp` sends spans over OTLP/HTTP, `off` none; unset: "
         "on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set",
         shown_default="off (on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)")
+    event_log_max_age: Annotated[str, BeforeValidator(_max_age)] = setting(
+        "30D", "how long the event log (`docs/replay.md`) keeps events: the `x-max-age` of each district's stream, "
+        "a number and one of `Y M D h m s`. Set when a stream is created: RabbitMQ refuses to declare an existing "
+        "one with another value (`docs/replay.md`, Retention)", kind="retention")
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
     relay_poll_seconds: float = setting(2.0, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)

@@ -14,6 +14,9 @@ A new queue gets both as arguments. A queue an older release declared keeps its 
 refuses to redeclare it with others, and a definitions import leaves it as it is), so the same two keys
 also come from a broker policy, ``DEAD_LETTER_POLICY_NAME``, which applies to queues that already exist:
 it is in the definitions and ``sanji bus setup`` / ``make run`` apply it (docs/reliability.md).
+
+The event log (``shared/event_log.py``: a super stream of one stream per district, bound to ``sanji.events``) is
+part of it: its layout comes from the catalogue's districts and ``SANJI_EVENT_LOG_MAX_AGE``.
 """
 
 from __future__ import annotations
@@ -128,8 +131,9 @@ class TopologyMissing(RuntimeError):
     """The broker lacks part of the topology, and this connection's user may not declare it."""
 
 
-def declare_topology(connection, channel=None) -> tuple[str, ...]:
-    """Declare exchanges, the dead-letter queue and every consumer queue with its bindings.
+def declare_topology(connection, channel=None, event_log=None) -> tuple[str, ...]:
+    """Declare exchanges, the dead-letter queue, every consumer queue with its bindings, and the event log's
+    super stream (``event_log``: an ``EventLogLayout``; by default this deployment's, ``configured_layout``).
 
     Returns the consumer queues an older release declared, without the arguments of at-least-once
     dead-lettering: they are kept as they are (their bindings declared), and dead-letter at least once only
@@ -138,6 +142,10 @@ def declare_topology(connection, channel=None) -> tuple[str, ...]:
     """
     from amqp.exceptions import PreconditionFailed
 
+    from shared.event_log import absent_partitions, configured_layout, declare_event_log
+
+    layout = event_log or configured_layout()
+    new_partitions = absent_partitions(connection, layout)
     channel = channel or connection.default_channel
     events_exchange(channel).declare()
     dead_letter_exchange(channel).declare()
@@ -158,6 +166,7 @@ def declare_topology(connection, channel=None) -> tuple[str, ...]:
                 # Equivalent to the older release's arguments, or this raises PRECONDITION_FAILED in turn.
                 consumer_queue.kombu_queue(arguments=LEGACY_CONSUMER_QUEUE_ARGUMENTS)(channel).declare()
                 legacy.append(consumer_queue.name)
+        declare_event_log(channel, layout, new_partitions=new_partitions)
     finally:
         if opened is not None:
             _close_quietly(opened)
@@ -173,7 +182,7 @@ def warn_of_legacy_queues(legacy) -> None:
             "without it a dead letter sanji.dead-letters cannot take is lost", queues=",".join(legacy))
 
 
-def ensure_topology(connection) -> tuple[str, ...]:
+def ensure_topology(connection, event_log=None) -> tuple[str, ...]:
     """Make sure the whole topology exists before anything is published or consumed.
 
     A user allowed to declare (the development broker's administrator, a test's vhost) declares it, which
@@ -184,9 +193,12 @@ def ensure_topology(connection) -> tuple[str, ...]:
     """
     from amqp.exceptions import AccessRefused, NotFound
 
+    from shared.event_log import SUPER_STREAM_NAME, configured_layout
+
+    layout = event_log or configured_layout()
     channel = connection.channel()
     try:
-        legacy = declare_topology(connection, channel)
+        legacy = declare_topology(connection, channel, layout)
         warn_of_legacy_queues(legacy)
         return legacy
     except AccessRefused:
@@ -196,8 +208,11 @@ def ensure_topology(connection) -> tuple[str, ...]:
     checks = [("exchange", name, lambda ch, name=name: ch.exchange_declare(name, "topic", passive=True))
               for name in (EVENTS_EXCHANGE_NAME, DEAD_LETTER_EXCHANGE_NAME, RPC_EXCHANGE_NAME,
                            SUBSCRIPTIONS_EXCHANGE_NAME)]
+    checks += [("exchange", SUPER_STREAM_NAME,
+                lambda ch: ch.exchange_declare(SUPER_STREAM_NAME, "direct", passive=True))]
     checks += [("queue", name, lambda ch, name=name: ch.queue_declare(name, passive=True))
-               for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]]
+               for name in [DEAD_LETTER_QUEUE_NAME] + [q.name for q in CONSUMER_QUEUES]
+               + [partition.name for partition in layout.partitions]]
     missing = []
     for kind, name, check in checks:
         channel = connection.channel()
@@ -221,9 +236,12 @@ def _close_quietly(channel) -> None:
         pass
 
 
-def broker_definitions(vhost: str = "/") -> dict:
+def broker_definitions(vhost: str = "/", event_log=None) -> dict:
     """The same topology in RabbitMQ's definitions format, for the broker to load at start
     (``deploy/rabbitmq/definitions.json`` is written from this by ``sanji write-docs``)."""
+    from shared.event_log import configured_layout, event_log_definitions
+
+    log_objects = event_log_definitions(event_log or configured_layout(), vhost)
 
     def exchange(ex: Exchange) -> dict:
         return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": True, "auto_delete": False,
@@ -240,11 +258,12 @@ def broker_definitions(vhost: str = "/") -> dict:
         "vhosts": [{"name": vhost}],
         "policies": [dead_letter_policy(vhost)],
         "exchanges": [exchange(events_exchange), exchange(dead_letter_exchange), exchange(rpc_exchange),
-                      exchange(subscriptions_exchange)],
+                      exchange(subscriptions_exchange)] + log_objects["exchanges"],
         "queues": [queue(DEAD_LETTER_QUEUE_NAME, dead_letter_queue.queue_arguments)]
-                  + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES],
+                  + [queue(q.name, q.arguments) for q in CONSUMER_QUEUES] + log_objects["queues"],
         "bindings": [bind(DEAD_LETTER_EXCHANGE_NAME, DEAD_LETTER_QUEUE_NAME, "#")]
-                    + [bind(EVENTS_EXCHANGE_NAME, q.name, key) for q in CONSUMER_QUEUES for key in q.binding_keys],
+                    + [bind(EVENTS_EXCHANGE_NAME, q.name, key) for q in CONSUMER_QUEUES for key in q.binding_keys]
+                    + log_objects["bindings"],
     }
 
 

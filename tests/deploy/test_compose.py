@@ -350,6 +350,7 @@ class _RecordingChannel:
         self.exchanges: dict[str, dict] = {}
         self.queues: dict[str, dict] = {}
         self.bindings: list[tuple[str, str, str]] = []
+        self.binding_arguments: dict[tuple[str, str, str], dict] = {}
 
     def prepare_queue_arguments(self, arguments, **_kwargs):
         return arguments
@@ -364,17 +365,30 @@ class _RecordingChannel:
         return queue, 0, 0
 
     def queue_bind(self, queue, exchange, routing_key, arguments=None, **_kwargs):
-        assert not arguments, f"binding arguments are not mirrored in definitions.json: {arguments}"
         self.bindings.append((exchange, queue, routing_key))
+        self.binding_arguments[(exchange, queue, routing_key)] = dict(arguments or {})
 
 
 @pytest.fixture(scope="module")
 def declared():
     """What shared.topology.declare_topology declares on start: the same call the services make."""
+    from amqp.exceptions import NotFound
+
     from shared import topology
 
     channel = _RecordingChannel()
-    topology.declare_topology(type("Connection", (), {"default_channel": channel})())
+
+    class _EmptyBroker:
+        """Where every passive declare finds nothing: a first start."""
+
+        def queue_declare(self, queue, passive=False, **_kwargs):
+            raise NotFound(f"no queue {queue}")
+
+        def close(self):
+            pass
+
+    topology.declare_topology(type("Connection", (), {"default_channel": channel,
+                                                      "channel": lambda self: _EmptyBroker()})())
     assert channel.exchanges and channel.queues and channel.bindings, "declare_topology declared nothing"
     return channel
 
@@ -405,7 +419,10 @@ def test_definitions_declare_exactly_the_topology_bindings(definitions, declared
     actual = [(b["source"], b["destination"], b["routing_key"]) for b in definitions.get("bindings", [])]
     assert len(actual) == len(set(actual)), "duplicate bindings in definitions.json"
     assert set(actual) == set(declared.bindings)
-    assert all(b["destination_type"] == "queue" and not b.get("arguments") for b in definitions["bindings"])
+    assert all(b["destination_type"] == "queue" for b in definitions["bindings"])
+    # Binding arguments too (the event log's x-stream-partition-order): the same as declared, and none elsewhere.
+    assert {(b["source"], b["destination"], b["routing_key"]): b.get("arguments", {})
+            for b in definitions["bindings"]} == declared.binding_arguments
 
 
 def test_definitions_are_what_write_docs_generates(definitions):
@@ -481,3 +498,16 @@ def test_rabbitmq_entrypoint_writes_the_broker_user_then_starts_the_server(servi
 def test_rabbitmq_entrypoint_refuses_a_password_that_would_break_the_json(services, tmp_path):
     code, written, calls = _run_rabbitmq_entrypoint(services, tmp_path, "sanji", 'pa"ss')
     assert code != 0 and not written and not calls
+
+
+def test_rabbitmq_speaks_the_stream_protocol_for_the_event_logs_replay(services):
+    """docs/replay.md: department systems replay their subscription streams with the stream protocol (5552)."""
+    rabbitmq = services["rabbitmq"]
+    mounts = dict(volume.split(":")[:2] for volume in rabbitmq.get("volumes") or [])
+    assert mounts.get("./deploy/rabbitmq/enabled_plugins") == "/etc/rabbitmq/enabled_plugins"
+    text = (REPO / "deploy" / "rabbitmq" / "enabled_plugins").read_text(encoding="utf-8").strip()
+    assert re.fullmatch(r"\[[a-z_,]+\]\.", text), "enabled_plugins is an Erlang list of atoms ending in a dot"
+    plugins = set(text[1:-2].split(","))
+    # The image's own plugins stay enabled (a mounted file replaces its list), and the stream protocol is added.
+    assert {"rabbitmq_management", "rabbitmq_prometheus", "rabbitmq_stream"} <= plugins
+    assert any(str(port).endswith(":5552") and str(port).startswith("127.0.0.1:") for port in rabbitmq["ports"])

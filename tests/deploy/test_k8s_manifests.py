@@ -578,3 +578,10 @@ def test_migration_job_uses_the_prod_image_and_migrates_everything():
 def test_the_image_user_is_the_one_the_manifests_run_as():
     dockerfile = (REPO / "deploy" / "docker" / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(rf"^USER {IMAGE_UID}:{IMAGE_UID}$", dockerfile, re.MULTILINE)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rabbitmq_cluster_enables_the_stream_protocol(overlay):
+    """The operator adds the stream port (5552) to the cluster's service when the plugin is enabled."""
+    (cluster,) = objects_of(overlay, "RabbitmqCluster").values()
+    assert "rabbitmq_stream" in cluster["spec"]["rabbitmq"].get("additionalPlugins", [])

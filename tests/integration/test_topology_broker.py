@@ -22,6 +22,7 @@ import requests
 from kombu import Connection
 
 from shared.config import REPO_ROOT
+from shared.event_log import configured_layout
 from shared.topology import CONSUMER_QUEUES, DEAD_LETTER_QUEUE_NAME, declare_topology
 
 pytestmark = pytest.mark.integration
@@ -75,10 +76,13 @@ def test_imported_definitions_equal_what_the_services_declare(rabbit_manager, ra
     declared = broker_topology(rabbit_manager, declared_vhost)
     assert imported == declared
 
-    # And it is the topology we mean: every queue a quorum queue, consumers' queues bounded and dead-lettered.
+    # And it is the topology we mean: every queue a quorum queue, consumers' queues bounded and dead-lettered,
+    # and the event log's partitions streams (shared/event_log.py).
+    partitions = {p.name for p in configured_layout().partitions}
     expected_queues = {q.name for q in CONSUMER_QUEUES} | {DEAD_LETTER_QUEUE_NAME}
-    assert set(imported["queues"]) == expected_queues
-    assert {queue["type"] for queue in imported["queues"].values()} == {"quorum"}
+    assert set(imported["queues"]) == expected_queues | partitions
+    assert {imported["queues"][name]["type"] for name in expected_queues} == {"quorum"}
+    assert {imported["queues"][name]["type"] for name in partitions} == {"stream"}
     for consumer_queue in CONSUMER_QUEUES:
         arguments = imported["queues"][consumer_queue.name]["arguments"]
         assert arguments["x-delivery-limit"] == consumer_queue.arguments["x-delivery-limit"]
