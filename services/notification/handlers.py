@@ -162,6 +162,10 @@ class ContactUnavailable(Exception):
     """Intake could not be asked for the resident's contact details just now (try again later)."""
 
 
+class BatchLookupUnsupported(Exception):
+    """This intake answers only the one-case question (an older release during a rolling upgrade)."""
+
+
 @dataclass(frozen=True)
 class Contact:
     """A resident's addresses, held only while a message is sent; never logged, never stored."""
@@ -296,6 +300,8 @@ class _ContactCache:
         for purpose, case_ids in wanted.items():
             try:
                 answers = contacts_of_cases(sorted(case_ids), purpose)
+            except BatchLookupUnsupported:
+                return  # each send asks the one-case question, as before
             except ContactUnavailable as exc:
                 answers = exc
             for case_id in case_ids:

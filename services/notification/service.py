@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 
 import eventlet
+from nameko.exceptions import MethodNotFound, RemoteError
 from werkzeug.wrappers import Response
 
 from services.notification import handlers
 from services.notification.api import notification_openapi
 from services.notification.dependencies import Notifier, sweep_timer
-from services.notification.handlers import Contact, ContactUnavailable
+from services.notification.handlers import BatchLookupUnsupported, Contact, ContactUnavailable
 from services.notification.retention import retention_targets
 from services.notification.schemas import DeliveryLog, InboxPage
 from shared.http import ApiError, api_endpoint, json_response, page_of
@@ -77,6 +78,12 @@ class NotificationService(SanjiService):
             if expired is not timeout:
                 raise
             raise ContactUnavailable("intake did not answer in time") from None
+        except MethodNotFound:
+            raise BatchLookupUnsupported() from None
+        except RemoteError as exc:
+            if exc.exc_type == "MethodNotFound":  # an intake of an earlier release, during a rolling upgrade
+                raise BatchLookupUnsupported() from None
+            raise ContactUnavailable(f"intake could not be asked ({exc.exc_type})") from None
         except Exception as exc:  # noqa: BLE001 - intake down, unknown, or failing: all mean "later"
             raise ContactUnavailable(f"intake could not be asked ({type(exc).__name__})") from None
         finally:
