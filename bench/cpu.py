@@ -73,9 +73,7 @@ class CpuMeter:
         for proc in self.stack.processes:
             if proc.process is not None and proc.process.poll() is None:
                 groups.setdefault(proc.service, []).append(proc.process.pid)
-        from bench.stack import AMQP_PORT
-
-        broker = listening_pid(AMQP_PORT)
+        broker = listening_pid(self.stack.amqp_port)
         groups["rabbitmq"] = [broker] if broker else pgrep("beam.smp")
         backends = [pid for (pid,) in self.stack.rows(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]

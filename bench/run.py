@@ -44,7 +44,7 @@ import requests
 from bench.cpu import CpuMeter
 from bench.load import closed_loop, open_loop, poisson_loop
 from bench.raw_broker import measure_raw_throughput
-from bench.stack import BROKER_AUTH, EVERY_SERVICE, MANAGEMENT, REPO, Stack
+from bench.stack import BROKER_AUTH, EVERY_SERVICE, REPO, Stack
 
 # The bench measures the system, not an SMS provider's contract: lift the per-provider rate limit and
 # the night-time hold (the run may well happen at night in Shanghai).
@@ -172,7 +172,7 @@ def queue_depths(stack: Stack) -> dict[str, int]:
     """Messages ready or unacknowledged per queue of the run's vhost (the management API's figures, which
     it refreshes every few seconds)."""
     vhost = urllib.parse.quote(stack.vhost, safe="")
-    queues = requests.get(f"{MANAGEMENT}/queues/{vhost}", auth=BROKER_AUTH, timeout=10).json()
+    queues = requests.get(f"{stack.management}/queues/{vhost}", auth=BROKER_AUTH, timeout=10).json()
     return {queue["name"]: int(queue.get("messages", 0) or 0) for queue in queues
             if not queue["name"].startswith("bench.")}
 

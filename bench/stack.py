@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,15 +69,22 @@ class Stack:
     replicas: dict[str, int] = field(default_factory=lambda: {"intake": 1, "routing": 1, "notification": 1})
     extra_env: dict[str, str] = field(default_factory=dict)
     # A database to copy (CREATE DATABASE … TEMPLATE) instead of an empty one: already migrated, and holding
-    # whatever the run wants there before it starts (bench.preload's earlier items).
+    # whatever the run wants there before it starts (bench.preload_items' earlier items).
     template: str | None = None
+    # Where the broker and database are (the chaos suite passes its private node and cluster).
+    management: str = MANAGEMENT
+    amqp_port: int = AMQP_PORT
+    postgres_admin_url: str = POSTGRES_ADMIN_URL
+    # Per process: extra environment (e.g. its own proxy in front of the broker) and the command to run.
+    process_env: Callable[[ServiceProcess], dict[str, str]] | None = None
+    process_command: Callable[[ServiceProcess], list[str]] | None = None
 
     def __post_init__(self):
         suffix = uuid.uuid4().hex[:8]
         self.vhost = f"sanji-{self.label}-{suffix}"
         self.database = f"sanji_{self.label.replace('-', '_')}_{suffix}"
-        self.database_url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.database}"
-        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/{urllib.parse.quote(self.vhost, safe='')}"
+        self.database_url = self.postgres_admin_url.rsplit("/", 1)[0] + f"/{self.database}"
+        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/{urllib.parse.quote(self.vhost, safe='')}"
         self.workdir = REPO / "var" / "bench" / self.vhost
         self.processes: list[ServiceProcess] = []
         self._supervising = threading.Event()
@@ -87,10 +95,10 @@ class Stack:
     def create(self) -> Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         vhost = urllib.parse.quote(self.vhost, safe="")
-        requests.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=BROKER_AUTH, timeout=10).raise_for_status()
-        requests.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=BROKER_AUTH, timeout=10,
+        requests.put(f"{self.management}/vhosts/{vhost}", auth=BROKER_AUTH, timeout=10).raise_for_status()
+        requests.put(f"{self.management}/permissions/{vhost}/guest", auth=BROKER_AUTH, timeout=10,
                      json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-        admin = create_engine(normalise_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        admin = create_engine(normalise_url(self.postgres_admin_url), isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             template = f' TEMPLATE "{self.template}"' if self.template else ""
             connection.execute(text(f'CREATE DATABASE "{self.database}"{template}'))
@@ -129,9 +137,10 @@ class Stack:
     def start_process(self, proc: ServiceProcess) -> ServiceProcess:
         proc.log_path = self.workdir / f"{proc.name}.log"
         log = open(proc.log_path, "ab")  # noqa: SIM115 - owned by the child for its whole life
-        proc.process = subprocess.Popen([sys.executable, "-m", "sanji.cli", "serve", proc.service],
-                                        env=self.env(proc.service, proc.port), cwd=REPO, stdout=log,
-                                        stderr=subprocess.STDOUT)
+        command = (self.process_command(proc) if self.process_command
+                   else [sys.executable, "-m", "sanji.cli", "serve", proc.service])
+        env = {**self.env(proc.service, proc.port), **(self.process_env(proc) if self.process_env else {})}
+        proc.process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         if proc not in self.processes:
             self.processes.append(proc)
         return proc
@@ -143,7 +152,7 @@ class Stack:
                 if proc.process.poll() is not None:
                     raise RuntimeError(f"{proc.name} exited with {proc.process.returncode}; see {proc.log_path}")
                 try:
-                    if requests.get(f"http://127.0.0.1:{proc.port}/health", timeout=2).status_code == 200:
+                    if requests.get(f"http://127.0.0.1:{proc.port}/health", timeout=10).status_code == 200:
                         break
                 except requests.RequestException:
                     pass
@@ -186,7 +195,7 @@ class Stack:
         A service whose process runs and answers but has no consumer on one of its queues has stopped
         consuming: that is what a dead nameko container inside a live process looked like."""
         vhost = urllib.parse.quote(self.vhost, safe="")
-        queues = requests.get(f"{MANAGEMENT}/queues/{vhost}", auth=BROKER_AUTH, timeout=10).json()
+        queues = requests.get(f"{self.management}/queues/{vhost}", auth=BROKER_AUTH, timeout=10).json()
         report = {}
         for proc in self.processes:
             code = proc.process.poll() if proc.process else None
@@ -199,7 +208,8 @@ class Stack:
             report[proc.name] = {
                 "running": code is None, "exit_status": code, "health": health,
                 "unexpected_exits": proc.unexpected_exits, "consumers": consumers,
-                "consuming": code is None and bool(consumers) and all(n > 0 for n in consumers.values()),
+                # a service without queues (the console) consumes nothing and cannot stop consuming
+                "consuming": code is None and all(n > 0 for n in consumers.values()),
             }
         return report
 
@@ -232,11 +242,11 @@ class Stack:
 
     def destroy(self) -> None:
         self.stop()
-        admin = create_engine(normalise_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        admin = create_engine(normalise_url(self.postgres_admin_url), isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
         admin.dispose()
-        requests.delete(f"{MANAGEMENT}/vhosts/{urllib.parse.quote(self.vhost, safe='')}", auth=BROKER_AUTH,
+        requests.delete(f"{self.management}/vhosts/{urllib.parse.quote(self.vhost, safe='')}", auth=BROKER_AUTH,
                         timeout=10)
 
     # ── reading the outcome from the databases ─────────────────────────────────────────────────────

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+# Development only (the production profile refuses it, shared/production.py): a file holding a number of
+# seconds the services' clock runs ahead of the machine's. The chaos suite writes it to jump the clock the
+# sweeps read (容缺 expiry, 督办 warnings, 吹哨 limits) while everything runs; docs/reliability.md.
+CLOCK_OFFSET_FILE_VARIABLE = "SANJI_CLOCK_OFFSET_FILE"
 
 
 class Clock(Protocol):
@@ -12,8 +19,25 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    def __init__(self, offset_file: str | None = None):
+        self._offset_file = offset_file or os.environ.get(CLOCK_OFFSET_FILE_VARIABLE, "").strip() or None
+        self._offset = timedelta(0)
+        self._checked_at = 0.0
+
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        if self._offset_file is None:
+            return datetime.now(UTC)
+        return datetime.now(UTC) + self._current_offset()
+
+    def _current_offset(self) -> timedelta:
+        if time.monotonic() - self._checked_at >= 0.5:  # read at most twice a second
+            self._checked_at = time.monotonic()
+            try:
+                with open(self._offset_file, encoding="utf-8") as file:
+                    self._offset = timedelta(seconds=float(file.read().strip() or 0))
+            except (OSError, ValueError):
+                self._offset = timedelta(0)
+        return self._offset
 
 
 class FrozenClock:

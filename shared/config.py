@@ -39,7 +39,8 @@ PROFILES = ("development", "production")
 CIRCLE_VARIABLES = ("SANJI_SERVICE_POINTS_FILE", "SANJI_WALKING_SPEED_M_PER_MIN", "SANJI_SERVICE_CIRCLE_MINUTES")
 # Intake's and routing's own settings without a service prefix (services/intake/settings.py,
 # services/routing/settings.py): passed on as set, like the circle's.
-PASSED_ON_VARIABLES = (*CIRCLE_VARIABLES, "SANJI_DEFERRAL_WORKING_DAYS", "SANJI_MAX_RETURNS")
+PASSED_ON_VARIABLES = (*CIRCLE_VARIABLES, "SANJI_DEFERRAL_WORKING_DAYS", "SANJI_MAX_RETURNS",
+                       "SANJI_STATUS_FOLD_SECONDS")
 # Services whose every SANJI_<SERVICE>_* variable is passed on to the service, which reads and checks it.
 PREFIXED_SERVICES = ("notification", "escalation", "evaluation", "console", "subscriptions")
 # Per-service kernel variables that stay with the kernel instead (SANJI_<SERVICE>_DATABASE_URL, …_HTTP_PORT).
@@ -350,6 +351,9 @@ class Settings(SanjiSettings):
     metrics_port: Port | None = setting(
         None, "serve `/metrics` on this port only (the API port's `/metrics` then answers 404); "
         "`SANJI_<SERVICE>_METRICS_PORT` for one service", per_service=True, kind="port")
+    clock_offset_file: Path | None = setting(
+        None, "development only (refused in production): a file holding seconds by which the services' clock "
+        "runs ahead; the chaos suite jumps the clock of the sweeps with it (`docs/reliability.md`)")
     db_probe_seconds: float = setting(
         5.0, "`/health` and the database gauges of `/metrics` read the database at most this often", ge=0,
         allow_inf_nan=False)

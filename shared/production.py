@@ -90,6 +90,9 @@ def production_problems(service: str | None, settings: Settings,
     problems += assertion_key_problems(settings)
     problems += database_problems(settings)
     problems += broker_problems(settings)
+    if settings.clock_offset_file is not None:
+        problems.append("SANJI_CLOCK_OFFSET_FILE is set: it moves the services' clock, a development and test hook "
+                        "only; unset it")
     for check in (_extra_checks if extra_checks is None else extra_checks):
         problems += check(service or "", settings)
     return problems

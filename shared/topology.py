@@ -5,15 +5,17 @@ confirmed and silently dropped. So the exchanges, queues and bindings are declar
 each service declares the whole topology on start (declaring is idempotent) before its relay publishes.
 ``deploy/rabbitmq/definitions.json`` holds the same topology for the broker to load at start.
 
-Dead-lettering is at least once (RabbitMQ 3.10 and later, quorum queues). By default a quorum queue
-dead-letters at most once: it drops a message its dead-letter exchange cannot route, or whose target queue
-refuses it. With ``dead-letter-strategy: at-least-once`` (which needs ``overflow: reject-publish``) the queue
-keeps the message until ``sanji.dead-letters`` has confirmed it, and the broker tries again (at once when
-the queue's policy changes, else every ``dead_letter_worker_publisher_confirm_timeout``, 180 s by default).
-A new queue gets both as arguments. A queue an older release declared keeps its arguments (RabbitMQ
-refuses to redeclare it with others, and a definitions import leaves it as it is), so the same two keys
-also come from a broker policy, ``DEAD_LETTER_POLICY_NAME``, which applies to queues that already exist:
-it is in the definitions and ``sanji bus setup`` / ``make run`` apply it (docs/reliability.md).
+Dead-lettering is at least once (RabbitMQ 3.10 and later, quorum queues) under a broker policy. By default a
+quorum queue dead-letters at most once: it drops a message its dead-letter exchange cannot route, or whose
+target queue refuses it. With ``dead-letter-strategy: at-least-once`` (which needs ``overflow: reject-publish``)
+the queue keeps the message until ``sanji.dead-letters`` has confirmed it, and the broker tries again (at once
+when the queue's policy changes, else every ``dead_letter_worker_publisher_confirm_timeout``, 180 s by default).
+Both come from the policy ``DEAD_LETTER_POLICY_NAME`` (in the definitions; ``sanji bus setup`` / ``make run``
+apply it), never from queue arguments: a policy applies to queues that already exist (an upgrade), and it can be
+lifted without deleting a queue. That matters because of rabbitmq-server#16652: a burst of dead-letter worker
+crashes (over 100 in a second, e.g. deleting a vhost full of such queues) stops the node's ``rabbit_fifo_dlx_sup``
+for good, and every at-least-once queue declared afterwards fails with INTERNAL_ERROR until the node restarts
+(seen here, docs/reliability.md). Declared as arguments, the strategy could not be taken back.
 
 The event log (``shared/event_log.py``: a super stream of one stream per district, bound to ``sanji.events``) is
 part of it: its layout comes from the catalogue's districts and ``SANJI_EVENT_LOG_MAX_AGE``.
@@ -48,9 +50,8 @@ SUBSCRIPTIONS_EXCHANGE_NAME = "sanji.subscriptions"
 subscriptions_exchange = Exchange(SUBSCRIPTIONS_EXCHANGE_NAME, type="direct", durable=True)
 
 
-# What a consumer queue's arguments were before at-least-once dead-lettering: a queue declared by an older
-# release has exactly these, and RabbitMQ refuses to redeclare it with more (PRECONDITION_FAILED).
-LEGACY_CONSUMER_QUEUE_ARGUMENTS = {
+# A consumer queue's arguments; at-least-once dead-lettering comes from the policy below, not from arguments.
+CONSUMER_QUEUE_ARGUMENTS = {
     "x-queue-type": "quorum",
     "x-delivery-limit": DELIVERY_LIMIT,
     "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE_NAME,
@@ -61,8 +62,8 @@ LEGACY_CONSUMER_QUEUE_ARGUMENTS = {
 # full queue refuses (the relay's publish is nacked and retried) rather than dropping its oldest message.
 AT_LEAST_ONCE_DEAD_LETTERING = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
-# The same two settings as a policy, for queues declared before them (a policy applies to existing queues;
-# a queue's own arguments win over a policy's). One policy applies to a queue, the matching one of highest
+# The two settings as a policy: it applies to queues that already exist, and can be lifted (rabbitmq-server#16652,
+# above); a queue's own arguments would win over a policy's. One policy applies to a queue, the matching one of highest
 # priority: a city's own policy for these queues must carry these keys too.
 DEAD_LETTER_POLICY_NAME = "sanji-at-least-once-dead-lettering"
 DEAD_LETTER_POLICY_PRIORITY = 10
@@ -74,8 +75,7 @@ class ConsumerQueue:
 
     name: str
     binding_keys: tuple[str, ...]
-    arguments: dict = field(default_factory=lambda: {**LEGACY_CONSUMER_QUEUE_ARGUMENTS,
-                                                     **AT_LEAST_ONCE_DEAD_LETTERING})
+    arguments: dict = field(default_factory=lambda: dict(CONSUMER_QUEUE_ARGUMENTS))
 
     def kombu_queue(self, *, declare: bool = True, arguments: dict | None = None) -> Queue:
         """The queue with its bindings; ``declare=False`` for a consumer, which only reads it (a service's
@@ -135,10 +135,10 @@ def declare_topology(connection, channel=None, event_log=None) -> tuple[str, ...
     """Declare exchanges, the dead-letter queue, every consumer queue with its bindings, and the event log's
     super stream (``event_log``: an ``EventLogLayout``; by default this deployment's, ``configured_layout``).
 
-    Returns the consumer queues an older release declared, without the arguments of at-least-once
-    dead-lettering: they are kept as they are (their bindings declared), and dead-letter at least once only
-    under the broker policy ``DEAD_LETTER_POLICY_NAME``. A queue declared with other arguments still fails
-    with PRECONDITION_FAILED.
+    Returns the consumer queues declared with other arguments (the strategy as arguments, by a development
+    build): they are kept as they are, their bindings declared. Any other difference still fails with
+    PRECONDITION_FAILED. Every queue dead-letters at least once only under the broker policy
+    ``DEAD_LETTER_POLICY_NAME``.
     """
     from amqp.exceptions import PreconditionFailed
 
@@ -163,8 +163,9 @@ def declare_topology(connection, channel=None, event_log=None) -> tuple[str, ...
                     connection._default_channel = None
                 _close_quietly(channel)
                 channel = opened = connection.channel()
-                # Equivalent to the older release's arguments, or this raises PRECONDITION_FAILED in turn.
-                consumer_queue.kombu_queue(arguments=LEGACY_CONSUMER_QUEUE_ARGUMENTS)(channel).declare()
+                # Declared with the strategy as arguments (a development build of 2026-12-07 did): kept as it is.
+                consumer_queue.kombu_queue(arguments={**CONSUMER_QUEUE_ARGUMENTS,
+                                                      **AT_LEAST_ONCE_DEAD_LETTERING})(channel).declare()
                 legacy.append(consumer_queue.name)
         declare_event_log(channel, layout, new_partitions=new_partitions)
     finally:
@@ -174,12 +175,13 @@ def declare_topology(connection, channel=None, event_log=None) -> tuple[str, ...
 
 
 def warn_of_legacy_queues(legacy) -> None:
-    """One line for queues an older release declared: without the policy they dead-letter at most once."""
+    """One line for queues declared with the strategy as arguments, which the policy cannot lift."""
     if legacy:
         log.warning(
-            "queues declared by an older release dead-letter at least once only under the broker policy "
+            "queues declared with at-least-once dead-lettering as arguments are kept; this release sets it by the "
+            "broker policy "
             f"{DEAD_LETTER_POLICY_NAME!r} (deploy/rabbitmq/definitions.json, `sanji bus setup`, `make run`); "
-            "without it a dead letter sanji.dead-letters cannot take is lost", queues=",".join(legacy))
+            "delete and redeclare them, drained, to be able to lift it (docs/reliability.md)", queues=",".join(legacy))
 
 
 def ensure_topology(connection, event_log=None) -> tuple[str, ...]:

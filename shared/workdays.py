@@ -30,9 +30,12 @@ import logging
 import os
 import re
 import warnings
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import accumulate
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -105,6 +108,7 @@ class WorkdayCalendar:
         self._source_stamp: tuple[int, int] | None = None
         self._reload_on_change = False
         self._version = 0
+        self._index = _WorkdayIndex(self._classify)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, reload_on_change: bool = True) -> WorkdayCalendar:
@@ -135,6 +139,7 @@ class WorkdayCalendar:
             self._source_stamp = stamp  # do not log the same broken file on every call
             return False
         self._overrides, self._covered_years = overrides, frozenset(covered_years)
+        self._index = _WorkdayIndex(self._classify)  # counted again under the new arrangement, when asked
         self._source_stamp = stamp
         self._version += 1
         _log.warning("calendar override file reloaded: %s (years listed: %s)", self._source,
@@ -189,9 +194,8 @@ class WorkdayCalendar:
         _require_date(end)
         self.reload_if_changed()
         earlier, later, sign = (start, end, 1) if start <= end else (end, start, -1)
-        assumed: set[int] = set()
-        count = sum(1 for day in _days(earlier + _ONE_DAY, later) if self._is_workday(day, assumed))
-        self._report_assumed(assumed)
+        count = self._index.workdays(earlier, later)
+        self._report_assumed(self._index.assumed_years(earlier + _ONE_DAY, later))
         return sign * count
 
     def deadline_at(
@@ -231,13 +235,24 @@ class WorkdayCalendar:
         local_now = _in_shanghai(now, "now")
         if local_deadline <= local_start:
             raise ValueError("deadline must be after start")
-        assumed: set[int] = set()
-        budget = self._working_seconds(local_start, local_deadline, assumed)
+        budget = self._working_seconds(local_start, local_deadline)
         if budget == 0:
             raise ValueError("there is no working time between start and deadline")
-        used = self._working_seconds(local_start, local_now, assumed) if local_now > local_start else 0.0
-        self._report_assumed(assumed)
+        used = self._working_seconds(local_start, local_now) if local_now > local_start else 0.0
+        last_day = max(local_deadline.date(), local_now.date()) if local_now > local_start else local_deadline.date()
+        self._report_assumed(self._index.assumed_years(local_start.date(), last_day))
         return used / budget
+
+    def working_seconds(self, begin: datetime, end: datetime) -> float:
+        """Working time from ``begin`` to ``end`` as ``used_share`` measures it (a working day counts midnight to
+        midnight, Shanghai time; any other day not at all); 0.0 when ``end`` is not after ``begin``."""
+        local_begin, local_end = _in_shanghai(begin, "begin"), _in_shanghai(end, "end")
+        self.reload_if_changed()
+        if local_end <= local_begin:
+            return 0.0
+        seconds = self._working_seconds(local_begin, local_end)
+        self._report_assumed(self._index.assumed_years(local_begin.date(), local_end.date()))
+        return seconds
 
     # --- internals -----------------------------------------------------------------------------------
 
@@ -285,27 +300,29 @@ class WorkdayCalendar:
             raise TypeError("days must be an int")
         if days < 0:
             raise ValueError("days must not be negative")
-        day = start
-        if days == 0:
-            while not self._is_workday(day, assumed):
-                day += _ONE_DAY
-            return day
-        remaining = days
-        while remaining:
-            day += _ONE_DAY
-            if self._is_workday(day, assumed):
-                remaining -= 1
+        # days == 0: the first working day from start on; otherwise the days-th working day after start.
+        first = start if days == 0 else start + _ONE_DAY
+        day = self._index.nth_workday_from(first, max(days, 1))
+        assumed.update(self._index.assumed_years(first, day))
         return day
 
-    def _working_seconds(self, begin: datetime, end: datetime, assumed: set[int]) -> float:
+    def _working_seconds(self, begin: datetime, end: datetime) -> float:
+        """Working seconds of [begin, end] (both in Shanghai time), in constant time whatever the span: the part
+        of begin's day after begin, the part of end's day before end, and whole days in between counted off
+        the cumulative index. Differences of datetimes in one zone are wall-clock differences, so a working
+        day is 86,400 s as the day-by-day sum counted it."""
+        first_day, last_day = begin.date(), end.date()
+        if last_day < first_day:
+            return 0.0
+        if first_day == last_day:
+            return max((end - begin).total_seconds(), 0.0) if self._index.is_workday(first_day) else 0.0
         seconds = 0.0
-        for day in _days(begin.date(), end.date()):
-            if not self._is_workday(day, assumed):
-                continue
-            day_start = datetime.combine(day, time(0), tzinfo=SHANGHAI)
-            overlap = min(end, day_start + _ONE_DAY) - max(begin, day_start)
-            seconds += max(overlap.total_seconds(), 0.0)
-        return seconds
+        if self._index.is_workday(first_day):
+            seconds += (datetime.combine(first_day, time(0), tzinfo=SHANGHAI) + _ONE_DAY - begin).total_seconds()
+        if self._index.is_workday(last_day):
+            seconds += (end - datetime.combine(last_day, time(0), tzinfo=SHANGHAI)).total_seconds()
+        whole_days = self._index.workdays(first_day, last_day - _ONE_DAY)
+        return seconds + whole_days * 86400.0
 
     def _report_assumed(self, years: set[int]) -> None:
         if not years:
@@ -321,6 +338,105 @@ class WorkdayCalendar:
             ),
             stacklevel=3,  # point at the caller of the public method
         )
+
+
+class _WorkdayIndex:
+    """Cumulative working days per date, so that counting the working days between two dates costs the same
+    for an item of yesterday and one of five years ago (two look-ups and a subtraction), instead of one
+    classification per day of the span.
+
+    Built a year at a time, on first use, for a contiguous span of years that grows as dates outside it are
+    asked for; a calendar builds a new index when its override file changes (its calendar version), so an
+    index always describes one arrangement. For each year: how many of its first k days are working days, and
+    how many were *assumed* (an uncovered year's day, derived from the law), so that the years a count had to
+    guess for are known without walking the days either.
+    """
+
+    def __init__(self, classify):
+        self._classify = classify            # day -> (is a working day, was assumed)
+        self._first_year: int | None = None
+        self._workdays: list[array] = []      # per year: working days among its first k days, k = 0..len
+        self._assumed: list[array] = []       # per year: assumed days among its first k days
+        self._before: list[int] = []          # per year: working days of the span's years before it
+        self._assumed_before: list[int] = []  # per year: assumed days of the span's years before it
+
+    def _year(self, year: int) -> int:
+        """The position of ``year`` in the span, extending the span to it first."""
+        if self._first_year is None:
+            self._first_year = year
+            self._add_years([year], at_end=True)
+        elif year < self._first_year:
+            self._add_years(range(year, self._first_year), at_end=False)
+            self._first_year = year
+        elif year >= self._first_year + len(self._workdays):
+            self._add_years(range(self._first_year + len(self._workdays), year + 1), at_end=True)
+        return year - self._first_year
+
+    def _add_years(self, years: Iterable[int], *, at_end: bool) -> None:
+        built_workdays, built_assumed = [], []
+        for year in years:
+            workdays, assumed = array("l", [0]), array("l", [0])
+            for day in _days(date(year, 1, 1), date(year, 12, 31)):
+                is_workday, was_assumed = self._classify(day)
+                workdays.append(workdays[-1] + is_workday)
+                assumed.append(assumed[-1] + was_assumed)
+            built_workdays.append(workdays)
+            built_assumed.append(assumed)
+        if at_end:
+            self._workdays += built_workdays
+            self._assumed += built_assumed
+        else:
+            self._workdays[:0] = built_workdays
+            self._assumed[:0] = built_assumed
+        self._before = list(accumulate((counts[-1] for counts in self._workdays[:-1]), initial=0))
+        self._assumed_before = list(accumulate((counts[-1] for counts in self._assumed[:-1]), initial=0))
+
+    def _cumulative(self, day: date) -> int:
+        """Working days of the span up to and including ``day``."""
+        position = self._year(day.year)
+        return self._before[position] + self._workdays[position][day.timetuple().tm_yday]
+
+    def is_workday(self, day: date) -> bool:
+        counts = self._workdays[self._year(day.year)]
+        ordinal = day.timetuple().tm_yday
+        return counts[ordinal] > counts[ordinal - 1]
+
+    def workdays(self, after: date, until: date) -> int:
+        """Working days in (after, until]; 0 when until is not after ``after``."""
+        if until <= after:
+            return 0
+        self._year(after.year), self._year(until.year)  # the whole span first: positions do not move after
+        return self._cumulative(until) - self._cumulative(after)
+
+    def _assumed_cumulative(self, day: date) -> int:
+        position = self._year(day.year)
+        return self._assumed_before[position] + self._assumed[position][day.timetuple().tm_yday]
+
+    def assumed_years(self, first: date, last: date) -> set[int]:
+        """The years of [first, last] with a day whose status was derived, not known."""
+        if last < first:
+            return set()
+        self._year(first.year), self._year(last.year)  # the whole span first: positions do not move after
+        if self._assumed_cumulative(last) == self._assumed_cumulative(first - _ONE_DAY):
+            return set()  # the usual answer, in two look-ups: every day of the range was known
+        years = set()
+        for year in range(first.year, last.year + 1):
+            assumed = self._assumed[self._year(year)]
+            start = first.timetuple().tm_yday if year == first.year else 1
+            end = last.timetuple().tm_yday if year == last.year else len(assumed) - 1
+            if end >= start and assumed[end] - assumed[start - 1] > 0:
+                years.add(year)
+        return years
+
+    def nth_workday_from(self, first: date, n: int) -> date:
+        """The n-th working day (n >= 1) counting from ``first`` itself."""
+        target = self._cumulative(first - _ONE_DAY) + n
+        position = self._year(first.year)
+        while self._before[position] + self._workdays[position][-1] < target:
+            position = self._year(self._first_year + position + 1)
+        counts, base = self._workdays[position], self._before[position]
+        ordinal = bisect_left(counts, target - base)
+        return date(self._first_year + position, 1, 1) + timedelta(days=ordinal - 1)
 
 
 # --- revising provisional deadlines ------------------------------------------------------------------

@@ -117,30 +117,38 @@ class StaffPages:
             errors["status"] = "没有这个状态"
         if filters["matter"] and filters["matter"] not in self.accounts.catalogue.matters:
             errors["matter"] = "没有这个事项"
-        items, total, refusal = [], 0, ""
-        page = int(request.args["page"]) if request.args.get("page", "").isdigit() else 1
-        page = max(page, 1)
+        items, count, refusal, next_cursor = [], {"value": 0, "exact": True}, "", None
+        # Keyset pages: the cursor routing gave with the page before; a hand-edited one is refused there (400) and
+        # the first page shown instead.
+        cursor = request.args.get("cursor", "")
         if not errors:
             try:
                 answer = self.apis.items(self.accounts.token_for(user), status=filters["status"] or None,
                                          matter=filters["matter"] or None, overdue=filters["overdue"] or None,
-                                         limit=QUEUE_PAGE, offset=(page - 1) * QUEUE_PAGE)
+                                         limit=QUEUE_PAGE, cursor=cursor or None)
+                if cursor and answer.status == 400:
+                    cursor = ""
+                    answer = self.apis.items(self.accounts.token_for(user), status=filters["status"] or None,
+                                             matter=filters["matter"] or None, overdue=filters["overdue"] or None,
+                                             limit=QUEUE_PAGE)
             except ServiceUnavailable:
                 answer = None
                 refusal = "受理系统暂时无法连接，请稍后再试"
             if answer is not None and answer.ok:
-                items, total = answer.body["items"], answer.body["total"]
+                items, next_cursor = answer.body["items"], answer.body["next_cursor"]
+                count = {"value": answer.body["count"], "exact": answer.body["count_exact"]}
                 if filters["waiting"]:
+                    # Filtered on this page only: the count says how many of the page wait.
                     items = [i for i in items if i["clock_paused"] or i["waiting_for"]
                              or any(d["state"] == "pending" for d in i["deferred_materials"])]
-                    total = len(items)
+                    count = {"value": len(items), "exact": next_cursor is None}
             elif answer is not None:
                 refusal = labels.refusal_text(answer.reason, answer.status)
         query = {k: v for k, v in filters.items() if v}
-        pages = {"page": page, "previous": urlencode({**query, "page": page - 1}) if page > 1 else "",
-                 "next": urlencode({**query, "page": page + 1}) if page * QUEUE_PAGE < total else ""}
+        pages = {"first": f"/staff/queue?{urlencode(query)}" if cursor else "",
+                 "next": urlencode({**query, "cursor": next_cursor}) if next_cursor else ""}
         return render("queue.html", status=422 if errors else 200, user=user, csrf_token=user.csrf_token,
-                      nav="queue", items=items, total=total, filters=filters, errors=errors, refusal=refusal,
+                      nav="queue", items=items, count=count, filters=filters, errors=errors, refusal=refusal,
                       pages=pages,
                       names=self._names(), time_class=time_class,
                       matter_choices=sorted(self.accounts.catalogue.matters.values(), key=lambda m: m.code))

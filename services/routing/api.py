@@ -8,6 +8,7 @@ from services.routing.schemas import (
     CodedDecision,
     CustodyStep,
     ItemList,
+    ItemQueuePage,
     ItemView,
     NoBody,
     Problem,
@@ -50,11 +51,14 @@ _ACTION_ERRORS = {403: "outside your jurisdiction", 404: "no such item",
                        "unknown_department, no_desk_there"}
 
 OPERATIONS = [
-    Operation("GET", "/v1/items", "Your open items, closest to their promised deadline first; "
-              "filters: status, matter, overdue, limit, offset", ItemList,
-              errors={400: "invalid_query", 403: "not a staff or department client"},
+    Operation("GET", "/v1/items", "Your open items, closest to their promised deadline first, a page at a time "
+              "(keyset: next_cursor leads to the next page); filters: status, matter, overdue; count is exact "
+              "up to 1000", ItemQueuePage,
+              errors={400: "invalid_query (also: offset, which this listing replaced by cursor)",
+                      403: "not a staff or department client"},
               query=(("status", False, "one status (default: every open one)"), ("matter", False, "a matter code"),
-                     ("overdue", False, "true or false"), *PAGE_QUERY)),
+                     ("overdue", False, "true or false"), PAGE_QUERY[0],
+                     ("cursor", False, "next_cursor of the page before (same filters); none: the first page"))),
     Operation("GET", "/v1/accepted-items", "通办: items of cases your unit's window took in for other lines (e.g. "
               "another district), in any status, newest first, to forward materials and hand results back; "
               "filters: status, limit, offset", ItemList,

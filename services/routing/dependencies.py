@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
 
 from services.routing.item_actions import WorkRules
 from services.routing.lifecycle import ReturnPolicy
@@ -22,3 +23,16 @@ class Rules(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.rules
+
+
+class FoldTimer(Timer):
+    """nameko's timer, with its interval read from SANJI_STATUS_FOLD_SECONDS at start."""
+
+    def __init__(self, **kwargs):
+        super().__init__(interval=None, **kwargs)
+
+    def setup(self):
+        self.interval = RoutingVariables.read(self.container.config).status_fold_seconds
+
+
+fold_timer = FoldTimer.decorator

@@ -112,3 +112,11 @@ class ItemView(BaseModel):
 class ItemList(BaseModel):
     items: list[ItemView]
     total: int
+
+
+class ItemQueuePage(BaseModel):
+    items: list[ItemView]
+    next_cursor: str | None = Field(description="opaque: pass it as ?cursor= (with the same filters) for the next "
+                                                 "page; null on the last page")
+    count: int = Field(description=f"items matching the filters, counted up to {1000}")
+    count_exact: bool = Field(description="false when more items match than count says (it stops at 1000)")

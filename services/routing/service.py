@@ -7,12 +7,13 @@ import json
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
-from services.routing import handlers, item_actions, revisions, sweeps
+from services.routing import handlers, item_actions, revisions, status_counts, sweeps
 from services.routing.api import ACTION_BODIES, routing_openapi
-from services.routing.dependencies import Rules
+from services.routing.dependencies import Rules, fold_timer
 from services.routing.lifecycle import Action
 from services.routing.metrics import RoutingItemsCollector
-from services.routing.schemas import CustodyStep, ItemList
+from services.routing.queue_cursor import BadCursor, decode_cursor, encode_cursor
+from services.routing.schemas import CustodyStep, ItemList, ItemQueuePage
 from shared.calendar_revision import RevisionTriggerProvider
 from shared.http import ApiError, api_endpoint, json_response, page_of, read_json
 from shared.nameko_ext import consume_events
@@ -55,6 +56,11 @@ class RoutingService(SanjiService):
         return sweeps.sweep_deferrals(lambda: self.storage.unit_of_work(self.clock), rules=self.rules,
                                       now=self.clock.now())
 
+    @fold_timer()
+    def fold_status_counts(self):
+        """The per-status changes items recorded, folded into the counts /metrics reads."""
+        return status_counts.fold_status_changes(self.storage.unit_of_work(self.clock))
+
     @consume_events(ROUTING_DEFERRAL_REVISIONS)
     def on_deferral_revised(self, event):
         revisions.apply_deferral_revision(event, unit_of_work=self.storage.unit_of_work(self.clock))
@@ -74,12 +80,21 @@ class RoutingService(SanjiService):
     @api_endpoint
     def list_items(self, request):
         principal = self.authenticate(request)
-        limit, offset = page_of(request)
-        items, total = item_actions.list_queue(
+        if "offset" in request.args:
+            raise ApiError(400, "invalid_query", "the queue pages with cursor (the next_cursor of the page before), "
+                                                 "not offset")
+        limit, _ = page_of(request)
+        try:
+            after = decode_cursor(request.args["cursor"]) if "cursor" in request.args else None
+        except BadCursor:
+            raise ApiError(400, "invalid_query", "cursor is not one this queue gave out") from None
+        page = item_actions.list_queue(
             principal, unit_of_work=self.storage.unit_of_work(self.clock), rules=self.rules, now=self.clock.now(),
             status=request.args.get("status"), matter=request.args.get("matter"),
-            overdue=_flag(request.args.get("overdue")), limit=limit, offset=offset)
-        return json_response(200, ItemList(items=items, total=total))
+            overdue=_flag(request.args.get("overdue")), limit=limit, after=after)
+        return json_response(200, ItemQueuePage(
+            items=page.items, count=page.count, count_exact=page.count_exact,
+            next_cursor=encode_cursor(page.next_position) if page.next_position else None))
 
     @http("GET", "/v1/accepted-items")
     @api_endpoint

@@ -19,3 +19,6 @@ class RoutingVariables(SanjiSettings):
     read_by: ClassVar[str] = "routing"
 
     max_returns: int = setting(2, "returns after which the level above decides and returns stop", ge=0)
+    status_fold_seconds: float = setting(
+        30.0, "how often each replica folds the status changes items recorded into the per-status counts that "
+        "`/metrics` reads (services/routing/status_counts.py)", gt=0, le=3600)

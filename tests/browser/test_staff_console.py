@@ -115,3 +115,31 @@ def test_a_clerk_of_another_street_is_refused_the_item(sanji, page):
     view = requests.get(f"{sanji.routing}/v1/items/{item['item_id']}",
                         headers={"Authorization": "Bearer dev-staff-maigaoqiao"}, timeout=5).json()
     assert view["status"] == "queued" and view["claimed_by"] is None
+
+
+def test_the_queue_pages_forward_by_cursor_and_back_to_the_first(sanji, page, monkeypatch):
+    """Keyset pages in the console: 下一页 carries routing's cursor, 回到第一页 starts again; the count is routing's."""
+    from services.console import pages_staff
+    monkeypatch.setattr(pages_staff, "QUEUE_PAGE", 3)   # the bundle's four items, all in the street's jurisdiction
+    receipt = sanji.submit(MIGRANT_BUNDLE)
+    street_items = {item["item_id"] for item in sanji.routed_items(receipt["case_id"]).values()}
+    assert len(street_items) == 4
+    sanji.add_user("wangfang", "王芳", MAIGAOQIAO_STREET, ["window"])
+    login(page, sanji.console, "wangfang")
+
+    def listed() -> set[str]:
+        return {re.search(r"/staff/items/([^/?#]+)", link.get_attribute("href")).group(1)
+                for link in page.locator("tbody a").all()}
+    first = listed()
+    assert len(first) == 3 and "共 4 件" in page.locator("main").inner_text()
+    assert page.get_by_role("link", name="回到第一页").count() == 0
+    page.get_by_role("link", name="下一页").click()
+    assert "cursor=" in page.url
+    second = listed()
+    assert len(second) == 1 and first | second == street_items
+    assert page.get_by_role("link", name="下一页").count() == 0
+    axe_check(page)
+    page.get_by_role("link", name="回到第一页").click()
+    assert listed() == first
+    page.goto(sanji.console + "/staff/queue?cursor=not-a-cursor")   # a hand-made cursor: the first page instead
+    assert listed() == first

@@ -145,7 +145,7 @@ def test_a_window_of_xuanwu_takes_a_case_in_for_a_resident_of_qixia(stack, datab
     # (迈皋桥街道's queue holds its own desk's item and 馨合家园's below it)
     assert {item["item_id"] for item in stack.get("/v1/items", MAIGAOQIAO)["items"]} == set(items.values())
     assert stack.post(f"/v1/items/{permit}/claim", XIAOLINGWEI_WINDOW, expect=403)["reason"] == "item_forbidden"
-    assert stack.get("/v1/items", XIAOLINGWEI_WINDOW)["total"] == 0
+    assert stack.get("/v1/items", XIAOLINGWEI_WINDOW)["count"] == 0
 
     stack.post(f"/v1/items/{permit}/custody", XIAOLINGWEI_WINDOW,
                {"step": "forwarded_to_entitled_unit", "what": "居住证申请材料原件（机要寄送）"})

@@ -34,12 +34,12 @@ from kombu import Connection
 
 from shared.bus import at_most_once_queues
 from shared.topology import (
+    CONSUMER_QUEUE_ARGUMENTS,
     CONSUMER_QUEUES,
     DEAD_LETTER_EXCHANGE_NAME,
     DEAD_LETTER_POLICY_NAME,
     DEAD_LETTER_QUEUE_NAME,
     EVENTS_EXCHANGE_NAME,
-    LEGACY_CONSUMER_QUEUE_ARGUMENTS,
     ROUTING_CASE_SUBMITTED,
     dead_letter_policy,
     declare_topology,
@@ -64,7 +64,7 @@ def declare_as_an_older_release(amqp_uri: str) -> None:
         channel.queue_bind(DEAD_LETTER_QUEUE_NAME, DEAD_LETTER_EXCHANGE_NAME, "#")
         for consumer_queue in CONSUMER_QUEUES:
             channel.queue_declare(consumer_queue.name, durable=True, auto_delete=False,
-                                  arguments=dict(LEGACY_CONSUMER_QUEUE_ARGUMENTS))
+                                  arguments=dict(CONSUMER_QUEUE_ARGUMENTS))
             for key in consumer_queue.binding_keys:
                 channel.queue_bind(consumer_queue.name, EVENTS_EXCHANGE_NAME, key)
 
@@ -138,6 +138,12 @@ def test_a_consumer_queue_keeps_a_dead_letter_until_the_dead_letters_take_it(rab
     amqp_uri, vhost = rabbit_config["AMQP_URI"], rabbit_config["vhost"]
     with Connection(amqp_uri) as connection:
         assert declare_topology(connection) == ()
+    # Without the policy, this release's queues dead-letter at most once (the strategy is the policy's alone).
+    assert at_most_once(rabbit_config, rabbit_manager) == {queue.name for queue in CONSUMER_QUEUES}
+    policy = dead_letter_policy(vhost)
+    rabbit_manager._put("policies", vhost, policy["name"], json={k: v for k, v in policy.items()
+                                                                  if k not in ("name", "vhost")})
+    queue_stats(rabbit_manager, vhost, lambda stats: stats.get("policy") == DEAD_LETTER_POLICY_NAME)
     assert at_most_once(rabbit_config, rabbit_manager) == set()
 
     event_id = reject_while_the_dead_letters_refuse(amqp_uri)
@@ -146,7 +152,7 @@ def test_a_consumer_queue_keeps_a_dead_letter_until_the_dead_letters_take_it(rab
     stats = queue_stats(rabbit_manager, vhost, lambda stats: stats.get("messages_dlx"))
     assert stats.get("messages_dlx") == 1, f"the rejected event is not kept: {stats}"
     assert dead_letters(amqp_uri, wait=0) == []
-    let_the_dead_letters_accept(amqp_uri, rabbit_manager, vhost, {})
+    let_the_dead_letters_accept(amqp_uri, rabbit_manager, vhost, policy["definition"])
     assert_dead_lettered_once(dead_letters(amqp_uri, wait=5), event_id)
 
 
@@ -157,11 +163,11 @@ def test_queues_of_an_older_release_dead_letter_at_least_once_under_the_definiti
     assert at_most_once(rabbit_config, rabbit_manager) == {queue.name for queue in CONSUMER_QUEUES}
     # The upgrade: the broker imports this release's definitions (its boot), then the services declare.
     import_definitions(rabbit_manager, vhost)
-    assert rabbit_manager.get_queue(vhost, QUEUE)["arguments"] == LEGACY_CONSUMER_QUEUE_ARGUMENTS, \
+    assert rabbit_manager.get_queue(vhost, QUEUE)["arguments"] == CONSUMER_QUEUE_ARGUMENTS, \
         "a definitions import changes no existing queue: the policy must do it"
     with Connection(amqp_uri) as connection:
-        assert set(declare_topology(connection)) == {queue.name for queue in CONSUMER_QUEUES}
-        assert set(declare_topology(connection)) == {queue.name for queue in CONSUMER_QUEUES}  # and again
+        assert declare_topology(connection) == ()   # the same arguments as this release's
+        assert declare_topology(connection) == ()   # and again
     policy = queue_stats(rabbit_manager, vhost, lambda stats: stats.get("policy") == DEAD_LETTER_POLICY_NAME)
     assert policy.get("effective_policy_definition") == dead_letter_policy(vhost)["definition"], policy
     assert at_most_once(rabbit_config, rabbit_manager) == set()

@@ -117,7 +117,9 @@ def served(request, container_factory, make_service_config, web_config_port, rab
         class RoutingOnFrozenClock(RoutingService):
             clock = ClockProvider(frozen)
 
-        container = _start(RoutingOnFrozenClock, name, container_factory, make_service_config, web_config_port)
+        # No fold of the status counts in the background: its writes would look like a refused request's.
+        container = _start(RoutingOnFrozenClock, name, container_factory, make_service_config, web_config_port,
+                           SANJI_STATUS_FOLD_SECONDS=3600)
         from nameko.testing.services import entrypoint_waiter
 
         case_id = new_id()

@@ -73,7 +73,8 @@ def test_a_department_token_that_names_no_department_sees_and_claims_nothing(sta
     web = stack.routing.web
 
     queue = web.get("/v1/items", headers=NO_DEPARTMENT)
-    assert (queue.status_code, queue.json()) == (200, {"items": [], "total": 0})
+    assert (queue.status_code, queue.json()) == (200, {"items": [], "next_cursor": None, "count": 0,
+                                                       "count_exact": True})
     assert web.get(f"/v1/items/{item_id}", headers=NO_DEPARTMENT).json()["reason"] == "item_forbidden"
     for action in ("claim", "accept"):
         refused = web.post(f"/v1/items/{item_id}/{action}", headers=NO_DEPARTMENT)

@@ -136,12 +136,62 @@ def test_the_queue_lists_open_items_in_scope_closest_deadline_first(routing):
     assert response.status_code == 200
     listed = response.json()
     assert [item["matter_code"] for item in listed["items"]] == ["vocational-training-signup", "residence-permit"]
-    assert listed["total"] == 2
+    assert (listed["count"], listed["count_exact"], listed["next_cursor"]) == (2, True, None)
     district = routing.web.get("/v1/items?matter=social-insurance-start",
                                headers={"Authorization": "Bearer dev-staff-qixia"}).json()
     assert [item["matter_code"] for item in district["items"]] == ["social-insurance-start"]
     kiosk = routing.web.get("/v1/items", headers={"Authorization": "Bearer dev-kiosk-xinhe"})
     assert kiosk.status_code == 403
+
+
+def test_the_queue_pages_by_cursor_through_every_item_once_in_order(routing, clock):
+    """Keyset pages: items with the same promised deadline (one case, one instant) are told apart by id, so a
+    page boundary between them neither repeats nor skips one; the count covers every page."""
+    for _ in range(3):
+        routing.submit("residence-permit", "vocational-training-signup")  # street: two deadlines, three times each
+    routing.submit("employment-registration")                              # community: in the street's queue too
+    clock._at = at(2026, 11, 30, 11, 0)
+    routing.submit("vocational-training-signup")
+    headers = {"Authorization": "Bearer dev-staff-maigaoqiao"}
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        answer = routing.web.get("/v1/items", params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+                                 headers=headers).json()
+        assert (answer["count"], answer["count_exact"]) == (8, True)
+        seen += answer["items"]
+        pages += 1
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 4 and len({item["item_id"] for item in seen}) == len(seen) == 8
+    assert [(item["promised_deadline"], item["item_id"]) for item in seen] == sorted(
+        (item["promised_deadline"], item["item_id"]) for item in seen)
+    assert [item["unit_code"] for item in seen].count("320113003021") == 1   # the community's item, at its place
+
+    one_page = routing.web.get("/v1/items", params={"limit": 8}, headers=headers).json()
+    assert [item["item_id"] for item in one_page["items"]] == [item["item_id"] for item in seen]
+    matter = "vocational-training-signup"
+    filtered = routing.web.get("/v1/items", params={"limit": 2, "matter": matter}, headers=headers).json()
+    rest = routing.web.get("/v1/items", params={"cursor": filtered["next_cursor"], "matter": matter},
+                           headers=headers).json()
+    assert [i["matter_code"] for i in filtered["items"] + rest["items"]] == [matter] * 4
+    assert rest["next_cursor"] is None
+
+
+def test_a_closed_status_is_listed_and_a_bad_cursor_or_an_offset_is_refused(routing):
+    items = routing.items(routing.submit("residence-permit", "vocational-training-signup"))
+    routing.work_to_resolution(items["residence-permit"], "maigaoqiao")
+    headers = {"Authorization": "Bearer dev-staff-maigaoqiao"}
+    resolved = routing.web.get("/v1/items?status=resolved", headers=headers).json()
+    assert [item["item_id"] for item in resolved["items"]] == [items["residence-permit"]]
+    open_items = routing.web.get("/v1/items", headers=headers).json()
+    assert [item["item_id"] for item in open_items["items"]] == [items["vocational-training-signup"]]
+    elsewhere = routing.web.get("/v1/items?status=resolved", headers={"Authorization": "Bearer dev-staff-xiaolingwei"})
+    assert elsewhere.json()["items"] == []
+    for query in ("cursor=not-a-cursor", "cursor=" + "A" * 500, "cursor=MjAyNnwx", "offset=50"):
+        refused = routing.web.get(f"/v1/items?{query}", headers=headers)
+        assert (refused.status_code, refused.json()["reason"]) == (400, "invalid_query"), query
 
 
 def test_the_overdue_filter(routing, clock):

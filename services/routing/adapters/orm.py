@@ -5,12 +5,32 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String, Text, UniqueConstraint, event, text
+from sqlalchemy.orm import Mapped, Session, attributes, mapped_column, validates
 
 from shared.db import Base, UTCDateTime
 
 _SEQUENCE = BigInteger().with_variant(Integer, "sqlite")
+
+# The statuses of an item still being worked (services/routing/lifecycle.py OPEN_STATUSES; the adapters import
+# no rules module, and tests/unit/test_routing_queue_indexes.py checks that the two lists agree). The staff
+# queues' partial indexes hold these rows only: a few per cent of the table once it has years of history.
+OPEN_STATUS_LIST = ("accepted", "claimed", "queued", "supplement_requested", "waiting")
+_OPEN = text("status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUS_LIST) + ")")
+_RUNNING_CLOCK = text(_OPEN.text + " AND clock_paused_at IS NULL")
+
+# Jurisdiction prefixes (shared/catalogue.py jurisdiction_prefix): a district's items are those whose unit code
+# starts with its 6 digits, a street's with its 9. Stored as columns so that a queue is an equality on an
+# indexed column followed by the sort key, one ordered index range per listing, whatever the collation (a
+# ``LIKE 'prefix%'`` cannot use a btree index under PostgreSQL's C.UTF-8 collation, and even a prefix range
+# over unit_code would hold many units and need a sort).
+DISTRICT_PREFIX_LENGTH = 6
+STREET_PREFIX_LENGTH = 9
+
+
+def _queue_index(name: str, *columns: str, where=_OPEN) -> Index:
+    """An index whose rows come out in queue order (closest promised deadline first, id breaks ties)."""
+    return Index(name, *columns, "promised_deadline", "id", postgresql_where=where, sqlite_where=where)
 
 
 class RoutedItem(Base):
@@ -23,7 +43,10 @@ class RoutedItem(Base):
     community_code: Mapped[str] = mapped_column(String(12))
     department_code: Mapped[str] = mapped_column(String(32))
     level: Mapped[str] = mapped_column(String(16))
-    unit_code: Mapped[str] = mapped_column(String(12), index=True)
+    unit_code: Mapped[str] = mapped_column(String(12))
+    # unit_code's first 6 and 9 digits, kept equal to it by set_unit_code below (see DISTRICT_PREFIX_LENGTH).
+    district_prefix: Mapped[str] = mapped_column(String(6))
+    street_prefix: Mapped[str] = mapped_column(String(9))
     status: Mapped[str] = mapped_column(String(32))
     waiting_for: Mapped[str] = mapped_column(String(500))  # space-separated matter codes
     legal_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -57,8 +80,34 @@ class RoutedItem(Base):
     supplement_due_date: Mapped[date | None] = mapped_column(Date)
     supplement_due_date_provisional: Mapped[bool | None] = mapped_column(Boolean, index=True)
 
-    # A case has one item per matter: a redelivered submission can never create a second one.
-    __table_args__ = (UniqueConstraint("case_id", "matter_code", name="uq_routing_items_case_matter"),)
+    __table_args__ = (
+        # A case has one item per matter: a redelivered submission can never create a second one.
+        UniqueConstraint("case_id", "matter_code", name="uq_routing_items_case_matter"),
+        # The staff queues (services/routing/item_actions.py list_queue): per jurisdiction (district, street, one
+        # unit), the open items in queue order, also per matter and per department (a department system's queue).
+        _queue_index("ix_routing_items_open_district", "district_prefix"),
+        _queue_index("ix_routing_items_open_street", "street_prefix"),
+        _queue_index("ix_routing_items_open_unit", "unit_code"),
+        _queue_index("ix_routing_items_open_district_matter", "district_prefix", "matter_code"),
+        _queue_index("ix_routing_items_open_street_matter", "street_prefix", "matter_code"),
+        _queue_index("ix_routing_items_open_unit_matter", "unit_code", "matter_code"),
+        _queue_index("ix_routing_items_open_district_department", "district_prefix", "department_code"),
+        _queue_index("ix_routing_items_open_street_department", "street_prefix", "department_code"),
+        _queue_index("ix_routing_items_open_unit_department", "unit_code", "department_code"),
+        # ?status= one status, open or closed: the whole table, so closed statuses (years of them) page too.
+        _queue_index("ix_routing_items_district_status", "district_prefix", "status", where=None),
+        _queue_index("ix_routing_items_street_status", "street_prefix", "status", where=None),
+        _queue_index("ix_routing_items_unit_status", "unit_code", "status", where=None),
+        # The overdue gauge (services/routing/metrics.py): open items whose clock runs, by promised deadline.
+        Index("ix_routing_items_running_clock_deadline", "promised_deadline",
+              postgresql_where=_RUNNING_CLOCK, sqlite_where=_RUNNING_CLOCK),
+    )
+
+    @validates("unit_code")
+    def set_unit_code(self, _key, unit_code: str) -> str:
+        self.district_prefix = unit_code[:DISTRICT_PREFIX_LENGTH]
+        self.street_prefix = unit_code[:STREET_PREFIX_LENGTH]
+        return unit_code
 
     @property
     def waiting_for_codes(self) -> tuple[str, ...]:
@@ -104,3 +153,48 @@ class DeferredMaterial(Base):
     due_date: Mapped[date] = mapped_column(Date, index=True)
     state: Mapped[str] = mapped_column(String(16))  # pending | supplied | expired
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ItemStatusCount(Base):
+    """Items per status, as of the last fold of the changes below (services/routing/status_counts.py)."""
+
+    __tablename__ = "routing_item_status_counts"
+
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    items: Mapped[int] = mapped_column(BigInteger)
+
+
+class ItemStatusChange(Base):
+    """+1 for the status an item entered, -1 for the one it left, written in the transaction that changed it
+    (inserted only, so concurrent transactions never wait for each other on a counter row); folded into
+    ItemStatusCount by a timer. The per-status gauge is the counts plus these rows: exact, and read from a
+    handful of rows instead of a scan of every item."""
+
+    __tablename__ = "routing_item_status_changes"
+
+    seq: Mapped[int] = mapped_column(_SEQUENCE, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(32))
+    change: Mapped[int] = mapped_column(Integer)
+
+
+@event.listens_for(Session, "before_flush")
+def _record_status_changes(session: Session, _flush_context, _instances) -> None:
+    """Every status an item enters or leaves, whichever code path changed it, in the same transaction."""
+    changes: dict[str, int] = {}
+    for item in session.new:
+        if isinstance(item, RoutedItem):
+            changes[item.status] = changes.get(item.status, 0) + 1
+    for item in session.dirty:
+        if isinstance(item, RoutedItem):
+            history = attributes.get_history(item, "status")
+            if history.has_changes():
+                for old in history.deleted:
+                    changes[old] = changes.get(old, 0) - 1
+                for new in history.added:
+                    changes[new] = changes.get(new, 0) + 1
+    for item in session.deleted:
+        if isinstance(item, RoutedItem):
+            old = attributes.get_history(item, "status").deleted or [item.status]
+            changes[old[0]] = changes.get(old[0], 0) - 1
+    session.add_all(ItemStatusChange(status=status, change=change)
+                    for status, change in sorted(changes.items()) if change)

@@ -1,0 +1,197 @@
+"""The chaos checker: what the accepted cases must have produced, against what arrived outside the system.
+
+Pure: it takes the load's ground truth (``CaseTruth``: each acknowledged submission, each staff action
+answered 200), what the department subscriber recorded from the bus, what the fake SMS gateway, SMTP server
+and webhook receiver recorded, and the read model (routing's item statuses and intake's completion, as the
+services' APIs and tables hold them), and counts.
+
+- **lost**: expected and absent. Events: ``case.submitted`` per acknowledged case; an ``item.routed`` per
+  matter and per return (each return routes the item again); the event of every staff action answered 200
+  (``item.claimed``, ``item.accepted``, ``item.supplement-requested``, ``item.returned``, ``item.resolved``);
+  ``case.completed`` when every item was resolved. Messages, per case (the phone number and e-mail address
+  are the case's own): by SMS template, ``receipt`` once, ``item_routed`` per routing, ``supplement_requested``
+  per request, ``item_resolved`` per resolution, ``case_completed`` and ``rating_invitation`` on completion;
+  as many e-mails; a signed webhook ``department_new_item`` per ``item.routed`` event into a queue.
+- **duplicated**: arrived twice for one cause. A second event id for one cause (one case's submission, one
+  item's routing to one unit, one item's action); a delivery id that arrived twice (a message sent twice); more
+  distinct messages of one kind for one case than causes (a message planned twice).
+- **read model**: an item resolved in routing without its ``item.resolved`` on the bus, or the other way
+  round; a case completed at intake without ``case.completed``, or the other way round.
+- **timers**: each expected firing (``item.terminated`` for an expired 容缺 material, the 80 % warning, an
+  unacknowledged 吹哨) exactly once.
+
+A redelivery of one event id to the subscriber is not a duplicate effect (consumers dedupe by id; the
+subscriber counts them apart as ``event_redeliveries``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+T = "cn.sanji."
+ACTION_EVENTS = {"claim": T + "item.claimed.v1", "accept": T + "item.accepted.v1",
+                 "request-supplement": T + "item.supplement-requested.v1",
+                 "record-supplement": T + "item.supplement-supplied.v1", "return": T + "item.returned.v1",
+                 "resolve": T + "item.resolved.v1"}
+SMS_KINDS = {"receipt": "SMS_DEV_RECEIPT", "item_routed": "SMS_DEV_ITEM_ROUTED",
+             "supplement_requested": "SMS_DEV_SUPPLEMENT_REQUESTED", "item_resolved": "SMS_DEV_ITEM_RESOLVED",
+             "case_completed": "SMS_DEV_CASE_COMPLETED", "rating_invitation": "SMS_DEV_RATING_INVITATION"}
+
+
+@dataclass
+class Verdict:
+    lost: Counter = field(default_factory=Counter)
+    duplicated: Counter = field(default_factory=Counter)
+    read_model_disagreements: int = 0
+    timers: dict = field(default_factory=dict)
+    examples: list = field(default_factory=list)
+    event_redeliveries: int = 0
+    cases_checked: int = 0
+
+    def add_lost(self, what: str, n: int, example) -> None:
+        if n > 0:
+            self.lost[what] += n
+            if len(self.examples) < 20:
+                self.examples.append({"lost": what, "n": n, **example})
+
+    def add_duplicated(self, what: str, n: int, example) -> None:
+        if n > 0:
+            self.duplicated[what] += n
+            if len(self.examples) < 20:
+                self.examples.append({"duplicated": what, "n": n, **example})
+
+    def summary(self) -> dict:
+        return {"lost": sum(self.lost.values()), "duplicated": sum(self.duplicated.values()),
+                "lost_by_kind": dict(self.lost), "duplicated_by_kind": dict(self.duplicated),
+                "read_model_disagreements": self.read_model_disagreements, "timers": self.timers,
+                "event_redeliveries": self.event_redeliveries, "cases_checked": self.cases_checked,
+                "examples": self.examples}
+
+
+def _event_cause(event) -> tuple | None:
+    data = event.data
+    if event.type == T + "case.submitted.v1":
+        return ("case.submitted", data.get("case_id"))
+    if event.type == T + "case.completed.v1":
+        return ("case.completed", data.get("case_id"))
+    if event.type == T + "item.routed.v1":
+        return ("item.routed", data.get("item_id"), data.get("unit_code"), data.get("route_reason"))
+    if event.type == T + "item.supplement-supplied.v1":
+        return (event.type, data.get("item_id"), tuple(sorted(data.get("material_codes") or ())))
+    if event.type in ACTION_EVENTS.values():
+        return (event.type, data.get("item_id"), data.get("unit_code"))
+    return None
+
+
+def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dict | None = None,
+          timers: dict | None = None) -> Verdict:
+    """``cases``: CaseTruth of the acknowledged submissions; ``events``: the subscriber's records;
+    ``arrivals``: the recorders' Arrivals; ``read_model``: {"resolved_items": set, "completed_cases": set};
+    ``timers``: {"expected": {name: set of causes}, "fired": {name: list of causes}}."""
+    verdict = Verdict()
+    cases = [case for case in cases if case.acknowledged]
+    verdict.cases_checked = len(cases)
+
+    # ── events: one per cause, by event id ──
+    by_id: dict[str, object] = {}
+    deliveries = Counter()
+    for event in events:
+        deliveries[event.event_id] += 1
+        by_id.setdefault(event.event_id, event)
+    verdict.event_redeliveries = sum(n - 1 for n in deliveries.values())
+    ids_per_cause: dict[tuple, set] = defaultdict(set)
+    for event_id, event in by_id.items():
+        cause = _event_cause(event)
+        if cause is not None:
+            ids_per_cause[cause].add(event_id)
+    for cause, ids in ids_per_cause.items():
+        verdict.add_duplicated(f"event {cause[0]}", len(ids) - 1, {"cause": list(cause)})
+    routed_events_queued: dict[str, str] = {}     # event id -> case id, for the webhooks
+    for event_id, event in by_id.items():
+        if event.type == T + "item.routed.v1":
+            if event.data.get("status") == "queued":
+                routed_events_queued[event_id] = event.data.get("case_id")
+    causes_per_item: Counter = Counter(cause[:2] for cause in ids_per_cause if cause[0] in ACTION_EVENTS.values())
+
+    known_items = {(event.data.get("item_id")): event.data.get("case_id") for event in by_id.values()
+                   if event.type == T + "item.routed.v1"}
+    routed_causes_of_case: Counter = Counter()
+    for cause in ids_per_cause:
+        if cause[0] == "item.routed":
+            routed_causes_of_case[known_items.get(cause[1])] += 1
+
+    for case in cases:
+        example = {"case": case.case_id, "submission": case.submission_id}
+        verdict.add_lost("event case.submitted", int(("case.submitted", case.case_id) not in ids_per_cause), example)
+        verdict.add_lost("event item.routed", case.matters + case.returns - routed_causes_of_case[case.case_id],
+                         example)
+        for (item_id, action), count in Counter(case.actions).items():
+            got = causes_per_item[(ACTION_EVENTS[action], item_id)]
+            verdict.add_lost(f"event {ACTION_EVENTS[action][9:]}", count - got, {**example, "item": item_id})
+        if case.completed:
+            verdict.add_lost("event case.completed", int(("case.completed", case.case_id) not in ids_per_cause),
+                             example)
+
+    # ── messages, counted outside ──
+    arrivals = list(arrivals)
+    times_per_delivery = Counter((a.channel, a.delivery_id) for a in arrivals)
+    for (channel, delivery_id), n in times_per_delivery.items():
+        verdict.add_duplicated(f"{channel} sent twice", n - 1, {"delivery_id": delivery_id})
+    sms_by_case: dict[tuple, set] = defaultdict(set)
+    email_by_case: dict[str, set] = defaultdict(set)
+    for arrival in arrivals:
+        if arrival.channel == "sms":
+            sms_by_case[(arrival.to, arrival.kind)].add(arrival.delivery_id)
+        elif arrival.channel == "email":
+            email_by_case[arrival.to].add(arrival.delivery_id)
+    for case in cases:
+        example = {"case": case.case_id, "phone": case.phone}
+        resolved = sum(1 for _, action in case.actions if action == "resolve")
+        supplements = sum(1 for _, action in case.actions if action == "request-supplement")
+        expected = {"receipt": 1, "item_routed": case.matters + case.returns,
+                    "supplement_requested": supplements, "item_resolved": resolved,
+                    "case_completed": int(case.completed), "rating_invitation": int(case.completed)}
+        for kind, count in expected.items():
+            got = len(sms_by_case.get((case.phone, SMS_KINDS[kind]), ()))
+            verdict.add_lost(f"sms {kind}", count - got, example)
+            verdict.add_duplicated(f"sms {kind}", got - count, example)
+        total = sum(expected.values())
+        got = len(email_by_case.get(case.email, ()))
+        verdict.add_lost("email", total - got, {**example, "email": case.email})
+        verdict.add_duplicated("email", got - total, {**example, "email": case.email})
+
+    acknowledged_cases = {case.case_id for case in cases}
+    webhooks_per_event: dict[str, set] = defaultdict(set)
+    for arrival in arrivals:
+        if arrival.channel == "webhook" and arrival.kind == "department_new_item":
+            webhooks_per_event[(arrival.document or {}).get("event", {}).get("id")].add(arrival.delivery_id)
+    for event_id, case_id in routed_events_queued.items():
+        if case_id in acknowledged_cases:
+            got = len(webhooks_per_event.get(event_id, ()))
+            verdict.add_lost("webhook department_new_item", 1 - got, {"event": event_id, "case": case_id})
+            verdict.add_duplicated("webhook department_new_item", got - 1, {"event": event_id, "case": case_id})
+
+    # ── the read model agrees with the events ──
+    if read_model is not None:
+        resolved_on_bus = {cause[1] for cause in ids_per_cause if cause[0] == T + "item.resolved.v1"}
+        completed_on_bus = {cause[1] for cause in ids_per_cause if cause[0] == "case.completed"}
+        items_of_cases = {item for item, case_id in known_items.items() if case_id in acknowledged_cases}
+        disagree = ((read_model["resolved_items"] & items_of_cases) ^ (resolved_on_bus & items_of_cases))
+        disagree_cases = (read_model["completed_cases"] & acknowledged_cases) ^ (completed_on_bus & acknowledged_cases)
+        verdict.read_model_disagreements = len(disagree) + len(disagree_cases)
+        for item in sorted(disagree)[:3]:
+            verdict.examples.append({"read_model": "item resolved in one and not the other", "item": item})
+
+    # ── timers: each expected firing exactly once ──
+    if timers is not None:
+        for name, expected in timers["expected"].items():
+            fired = Counter(timers["fired"].get(name, []))
+            missing = [cause for cause in expected if fired[cause] == 0]
+            twice = sum(n - 1 for n in fired.values() if n > 1)
+            verdict.add_lost(f"timer {name}", len(missing), {"examples": [list(c) for c in missing[:3]]})
+            verdict.add_duplicated(f"timer {name}", twice, {})
+            verdict.timers[name] = {"expected": len(expected), "fired": sum(fired.values()),
+                                    "missing": len(missing), "twice": twice}
+    return verdict

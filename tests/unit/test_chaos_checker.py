@@ -1,0 +1,102 @@
+"""The chaos checker counts lost and duplicated effects from what arrived outside the system (bench/chaos_checker.py).
+
+A checker that cannot fail proves nothing: each test takes a run in which every effect arrived once (checked
+clean), then removes or repeats one effect and checks that exactly that is counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bench.chaos_checker import SMS_KINDS, check
+from bench.chaos_load import CaseTruth
+from bench.recorders import Arrival, EventRecord
+
+T = "cn.sanji."
+
+
+def a_completed_single_matter_case():
+    case = CaseTruth("sub-1", "13900000001", "r1@resident.example", bundle=False, matters=1, status=201,
+                     case_id="case-1", items={"item-1": "employment-registration"},
+                     actions=[("item-1", "claim"), ("item-1", "accept"), ("item-1", "resolve")], completed=True)
+    events = [EventRecord(1.0, "e-sub", T + "case.submitted.v1", {"case_id": "case-1"}),
+              EventRecord(1.1, "e-routed", T + "item.routed.v1",
+                          {"case_id": "case-1", "item_id": "item-1", "unit_code": "u1", "status": "queued",
+                           "route_reason": "submitted"}),
+              EventRecord(2.0, "e-claim", T + "item.claimed.v1", {"case_id": "case-1", "item_id": "item-1"}),
+              EventRecord(2.1, "e-accept", T + "item.accepted.v1", {"case_id": "case-1", "item_id": "item-1"}),
+              EventRecord(2.2, "e-resolve", T + "item.resolved.v1", {"case_id": "case-1", "item_id": "item-1"}),
+              EventRecord(2.3, "e-done", T + "case.completed.v1", {"case_id": "case-1"})]
+    kinds = ["receipt", "item_routed", "item_resolved", "case_completed", "rating_invitation"]
+    arrivals = [Arrival(3.0, "sms", case.phone, f"sms-{kind}", SMS_KINDS[kind]) for kind in kinds]
+    arrivals += [Arrival(3.0, "email", case.email, f"email-{kind}", None) for kind in kinds]
+    arrivals.append(Arrival(3.0, "webhook", "department", "hook-1", "department_new_item",
+                            document={"event": {"id": "e-routed"}}))
+    read_model = {"resolved_items": {"item-1"}, "completed_cases": {"case-1"}}
+    return case, events, arrivals, read_model
+
+
+def test_a_run_where_every_effect_arrived_once_is_clean():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    summary = check([case], events, arrivals, read_model).summary()
+    assert (summary["lost"], summary["duplicated"], summary["read_model_disagreements"]) == (0, 0, 0)
+    assert summary["cases_checked"] == 1
+
+
+def test_a_missing_sms_is_lost():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    arrivals = [a for a in arrivals if a.delivery_id != "sms-item_resolved"]
+    summary = check([case], events, arrivals, read_model).summary()
+    assert summary["lost"] == 1 and summary["lost_by_kind"] == {"sms item_resolved": 1}
+    assert summary["duplicated"] == 0
+
+
+def test_a_message_sent_twice_is_duplicated():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    summary = check([case], events, arrivals + [arrivals[0]], read_model).summary()
+    assert summary["duplicated"] == 1 and summary["duplicated_by_kind"] == {"sms sent twice": 1}
+    assert summary["lost"] == 0
+
+
+def test_a_message_planned_twice_for_one_cause_is_duplicated():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    second = replace(arrivals[0], delivery_id="sms-receipt-again")
+    summary = check([case], events, arrivals + [second], read_model).summary()
+    assert summary["duplicated_by_kind"] == {"sms receipt": 1}
+
+
+def test_an_event_published_twice_under_two_ids_is_duplicated_but_a_redelivery_is_not():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    redelivered = replace(events[2], redelivered=True)
+    again = replace(events[4], event_id="e-resolve-2")
+    summary = check([case], events + [redelivered, again], arrivals, read_model).summary()
+    assert summary["duplicated_by_kind"] == {"event cn.sanji.item.resolved.v1": 1}
+    assert summary["event_redeliveries"] == 1
+
+
+def test_an_action_answered_200_without_its_event_is_lost():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    events = [e for e in events if e.event_id != "e-claim"]
+    summary = check([case], events, arrivals, read_model).summary()
+    assert summary["lost_by_kind"] == {"event item.claimed.v1": 1}
+
+
+def test_a_routing_never_published_loses_its_event_its_messages_and_its_webhook():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    events = [e for e in events if e.event_id != "e-routed"]
+    summary = check([case], events, arrivals, read_model).summary()
+    assert summary["lost_by_kind"]["event item.routed"] == 1
+
+
+def test_a_read_model_that_disagrees_with_the_events_is_counted():
+    case, events, arrivals, _ = a_completed_single_matter_case()
+    summary = check([case], events, arrivals, {"resolved_items": set(), "completed_cases": {"case-1"}}).summary()
+    assert summary["read_model_disagreements"] == 1
+
+
+def test_a_timer_that_fired_twice_or_never_is_counted():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    timers = {"expected": {"warning": {("item-1",), ("item-2",)}}, "fired": {"warning": [("item-1",), ("item-1",)]}}
+    summary = check([case], events, arrivals, read_model, timers).summary()
+    assert summary["lost_by_kind"] == {"timer warning": 1}
+    assert summary["duplicated_by_kind"] == {"timer warning": 1}
