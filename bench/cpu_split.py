@@ -1,67 +1,61 @@
-"""Where the CPU goes: CPU seconds per process (each service, PostgreSQL, RabbitMQ, the load) per case.
+"""Where the CPU goes: CPU time per process (each service, PostgreSQL, RabbitMQ) per case, and at rest.
 
-Runs the bench's stack, puts 20 s of closed-loop kiosk load on it, waits until every case is notified,
-and reads each process's user+system CPU time from /proc before and after.
+Runs the bench's stack (every service, production log level), measures each process's CPU for a while
+with no load (what the timers and sweeps cost at rest), then puts closed-loop kiosk load on it, waits
+until every case is notified, and reads each process's user+system CPU time from /proc (bench/cpu.py).
 
-    .venv/bin/python -m bench.cpu_split
+    .venv/bin/python -m bench.cpu_split [--seconds 20] [--concurrency 16] [--preload-items 0]
 """
 
-import os
-import subprocess
+import argparse
 import time
 
+from bench.cpu import CpuMeter
 from bench.load import closed_loop
-from bench.run import BENCH_ENV
-from bench.stack import Stack
-
-HZ = os.sysconf("SC_CLK_TCK")
-
+from bench.run import BENCH_ENV, preloaded_template
+from bench.stack import EVERY_SERVICE, Stack
 
 NOTIFIED = ("SELECT COUNT(*) FROM notification_deliveries WHERE event_type = 'cn.sanji.item.routed.v1' "
             "AND channel = 'sms' AND status = 'sent'")
 
 
-def cpu(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / HZ
-    except FileNotFoundError:
-        return 0.0
-
-
-def pids(pattern):
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out]
-
-
 def main():
-    stack = Stack("cpu", extra_env=BENCH_ENV).create()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--idle-seconds", type=float, default=10)
+    parser.add_argument("--preload-items", type=int, default=0)
+    args = parser.parse_args()
+    template = preloaded_template(args.preload_items) if args.preload_items else None
+    stack = Stack("cpu", replicas=dict(EVERY_SERVICE), extra_env=BENCH_ENV, template=template).create()
     try:
         stack.start()
-        closed_loop([stack.url()], seconds=3, concurrency=16)
-        time.sleep(5)
-        groups = {s: [stack.of(s)[0].process.pid] for s in ("intake", "routing", "notification")}
-        groups["postgres"] = pids("postgres")
-        groups["rabbitmq"] = pids("beam.smp")
-        groups["load generator (this process)"] = [os.getpid()]
+        closed_loop([stack.url()], seconds=3, concurrency=args.concurrency)
+        time.sleep(8)
+        idle = CpuMeter(stack)
+        idle.start()
+        time.sleep(args.idle_seconds)
+        at_rest = idle.stop()
         already_notified = stack.scalar(NOTIFIED)
-        before = {g: sum(cpu(p) for p in ps) for g, ps in groups.items()}
+        meter = CpuMeter(stack)
+        meter.start()
         t0 = time.time()
-        r = closed_loop([stack.url()], seconds=20, concurrency=16)
-        deadline = time.time() + 120
+        r = closed_loop([stack.url()], seconds=args.seconds, concurrency=args.concurrency)
+        deadline = time.time() + 300
         n = len(r.acknowledged)
         while time.time() < deadline:
             if stack.scalar(NOTIFIED) >= already_notified + n:
                 break
-            time.sleep(1)
+            time.sleep(0.5)
         elapsed = time.time() - t0
-        after = {g: sum(cpu(p) for p in ps) for g, ps in groups.items()}
-        total = sum(after[g] - before[g] for g in groups)
-        print(f"cases {n}, wall {elapsed:.1f}s, CPU {total:.1f}s of {2*elapsed:.1f}s available")
-        for g in groups:
-            used = after[g] - before[g]
-            print(f"{g:32s} {used:6.1f} s  {used*1000/n:6.1f} ms/case  {used*100/total:5.1f} %")
+        used = meter.stop()
+        total = sum(used.values())
+        print(f"cases {n}, wall {elapsed:.1f}s, CPU {total:.1f}s of {2 * elapsed:.1f}s available, "
+              f"{total * 1000 / n:.1f} ms a case")
+        print(f"{'':16s} {'CPU s':>7s} {'ms/case':>8s} {'share':>6s} {'at rest ms/s':>13s}")
+        for group, seconds in sorted(used.items(), key=lambda item: -item[1]):
+            print(f"{group:16s} {seconds:7.1f} {seconds * 1000 / n:8.2f} {seconds * 100 / total:5.1f}% "
+                  f"{at_rest.get(group, 0.0) * 1000 / args.idle_seconds:13.1f}")
     finally:
         stack.destroy()
 

@@ -141,6 +141,45 @@ def open_loop(base_urls: list[str], *, seconds: float, rate: float, concurrency:
     return result
 
 
+def poisson_loop(base_urls: list[str], *, seconds: float, rate: float, concurrency: int = 64, seed: int | None = None,
+                 progress=None) -> LoadResult:
+    """Submissions arriving as a Poisson process of ``rate`` per second for ``seconds`` (exponential gaps,
+    drawn in advance), whatever the answer times: an arrival waits only when ``concurrency`` are in flight."""
+    import random
+
+    draw = random.Random(seed)
+    offsets, at = [], draw.expovariate(rate)
+    while at < seconds:
+        offsets.append(at)
+        at += draw.expovariate(rate)
+    result = LoadResult(started_at=time.time())
+    lock = threading.Lock()
+    next_offset = iter(offsets)
+    start = time.monotonic()
+
+    def client_loop(index: int):
+        client = KioskClient(base_urls[index % len(base_urls)])
+        while True:
+            with lock:
+                offset = next(next_offset, None)
+            if offset is None:
+                break
+            delay = start + offset - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            submission = client.submit(Submission(str(uuid.uuid4()), time.time()))
+            with lock:
+                result.submissions.append(submission)
+        client.close()
+
+    threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    _report_progress(threads, result, progress)
+    result.ended_at = time.time()
+    return result
+
+
 def _report_progress(threads, result: LoadResult, progress) -> None:
     last = time.monotonic()
     while any(thread.is_alive() for thread in threads):

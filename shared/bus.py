@@ -77,8 +77,10 @@ EVENT_OWNERS: dict[str, frozenset[str]] = {
 }
 
 # Who may call which RPC, and for what: intake's contact lookup answers the notification service only,
-# with the phone for an SMS and the e-mail address for an e-mail (never the name, never both).
-RPC_CALLERS: dict[str, frozenset[str]] = {"intake.applicant_contact": frozenset({"notification"})}
+# with the phone for an SMS and the e-mail address for an e-mail (never the name, never both); the plural
+# one answers the same for a sweep's batch of cases.
+RPC_CALLERS: dict[str, frozenset[str]] = {"intake.applicant_contact": frozenset({"notification"}),
+                                          "intake.applicant_contacts": frozenset({"notification"})}
 
 # Header names on a message a consumer dead-letters itself (RabbitMQ's own x-death headers stay as they are).
 DEAD_LETTER_REASON_HEADER = "x-sanji-dead-letter-reason"

@@ -378,7 +378,7 @@ class Settings(SanjiSettings):
         "a number and one of `Y M D h m s`. Set when a stream is created: RabbitMQ refuses to declare an existing "
         "one with another value (`docs/replay.md`, Retention)", kind="retention")
     max_workers: int = setting(10, "concurrent workers (and message prefetch) per service process", ge=1)
-    relay_poll_seconds: float = setting(0.5, "outbox relay poll interval; a local commit wakes it at once",
+    relay_poll_seconds: float = setting(2.0, "outbox relay poll interval; a local commit wakes it at once",
                                         gt=0, allow_inf_nan=False)
     # Retention (shared/retention.py; docs/reliability.md, "Retention": why these bounds are safe).
     retention_outbox_days: float = setting(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,9 +113,44 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         _make_postgres_cooperative()
         pool_size, max_overflow = postgres_pool_limits()
-        return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-                             hide_parameters=True)
+        # Last in, first out: under load the same few connections are reused (and need no ping), and the
+        # others idle, to be pinged when they are wanted again.
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_use_lifo=True,
+                               hide_parameters=True)
+        _ping_connections_that_idled(engine)
+        return engine
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql:// or sqlite://")
+
+
+# A connection back from the pool after this long is pinged before use (SQLAlchemy's pool_pre_ping pinged
+# on every checkout: a round trip per transaction, a tenth of a busy service's CPU). One that was in use a
+# moment ago is not: if the server went away since, the statement fails, SQLAlchemy invalidates the whole
+# pool on that disconnect error, and the callers' outage handling retries (consumers in place, the relay's
+# loop, a kiosk's retry with its Idempotency-Key).
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_connections_that_idled(engine: Engine) -> None:
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record):
+        if record is not None:
+            record.info["sanji_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy):
+        returned = record.info.get("sanji_returned_at")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return  # fresh from connect, or in use a moment ago
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool drops it and connects again
+            raise DisconnectionError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
 
 
 def shared_engine(url: str) -> Engine:
@@ -166,3 +202,45 @@ def locked_batches(unit_of_work_factory, query, key_columns, key_of, *, batch_si
             uow.commit()
         if len(rows) < batch_size:
             return
+
+
+def insert_rows(session, objects) -> None:
+    """INSERT new mapped objects with Core statements, in the order given (parents first), one executemany
+    per run of objects of the same table: what ``session.add`` and a flush would write, without the unit of
+    work's bookkeeping (most of a small transaction's CPU). The objects stay transient: set foreign keys
+    yourself, and do not expect the session to know them. Only the attributes that were set are written, so
+    column defaults apply to the others."""
+    from sqlalchemy import insert, inspect
+
+    batch_table, batch_rows = None, []
+
+    def flush_batch():
+        if batch_rows:
+            session.execute(insert(batch_table), batch_rows)
+
+    for obj in objects:
+        mapper = inspect(obj).mapper
+        values = {prop.columns[0].key: obj.__dict__[prop.key] for prop in mapper.column_attrs
+                  if prop.key in obj.__dict__}
+        if mapper.local_table is not batch_table or set(values) != set(batch_rows[0] if batch_rows else values):
+            flush_batch()
+            batch_table, batch_rows = mapper.local_table, []
+        batch_rows.append(values)
+    flush_batch()
+
+
+def insert_new_objects(session) -> None:
+    """Write the objects added to the session (and not yet flushed) with Core inserts, parents first, and take
+    them out of the session: ``insert_rows`` for a handler that builds its rows with ``session.add``. Changes
+    to loaded objects are left to the flush. For rows that are not read back in the same transaction, and
+    whose keys and foreign keys are set on the objects (no relationship fills them in)."""
+    from sqlalchemy import inspect
+
+    pending = list(session.new)
+    if not pending:
+        return
+    rank = {table: position for position, table in enumerate(Base.metadata.sorted_tables)}
+    pending.sort(key=lambda obj: rank.get(inspect(obj).mapper.local_table, -1))
+    for obj in pending:
+        session.expunge(obj)
+    insert_rows(session, pending)

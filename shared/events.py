@@ -102,6 +102,9 @@ class CaseSubmittedV1(EventPayload):
     accepted_by: str | None = Field(default=None, description="通办: the window's account (never resident data)")
     received_material_codes: tuple[str, ...] = Field(
         default=(), description="通办: the materials the accepting window received, for its custody record")
+    resident_channels: tuple[Literal["sms", "email"], ...] | None = Field(
+        default=None, description="the channels the resident can be reached on (which kinds of address intake "
+                                  "holds, never an address); absent: not said, every channel is tried")
 
     routing_key_template: ClassVar[str] = "case.submitted.{community_code}"
 
@@ -160,6 +163,10 @@ class ItemRoutedV1(ItemEvent):
     accepting_unit_code: str | None = Field(
         default=None, pattern=r"^\d{12}$",
         description="通办: the unit that took the case in for this line and keeps custody of its materials")
+    resident_channels: tuple[Literal["sms", "email"], ...] | None = Field(
+        default=None, description="the channels the resident can be reached on (which kinds of address intake "
+                                  "holds, never an address), passed on from case.submitted on the first "
+                                  "routing; absent: not said, every channel is tried")
 
 
 class ItemActionV1(ItemEvent):

@@ -67,9 +67,13 @@ def remember_personal_values(*values: object) -> None:
     if not fresh:
         return
     with _remembered_lock:
+        new = False
         for value in fresh:
+            new = new or value not in _remembered
             _remembered[value] = None
             _remembered.move_to_end(value)
+        if not new:  # the same set of values: the pattern stands (compiling it is the costly part)
+            return
         while len(_remembered) > _MAX_REMEMBERED:
             _remembered.popitem(last=False)
         # Longest first, so "刘金花" is masked before a shorter remembered "刘金" could split it.
@@ -190,7 +194,10 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: an event below the logger's level is dropped before anything renders it
+        # (without it, every log.debug call was timestamped, redacted and wrapped, then thrown away).
+        processors=[structlog.stdlib.filter_by_level, *shared_processors,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

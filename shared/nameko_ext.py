@@ -86,7 +86,9 @@ class Storage(DependencyProvider):
             amqp_uri=config["AMQP_URI"],
             source=source_of(self.service),
             clock=self.clock,
-            poll_seconds=float(config.get("SANJI_RELAY_POLL_SECONDS", 0.5)),
+            # A commit with events wakes the relay at once; the poll only finds rows nobody woke it for (those
+            # of a replica that stopped before publishing them), so it can be slow: each one is a transaction.
+            poll_seconds=float(config.get("SANJI_RELAY_POLL_SECONDS", 2.0)),
             metrics=self.metrics,
             service=self.service,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -56,10 +56,14 @@ class ProcessedMessage(Base):
 
 
 def insert_ignoring_duplicates(session: Session, model):
-    """INSERT ... ON CONFLICT DO NOTHING, in the dialect of the session's database."""
+    """INSERT ... ON CONFLICT DO NOTHING, in the dialect of the session's database.
+
+    A Core statement on the model's table: the ORM's bulk-insert layer (for an ORM entity) cost more than the
+    statement itself, and these rows are never loaded in the session. (``Session.execute`` still autoflushes
+    before it, as it did for the ORM statement.)"""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(model).on_conflict_do_nothing()
+    return module.insert(getattr(model, "__table__", model)).on_conflict_do_nothing()
 
 
 class NotAnOwner(RuntimeError):
@@ -100,7 +104,9 @@ class UnitOfWork:
         trace_context = current_trace_context()
         if trace_context:  # created inside a span (tracing on): the publish and the consumers join its trace
             envelope = envelope.model_copy(update=trace_context)
-        self.session.add(OutboxMessage(
+        # A Core insert (no ORM object to flush) on the session's connection: the row is written now, in this
+        # transaction, and the session's pending changes are not flushed for it (they are at commit, as before).
+        self.session.connection().execute(insert(OutboxMessage.__table__).values(
             event_id=envelope.id,
             source=self.source,
             event_type=envelope.type,

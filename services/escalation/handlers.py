@@ -35,6 +35,7 @@ from services.escalation.records import (
     arm,
     cancel,
     cancel_all,
+    deadlines_of,
     lock,
     open_whistle_call,
     record_action,
@@ -211,12 +212,14 @@ def reconcile_supervision(uow: UnitOfWork, item: EscalationItem, *, rules: Escal
                                     promised_budget_seconds=item.promised_budget_seconds,
                                     paused=item.clock_paused_at is not None),
                           calendar=rules.calendar, warning_share=rules.settings.warning_share)
+    known = deadlines_of(uow, item.item_id, SUPERVISION_KINDS)
     for kind in SUPERVISION_KINDS:
         key = supervision_key(kind, item)
         if kind in due:
-            arm(uow, key=key, kind=kind, subject_type="item", subject_id=item.item_id, due_at=due[kind], now=now)
+            arm(uow, key=key, kind=kind, subject_type="item", subject_id=item.item_id, due_at=due[kind], now=now,
+                known=known)
         else:
-            cancel(uow, key=key)
+            cancel(uow, key=key, known=known)
 
 
 def _follow_loop(uow: UnitOfWork, item: EscalationItem, event: ItemEvent, matter: Matter | None, *,

@@ -55,11 +55,14 @@ def lock(uow: UnitOfWork, model, key, *, skip_locked: bool = False):
 
 
 def arm(uow: UnitOfWork, *, key: str, kind: DeadlineKind, subject_type: str, subject_id: str, due_at: datetime,
-        now: datetime, call_id: str | None = None) -> Deadline | None:
+        now: datetime, call_id: str | None = None, known: dict[str, Deadline] | None = None) -> Deadline | None:
     """Make the deadline ``key`` pending at ``due_at``. A deadline that has fired stays fired (each fires once);
     one that was cancelled (a paused clock, say) or parked is armed again. Returns the row, or None if it already
-    fired."""
-    row = uow.session.scalars(select(Deadline).where(Deadline.key == key)).one_or_none()
+    fired. ``known``: the subject's deadline rows, already read by the caller (``deadlines_of``), by key."""
+    if known is not None:
+        row = known.get(key)
+    else:
+        row = uow.session.scalars(select(Deadline).where(Deadline.key == key)).one_or_none()
     if row is None:
         row = Deadline(id=new_id(), key=key, kind=str(kind), subject_type=subject_type, subject_id=subject_id,
                        call_id=call_id, due_at=due_at, state="pending", created_at=now)
@@ -73,7 +76,17 @@ def arm(uow: UnitOfWork, *, key: str, kind: DeadlineKind, subject_type: str, sub
     return row
 
 
-def cancel(uow: UnitOfWork, *, key: str) -> None:
+def deadlines_of(uow: UnitOfWork, subject_id: str, kinds: tuple[DeadlineKind, ...]) -> dict[str, Deadline]:
+    """A subject's deadline rows of these kinds, by key: one query where arming each would take one apiece."""
+    return {row.key: row for row in uow.session.scalars(select(Deadline).where(
+        Deadline.subject_id == subject_id, Deadline.kind.in_([str(kind) for kind in kinds])))}
+
+
+def cancel(uow: UnitOfWork, *, key: str, known: dict[str, Deadline] | None = None) -> None:
+    """The deadline ``key`` cancelled if it is pending (``known``: as for ``arm``; no statement when the caller
+    read that there is no pending row of that key)."""
+    if known is not None and (key not in known or known[key].state != "pending"):
+        return
     uow.session.execute(update(Deadline).where(Deadline.key == key, Deadline.state == "pending")
                         .values(state="cancelled"))
 

@@ -10,10 +10,11 @@ import hashlib
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select
+from sqlalchemy import update as sql_update
 
 from services.intake.adapters.orm import (
+    ApplicantRecord,
     CaseItemRecord,
     CaseRecord,
     DeferredMaterialRecord,
@@ -38,6 +39,7 @@ from shared.auth import Principal
 from shared.catalogue import Catalogue, Level
 from shared.clock import Clock, new_id
 from shared.crypto import Keyring
+from shared.db import insert_rows
 from shared.events import (
     CaseCompletedV1,
     CaseSubmittedV1,
@@ -60,7 +62,7 @@ from shared.identity import (
 )
 from shared.logging import remember_personal_values
 from shared.nameko_ext import PermanentError
-from shared.outbox import UnitOfWork
+from shared.outbox import UnitOfWork, insert_ignoring_duplicates
 from shared.service_points import EMPTY as NO_SERVICE_POINTS
 from shared.service_points import ServicePoints
 from shared.workdays import SHANGHAI, WorkdayCalendar
@@ -200,12 +202,13 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
     request_digest = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
 
     with unit_of_work as uow:
-        if idempotency_key:
+        if idempotency_key and placement.service_point_id is not None:
+            # Before the point's opening hours: a retry of a case taken in just before closing time still
+            # gets its case. (Elsewhere a retry is found by the key's insert below, without a look-up first.)
             replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
             if replay is not None:
                 return replay, True
         if placement.service_point_id is not None:
-            # After the replay: a retry of a case taken in just before closing time still gets its case.
             point_for_submission(rules.service_points, rules.calendar, point_id=placement.service_point_id,
                                  community_code=placement.line_community_code, matters=accepted.matters, now=now)
         case_id = new_id()
@@ -229,22 +232,34 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             rules.keyring, case_id,
             Applicant(name=person.name, id_number=id_number, phone=person.phone, email=person.email),
             id_fingerprint=fingerprint)
+        record.applicant.case_id = case_id
         record.applicant.kind = "enterprise" if enterprise else "person"
         record.applicant.organisation_name = enterprise.organisation_name if enterprise else None
         record.applicant.uscc = uscc
         record.applicant.representative_role = enterprise.representative.role if enterprise else None
-        record.items = [CaseItemRecord(matter_code=matter.code, position=position, status="submitted")
+        record.items = [CaseItemRecord(case_id=case_id, matter_code=matter.code, position=position,
+                                       status="submitted")
                         for position, matter in enumerate(accepted.matters)]
         record.deferred = [DeferredMaterialRecord(
-            material_code=notice.material_code, material_name=notice.material_name,
+            case_id=case_id, material_code=notice.material_code, material_name=notice.material_name,
             matter_codes=" ".join(notice.matter_codes), due_date=notice.due_date,
             due_date_provisional=notice.due_date_provisional, consequence=notice.consequence,
             due_working_days=notice.working_days)
             for notice in accepted.deferred]
-        uow.session.add(record)
+        # Core inserts of the new rows (the case first: the others refer to it); nothing is read back.
+        insert_rows(uow.session, [record, record.applicant, *record.items, *record.deferred])
         if idempotency_key:
-            uow.session.add(IdempotencyKeyRecord(community_code=submission.community_code, key=idempotency_key,
-                                                 request_digest=request_digest, case_id=case_id, created_at=now))
+            # The key last, INSERT … ON CONFLICT DO NOTHING: a retry (or a concurrent twin, once the first
+            # commits) inserts nothing, and gets the first case instead; what was written here is rolled back.
+            claimed = uow.session.execute(insert_ignoring_duplicates(uow.session, IdempotencyKeyRecord).values(
+                community_code=submission.community_code, key=idempotency_key, request_digest=request_digest,
+                case_id=case_id, created_at=now)).rowcount == 1
+            if not claimed:
+                uow.session.rollback()
+                replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
+                if replay is None:
+                    raise RuntimeError("the Idempotency-Key was taken, yet no case holds it")
+                return replay, True
         uow.publish(CaseSubmittedV1(
             case_id=case_id,
             case_number=record.case_number,
@@ -265,16 +280,11 @@ def submit_case(submission: CaseSubmission, *, principal: Principal, idempotency
             accepted_by=principal.name if placement.accepting_unit_code else None,
             received_material_codes=(tuple(sorted(set(submission.materials.provided)))
                                      if placement.accepting_unit_code else ()),
+            # Which kinds of address there are (no address itself): notification plans no e-mail to nobody.
+            resident_channels=tuple(channel for channel, address in (("sms", person.phone), ("email", person.email))
+                                    if address),
         ))
-        try:
-            uow.commit()
-        except IntegrityError:
-            # Another request with the same idempotency key won the race: answer with its case.
-            uow.session.rollback()
-            replay = _replay(uow, submission.community_code, idempotency_key, request_digest, rules)
-            if replay is None:
-                raise
-            return replay, True
+        uow.commit()
         log.info("case submitted", case_number=record.case_number, matters=len(record.items),
                  deferred=len(record.deferred))
         return case_view(record, rules), False
@@ -319,6 +329,9 @@ def apply_item_event(event: CloudEvent, *, unit_of_work: UnitOfWork) -> bool:
 
 
 def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> None:
+    if not isinstance(update, ItemSupplementRequestedV1 | ItemSupplementSuppliedV1 | ItemDeadlineRevisedV1):
+        _apply_placement(uow, update)
+        return
     item = uow.session.get(CaseItemRecord, (update.case_id, update.matter_code))
     if item is None:
         raise PermanentError("item event names a case or matter intake does not hold")
@@ -342,6 +355,22 @@ def _apply_item_event(uow: UnitOfWork, update: ItemEvent, event: CloudEvent) -> 
                 MaterialLedgerRecord.case_id == update.case_id, MaterialLedgerRecord.matter_code == update.matter_code,
                 MaterialLedgerRecord.state == "requested")):
             entry.due_date = update.supplement_due_date
+
+
+def _apply_placement(uow: UnitOfWork, update: ItemEvent) -> None:
+    """An event that only moves the item (routed, claimed, resolved, …): one conditional UPDATE, no load and
+    flush. Events may arrive out of order; an older one never overwrites a newer state."""
+    items = CaseItemRecord.__table__
+    mine = (items.c.case_id == update.case_id, items.c.matter_code == update.matter_code)
+    values = dict(item_id=update.item_id, status=update.status, level=update.level, unit_code=update.unit_code,
+                  department_code=update.department_code, updated_at=update.occurred_at)
+    for deadline_field in ("legal_deadline", "promised_deadline", "deadline_provisional"):
+        if deadline_field in type(update).model_fields:  # routed, released
+            values[deadline_field] = getattr(update, deadline_field)
+    changed = uow.session.execute(sql_update(items).where(
+        *mine, or_(items.c.updated_at.is_(None), items.c.updated_at <= update.occurred_at)).values(**values)).rowcount
+    if changed == 0 and uow.session.execute(select(items.c.case_id).where(*mine)).first() is None:
+        raise PermanentError("item event names a case or matter intake does not hold")
 
 
 def _record_materials(uow: UnitOfWork, update: ItemSupplementRequestedV1 | ItemSupplementSuppliedV1) -> None:
@@ -403,6 +432,29 @@ def applicant_contact(case_id: str, purpose: str, *, unit_of_work: UnitOfWork,
         value = getattr(applicant, field)
         remember_personal_values(value)
         return {"case_id": record.id, field: value}
+
+
+MAX_CONTACTS_PER_CALL = 500
+
+
+def applicant_contacts(case_ids: list[str], purpose: str, *, unit_of_work: UnitOfWork,
+                       keyring: Keyring) -> dict[str, str | None]:
+    """``applicant_contact`` for many cases in one call (a notification sweep's batch): case id -> the one
+    detail the purpose needs (None: the applicant gave none); a case intake does not hold is left out."""
+    field = CONTACT_PURPOSES.get(purpose)
+    if field is None:
+        raise UnknownContactPurpose(f"no contact detail is given for purpose {purpose!r}; "
+                                    f"ask for one of {', '.join(sorted(CONTACT_PURPOSES))}")
+    wanted = sorted({str(case_id) for case_id in case_ids})
+    if len(wanted) > MAX_CONTACTS_PER_CALL:
+        raise UnknownContactPurpose(f"at most {MAX_CONTACTS_PER_CALL} cases per call")
+    answers: dict[str, str | None] = {}
+    with unit_of_work as uow:
+        for applicant in uow.session.scalars(select(ApplicantRecord).where(ApplicantRecord.case_id.in_(wanted))):
+            value = getattr(open_applicant(keyring, applicant), field)
+            remember_personal_values(value)
+            answers[applicant.case_id] = value
+    return answers
 
 
 def case_view(record: CaseRecord, rules: IntakeRules) -> CaseView:

@@ -119,6 +119,12 @@ class IntakeService(SanjiService):
         return handlers.applicant_contact(case_id, purpose, unit_of_work=self.storage.unit_of_work(self.clock),
                                           keyring=self.rules.keyring)
 
+    @guarded_rpc
+    def applicant_contacts(self, case_ids: list[str], purpose: str):
+        """``applicant_contact`` for a notification sweep's batch: case id -> the detail (None: none given)."""
+        return handlers.applicant_contacts(case_ids, purpose, unit_of_work=self.storage.unit_of_work(self.clock),
+                                           keyring=self.rules.keyring)
+
     @consume_events(INTAKE_ITEM_UPDATES)
     def on_item_event(self, event):
         handlers.apply_item_event(event, unit_of_work=self.storage.unit_of_work(self.clock))

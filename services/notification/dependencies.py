@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import eventlet
 import structlog
+from eventlet.event import Event
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
@@ -147,6 +148,12 @@ class Notifier(DependencyProvider):
                  webhooks=len(self.settings.webhooks),
                  quiet_hours=f"{quiet.start:%H:%M}-{quiet.end:%H:%M}" if quiet.enabled else "off")
 
+    def wake_sweep(self) -> None:
+        """Deliveries were planned: let this process's sweep send them now."""
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, SweepTimer):
+                entrypoint.wake()
+
     def run_all(self, function, items):
         """Send a batch concurrently, at most ``SANJI_NOTIFICATION_CONCURRENCY`` at a time."""
         return eventlet.GreenPool(self.settings.concurrency).imap(function, items)
@@ -156,18 +163,45 @@ class Notifier(DependencyProvider):
 
 
 class SweepTimer(Timer):
-    """nameko's timer, its interval read from the container config (so tests and operators can set it).
+    """nameko's timer, its interval read from the container config (so tests and operators can set it), that
+    can also be woken: planning wakes it after committing deliveries, so they go out at once instead of at
+    the next tick, and the interval only bounds how long a retry or another replica's row waits.
 
-    It fires in every replica; the sweep's row locks make that safe."""
+    It fires in every replica; the sweep's row locks make that safe. A wake during a sweep makes one more
+    sweep right after it (wakes in between are one)."""
 
     def __init__(self, setting: str, default: float, **kwargs):
         self.setting = setting
+        self._signal = Event()
         super().__init__(interval=default, eager=True, **kwargs)
 
     def setup(self):
         configured = self.container.config.get(self.setting)
         if configured not in (None, ""):
             self.interval = float(configured)
+
+    def wake(self) -> None:
+        if not self._signal.ready():
+            self._signal.send(True)
+
+    def stop(self):
+        self.should_stop.send(True)
+        self.wake()
+        self.gt.wait()
+
+    def _run(self):
+        sleep_time = 0 if self.eager else self.interval
+        while True:
+            with eventlet.Timeout(sleep_time, exception=False):
+                self._signal.wait()
+            if self.should_stop.ready():
+                break
+            if self._signal.ready():
+                self._signal.reset()
+            self.handle_timer_tick()
+            self.worker_complete.wait()
+            self.worker_complete.reset()
+            sleep_time = self.interval
 
 
 sweep_timer = SweepTimer.decorator

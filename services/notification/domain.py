@@ -62,9 +62,10 @@ from shared.workdays import SHANGHAI
 
 Audience = Literal["resident", "unit_staff", "department", "specialist"]
 
-# The channels each audience is reached on. A resident's email is optional: a delivery is planned for it
-# anyway and recorded as skipped when intake has no address (the notification service does not know
-# the resident's contact details until it sends; see docs/notifications.md).
+# The channels each audience is reached on. A resident's email is optional: when the event says which
+# kinds of address intake holds (``resident_channels`` on case.submitted and the first item.routed), only
+# those are planned; otherwise a delivery is planned for each and recorded as skipped when intake has no
+# address (the notification service never holds the contact details; see docs/notifications.md).
 AUDIENCE_CHANNELS: Mapping[str, tuple[str, ...]] = {
     "resident": ("sms", "email"),
     "unit_staff": ("inbox",),
@@ -769,12 +770,22 @@ def plan(event_type: str, event: EventPayload, *, now: datetime, names: Names,
         context = rule.context(event, names)
         urgent = rule.urgent(event, now)
         for recipient in recipients_for(rule, event, webhooks=webhooks, within=within, case_id=case_id):
-            for channel in rule_channels(rule):
+            for channel in reachable(rule_channels(rule), recipient, event):
                 not_before, hold_reason = schedule(now, channel=channel, audience=recipient.audience,
                                                    urgent=urgent, quiet_hours=quiet_hours)
                 planned.append(PlannedMessage(rule.kind, recipient, channel, context, urgent, not_before,
                                               hold_reason))
     return planned
+
+
+def reachable(channels: tuple[str, ...], recipient: Recipient, event: EventPayload) -> tuple[str, ...]:
+    """A resident's channels that the event says intake holds an address for (``resident_channels``); all of
+    them when it does not say (older events, and events other than case.submitted and the first item.routed):
+    the send then finds out, and records a missing e-mail address as skipped."""
+    said = getattr(event, "resident_channels", None)
+    if recipient.audience != "resident" or said is None:
+        return channels
+    return tuple(channel for channel in channels if channel in said)
 
 
 MAX_CAUSE_CHARS = 255

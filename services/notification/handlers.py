@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from services.notification import domain
 from services.notification.adapters.channels import OutgoingMessage, Sender
@@ -142,15 +142,16 @@ def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.Plann
     )).rowcount == 1
     if not inserted:
         return None
-    if local:
-        uow.session.add(InboxMessage(
+    if local:  # Core inserts, as for the delivery: nothing here is read back through the session
+        uow.session.execute(insert(InboxMessage.__table__).values(
             id=new_id(), delivery_id=delivery_id, unit_code=message.recipient.unit_code,
             department_code=message.recipient.department_code, kind=message.kind, subject=rendered.subject,
             body=rendered.body, case_id=about.case_id,
             case_number=getattr(payload, "case_number", None), item_id=getattr(payload, "item_id", None),
             created_at=now))
-        uow.session.add(DeliveryAttempt(delivery_id=delivery_id, number=1, started_at=now, finished_at=now,
-                                        outcome=Outcome.SENT.value, detail="written to the staff inbox"))
+        uow.session.execute(insert(DeliveryAttempt.__table__).values(
+            delivery_id=delivery_id, number=1, started_at=now, finished_at=now, outcome=Outcome.SENT.value,
+            detail="written to the staff inbox"))
     return delivery_id
 
 
@@ -159,6 +160,10 @@ def _plan_one(uow: UnitOfWork, event: CloudEvent, payload, message: domain.Plann
 
 class ContactUnavailable(Exception):
     """Intake could not be asked for the resident's contact details just now (try again later)."""
+
+
+class BatchLookupUnsupported(Exception):
+    """This intake answers only the one-case question (an older release during a rolling upgrade)."""
 
 
 @dataclass(frozen=True)
@@ -217,23 +222,26 @@ class DispatchReport:
 
 def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock, dispatcher: Dispatcher,
                  contacts: Callable[[str, str], Contact | None],
-                 run_all: Callable[[Callable, Iterable], Iterable] = map) -> DispatchReport:
-    """Claim the due deliveries, send each, record each attempt. ``run_all`` maps the sends (a green
-    pool's ``imap`` in the service, so a slow provider does not hold up the others)."""
+                 run_all: Callable[[Callable, Iterable], Iterable] = map,
+                 contacts_of_cases: Callable[[list[str], str], dict[str, Contact]] | None = None) -> DispatchReport:
+    """Claim the due deliveries, send each, record the attempts. ``run_all`` maps the sends (a green
+    pool's ``imap`` in the service, so a slow provider does not hold up the others); the attempts of the
+    batch are then recorded in one transaction (one per message was most of the sweep's cost)."""
     report = DispatchReport()
     claimed = claim_due(unit_of_work_factory, now=clock.now(), dispatcher=dispatcher)
     report.claimed = len(claimed)
     if not claimed:
         return report
     lookups = _ContactCache(contacts)
+    if contacts_of_cases is not None:  # one question to intake per purpose for the whole batch
+        lookups.prefetch(claimed, contacts_of_cases)
 
-    def send_and_record(delivery: Claimed) -> str:
+    def send(delivery: Claimed) -> Attempted:
         started = clock.now()
         result, hint = attempt(delivery, dispatcher=dispatcher, contacts=lookups, now=started)
-        return record_attempt(unit_of_work_factory, delivery, result, hint=hint, started=started,
-                              finished=clock.now(), dispatcher=dispatcher)
+        return Attempted(delivery, result, hint, started, clock.now())
 
-    for status in run_all(send_and_record, claimed):
+    for status in record_attempts(unit_of_work_factory, list(run_all(send, claimed)), dispatcher=dispatcher):
         report.count(status)
     return report
 
@@ -281,6 +289,24 @@ class _ContactCache:
         self._contacts = contacts
         self._answers: dict[tuple[str, str], Contact | None | ContactUnavailable] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def prefetch(self, claimed: list[Claimed], contacts_of_cases: Callable[[list[str], str], dict[str, Contact]]):
+        """Ask once per purpose for every resident message of the batch (a case intake does not hold is
+        answered None, as the single question would; a failure is every one's answer, as it would be)."""
+        wanted: dict[str, set[str]] = {}
+        for delivery in claimed:
+            if delivery.audience == "resident" and delivery.channel in ("sms", "email"):
+                wanted.setdefault(delivery.channel, set()).add(delivery.recipient.partition(":")[2])
+        for purpose, case_ids in wanted.items():
+            try:
+                answers = contacts_of_cases(sorted(case_ids), purpose)
+            except BatchLookupUnsupported:
+                return  # each send asks the one-case question, as before
+            except ContactUnavailable as exc:
+                answers = exc
+            for case_id in case_ids:
+                self._answers[(case_id, purpose)] = (answers if isinstance(answers, ContactUnavailable)
+                                                     else answers.get(case_id))
 
     def __call__(self, case_id: str, purpose: str) -> Contact | None:
         key = (case_id, purpose)
@@ -348,42 +374,65 @@ def _address(delivery: Claimed, *, dispatcher: Dispatcher,
     raise _NoAddress(SendResult(Outcome.PERMANENT, f"no address for {delivery.audience} on {delivery.channel}"))
 
 
-def record_attempt(unit_of_work_factory: Callable[[], UnitOfWork], delivery: Claimed, result: SendResult, *,
-                   hint: str | None, started: datetime, finished: datetime, dispatcher: Dispatcher) -> str:
-    """Write the attempt and the delivery's new state; returns the status (or "stale": the claim had
-    expired and another sweep owns the row, so only the attempt is recorded)."""
-    detail = domain.scrub(result.detail, 500)
-    state = domain.after_attempt(result, attempt=delivery.attempt, now=finished, policy=dispatcher.retry,
-                                 rng=dispatcher.rng, channel=delivery.channel, audience=delivery.audience,
-                                 urgent=delivery.urgent, quiet_hours=dispatcher.quiet_hours)
-    with unit_of_work_factory() as uow:
-        # A Core insert, not session.add: this runs once per message sent, and the ORM's flush machinery
-        # was most of its cost.
-        uow.session.execute(insert(DeliveryAttempt).values(
-            delivery_id=delivery.id, number=delivery.attempt, started_at=started, finished_at=finished,
-            outcome=result.outcome.value, detail=detail or None, provider_ref=result.provider_ref))
+@dataclass(frozen=True)
+class Attempted:
+    """One send of a claimed delivery, to be recorded."""
+
+    delivery: Claimed
+    result: SendResult
+    hint: str | None           # the masked address it went to
+    started: datetime
+    finished: datetime
+
+
+def record_attempts(unit_of_work_factory: Callable[[], UnitOfWork], attempts: list[Attempted], *,
+                    dispatcher: Dispatcher) -> list[str]:
+    """Write the attempts and the deliveries' new states in one transaction; returns each one's status
+    ("stale" when the claim had expired and another sweep owns the row: only the attempt is recorded)."""
+    deliveries = Delivery.__table__
+    # Core statements on the connection, not the ORM's bulk update: its session synchronisation was most of
+    # the cost, and these rows are not loaded in the session anyway.
+    conditional_update = update(deliveries).where(deliveries.c.id == bindparam("delivery_id"),
+                                                  deliveries.c.claim_token == bindparam("token"))
+    planned = []
+    for done in attempts:
+        delivery, result = done.delivery, done.result
+        detail = domain.scrub(result.detail, 500)
+        state = domain.after_attempt(result, attempt=delivery.attempt, now=done.finished, policy=dispatcher.retry,
+                                     rng=dispatcher.rng, channel=delivery.channel, audience=delivery.audience,
+                                     urgent=delivery.urgent, quiet_hours=dispatcher.quiet_hours)
         values = dict(status=state.status, next_attempt_at=state.next_attempt_at, hold_reason=state.hold_reason,
                       last_error=domain.scrub(state.error, 500) if state.error else None, claim_token=None)
-        if hint:
-            values["address_hint"] = hint
+        if done.hint:
+            values["address_hint"] = done.hint
         if state.status == "sent":
-            values["sent_at"] = finished
-        changed = uow.session.execute(update(Delivery)
-                                      .where(Delivery.id == delivery.id, Delivery.claim_token == delivery.claim_token)
-                                      .values(**values)).rowcount
+            values["sent_at"] = done.finished
+        planned.append((done, detail, state, values))
+    statuses = []
+    with unit_of_work_factory() as uow:
+        connection = uow.session.connection()
+        connection.execute(insert(DeliveryAttempt.__table__), [
+            dict(delivery_id=done.delivery.id, number=done.delivery.attempt, started_at=done.started,
+                 finished_at=done.finished, outcome=done.result.outcome.value, detail=detail or None,
+                 provider_ref=done.result.provider_ref) for done, detail, _, _ in planned])
+        for done, _, state, values in planned:
+            changed = connection.execute(conditional_update.values(**values),
+                                         {"delivery_id": done.delivery.id, "token": done.delivery.claim_token}).rowcount
+            statuses.append(state.status if changed == 1 else "stale")
         uow.commit()
-    status = state.status if changed == 1 else "stale"
-    fields = dict(delivery_id=delivery.id, case_id=delivery.case_id, channel=delivery.channel, kind=delivery.kind,
-                  attempt=delivery.attempt, outcome=result.outcome.value)
-    if status == "sent":
-        log.info("notification sent", **fields)
-    elif status == "pending":
-        log.warning("notification failed; will retry", **fields, detail=detail, retry_at=state.next_attempt_at)
-    elif status == "stale":
-        log.warning("claim expired before the attempt was recorded; another sweep owns the delivery", **fields)
-    else:
-        log.warning(f"notification {status}", **fields, detail=detail)
-    return status
+    for (done, detail, state, _), status in zip(planned, statuses, strict=True):
+        delivery = done.delivery
+        fields = dict(delivery_id=delivery.id, case_id=delivery.case_id, channel=delivery.channel,
+                      kind=delivery.kind, attempt=delivery.attempt, outcome=done.result.outcome.value)
+        if status == "sent":
+            log.info("notification sent", **fields)
+        elif status == "pending":
+            log.warning("notification failed; will retry", **fields, detail=detail, retry_at=state.next_attempt_at)
+        elif status == "stale":
+            log.warning("claim expired before the attempt was recorded; another sweep owns the delivery", **fields)
+        else:
+            log.warning(f"notification {status}", **fields, detail=detail)
+    return statuses
 
 
 # ── Staff queries ───────────────────────────────────────────────────────────────────────────────────

@@ -12,7 +12,7 @@ from services.routing.item_events import item_event, move_to_unit, record_change
 from services.routing.lifecycle import OPEN_STATUSES, Action, next_status
 from shared.catalogue import Level, UnknownCode
 from shared.clock import new_id
-from shared.db import is_postgres
+from shared.db import insert_new_objects, is_postgres
 from shared.events import CaseSubmittedV1, CloudEvent, CustodyRecordedV1, EscalationOrderedV1, ItemEscalatedV1
 from shared.nameko_ext import PermanentError
 from shared.outbox import UnitOfWork
@@ -65,12 +65,13 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
                                                  case_id=item.case_id, due_date=deferred.due_date, state="pending"))
             record_change(uow, item, actor=SYSTEM_ACTOR, action="route", from_status=None, at=now,
                           level=item.level, unit_code=item.unit_code,
-                          event=routed_event(item, at=now))
+                          event=routed_event(item, at=now, resident_channels=submitted.resident_channels))
             if submitted.accepting_unit_code:
                 _record_received_at_accepting_window(uow, item, submitted, rules, at=now)
             if decision.deadline_provisional:
                 log.warning("deadline computed without an official calendar for its year; add the year to "
                             "the calendar override file", matter=decision.matter_code)
+        insert_new_objects(uow.session)  # Core inserts of the new rows: the unit of work's flush cost more
         uow.commit()
         log.info("case routed", items=len(decisions),
                  levels=sorted({str(decision.level) for decision in decisions}))

@@ -31,12 +31,14 @@ def record_change(uow: UnitOfWork, item: RoutedItem, *, actor: str, action: str,
         uow.publish(event)
 
 
-def routed_event(item: RoutedItem, *, at: datetime, reason: str = "submitted") -> ItemRoutedV1:
-    """The item.routed event announcing the item in its current unit's queue."""
+def routed_event(item: RoutedItem, *, at: datetime, reason: str = "submitted",
+                 resident_channels: tuple[str, ...] | None = None) -> ItemRoutedV1:
+    """The item.routed event announcing the item in its current unit's queue (``resident_channels``: passed on
+    from case.submitted on the first routing)."""
     return item_event(ItemRoutedV1, item, at=at, route_reason=reason, waiting_for=item.waiting_for_codes,
                       legal_deadline=item.legal_deadline, promised_deadline=item.promised_deadline,
                       deadline_provisional=item.deadline_provisional, catalogue_version=item.catalogue_version,
-                      accepting_unit_code=item.accepting_unit_code)
+                      accepting_unit_code=item.accepting_unit_code, resident_channels=resident_channels)
 
 
 def move_to_unit(uow: UnitOfWork, item: RoutedItem, *, level: str, unit_code: str, at: datetime, reason: str) -> None:

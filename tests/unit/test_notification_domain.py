@@ -90,6 +90,19 @@ def test_a_queued_item_tells_the_resident_the_units_staff_and_the_departments_we
     }
 
 
+def test_a_resident_is_told_only_on_the_channels_the_event_says_intake_holds_an_address_for():
+    submitted = sample(CaseSubmittedV1.event_type, 1, resident_channels=("sms",))
+    assert summary(planned(submitted)) == {("receipt", f"resident:{submitted.case_id}", "sms")}
+    with_email = sample(CaseSubmittedV1.event_type, 1, resident_channels=("sms", "email"))
+    assert {m.channel for m in planned(with_email)} == {"sms", "email"}
+    routed = sample(ItemRoutedV1.event_type, 0, resident_channels=("sms",))
+    assert summary(planned(routed)) == {
+        ("item_routed", f"resident:{routed.case_id}", "sms"),
+        ("staff_new_item", "unit:320113003000:police", "inbox"),        # staff and departments are not residents
+        ("department_new_item", "webhook:qixia-police", "webhook"),
+    }
+
+
 def test_an_item_waiting_for_a_prerequisite_is_in_no_queue_yet_so_only_the_resident_hears():
     event = sample(ItemRoutedV1.event_type, 1)
     assert event.status == "waiting"
