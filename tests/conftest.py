@@ -8,6 +8,7 @@ default) and on PostgreSQL (production). ``SANJI_TEST_DATABASES=sqlite`` narrows
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 import warnings
 from pathlib import Path
@@ -84,13 +85,26 @@ def _truncate_all(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """One SQLite file with every service's migrations applied, made once: each test gets a copy (running some
+    fifty migrations per test cost about a second of every SQLite test's set-up)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "sanji.db"
+    url = f"sqlite:///{path}"
+    for service in MIGRATED_SERVICES:
+        migrate(service, url)
+    dispose_engines()  # closed, so that the file alone is the whole database
+    return path
+
+
 @pytest.fixture(params=TEST_DATABASES)
 def database_url(request, tmp_path):
-    """A migrated, empty database: a new SQLite file per test, or the session's PostgreSQL emptied."""
+    """A migrated, empty database: a fresh copy of the migrated SQLite file per test, or the session's
+    PostgreSQL emptied."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sanji.db'}"
-        for service in MIGRATED_SERVICES:
-            migrate(service, url)
+        target = tmp_path / "sanji.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        url = f"sqlite:///{target}"
     elif request.param == "postgresql":
         url = request.getfixturevalue("postgres_database")
         _truncate_all(url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from services.routing.adapters.orm import DeferredMaterial, RoutedCase, RoutedItem
+from services.routing.adapters.orm import DeferredMaterial, RoutedCase, RoutedItem, record_new_item_statuses
 from services.routing.domain import RoutingImpossible, route_case
 from services.routing.follow_ups import SYSTEM_ACTOR, lock_case
 from services.routing.item_actions import WorkRules
@@ -71,6 +71,7 @@ def route_submitted_case(event: CloudEvent, *, unit_of_work: UnitOfWork, rules: 
             if decision.deadline_provisional:
                 log.warning("deadline computed without an official calendar for its year; add the year to "
                             "the calendar override file", matter=decision.matter_code)
+        record_new_item_statuses(uow.session)  # the per-status counts, which the flush hook would have written
         insert_new_objects(uow.session)  # Core inserts of the new rows: the unit of work's flush cost more
         uow.commit()
         log.info("case routed", items=len(decisions),

@@ -83,7 +83,9 @@ def wait_for(check, timeout: float = 10.0):
 @pytest.fixture
 def routing_port(container_factory, make_service_config):
     port = find_free_port()
-    container = container_factory(RoutingService, make_service_config("routing", web_port=port))
+    # The per-status counts are folded from their change rows on a timer: often, so the test need not wait long.
+    container = container_factory(RoutingService, make_service_config("routing", web_port=port,
+                                                                      SANJI_STATUS_FOLD_SECONDS=0.2))
     container.start()
     return port, container
 
@@ -273,7 +275,9 @@ def test_a_redelivered_event_is_counted_as_such(container_factory, make_service_
         channel.basic_reject(message.delivery_tag, requeue=True)
 
     port = find_free_port()
-    container = container_factory(RoutingService, make_service_config("routing", web_port=port))
+    # The per-status counts are folded from their change rows on a timer: often, so the test need not wait long.
+    container = container_factory(RoutingService, make_service_config("routing", web_port=port,
+                                                                      SANJI_STATUS_FOLD_SECONDS=0.2))
     with entrypoint_waiter(container, "on_case_submitted"):
         container.start()
     case = {"handler": "on_case_submitted", "queue": CASE_QUEUE, "event_type": CASE_SUBMITTED}

@@ -177,6 +177,17 @@ class ItemStatusChange(Base):
     change: Mapped[int] = mapped_column(Integer)
 
 
+def record_new_item_statuses(session: Session) -> None:
+    """The +1 rows of the items added to the session, for a path that writes new rows with Core inserts
+    (``shared.db.insert_new_objects`` takes them out of the session, so the flush hook below never sees them):
+    call it before that insert, and the change rows go in with the items."""
+    changes: dict[str, int] = {}
+    for item in session.new:
+        if isinstance(item, RoutedItem):
+            changes[item.status] = changes.get(item.status, 0) + 1
+    session.add_all(ItemStatusChange(status=status, change=change) for status, change in sorted(changes.items()))
+
+
 @event.listens_for(Session, "before_flush")
 def _record_status_changes(session: Session, _flush_context, _instances) -> None:
     """Every status an item enters or leaves, whichever code path changed it, in the same transaction."""
