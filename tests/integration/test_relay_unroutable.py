@@ -6,7 +6,8 @@ the relay marked such an event published and nobody ever knew. Now the broker re
 counts it (``sanji_relay_unroutable_total`` by event type) and logs a warning with its id, type and routing
 key. It still marks the row published: the broker has it confirmed, and holding the row back would stop
 every later event of the outbox behind it (docs/reliability.md). In the test's vhost the subscriptions
-queue's binding ``#`` and the notification queue's binding ``rectification.#`` are removed (bindings missing),
+queue's binding ``#``, the event log partitions' bindings and the notification queue's binding ``rectification.#``
+are removed (bindings missing),
 so ``rating.submitted`` and ``rectification.opened`` reach no queue, and ``supervision-order.issued`` reaches
 the notification queue.
 """
@@ -55,10 +56,16 @@ def unroutable(metrics: ServiceMetrics, type_: str) -> float | None:
 
 
 def bindings(amqp_uri: str, change: str) -> None:
-    """Remove (``queue_unbind``) or restore (``queue_bind``) the bindings the test takes away."""
+    """Remove (``queue_unbind``) or restore (``queue_bind``) the bindings the test takes away: the event log's
+    partitions take every event too (shared/event_log.py), so their district patterns go as well."""
+    from shared.event_log import configured_layout
+
+    taken_away = [(SUBSCRIPTIONS_EVENTS.name, "#"), (NOTIFICATION_EVENTS.name, "rectification.#")]
+    taken_away += [(partition.name, key) for partition in configured_layout().partitions
+                   for key in partition.event_binding_keys()]
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
-        for queue, key in ((SUBSCRIPTIONS_EVENTS.name, "#"), (NOTIFICATION_EVENTS.name, "rectification.#")):
+        for queue, key in taken_away:
             getattr(channel, change)(queue, EVENTS_EXCHANGE_NAME, key)
 
 
