@@ -177,8 +177,16 @@ def page_of(request: Request, default_limit: int = 50) -> tuple[int, int]:
     return limit, offset
 
 
+# pydantic's messages may quote the input (a discriminator's value, say): a refusal never echoes more than this.
+MAX_PROBLEM_TEXT = 200
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_PROBLEM_TEXT else text[:MAX_PROBLEM_TEXT - 1] + "…"
+
+
 def describe_validation_errors(exc: ValidationError) -> list[dict]:
-    return [{"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"],
+    return [{"field": _clipped(".".join(str(part) for part in error["loc"])), "problem": _clipped(error["msg"]),
              "code": error["type"]} for error in exc.errors(include_input=False, include_url=False)]
 
 

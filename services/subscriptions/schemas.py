@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
 class _Body(BaseModel):
@@ -36,10 +36,14 @@ class SubscriptionChange(_Body):
     description: str | None = Field(default=None, max_length=500)
 
 
+# A CloudEvent id as Sanji makes them (UUIDs), or a department's own plain token: no control characters, short.
+EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+
+
 class RedeliveryRequest(_Body):
     from_: datetime | None = Field(default=None, alias="from", description="event time, inclusive")
     to: datetime | None = Field(default=None, description="event time, exclusive")
-    event_ids: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    event_ids: list[EventId] | None = Field(default=None, min_length=1, max_length=1000)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -289,6 +289,11 @@ def _replace_first_string(document, value):
             replaced = _replace_first_string(inner, value)
             if replaced is not inner:
                 return {**document, key: replaced}
+    if isinstance(document, list):  # a list of ids, say: its first string
+        for index, inner in enumerate(document):
+            replaced = value if isinstance(inner, str) else _replace_first_string(inner, value)
+            if replaced is not inner:
+                return [*document[:index], replaced, *document[index + 1:]]
     return document
 
 
