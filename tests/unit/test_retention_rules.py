@@ -73,6 +73,8 @@ def test_notification_prunes_finished_deliveries_and_the_inbox_by_their_own_sett
 
 
 class FakeContainer:
+    service_name = "routing"  # nameko's extensions name it in their repr, which a debug log line asks for
+
     def __init__(self, config):
         self.config = config
         self.spawned = []
