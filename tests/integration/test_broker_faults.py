@@ -29,8 +29,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from services.intake.service import IntakeService
 from services.routing import handlers
 from services.routing.service import RoutingService
-from shared.broker_faults import rpc
+from shared.broker_faults import Rpc
 from shared.nameko_ext import EventConsumer
+from shared.rpc import GuardedRpc
 from shared.topology import ROUTING_CASE_SUBMITTED
 from tests.integration.test_routing_consumer import case_submitted
 from tests.support.bus import publish_raw
@@ -146,11 +147,19 @@ def test_a_broker_fault_while_handling_leaves_the_consumer_running_and_the_effec
     assert routing.started
 
 
-class HeldIntake(IntakeService):
-    """Intake, with the test's hold inside its RPC, before the reply is sent and the request acked (and without
-    the caller check of shared/rpc.py, which a standalone client would not pass: this test is about faults)."""
+class UncheckedRpc(GuardedRpc):
+    """Intake's own RPC entrypoint without its caller check (a standalone client would not pass it: this test is
+    about faults). It must share the guarded RPCs' consumer: a plain ``@rpc`` would be a second consumer on the
+    same queue, and the broker would hand it half the requests for methods it does not know (MethodNotFound)."""
 
-    @rpc
+    def handle_message(self, body, message):
+        Rpc.handle_message(self, body, message)
+
+
+class HeldIntake(IntakeService):
+    """Intake, with the test's hold inside its RPC, before the reply is sent and the request acked."""
+
+    @UncheckedRpc.decorator
     def applicant_contact(self, case_id: str, purpose: str):
         HOLD.here("rpc")
         return super().applicant_contact(case_id, purpose)
