@@ -112,33 +112,7 @@ def closed_loop(base_urls: list[str], *, seconds: float, concurrency: int, progr
 
 def open_loop(base_urls: list[str], *, seconds: float, rate: float, concurrency: int = 32, progress=None) -> LoadResult:
     """Submissions at a fixed ``rate`` per second, whatever the answer times (up to ``concurrency`` in flight)."""
-    result = LoadResult(started_at=time.time())
-    total = int(seconds * rate)
-    lock = threading.Lock()
-    next_index = iter(range(total))
-    start = time.monotonic()
-
-    def client_loop(index: int):
-        client = KioskClient(base_urls[index % len(base_urls)])
-        while True:
-            with lock:
-                n = next(next_index, None)
-            if n is None:
-                break
-            delay = start + n / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            submission = client.submit(Submission(str(uuid.uuid4()), time.time()))
-            with lock:
-                result.submissions.append(submission)
-        client.close()
-
-    threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    _report_progress(threads, result, progress)
-    result.ended_at = time.time()
-    return result
+    return _paced([n / rate for n in range(int(seconds * rate))], base_urls, concurrency, progress)
 
 
 def poisson_loop(base_urls: list[str], *, seconds: float, rate: float, concurrency: int = 64, seed: int | None = None,
@@ -152,6 +126,11 @@ def poisson_loop(base_urls: list[str], *, seconds: float, rate: float, concurren
     while at < seconds:
         offsets.append(at)
         at += draw.expovariate(rate)
+    return _paced(offsets, base_urls, concurrency, progress)
+
+
+def _paced(offsets: list[float], base_urls: list[str], concurrency: int, progress) -> LoadResult:
+    """One submission at each offset (seconds from now), sent by ``concurrency`` clients taking the next one due."""
     result = LoadResult(started_at=time.time())
     lock = threading.Lock()
     next_offset = iter(offsets)

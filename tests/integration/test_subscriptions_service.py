@@ -7,8 +7,6 @@ failure view and the disclosures per case."""
 from __future__ import annotations
 
 import threading
-import time
-from datetime import timedelta
 
 import eventlet
 import pytest
@@ -21,10 +19,8 @@ from standardwebhooks import Webhook
 from examples import subscription_stream_consumer, subscription_webhook_receiver
 from services.subscriptions.service import SubscriptionsService
 from shared.clock import new_id
-from shared.events import CloudEvent, ItemRoutedV1
-from tests.support.bus import publish_raw
 from tests.support.db import count_rows
-from tests.support.routing_harness import at
+from tests.support.subscriptions import item_event, publish, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,35 +44,6 @@ def service(container_factory, make_service_config, scoped_bus):
     container = container_factory(SubscriptionsService, config)
     container.start()
     return f"http://127.0.0.1:{port}", config
-
-
-def item_event(department: str, *, district: str = QIXIA, unit: str = MAIGAOQIAO, level: str = "street",
-               case_id: str | None = None) -> tuple[str, str, str]:
-    """(body, routing key, event id) of an item.routed event as routing publishes it."""
-    start = at(2026, 12, 1, 9, 0)
-    community = XINHE if district == QIXIA else "320102002001"
-    payload = ItemRoutedV1(item_id=new_id(), case_id=case_id or new_id(), case_number="SJ-1",
-                           matter_code="residence-permit", department_code=department, level=level, unit_code=unit,
-                           district_code=district, community_code=community, status="queued", occurred_at=start,
-                           legal_deadline=start + timedelta(days=20), promised_deadline=start + timedelta(days=10),
-                           deadline_provisional=False, catalogue_version="v")
-    event = CloudEvent.wrap(payload, source="/sanji/routing", time=start)
-    return event.model_dump_json(), payload.routing_key(), event.id
-
-
-def publish(scoped_bus, event) -> None:
-    body, key, _ = event
-    publish_raw(scoped_bus.service_uri("routing"), body, key, declare=False)
-
-
-def wait_until(condition, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        eventlet.sleep(0.05)
-    return condition()
 
 
 def test_a_police_stream_gets_its_own_district_police_events_only(service, scoped_bus, database_url):
