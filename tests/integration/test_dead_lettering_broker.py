@@ -192,5 +192,8 @@ def test_control_without_the_strategy_the_dead_letter_is_lost(rabbit_config, rab
     assert dead_letters(amqp_uri, wait=3) == []
     with Connection(amqp_uri) as connection:
         assert connection.channel().basic_get(QUEUE, no_ack=True) is None
-    stats = queue_stats(rabbit_manager, vhost, lambda stats: "messages_dlx" in stats)
+    # The two counters arrive in separate refreshes of the management API: wait for both.
+    stats = queue_stats(
+        rabbit_manager, vhost, lambda stats: None not in (stats.get("messages"), stats.get("messages_dlx"))
+    )
     assert (stats.get("messages"), stats.get("messages_dlx")) == (0, 0), stats
