@@ -170,11 +170,12 @@ def latency_at(stack: Stack, rate: float, seconds: float) -> dict:
 
 def queue_depths(stack: Stack) -> dict[str, int]:
     """Messages ready or unacknowledged per queue of the run's vhost (the management API's figures, which
-    it refreshes every few seconds)."""
+    it refreshes every few seconds). Streams (the event log) are left out: a log keeps what it is given, its
+    length is not a backlog."""
     vhost = urllib.parse.quote(stack.vhost, safe="")
     queues = requests.get(f"{stack.management}/queues/{vhost}", auth=BROKER_AUTH, timeout=10).json()
     return {queue["name"]: int(queue.get("messages", 0) or 0) for queue in queues
-            if not queue["name"].startswith("bench.")}
+            if not queue["name"].startswith("bench.") and queue.get("type") != "stream"}
 
 
 def outbox_backlog(stack: Stack) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import secrets
 from datetime import datetime
@@ -25,9 +26,16 @@ def webhook_headers(secrets_: tuple[str, ...], message_id: str, at: datetime, bo
     """The Standard Webhooks headers of one request: ``webhook-id`` (the same on every retry: the receiver's
     idempotency key), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``, one ``v1,<base64>`` per
     secret, space-separated. The signing is the ``standardwebhooks`` package's own (``Webhook.sign``)."""
-    signatures = " ".join(Webhook(secret).sign(message_id, at, body) for secret in secrets_)
+    signatures = " ".join(_signer(secret).sign(message_id, at, body) for secret in secrets_)
     return {"webhook-id": message_id, "webhook-timestamp": str(math.floor(at.timestamp())),
             "webhook-signature": signatures}
+
+
+@functools.lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    """One signer per secret, kept: a fan-out signs hundreds of requests a second with the same few keys, and
+    each new ``Webhook`` decodes its key again."""
+    return Webhook(secret)
 
 
 def webhook_secret_problem(secret: str) -> str | None:

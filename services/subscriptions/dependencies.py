@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from datetime import timedelta
 
 import eventlet
@@ -30,6 +31,9 @@ from shared.metrics import for_container
 from shared.nameko_ext import ClockProvider, Storage
 
 log = structlog.get_logger(__name__)
+
+# At most this many batches of webhook jobs wait in memory; beyond, matched deliveries are written for the sweep.
+HAND_OFF_LIMIT_BATCHES = 5
 
 
 def known_event_types(departments) -> EventTypes:
@@ -62,6 +66,9 @@ class Sinks(DependencyProvider):
         self.rng = random.SystemRandom()
         self._wake_streams, self._wake_webhooks = threading.Event(), threading.Event()
         self._wake_replays = threading.Event()
+        # Webhook deliveries the consumer claimed as it wrote them, waiting to be sent (matching.py, "Hand-off").
+        self._handed: deque = deque()
+        self.lease = timedelta(seconds=self.settings.lease_seconds)
         self._stopping = threading.Event()
         self._threads = []
 
@@ -84,6 +91,12 @@ class Sinks(DependencyProvider):
             self.container.spawn_managed_thread(
                 lambda: self._loop("webhooks", self._wake_webhooks, self.sweep_webhooks),
                 identifier="subscription-webhooks"),
+            # A second sender of handed-over jobs only (no claims, so no two senders ever claim the same rows, even
+            # on SQLite, which has no SKIP LOCKED): one sends while the other waits for the database.
+            self.container.spawn_managed_thread(
+                lambda: self._loop("webhooks-handed", self._wake_webhooks,
+                                   lambda: self.sweep_webhooks(claim=False)),
+                identifier="subscription-webhooks-handed"),
             self.container.spawn_managed_thread(
                 lambda: self._loop("replays", self._wake_replays, self.run_replays, full=1),
                 identifier="subscription-replays")]
@@ -93,14 +106,37 @@ class Sinks(DependencyProvider):
         self.wake()
         for thread in self._threads:
             thread.wait()
+        self._release_handed()
+
+    def _release_handed(self) -> None:
+        """Jobs handed over but not sent: due again now, for the sweep of any replica (else they wait out their
+        lease). Best effort: when the database is gone too, the lease lapses anyway."""
+        jobs = list(self._handed)
+        self._handed.clear()
+        if jobs:
+            try:
+                delivery.release_claims(self._unit_of_work, jobs, now=self.clock.now())
+            except Exception:  # noqa: BLE001 - stopping; the leases lapse on their own
+                log.warning("could not release handed-over webhook deliveries; they go out when their lease lapses",
+                            deliveries=len(jobs), exc_info=True)
+
+    def lease_for_hand_off(self) -> timedelta | None:
+        """A lease when the sender can take more jobs in memory; None: write them pending, for the sweep."""
+        return self.lease if len(self._handed) < HAND_OFF_LIMIT_BATCHES * self.settings.batch_size else None
+
+    def hand_off(self, jobs) -> None:
+        self._handed.extend(jobs)
+        self._wake_webhooks.set()
 
     def kill(self):
         self._stopping.set()
         self.wake()
 
-    def wake(self) -> None:
-        self._wake_streams.set()
-        self._wake_webhooks.set()
+    def wake(self, *, streams: bool = True, webhooks: bool = True) -> None:
+        if streams:
+            self._wake_streams.set()
+        if webhooks:
+            self._wake_webhooks.set()
 
     def wake_replays(self) -> None:
         self._wake_replays.set()
@@ -132,10 +168,14 @@ class Sinks(DependencyProvider):
             self.counters.stream_published.inc(published)
         return published
 
-    def sweep_webhooks(self) -> int:
+    def sweep_webhooks(self, claim: bool = True) -> int:
+        handed = [self._handed.popleft() for _ in range(min(len(self._handed), self.settings.batch_size))]
+        # Paused or deleted since the event was matched: the row waits (its lease lapses, then the resume).
+        sending = self.active.sending_now()
         counts = delivery.send_webhooks(
             self._unit_of_work, caller=self.caller, policy=self.policy, rng=self.rng, now=self.clock.now,
-            batch_size=self.settings.batch_size, lease=timedelta(seconds=self.settings.lease_seconds),
+            batch_size=self.settings.batch_size, lease=self.lease,
+            handed=[job for job in handed if job.subscription_id in sending], claim=claim,
             run_all=lambda function, jobs: eventlet.GreenPool(self.settings.concurrency).imap(function, jobs))
         self.counters.webhooks(counts)
         return sum(counts[name] for name in ("delivered", "failed"))

@@ -44,9 +44,13 @@ class SubscriptionsService(SanjiService):
 
     @consume_events(SUBSCRIPTIONS_EVENTS)
     def on_event(self, event):
-        result = matching.handle_event(event, unit_of_work=self._uow(), active=self.sinks.active)
-        if result.get("subscriptions"):
-            self.sinks.wake()
+        result = matching.handle_event(event, unit_of_work=self._uow(), active=self.sinks.active,
+                                       lease=self.sinks.lease_for_hand_off())
+        jobs, streams = result.pop("webhook_jobs", ()), result.pop("streams", False)
+        if jobs:
+            self.sinks.hand_off(jobs)
+        if result.get("subscriptions", 0) > len(jobs):   # some written for a sweep: a stream's, or pending rows
+            self.sinks.wake(streams=streams, webhooks=True)
         return result
 
     @http("POST", "/v1/subscriptions")
