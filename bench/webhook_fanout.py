@@ -14,12 +14,14 @@ How it measures (printed with the figures):
 - Events are `item.routed` events of both districts, every department and level, published on `sanji.events` as
   routing publishes them (persistent, publisher confirms), their `time` the moment they are published. Each is
   matched in memory against the 50 subscriptions; the fan-out (deliveries per event) is computed from the mix.
-- The event rate it must keep up with: `sustainable_cases_per_s` of `make bench` (`--capacity-cases-per-s`; that
-  figure is not on main yet, so the default is E, the closed-loop capacity of docs/performance.md's last quiet
-  run, 37.7 cases/s: an upper bound of the open-loop figure, so a conservative target) x events per case
-  (`--events-per-case`; measured by `--measure-events-per-case` from the bench's own kiosk load on intake,
-  routing and notification: every event the run publishes counted in the event log; default 2.0, the
-  case.submitted and item.routed of a single-matter case, which is what that measurement gave).
+- The event rate it must keep up with: the open-loop capacity of the main bench, `sustainable_cases_per_s`,
+  taken from the newest report `make bench` (or `make bench-quick`) wrote on this machine
+  (var/bench/report-*.json; a full run's before a quick one's), or given with `--capacity-cases-per-s`; with
+  neither, E = 37.7 cases/s, the closed-loop capacity of an earlier quiet run (an upper bound of the open-loop
+  figure). It is multiplied by events per case (`--events-per-case`; measured by `--measure-events-per-case` from
+  the bench's own kiosk load on intake, routing and notification: every event the run publishes counted in the
+  event log; default 2.0, the case.submitted and item.routed of a single-matter case, which is what that
+  measurement gave). The stand-in E is also reported beside it: what a faster machine's capacity would ask.
 - Phase 1, open loop: events at that rate for `--seconds`; deliveries/s, event -> receiver latency p50/p99, and
   whether the backlog (deliveries not yet received) stayed flat. Phase 2, capacity: `--burst` events published at
   once; the time until every delivery is received gives the events/s and deliveries/s the fan-out sustains.
@@ -39,6 +41,7 @@ import sys
 import time
 from array import array
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import requests
 
@@ -46,7 +49,26 @@ from bench.stack import ServiceProcess, Stack, free_port
 from shared.migrate import migrate
 
 ENDPOINTS = 50
-DEFAULT_CAPACITY_CASES_PER_S = 37.7   # docs/performance.md: E, the last quiet run's closed-loop capacity
+STAND_IN_CAPACITY_CASES_PER_S = 37.7   # docs/performance.md: E, an earlier quiet run's closed-loop capacity
+REPORTS = Path(__file__).resolve().parent.parent / "var" / "bench"
+
+
+def measured_capacity() -> tuple[float, str] | None:
+    """The newest ``sustainable_cases_per_s`` `make bench` reported on this machine (a full run before a quick
+    one), and the report's name."""
+    found = []
+    for path in REPORTS.glob("report-*.json"):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        sustainable = (report.get("summary") or {}).get("sustainable_cases_per_s")
+        if sustainable:
+            found.append((not report.get("quick"), path.name, float(sustainable)))
+    if not found:
+        return None
+    _, name, sustainable = max(found)
+    return sustainable, name
 DEFAULT_EVENTS_PER_CASE = 2.0
 
 QIXIA, XUANWU = "320113000000", "320102000000"
@@ -330,8 +352,8 @@ def measure_events_per_case(cases: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--capacity-cases-per-s", type=float, default=DEFAULT_CAPACITY_CASES_PER_S,
-                        help="the main bench's sustainable_cases_per_s")
+    parser.add_argument("--capacity-cases-per-s", type=float,
+                        help="the main bench's sustainable_cases_per_s (default: its newest report here)")
     parser.add_argument("--events-per-case", type=float, default=DEFAULT_EVENTS_PER_CASE)
     parser.add_argument("--measure-events-per-case", type=int, metavar="CASES",
                         help="measure events per case first, from this many kiosk cases on intake+routing+notification")
@@ -346,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure_events_per_case:
         events_per_case = round(measure_events_per_case(args.measure_events_per_case), 2)
         print(f"measured {events_per_case} events per case", flush=True)
+    if args.capacity_cases_per_s is None:
+        measured = measured_capacity()
+        args.capacity_cases_per_s, capacity_source = measured or (STAND_IN_CAPACITY_CASES_PER_S, "the stand-in E")
+    else:
+        capacity_source = "--capacity-cases-per-s"
+    print(f"capacity to keep up with: {args.capacity_cases_per_s} cases/s, from {capacity_source}", flush=True)
     required_rate = args.capacity_cases_per_s * events_per_case
 
     settings = dict(item.split("=", 1) for item in args.setting)
@@ -394,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"verdict: {'KEEPS UP' if keeps_up else 'DOES NOT KEEP UP'}")
         print(json.dumps({
             "endpoints": ENDPOINTS, "subscriptions": len(subscriptions), "fanout": round(fanout, 2),
-            "capacity_cases_per_s": args.capacity_cases_per_s, "events_per_case": events_per_case,
+            "capacity_cases_per_s": args.capacity_cases_per_s, "capacity_source": capacity_source,
+            "events_per_case": events_per_case,
+            "ratio_to_stand_in": round(phase2["events_per_s"] / (STAND_IN_CAPACITY_CASES_PER_S * events_per_case), 2),
             "required_events_per_s": round(required_rate, 1),
             "required_deliveries_per_s": round(required_rate * fanout, 1),
             "open_loop_events_per_s": phase1["events_per_s"], "open_loop_received": phase1["received"],

@@ -8,8 +8,10 @@ on the CloudEvent id.
 
 **Webhooks.** Due deliveries of active webhook subscriptions are claimed in a short transaction (``SKIP LOCKED``
 on PostgreSQL, then a lease: ``next_attempt_at`` moves past the lease and a claim token is set), so two replicas
-never send the same delivery at once and no transaction stays open while a receiver answers. They are sent
-concurrently; each result is recorded only if the claim still holds. A 2xx is delivered (and disclosed); anything
+never send the same delivery at once and no transaction stays open while a receiver answers. Most deliveries never
+wait for that sweep: the live consumer writes them claimed and hands them over in memory (``matching.py``,
+"Hand-off"); the sweep takes retries, lapsed leases and resumed subscriptions. They are sent concurrently; each
+result is recorded only if the claim still holds. A 2xx is delivered (and disclosed); anything
 else is retried by ``retry_policy``, given up after its span, and an endpoint failing every attempt for the
 disable span is disabled with the reason.
 """

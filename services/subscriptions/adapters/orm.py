@@ -8,7 +8,7 @@
 - ``subscriptions_deliveries``: one row per subscription and event (unique: a redelivered event is a no-op),
   with the delivery's state, attempts and last error: the outbox of the stream sinks and the retry queue of the
   webhooks, and the failure view.
-- ``subscriptions_attempts``: every webhook attempt (the failure view lists the failed ones).
+- ``subscriptions_attempts``: every failed webhook attempt (the failure view's); a success is on the delivery's row.
 - ``subscriptions_disclosures``: who was handed which event of which case, and when (written when a delivery is
   handed over: the stream publish confirmed, the webhook answered 2xx).
 - ``subscriptions_replays``: a replay from the event log (``replay.py``): who asked, from when or which offsets,
