@@ -2,9 +2,10 @@
 
 The consumer reads the revision counter (one row) in its transaction and reloads the subscriptions it matches
 against only when a change was committed since (``ActiveSubscriptions``), so a subscription created, paused or
-changed on any replica takes effect for the next event. For each event, in ONE transaction: the consumer's inbox
-row (a redelivered event is a no-op), the event once, and a delivery row per matching subscription (unique on
-subscription and event). Disclosures are written later, when a delivery is handed over.
+changed on any replica takes effect for the next event. For each event that matches, in ONE transaction: the
+consumer's inbox row (a redelivered event is a no-op), the event once, and a delivery row per matching
+subscription (unique on subscription and event). An event that matches nothing writes nothing (most events of a
+city match no subscription). Disclosures are written later, when a delivery is handed over.
 
 Paused and disabled subscriptions keep matching: their deliveries wait and go out when the owner resumes or
 re-enables them. Deleted ones match nothing.
@@ -98,17 +99,18 @@ def handle_event(event: CloudEvent, *, unit_of_work, active: ActiveSubscriptions
     document = event.model_dump(mode="json")
     attributes = dialect.event_attributes(document)
     with unit_of_work as uow:
+        matched = [candidate for candidate in active.current(uow.session) if candidate.wants(attributes)]
+        if not matched:
+            # Nothing to write, so nothing to dedupe: a redelivery of this event matches nothing either (or a
+            # subscription made since, which receives it as it would any event after its creation).
+            return {"outcome": "unmatched", "subscriptions": 0}
         if not uow.claim_message(CONSUMER, event):
             return {"outcome": "duplicate"}
-        matched = [candidate for candidate in active.current(uow.session) if candidate.wants(attributes)]
-        jobs: list[WebhookJob] = []
-        if matched:
-            now = uow.clock.now()
-            send_now = [candidate for candidate in matched if candidate.sends_now] if lease is not None else []
-            stored = record_matches(uow.session, event, document, attributes,
-                                    [candidate.id for candidate in matched if candidate not in send_now], now=now)
-            if send_now:
-                jobs = _claimed_deliveries(uow.session, stored, send_now, now=now, lease=lease)
+        now = uow.clock.now()
+        send_now = [candidate for candidate in matched if candidate.sends_now] if lease is not None else []
+        stored = record_matches(uow.session, event, document, attributes,
+                                [candidate.id for candidate in matched if candidate not in send_now], now=now)
+        jobs = _claimed_deliveries(uow.session, stored, send_now, now=now, lease=lease) if send_now else []
         uow.commit()
     return {"outcome": "matched", "subscriptions": len(matched),
             "streams": any(candidate.sink_type == "queue" for candidate in matched), "webhook_jobs": jobs}
