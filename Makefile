@@ -78,8 +78,9 @@ bench-replay: $(STAMP)
 	$(BIN)/python -m bench.replay $(BENCH_ARGS)
 
 .PHONY: bench-fanout
-# Webhook fan-out to 50 local endpoints against the event rate of the bench's capacity (docs/subscriptions.md,
-# "Throughput"); BENCH_ARGS="--capacity-cases-per-s N --events-per-case E" when make bench has measured them.
+# Webhook fan-out to 50 local endpoints against the event rate of the bench's open-loop capacity, read from the
+# newest make bench report here (docs/subscriptions.md, "Throughput"); BENCH_ARGS="--capacity-cases-per-s N" to
+# give it instead.
 bench-fanout: $(STAMP)
 	$(BIN)/python scripts/prepare_test_services.py
 	$(BIN)/python -m bench.webhook_fanout $(BENCH_ARGS)
