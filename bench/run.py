@@ -245,24 +245,37 @@ def settle(stack: Stack, timeout: float = 60) -> None:
 
 
 def open_loop_capacity(stack: Stack, closed_loop_rate: float, seconds: float, max_steps: int = 8) -> dict:
-    """Step the Poisson arrival rate up from about half the closed-loop E until a step is not sustained."""
+    """Step the Poisson arrival rate up from about half the closed-loop E until a step is not sustained (halving
+    when even the first is not), then bisect between the highest sustained rate and the lowest one that was not,
+    until they are within 25 % of each other or the steps run out."""
     rate = max(2.0, round(closed_loop_rate * 0.5))
     steps = []
-    for _ in range(max_steps):
+
+    def run_step(rate: float) -> dict:
         settle(stack)
-        say(f"capacity: Poisson arrivals at {rate:.0f} cases/s for {seconds:.0f}s ...")
+        say(f"capacity: Poisson arrivals at {rate:g} cases/s for {seconds:.0f}s ...")
         step = capacity_step(stack, rate, seconds)
         steps.append(step)
         say(f"  p99 {step['routed_p99_ms']} ms, errors {step['errors']}, growing {step['growing'] or 'none'}: "
             f"{'sustained' if step['sustained'] else 'NOT sustained'}")
-        if not step["sustained"]:
-            if any(earlier["sustained"] for earlier in steps) or rate <= 1:
-                break
-            rate = max(1.0, round(rate / 2, 1))  # not even the first: look below it
-            continue
-        if len(steps) > 1 and not steps[-2]["sustained"]:
-            break  # the rate above this one was tried already, and failed
-        rate = round(rate * 1.2 + 1)
+        return step
+
+    while len(steps) < max_steps:
+        step = run_step(rate)
+        if step["sustained"]:
+            if any(not earlier["sustained"] for earlier in steps):
+                break   # the rate above was tried already, and failed
+            rate = round(rate * 1.2 + 1)
+        elif any(earlier["sustained"] for earlier in steps) or rate <= 1:
+            break
+        else:
+            rate = max(1.0, round(rate / 2, 1))   # not even the first: look below it
+    while len(steps) < max_steps:
+        sustained = [step["rate"] for step in steps if step["sustained"]]
+        failed = [step["rate"] for step in steps if not step["sustained"] and step["rate"] > max(sustained, default=0)]
+        if not sustained or not failed or min(failed) <= max(sustained) * 1.25:
+            break
+        run_step(round((max(sustained) + min(failed)) / 2, 1))
     sustained = [step["rate"] for step in steps if step["sustained"]]
     return {"steps": steps, "sustainable_cases_per_s": max(sustained, default=0.0)}
 
