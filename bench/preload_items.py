@@ -131,8 +131,15 @@ def load_items(database_url: str, items: int, *, seed: int = 7, say=print) -> No
     engine = create_engine(normalise_url(database_url))
     import psycopg2.extensions
 
-    psycopg2.extensions.set_wait_callback(None)  # COPY is synchronous: no cooperative wait callback here
-    raw = engine.raw_connection()
+    # COPY is synchronous: no cooperative wait callback while it runs. The callback is process-wide, so the
+    # previous one comes back after (a test process that preloads goes on with green connections).
+    previous_wait_callback = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)
+    try:
+        raw = engine.raw_connection()
+    except Exception:
+        psycopg2.extensions.set_wait_callback(previous_wait_callback)
+        raise
     try:
         made = 0
         while made < items:
@@ -149,6 +156,7 @@ def load_items(database_url: str, items: int, *, seed: int = 7, say=print) -> No
     finally:
         raw.close()
         engine.dispose()
+        psycopg2.extensions.set_wait_callback(previous_wait_callback)
     vacuum = create_engine(normalise_url(database_url), isolation_level="AUTOCOMMIT")
     try:
         with vacuum.connect() as connection:
