@@ -91,7 +91,7 @@ class FaultProxy:
 
     def refuse(self) -> int:
         """Stop listening and reset every open connection; returns how many were reset."""
-        self._listener.close()
+        _stop_listening(self._listener)
         return self.reset_all()
 
     def hang(self) -> int:
@@ -122,10 +122,7 @@ class FaultProxy:
     def close(self) -> None:
         self._closed = True
         self._flowing.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
+        _stop_listening(self._listener)
         self.reset_all()
 
 
@@ -150,9 +147,27 @@ def _port_outside_ephemeral_range() -> int:
     return 0
 
 
+def _stop_listening(listener: socket.socket) -> None:
+    """Close a listening socket that another thread is blocked in ``accept()`` on. ``close()`` alone is not
+    enough on Linux: the blocked call keeps the socket listening, so the next client is still accepted (the
+    refusal was not verified at its start). ``shutdown()`` wakes the accept and stops the listening first."""
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    listener.close()
+
+
 def _reset(sock: socket.socket) -> None:
+    """End a connection with an RST (linger 0), also when a pump thread is blocked in ``recv()`` on it: like
+    ``close()`` on a listener, ``close()`` alone would wait for that call, which for the side that sends
+    nothing (a database session idle in a transaction) is for ever; ``shutdown(SHUT_RD)`` wakes it first."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()  # linger 0: the peer gets an RST, not a FIN
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+    try:
+        sock.close()
     except OSError:
         pass

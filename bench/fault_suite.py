@@ -37,7 +37,9 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -46,6 +48,7 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kombu import Connection, Consumer, Producer, Queue
 from sqlalchemy import create_engine, text
@@ -175,6 +178,36 @@ class ChaosSystem:
 
     def arrivals(self) -> list:
         return [*self.http.arrivals, *self.smtp.arrivals]
+
+    def stuck_sessions(self) -> list[dict]:
+        """Database sessions not idle at the end (a transaction left open, a lock waited for), and every
+        service's green-thread stacks written to its log (SIGUSR1, sanji/cli.py): where a stall is."""
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        for proc in self.stack.processes:
+            self.stack.signal(proc, signal.SIGUSR1)
+            if spy and proc.process and proc.process.poll() is None and proc.log_path:
+                # the OS thread's stack too: a process frozen in a C call (libpq without the green wait
+                # callback) runs no signal handler
+                dump = subprocess.run([spy, "dump", "--pid", str(proc.process.pid)], capture_output=True,
+                                      text=True, timeout=30, check=False)
+                proc.log_path.with_suffix(".py-spy.txt").write_text(dump.stdout + dump.stderr)
+        rows = self.rows(
+            "SELECT pid, application_name, state, wait_event_type, wait_event, now() - xact_start,"
+            " left(query, 160) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'")
+        return [{"pid": r[0], "application": r[1], "state": r[2], "wait": f"{r[3]}:{r[4]}",
+                 "in_transaction_for": str(r[5]), "query": r[6]} for r in rows]
+
+    def notification_backlog(self) -> list[dict]:
+        """What notification still holds at the end, by channel, status, hold and last error: a message the
+        checker counts as lost is pending (backing off, claimed, held) or failed here, or was never planned."""
+        rows = self.rows(
+            "SELECT channel, status, coalesce(hold_reason, ''), claim_token IS NOT NULL,"
+            " next_attempt_at < now(), left(coalesce(last_error, ''), 120), count(*), max(attempts)"
+            " FROM notification_deliveries WHERE status <> 'sent'"
+            " GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 7 DESC LIMIT 40")
+        return [{"channel": r[0], "status": r[1], "hold": r[2], "claimed": r[3], "due": r[4], "last_error": r[5],
+                 "count": r[6], "max_attempts": r[7]} for r in rows]
 
     def settle(self, timeout: float, quiet: float = 8.0) -> float:
         """Wait until nothing new arrives anywhere for ``quiet`` seconds; returns the seconds waited."""
@@ -554,8 +587,15 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
         ours = ("poison-", RAISE_ONCE_PREFIX)
         events = [r for r in system.subscriber.snapshot() if not r.event_id.startswith(ours)]
         verdict = check(cases, events, system.arrivals(), read_model)
+        backlog = system.notification_backlog()
+        stuck = system.stuck_sessions()
         dead = dead_letter_ids(system.stack.amqp_uri)
-        real_dead = {mid: n for mid, n in dead.items() if not any(mid.startswith(p) for p in ours)}
+        # the raise-once case is the suite's own too (intake never held it), so intake rightly dead-letters the
+        # item.routed that routing publishes for it: events about it are not real messages
+        own_cases = {f.get("sent", {}).get("raise_once_case") for f in faults.entries} - {None}
+        own_ids = {r.event_id for r in system.subscriber.snapshot() if (r.data or {}).get("case_id") in own_cases}
+        real_dead = {mid: n for mid, n in dead.items()
+                     if not any(mid.startswith(p) for p in ours) and mid not in own_ids}
         liveness = system.stack.liveness()
         totals = Counter(a.channel for a in system.arrivals())
         start = min((r.at for r in system.subscriber.records), default=time.time())
@@ -568,7 +608,8 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
                 "staff_errors": load.staff_errors, "events_recorded": len(system.subscriber.records),
                 "arrivals": dict(totals), "throughput_timeline_per_5s": dict(sorted(timeline.items())),
                 "baseline_events_per_s": faults.baseline, "webhooks_refused": len(system.http.refused),
-                "settle_s": settled,
+                "settle_s": settled, "notification_backlog": backlog,
+                "stuck_sessions": stuck, "logs": str(system.stack.workdir),
                 "dead_letters": dead, "real_messages_dead_lettered": sum(real_dead.values()),
                 "real_dead_letter_examples": list(real_dead)[:5]}
     finally:

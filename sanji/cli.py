@@ -169,6 +169,24 @@ SERVICE_DIED_EXIT_STATUS = 70       # EX_SOFTWARE: the service failed, restart i
 CONTAINER_DEATH_GRACE_SECONDS = 10
 
 
+def dump_green_stacks(out) -> int:
+    """Write where every green thread is waiting (``kill -USR1 <pid>`` of a ``sanji serve``): a process that
+    stopped working but stays up shows its blocked workers, which no OS-thread dumper (py-spy, faulthandler)
+    sees. File, line and function only: no local values, so no personal data."""
+    import gc
+    import traceback
+
+    import greenlet
+
+    stacks = [g for g in gc.get_objects() if isinstance(g, greenlet.greenlet) and g.gr_frame is not None]
+    print(f"sanji: {len(stacks)} green threads (SIGUSR1)", file=out)
+    for number, green in enumerate(stacks, 1):
+        print(f"--- green thread {number}: {green!r}", file=out)
+        out.write("".join(traceback.format_stack(green.gr_frame)))
+    out.flush()
+    return len(stacks)
+
+
 def run_until_stopped(service_class, config: dict) -> None:
     """Run one service until SIGTERM or SIGINT, then stop it gracefully, once; exit non-zero if the
     service's container dies on its own.
@@ -206,6 +224,7 @@ def run_until_stopped(service_class, config: dict) -> None:
 
     signal.signal(signal.SIGTERM, stop_once)
     signal.signal(signal.SIGINT, stop_once)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: dump_green_stacks(sys.stderr))
     runner.start()
     exit_when_dying(runner.containers, exit_on_death, grace_seconds=CONTAINER_DEATH_GRACE_SECONDS)
     waiter = eventlet.spawn(runner.wait)
