@@ -314,6 +314,10 @@ class Settings(SanjiSettings):
                                 "(`shared/db.py`; `deploy/k8s` sizes the pooler for it)", ge=1)
     db_max_overflow: int = setting(10, "each process's PostgreSQL pool: connections opened beyond the pool "
                                    "under load", ge=0)
+    db_idle_in_transaction_timeout_seconds: float = setting(
+        60, "PostgreSQL ends a session idle inside a transaction this long, releasing its locks (a client that "
+        "vanished mid-transaction). 0: the server's own setting, needed behind a transaction-pooling PgBouncer, "
+        "which refuses the startup option (`shared/db.py`)", ge=0)
     http_host: str = setting("127.0.0.1", "address the HTTP endpoints listen on")
     http_port: Port | None = setting(
         None, "HTTP port; `SANJI_<SERVICE>_HTTP_PORT` for one service", per_service=True, kind="port",

@@ -71,6 +71,30 @@ def postgres_pool_limits(environ=os.environ) -> tuple[int, int]:
     return size, overflow
 
 
+# A session idle inside a transaction for this long is ended by the server, its transaction rolled back and
+# its locks released (SANJI_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS; 0 leaves it to the server's own setting).
+# No Sanji transaction waits that long between two statements: the longest, the outbox relay's, waits at most
+# its broker confirm timeout (10 s). A client that vanished mid-transaction (a process frozen or killed by
+# a network fault the server never saw) otherwise holds its row locks until the server's TCP keepalive
+# gives up, hours later, and every writer of those rows waits behind it.
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 60
+
+
+def postgres_session_guards(environ=os.environ) -> dict:
+    """libpq connection parameters of every PostgreSQL connection: the server ends a session left idle in a
+    transaction (above), and TCP keepalives let the client find a dead link to the server in about a minute
+    instead of waiting on it for ever. The timeout is a startup option, which a transaction-pooling PgBouncer
+    refuses: behind one, set it to 0 and configure the server (deploy/k8s/base/postgres/cluster.yaml)."""
+    raw = environ.get("SANJI_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", "").strip()
+    seconds = float(raw) if raw else DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS
+    if seconds < 0:
+        raise ValueError("SANJI_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS must be 0 (the server's setting) or more")
+    guards: dict = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+    if seconds:
+        guards["options"] = f"-c idle_in_transaction_session_timeout={round(seconds * 1000)}"
+    return guards
+
+
 _psycopg_patched = False
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -120,7 +144,8 @@ def create_db_engine(url: str) -> Engine:
         # round trip per row (a webhook fan-out's deliveries of an event were ten). Its rowcount is then not per
         # row, which nothing here reads (no versioned ORM rows; conditional updates are single executes).
         engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_use_lifo=True,
-                               hide_parameters=True, executemany_mode="values_plus_batch")
+                               hide_parameters=True, executemany_mode="values_plus_batch",
+                               connect_args=postgres_session_guards())
         _ping_connections_that_idled(engine)
         return engine
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql:// or sqlite://")
