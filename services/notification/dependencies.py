@@ -19,7 +19,7 @@ from nameko.timer import Timer
 
 from services.notification import domain, samples
 from services.notification.adapters.channels import AliyunSms, FileSink, SmsGateway, SmtpEmail, WebhookSender
-from services.notification.handlers import Dispatcher, NotificationRules
+from services.notification.handlers import Dispatcher, NotificationRules, UnrecordedAttempts
 from services.notification.rendering import MessageTemplates, TemplateProblems
 from services.notification.settings import NotificationConfigError, NotificationSettings
 from services.notification.sms_templates import SmsTemplateProblems, SmsTemplates
@@ -143,6 +143,7 @@ class Notifier(DependencyProvider):
             limiter=domain.RateLimiter(self.settings.rate_limits), retry=self.settings.retry,
             quiet_hours=self.settings.quiet_hours, rng=random.SystemRandom(), batch_size=self.settings.batch_size,
             lease=timedelta(seconds=self.settings.lease_seconds))
+        self.unrecorded = UnrecordedAttempts()
         quiet = self.settings.quiet_hours
         log.info("notification channels ready", **{channel: sender.description for channel, sender in senders.items()},
                  webhooks=len(self.settings.webhooks),

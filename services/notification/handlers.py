@@ -38,6 +38,7 @@ from shared.catalogue import Catalogue
 from shared.clock import Clock, new_id
 from shared.db import is_postgres
 from shared.events import CloudEvent, ReportFiledV1
+from shared.nameko_ext import is_outage
 from shared.outbox import UnitOfWork, insert_ignoring_duplicates
 from shared.refusal import Refusal
 
@@ -214,20 +215,49 @@ class DispatchReport:
     failed: int = 0
     skipped: int = 0
     stale: int = 0
+    held: int = 0            # sent, their results kept in memory until the database takes them
 
     def count(self, status: str) -> None:
         name = {"pending": "retrying"}.get(status, status)
         setattr(self, name, getattr(self, name) + 1)
 
 
+class UnrecordedAttempts:
+    """Sends whose results could not be written because the database was unreachable just then: kept in this
+    process and written first thing at the next sweeps. Without this, every message a sweep had handed to the
+    provider before a database outage was sent again once its lease lapsed (the fault suite counted them).
+    They are lost only with the process itself; then the lease lapses and the message goes again, the
+    at-least-once case docs/notifications.md names."""
+
+    def __init__(self):
+        self._held: list[Attempted] = []
+        self._lock = threading.Lock()
+
+    def hold(self, attempts: list[Attempted]) -> None:
+        with self._lock:
+            self._held.extend(attempts)
+
+    def take(self) -> list[Attempted]:
+        with self._lock:
+            held, self._held = self._held, []
+        return held
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
 def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock, dispatcher: Dispatcher,
                  contacts: Callable[[str, str], Contact | None],
                  run_all: Callable[[Callable, Iterable], Iterable] = map,
-                 contacts_of_cases: Callable[[list[str], str], dict[str, Contact]] | None = None) -> DispatchReport:
+                 contacts_of_cases: Callable[[list[str], str], dict[str, Contact]] | None = None,
+                 unrecorded: UnrecordedAttempts | None = None) -> DispatchReport:
     """Claim the due deliveries, send each, record the attempts. ``run_all`` maps the sends (a green
     pool's ``imap`` in the service, so a slow provider does not hold up the others); the attempts of the
     batch are then recorded in one transaction (one per message was most of the sweep's cost)."""
     report = DispatchReport()
+    if unrecorded is not None:
+        _record_or_hold(unit_of_work_factory, unrecorded.take(), dispatcher=dispatcher, report=report,
+                        unrecorded=unrecorded)
     claimed = claim_due(unit_of_work_factory, now=clock.now(), dispatcher=dispatcher)
     report.claimed = len(claimed)
     if not claimed:
@@ -241,9 +271,29 @@ def dispatch_due(*, unit_of_work_factory: Callable[[], UnitOfWork], clock: Clock
         result, hint = attempt(delivery, dispatcher=dispatcher, contacts=lookups, now=started)
         return Attempted(delivery, result, hint, started, clock.now())
 
-    for status in record_attempts(unit_of_work_factory, list(run_all(send, claimed)), dispatcher=dispatcher):
-        report.count(status)
+    _record_or_hold(unit_of_work_factory, list(run_all(send, claimed)), dispatcher=dispatcher, report=report,
+                    unrecorded=unrecorded)
     return report
+
+
+def _record_or_hold(unit_of_work_factory: Callable[[], UnitOfWork], attempts: list[Attempted], *,
+                    dispatcher: Dispatcher, report: DispatchReport, unrecorded: UnrecordedAttempts | None) -> None:
+    """Record the attempts; if the database cannot be reached, keep them for the next sweep (and stop this
+    one: nothing more can be claimed) instead of losing what was sent."""
+    if not attempts:
+        return
+    try:
+        statuses = record_attempts(unit_of_work_factory, attempts, dispatcher=dispatcher)
+    except Exception as exc:
+        if unrecorded is None or not is_outage(exc):
+            raise
+        unrecorded.hold(attempts)
+        report.held = len(unrecorded)
+        log.warning("database unreachable: keeping the results of the sends to record at the next sweep",
+                    held=report.held, error=type(exc).__name__)
+        raise
+    for status in statuses:
+        report.count(status)
 
 
 def claim_due(unit_of_work_factory: Callable[[], UnitOfWork], *, now: datetime,

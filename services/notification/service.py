@@ -50,7 +50,8 @@ class NotificationService(SanjiService):
         return handlers.dispatch_due(unit_of_work_factory=lambda: self.storage.unit_of_work(self.clock),
                                      clock=self.clock, dispatcher=self.notifier.dispatcher,
                                      contacts=self._applicant_contact, run_all=self.notifier.run_all,
-                                     contacts_of_cases=self._applicant_contacts)
+                                     contacts_of_cases=self._applicant_contacts,
+                                     unrecorded=self.notifier.unrecorded)
 
     def _applicant_contact(self, case_id: str, purpose: str) -> Contact | None:
         timeout = eventlet.Timeout(self.notifier.settings.send_timeout)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 from nameko.testing.services import entrypoint_waiter, replace_dependencies
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from services.notification import handlers
 from services.notification.adapters.orm import Delivery as DeliveryRow
@@ -417,6 +418,43 @@ def test_a_sweep_skips_the_rows_another_replica_is_claiming(database_url, notifi
         other_replica.close()
     assert {row.case_id for row in handlers.claim_due(uow, now=DAY, dispatcher=notifier.dispatcher)} == {"c1", "c2"}
     assert len(locked) == 2
+
+
+def test_sends_whose_results_the_database_could_not_take_are_recorded_later_not_sent_again(
+        database_url, notification_config, http, smtp):
+    """The fault suite's duplicates: a sweep sent its batch, the database went away before the results were
+    written, and once the lease lapsed every one of those messages went out again."""
+    notifier = started_notifier(notification_config())
+    factory = session_factory(shared_engine(database_url))
+    uow = lambda: UnitOfWork(factory, source="/sanji/notification", clock=FrozenClock(DAY))  # noqa: E731
+    handlers.handle_event(envelope(sample(CaseSubmittedV1.event_type, case_id=CASE), DAY)[0],
+                          unit_of_work=uow(), rules=notifier.rules)
+    contact = {"phone": RESIDENT_PHONE, "email": RESIDENT_EMAIL}
+    contacts = lambda case_id, purpose: handlers.Contact(**{  # noqa: E731
+        {"sms": "phone", "email": "email"}[purpose]: contact[{"sms": "phone", "email": "email"}[purpose]]})
+    units_of_work = []
+
+    def database_gone_after_the_claim():
+        units_of_work.append(1)
+        if len(units_of_work) == 2:  # the claim went through; the results' transaction finds no database
+            raise OperationalError("INSERT INTO notification_attempts", {}, ConnectionRefusedError("refused"))
+        return uow()
+
+    def sweep(factory_, at):
+        return handlers.dispatch_due(unit_of_work_factory=factory_, clock=FrozenClock(at),
+                                     dispatcher=notifier.dispatcher, contacts=contacts,
+                                     unrecorded=notifier.unrecorded)
+
+    with pytest.raises(OperationalError):
+        sweep(database_gone_after_the_claim, DAY)
+    assert len(http.to("/sms")) == 1 and len(notifier.unrecorded) == 2  # sent; results held in memory
+    report = sweep(uow, DAY + timedelta(seconds=5))  # the database is back
+    assert report.sent == 2 and len(notifier.unrecorded) == 0
+    assert all(row["status"] == "sent" for row in db.deliveries(database_url, case_id=CASE))
+    # long after the lease: nothing is pending, so nothing goes out twice
+    later = DAY + timedelta(seconds=notifier.settings.lease_seconds * 3)
+    assert sweep(uow, later).claimed == 0
+    assert len(http.to("/sms")) == 1
 
 
 # ── a broken template stops the service at start ────────────────────────────────────────────────────
