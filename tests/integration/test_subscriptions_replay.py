@@ -69,6 +69,10 @@ def test_a_webhook_consumer_down_for_an_hour_replays_exactly_what_it_missed(serv
     subscription = created.json()
     receiver.trust(subscription["secret"])
 
+    def delivered_count():
+        return requests.get(f"{url}/v1/subscriptions/{subscription['id']}/deliveries?status=delivered",
+                            headers=HOUSING).json()["counts"]["delivered"]
+
     def in_scope(minutes_ago):
         return item_event("housing", time=now - timedelta(minutes=minutes_ago))
 
@@ -98,6 +102,9 @@ def test_a_webhook_consumer_down_for_an_hour_replays_exactly_what_it_missed(serv
     after = [in_scope(1), in_scope(0)]
     publish(scoped_bus, *after, *outside_scope(0))
     assert wait_until(lambda: len(receiver.handled) == 5)
+    # ... and Sanji has recorded them delivered: the sender writes its results just after the receiver's 200, and
+    # a replay asked in between leaves a delivery it finds still on its way as it is (it was just sent)
+    assert wait_until(lambda: delivered_count() == 5), delivered_count()
     handled_before_replay = {event["id"] for event in receiver.handled}
     assert handled_before_replay == {event[2] for event in before + after}
     requests_before_replay = len(receiver.answers)
@@ -126,6 +133,8 @@ def test_a_webhook_consumer_down_for_an_hour_replays_exactly_what_it_missed(serv
     assert sorted(handled_ids) == sorted(wanted)      # each handled once after dedupe
     assert all(event["data"]["department_code"] == "housing" and event["data"]["district_code"] == QIXIA
                for event in receiver.handled)
+    # the results of the replay's sends are written just after the receiver's answers
+    assert wait_until(lambda: delivered_count() == len(wanted)), delivered_count()
     page = requests.get(f"{url}/v1/subscriptions/{subscription['id']}/deliveries?status=delivered",
                         headers=HOUSING).json()
     assert page["counts"]["given_up"] == 0 and page["counts"]["delivered"] == len(wanted)

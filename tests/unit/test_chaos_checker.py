@@ -100,3 +100,17 @@ def test_a_timer_that_fired_twice_or_never_is_counted():
     summary = check([case], events, arrivals, read_model, timers).summary()
     assert summary["lost_by_kind"] == {"timer warning": 1}
     assert summary["duplicated_by_kind"] == {"timer warning": 1}
+
+
+def test_the_clock_jumps_check_adds_its_findings_to_the_main_verdict():
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    main = check([case], events, arrivals, read_model)
+    assert main.summary()["lost"] == 0 and main.summary()["duplicated"] == 0
+    # after the jump: one expiry never fired, a warning published twice for one key, nothing expected of cases
+    timers = {"expected": {"expiry": {("item-9",)}, "warning (once per key)": set()},
+              "fired": {"expiry": [], "warning (once per key)": [("item-1", "community"), ("item-1", "community")]}}
+    main.absorb(check([], [], [], None, timers))
+    summary = main.summary()
+    assert summary["lost_by_kind"] == {"timer expiry": 1}
+    assert summary["duplicated_by_kind"] == {"timer warning (once per key)": 1}
+    assert set(summary["timers"]) == {"expiry", "warning (once per key)"}
