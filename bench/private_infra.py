@@ -78,6 +78,9 @@ class PrivateRabbit:
     amqp_port: int = field(default_factory=free_port)
     management_port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
+    # the stream plugin listens too (5552 by default, which the machine's own node holds once `make test` has
+    # enabled its stream plugin: the private node then failed to boot, eaddrinuse)
+    stream_port: int = field(default_factory=free_port)
     started_in_s: float | None = None
 
     def __post_init__(self):
@@ -86,6 +89,7 @@ class PrivateRabbit:
         (self.base / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
             f"management.tcp.port = {self.management_port}\n"
+            f"stream.listeners.tcp.1 = 127.0.0.1:{self.stream_port}\n"
             "management.tcp.ip = 127.0.0.1\n"
             "loopback_users = none\n"
             # The alarms the suite raises are set by rabbitmqctl; these are the values it restores.
@@ -127,7 +131,14 @@ class PrivateRabbit:
     def _answers(self) -> bool:
         if self.process.poll() is not None:
             raise RuntimeError(f"the private RabbitMQ node exited ({self.process.returncode}); see {self.base}")
-        return requests.get(f"{self.management}/overview", auth=BROKER_AUTH, timeout=2).status_code == 200
+        if requests.get(f"{self.management}/overview", auth=BROKER_AUTH, timeout=2).status_code != 200:
+            return False
+        # the management API can answer before the AMQP listener is up (the node starts it last)
+        try:
+            with socket.create_connection(("127.0.0.1", self.amqp_port), timeout=2):
+                return True
+        except OSError:
+            return False
 
     def node_state(self) -> dict:
         """The node as the management API reports it: os_pid, uptime (ms), mem_alarm, disk_free_alarm."""
