@@ -62,6 +62,15 @@ class Verdict:
             if len(self.examples) < 20:
                 self.examples.append({"duplicated": what, "n": n, **example})
 
+    def absorb(self, other: Verdict) -> None:
+        """Add another check's findings (the clock jump's, checked on its own events) to this one."""
+        self.lost.update(other.lost)
+        self.duplicated.update(other.duplicated)
+        self.read_model_disagreements += other.read_model_disagreements
+        self.timers.update(other.timers)
+        self.event_redeliveries += other.event_redeliveries
+        self.examples.extend(other.examples[:max(0, 20 - len(self.examples))])
+
     def summary(self) -> dict:
         return {"lost": sum(self.lost.values()), "duplicated": sum(self.duplicated.values()),
                 "lost_by_kind": dict(self.lost), "duplicated_by_kind": dict(self.duplicated),

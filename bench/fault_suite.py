@@ -16,7 +16,9 @@ under load; a broker restart (new OS pid, uptime reset); a PostgreSQL restart (n
 time); the database refusing connections for 30 s, then hanging for 30 s; the broker's memory alarm and
 disk alarm (seen in the management API); a routing replica partitioned from the broker; every event
 delivered twice, the copies in reverse order; poison messages of four kinds (not JSON, an unknown event
-version, a payload that fails validation, a valid event whose handler raises once and then succeeds).
+version, a payload that fails validation, a valid event whose handler raises once and then succeeds); and,
+once the load is over, the services' clock jumped 60 days with the sweepers killed while they fire: every
+timer then due must fire exactly once (容缺 and 补正 expiry, escalation's item deadlines).
 
 Effects are counted outside (bench/recorders.py): a fake SMS gateway, SMTP server and webhook receiver, and
 a department subscriber on the bus. The checker (bench/chaos_checker.py) compares them with what the
@@ -41,6 +43,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -59,6 +62,8 @@ from bench.fault_proxy import FaultProxy
 from bench.private_infra import PrivatePostgres, PrivateRabbit
 from bench.recorders import DepartmentSubscriber, HttpRecorder, SmtpRecorder
 from bench.stack import REPO, ServiceProcess, Stack
+from services.routing.lifecycle import OPEN_STATUSES
+from shared.clock import CLOCK_OFFSET_FILE_VARIABLE
 from shared.db import normalise_url
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.topology import DEAD_LETTER_QUEUE_NAME, events_exchange
@@ -100,6 +105,8 @@ class ChaosSystem:
         self.db_proxy = FaultProxy(("127.0.0.1", postgres.port), "postgres") if proxies else None
         self.broker_proxies: dict[str, FaultProxy] = {}
         self.use_proxies = proxies
+        self.clock_offset_file = Path(tempfile.mkdtemp(prefix="sanji-clock-")) / "offset-seconds"
+        self.clock_offset_file.write_text("0")
         self.stack = Stack(label, replicas=replicas, extra_env=dict(CHAOS_ENV), management=rabbit.management,
                            amqp_port=rabbit.amqp_port, postgres_admin_url=postgres.admin_url,
                            process_env=self._process_env, process_command=self._process_command)
@@ -112,7 +119,7 @@ class ChaosSystem:
 
     def _process_env(self, proc: ServiceProcess) -> dict[str, str]:
         stack = self.stack
-        env = {}
+        env = {CLOCK_OFFSET_FILE_VARIABLE: str(self.clock_offset_file)}
         if self.use_proxies:
             proxy = self.broker_proxies.get(proc.name)
             if proxy is None:
@@ -161,6 +168,7 @@ class ChaosSystem:
         for proxy in [*self.broker_proxies.values(), self.db_proxy]:
             if proxy:
                 proxy.close()
+        shutil.rmtree(self.clock_offset_file.parent, ignore_errors=True)
 
     def rows(self, sql: str) -> list:
         engine = create_engine(normalise_url(self.stack.database_url))
@@ -428,6 +436,105 @@ class Faults:
                 "verified": all(dead_kinds.values()) and raised > 0 and routed and not raise_once_dead}
 
 
+CLOCK_JUMP_DAYS = 60
+TERMINATED = "cn.sanji.item.terminated.v1"
+# Item deadlines escalation fires: the internal loops' time boxes and 督办's warning and breaches.
+ITEM_DEADLINE_KINDS = ("loop_community", "loop_street", "deadline_warning", "promised_breach", "legal_breach")
+# What each firing publishes, keyed so that one deadline firing twice shows as two events for one key.
+TIMER_EVENT_KEYS = {
+    "cn.sanji.item.deadline-warning.v1": lambda d: (d.get("item_id"), d.get("level"), d.get("promised_deadline")),
+    "cn.sanji.item.supervision-escalated.v1": lambda d: (d.get("item_id"), d.get("level"), d.get("stage")),
+    "cn.sanji.escalation.ordered.v1": lambda d: (d.get("item_id"), d.get("from_level")),
+}
+
+
+def clock_jump(system: ChaosSystem, faults: Faults, days: int = CLOCK_JUMP_DAYS) -> dict:
+    """The sweeps' clock jumps ``days`` ahead (the services' SANJI_CLOCK_OFFSET_FILE) once the load is over, and
+    the processes that sweep are killed while they fire. Every timer then due must fire exactly once:
+
+    - 容缺 and 补正 expiry (routing): each open item with a deferred material still missing, or waiting for a
+      supplement, is terminated exactly once (``item.terminated``: deferral_expired or supplement_expired, or
+      prerequisite_terminated when an item it waits for expired first);
+    - escalation's item deadlines due by the new time (internal loops, 督办 warning and breaches) each leave
+      ``pending`` (fired, or cancelled because the item closed first), and no firing is published twice
+      (one warning per item, level and deadline; one escalation order per item and level; one breach per
+      item, level and stage).
+
+    The expected sets are read from the databases just before the jump, when nothing else moves (the load
+    has stopped and the staff have finished), so they are the state the timers act on."""
+    entry = {"fault": f"clock jump +{days} days for the sweeps, sweepers killed while firing",
+             "started": time.time(), "verified": False, "recovery_applies": False}
+    say(f"fault: {entry['fault']}")
+    open_statuses = ", ".join(f"'{status}'" for status in sorted(OPEN_STATUSES))
+    expiring = {row[0] for row in system.rows(
+        "SELECT DISTINCT i.id FROM routing_items i LEFT JOIN routing_deferred_materials d"
+        " ON d.item_id = i.id AND d.state = 'pending'"
+        f" WHERE i.status IN ({open_statuses}) AND (d.item_id IS NOT NULL OR i.status = 'supplement_requested')")}
+    jumped_to = f"now() + interval '{days} days'"
+    kinds = ", ".join(f"'{kind}'" for kind in ITEM_DEADLINE_KINDS)
+    deadlines = {row[0] for row in system.rows(
+        f"SELECT id FROM escalation_deadlines WHERE state = 'pending' AND subject_type = 'item'"
+        f" AND kind IN ({kinds}) AND due_at <= {jumped_to}")}
+    seen_before = len(system.subscriber.snapshot())
+    jumped_at = time.time()
+    system.clock_offset_file.write_text(str(days * 86400))
+    time.sleep(1.5)  # the services read the offset twice a second; the sweeps start firing
+    killed = []
+    for service in ("escalation", "routing"):
+        proc = system.stack.of(service)[0]
+        before = proc.process.pid
+        with system.stack.unsupervised(proc):
+            system.stack.signal(proc, signal.SIGKILL)
+            code = proc.process.wait(timeout=30)
+            system.stack.start_process(proc)
+        killed.append({"process": proc.name, "exit_status": code, "pid_before": before, "pid_after": proc.process.pid})
+    system.stack.wait_healthy(180, [system.stack.of(s)[0] for s in ("escalation", "routing")])
+
+    def timer_outcome():
+        after = system.subscriber.snapshot()[seen_before:]
+        terminated = {}
+        for record in after:  # any reason: an item whose prerequisite expired first ends "prerequisite_terminated"
+            if record.type == TERMINATED:
+                terminated.setdefault(record.event_id, (record.data or {}).get("item_id"))
+        left = {row[0] for row in system.rows(
+            "SELECT id FROM escalation_deadlines WHERE state IN ('pending', 'parked')")} & deadlines
+        return after, terminated, left
+
+    settled_s = None
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        after, terminated, left = timer_outcome()
+        if expiring <= set(terminated.values()) and not left:
+            settled_s = round(time.time() - jumped_at, 1)
+            break
+        time.sleep(2)
+    system.settle(timeout=120, quiet=10)  # anything a timer still causes (messages, a second firing) arrives
+    after, terminated, left = timer_outcome()
+    fired_keys: dict[str, list] = {}
+    for record in {r.event_id: r for r in after}.values():
+        key_of = TIMER_EVENT_KEYS.get(record.type)
+        if key_of is not None:
+            fired_keys.setdefault(record.type.split(".")[-2], []).append(key_of(record.data or {}))
+    moved = system.rows("SELECT count(*) FROM escalation_deadlines"
+                        f" WHERE fired_at > now() + interval '{days - 1} days'")
+    entry.update(expiring_items=len(expiring), deadlines_due=len(deadlines), items_terminated=len(terminated),
+                 deadlines_left_pending=len(left), timers_settled_s=settled_s, killed=killed,
+                 deadlines_fired_at_jumped_time=moved[0][0], ended=time.time(), recovery_s=settled_s,
+                 verified=(moved[0][0] > 0 or bool(terminated))
+                 and all(k["exit_status"] == -signal.SIGKILL and k["pid_after"] != k["pid_before"] for k in killed))
+    say(f"  verified={entry['verified']} timers settled in {settled_s}s: {len(terminated)} of {len(expiring)} expiring "
+        f"items terminated, {len(deadlines) - len(left)} of {len(deadlines)} due deadlines fired or cancelled")
+    faults.entries.append(entry)
+    timers = {"expected": {"expiry terminated the item": {(item,) for item in expiring},
+                           "escalation deadline left pending": {(d,) for d in deadlines}},
+              "fired": {"expiry terminated the item": [(item,) for item in terminated.values()],
+                        "escalation deadline left pending": [(d,) for d in deadlines - left]}}
+    for name, keys in fired_keys.items():  # no expected set: each key at most once
+        timers["expected"][f"{name} (once per key)"] = set()
+        timers["fired"][f"{name} (once per key)"] = keys
+    return {"timers": timers, "arrivals_after": [a for a in system.arrivals() if a.at >= jumped_at]}
+
+
 def _wait(check_fn, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -586,7 +693,20 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
         # the suite's own poison and raise-once events are checked by the poison fault, not as cases' effects
         ours = ("poison-", RAISE_ONCE_PREFIX)
         events = [r for r in system.subscriber.snapshot() if not r.event_id.startswith(ours)]
-        verdict = check(cases, events, system.arrivals(), read_model)
+        arrivals_before = list(system.arrivals())
+        verdict = check(cases, events, arrivals_before, read_model)
+        # the timers last, on their own: a jump of the clock makes every open item's deadlines and expiries fall
+        # due, whose effects (terminations, escalations, their messages) the cases' expectations do not include
+        jump = clock_jump(system, faults)
+        seen = {r.event_id for r in events}
+        after_jump = [r for r in system.subscriber.snapshot() if r.event_id not in seen
+                      and not r.event_id.startswith(ours)]
+        timer_verdict = check([], after_jump, [], None, jump["timers"])
+        before = Counter((a.channel, a.delivery_id) for a in arrivals_before)
+        for (channel, delivery_id), n in Counter((a.channel, a.delivery_id) for a in jump["arrivals_after"]).items():
+            timer_verdict.add_duplicated(f"{channel} sent twice", n + min(before[(channel, delivery_id)], 1) - 1,
+                                         {"delivery_id": delivery_id, "after_clock_jump": True})
+        verdict.absorb(timer_verdict)
         backlog = system.notification_backlog()
         stuck = system.stuck_sessions()
         dead = dead_letter_ids(system.stack.amqp_uri)
@@ -687,7 +807,9 @@ def report(result: dict, args) -> int:
     faults = result["faults"]
     unexpected = {name: s["unexpected_exits"] for name, s in liveness.items() if s["unexpected_exits"]}
     stopped = sorted(name for name, s in liveness.items() if not s["consuming"])
-    slow = [f["fault"] for f in faults if f["recovery_s"] is None or f["recovery_s"] > RECOVERY_TARGET_S]
+    slow = [f["fault"] for f in faults if f.get("recovery_applies", True)
+            and (f["recovery_s"] is None or f["recovery_s"] > RECOVERY_TARGET_S)]
+    unsettled_timers = [f["fault"] for f in faults if not f.get("recovery_applies", True) and f["recovery_s"] is None]
     summary = {
         "lost": verdict["lost"], "duplicated": verdict["duplicated"],
         "read_model_disagreements": verdict["read_model_disagreements"],
@@ -698,8 +820,9 @@ def report(result: dict, args) -> int:
         "real_messages_dead_lettered": result["real_messages_dead_lettered"],
         "faults": [{"fault": f["fault"], "verified": f["verified"], "recovery_s": f["recovery_s"]} for f in faults],
         "all_verified": all(f["verified"] for f in faults),
-        "max_recovery_s": max((f["recovery_s"] or 0) for f in faults) if faults else None,
-        "slow_recoveries": slow, "unexpected_exits": unexpected, "stopped_consuming": stopped,
+        "max_recovery_s": max((f["recovery_s"] or 0 for f in faults if f.get("recovery_applies", True)), default=None),
+        "slow_recoveries": slow, "unsettled_timers": unsettled_timers, "timers": verdict["timers"],
+        "unexpected_exits": unexpected, "stopped_consuming": stopped,
         "self_test": result.get("self_test"), "private_start_s": result.get("private_start_s"),
         "quick": args.quick, "wall_s": result["wall_s"],
     }
@@ -717,7 +840,7 @@ def report(result: dict, args) -> int:
     print(json.dumps(summary, ensure_ascii=False, default=str))
     self_test_ok = args.skip_self_test or bool((summary["self_test"] or {}).get("caught"))
     ok = (summary["lost"] == 0 and summary["duplicated"] == 0 and summary["read_model_disagreements"] == 0
-          and summary["all_verified"] and not slow and not unexpected and not stopped
+          and summary["all_verified"] and not slow and not unsettled_timers and not unexpected and not stopped
           and summary["real_messages_dead_lettered"] == 0 and self_test_ok)
     return 0 if ok else 1
 
