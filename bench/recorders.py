@@ -38,6 +38,14 @@ class Arrival:
     kind: str | None      # the SMS template code, the webhook's kind; e-mail: None
     subject: str = ""
     document: dict | None = None
+    attempt: int | None = None  # which attempt: X-Sanji-Attempt, the SMS document's "attempt", a webhook's timestamp
+
+
+def _attempt(value) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
 
 
 class HttpRecorder:
@@ -76,7 +84,8 @@ class HttpRecorder:
         now = time.time()
         if path == "/sms":
             document = json.loads(body)
-            arrival = Arrival(now, "sms", document["to"], document["client_ref"], document.get("template_code"))
+            arrival = Arrival(now, "sms", document["to"], document["client_ref"], document.get("template_code"),
+                              attempt=document.get("attempt"))
         elif path == "/webhook":
             try:
                 self._webhook.verify(body, headers)
@@ -87,7 +96,10 @@ class HttpRecorder:
             lowered = {key.lower(): value for key, value in headers.items()}
             document = json.loads(body)
             arrival = Arrival(now, "webhook", "department", lowered["webhook-id"], document.get("kind"),
-                              document.get("subject", ""), document)
+                              document.get("subject", ""), document,
+                              # a retry is the same webhook-id with a new webhook-timestamp (Standard Webhooks);
+                              # a claim lapses after a minute at least, so a real retry never shares the second
+                              _attempt(lowered.get("webhook-timestamp")))
         else:
             return 404, {"error": "not_found"}
         with self._lock:
@@ -114,7 +126,8 @@ class SmtpRecorder:
                 message = email.message_from_bytes(envelope.original_content or envelope.content,
                                                    policy=email.policy.default)
                 arrival = Arrival(time.time(), "email", ",".join(envelope.rcpt_tos),
-                                  str(message.get("X-Sanji-Delivery-Id", "")), None, str(message.get("Subject", "")))
+                                  str(message.get("X-Sanji-Delivery-Id", "")), None, str(message.get("Subject", "")),
+                                  attempt=_attempt(message.get("X-Sanji-Attempt")))
                 with recorder._lock:
                     recorder.arrivals.append(arrival)
                 return "250 Message accepted for delivery"

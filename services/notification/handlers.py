@@ -382,7 +382,7 @@ def attempt(delivery: Claimed, *, dispatcher: Dispatcher, contacts: Callable[[st
     hint = domain.address_hint(delivery.channel, to)
     message = OutgoingMessage(delivery_id=delivery.id, to=to, subject=delivery.subject, body=delivery.body,
                               sent_at=now, document=delivery.document, secrets=secrets,
-                              template_code=delivery.template_code,
+                              template_code=delivery.template_code, attempt=delivery.attempt,
                               template_params=json.loads(delivery.template_params or "null"))
     try:
         return dispatcher.senders[delivery.channel].send(message), hint

@@ -60,7 +60,7 @@ def test_the_gateway_gets_the_number_the_text_and_our_reference_with_the_api_key
     assert (result.outcome, result.provider_ref) == (Outcome.SENT, "gw-42")
     [request] = http.to("/sms")
     assert request.json() == {"to": RESIDENT_PHONE, "text": "您好，您的办件已受理，受理编号SJ20261201-0001。",
-                              "client_ref": "delivery-0001"}
+                              "client_ref": "delivery-0001", "attempt": 1}
     assert request.headers["Authorization"] == "Bearer api-key-123"
 
 

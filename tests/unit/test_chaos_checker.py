@@ -114,3 +114,21 @@ def test_the_clock_jumps_check_adds_its_findings_to_the_main_verdict():
     assert summary["lost_by_kind"] == {"timer expiry": 1}
     assert summary["duplicated_by_kind"] == {"timer warning (once per key)": 1}
     assert set(summary["timers"]) == {"expiry", "warning (once per key)"}
+
+
+def test_one_attempt_twice_is_a_duplicate_and_a_later_attempt_is_counted_as_a_resend():
+    """The same attempt arriving twice is a message sent twice; attempt 2 of a delivery whose attempt 1 arrived is
+    the at-least-once case (the sender died between the provider's acceptance and its record), counted apart."""
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    first = [replace(a, attempt=1) for a in arrivals]
+    sms = next(a for a in first if a.channel == "sms")
+    email = next(a for a in first if a.channel == "email")
+    summary = check([case], events, [*first, replace(sms, at=9.0), replace(email, at=9.0, attempt=2)],
+                    read_model).summary()
+    assert summary["duplicated_by_kind"] == {"sms sent twice": 1}
+    assert summary["resent_by_channel"] == {"email": 1}
+    # the same, when the repeats come in a later check (after the clock jump) that knows what came before
+    from bench.chaos_checker import Verdict, count_sent_twice
+    later = Verdict()
+    count_sent_twice(later, [replace(sms, at=9.0), replace(email, at=9.0, attempt=2)], already=first)
+    assert dict(later.duplicated) == {"sms sent twice": 1} and dict(later.resent) == {"email": 1}

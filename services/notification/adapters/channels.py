@@ -47,6 +47,11 @@ from services.notification.domain import (
 from shared.webhooks import webhook_headers
 
 DELIVERY_HEADER = "X-Sanji-Delivery-Id"    # an email's; a webhook's delivery id is its webhook-id
+# Which attempt at the delivery this is (1, 2, ...), on SMS (the gateway document's "attempt") and e-mail: a
+# receiver that sees one delivery id twice can tell a resend after a lapsed claim (a new attempt: the
+# at-least-once case, docs/notifications.md) from a message sent twice. A webhook's retry is told by its new
+# webhook-timestamp (Standard Webhooks), so webhooks carry no header of ours.
+ATTEMPT_HEADER = "X-Sanji-Attempt"
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class OutgoingMessage:
     secrets: tuple[str, ...] = field(default=(), repr=False)   # a webhook's whsec_ secrets, current first
     template_code: str | None = None         # an SMS's provider template (sms-templates.yaml) ...
     template_params: dict[str, str] | None = None   # ... and its parameters
+    attempt: int = 1                         # which attempt at this delivery (ATTEMPT_HEADER)
 
 
 class Sender(Protocol):
@@ -122,7 +128,7 @@ class SmsGateway:
         phone = normalise_mobile(message.to)
         if phone is None:
             return SendResult(Outcome.PERMANENT, "invalid_number: not a mainland mobile number")
-        document = {"to": phone, "text": message.body, "client_ref": message.delivery_id}
+        document = {"to": phone, "text": message.body, "client_ref": message.delivery_id, "attempt": message.attempt}
         if message.template_code:
             document |= {"sign_name": self._sign_name, "template_code": message.template_code,
                          "template_params": message.template_params or {}}
@@ -264,6 +270,7 @@ class SmtpEmail:
         email["Date"] = format_datetime(message.sent_at)
         email["Message-ID"] = f"<{message.delivery_id}@sanji.notification>"
         email[DELIVERY_HEADER] = message.delivery_id
+        email[ATTEMPT_HEADER] = str(message.attempt)
         email.set_content(message.body, charset="utf-8")
         return email
 
@@ -318,6 +325,7 @@ class WebhookSender:
             return SendResult(Outcome.PERMANENT, "nothing to sign or no secret configured")
         body = message.document.encode("utf-8")
         at = datetime.fromtimestamp(self._wall_clock(), UTC)
+        # Standard Webhooks headers only: a retry is the same webhook-id with a new webhook-timestamp
         headers = {"Content-Type": "application/json; charset=utf-8",
                    **webhook_headers(message.secrets, message.delivery_id, at, body)}
         return _post(self._session, message.to, timeout=self._timeout, data=body, headers=headers)
