@@ -158,7 +158,8 @@ def served(request, container_factory, make_service_config, web_config_port, rab
         service.known = {"subscription_id": created.json()["id"], "case_id": new_id()}
     else:
         container = _start(NotificationService, name, container_factory, make_service_config, web_config_port,
-                           SANJI_NOTIFICATION_SWEEP_SECONDS=3600, SANJI_VAR_DIR=str(tmp_path / "var"))
+                           SANJI_NOTIFICATION_SWEEP_SECONDS=3600, SANJI_VAR_DIR=str(tmp_path / "var"),
+                           SANJI_NOTIFICATION_QUIET_HOURS="off")   # SMS tried at once at any hour of the run
         routed = sample(ItemRoutedV1.event_type, 0)
         publish(container, amqp, *envelope(routed, NOW))
         # Planning wakes the sweep, which makes each delivery's first attempt in the background: let it finish
