@@ -20,6 +20,10 @@ services' APIs and tables hold them), and counts.
   round; a case completed at intake without ``case.completed``, or the other way round.
 - **timers**: each expected firing (``item.terminated`` for an expired 容缺 material, the 80 % warning, an
   unacknowledged 吹哨) exactly once.
+- **吹哨**, for the calls the load made: ``whistle.called`` once per call; an acknowledged call's
+  ``whistle.acknowledged`` once and no ``whistle.escalated``; a call left unanswered escalated exactly once
+  when its limit passed (a timer firing while the faults go on); a call whose acknowledgement's answer was lost
+  one of the two, once.
 
 A redelivery of one event id to the subscriber is not a duplicate effect (consumers dedupe by id; the
 subscriber counts them apart as ``event_redeliveries``).
@@ -36,6 +40,8 @@ ACTION_EVENTS = {"claim": T + "item.claimed.v1", "accept": T + "item.accepted.v1
                  "request-supplement": T + "item.supplement-requested.v1",
                  "record-supplement": T + "item.supplement-supplied.v1", "return": T + "item.returned.v1",
                  "resolve": T + "item.resolved.v1"}
+WHISTLE_EVENTS = {"called": T + "whistle.called.v1", "acknowledged": T + "whistle.acknowledged.v1",
+                  "escalated": T + "whistle.escalated.v1"}
 SMS_KINDS = {"receipt": "SMS_DEV_RECEIPT", "item_routed": "SMS_DEV_ITEM_ROUTED",
              "supplement_requested": "SMS_DEV_SUPPLEMENT_REQUESTED", "item_resolved": "SMS_DEV_ITEM_RESOLVED",
              "case_completed": "SMS_DEV_CASE_COMPLETED", "rating_invitation": "SMS_DEV_RATING_INVITATION"}
@@ -93,6 +99,8 @@ def _event_cause(event) -> tuple | None:
         return ("item.routed", data.get("item_id"), data.get("unit_code"), data.get("route_reason"))
     if event.type == T + "item.supplement-supplied.v1":
         return (event.type, data.get("item_id"), tuple(sorted(data.get("material_codes") or ())))
+    if event.type in WHISTLE_EVENTS.values():
+        return (event.type, data.get("call_id"))
     if event.type in ACTION_EVENTS.values():
         return (event.type, data.get("item_id"), data.get("unit_code"))
     return None
@@ -121,6 +129,36 @@ def count_sent_twice(verdict: Verdict, arrivals: Iterable, already: Iterable = (
         extra = len(seen | earlier) - max(len(earlier), 1)
         if extra > 0:
             verdict.resent[key[0]] += extra
+
+
+def check_whistles(verdict: Verdict, cases: list, ids_per_cause: dict[tuple, set]) -> None:
+    """Each call the load made: called once; acknowledged, or escalated by its limit, as the load left it."""
+    def seen(verb: str, call_id: str) -> bool:
+        return (WHISTLE_EVENTS[verb], call_id) in ids_per_cause
+
+    expected_escalations = fired = missing = 0
+    for case in cases:
+        for call_id, state in case.calls.items():
+            example = {"case": case.case_id, "call": call_id, "state": state}
+            verdict.add_lost("event whistle.called", int(not seen("called", call_id)), example)
+            acknowledged, escalated = seen("acknowledged", call_id), seen("escalated", call_id)
+            if state == "acknowledged":
+                verdict.add_lost("event whistle.acknowledged", int(not acknowledged), example)
+                verdict.add_duplicated("whistle escalated though acknowledged", int(escalated), example)
+            elif state == "unanswered":
+                expected_escalations += 1
+                fired += int(escalated)
+                missing += int(not escalated)
+                verdict.add_lost("timer 吹哨 limit escalated the call", int(not escalated), example)
+                verdict.add_duplicated("whistle acknowledged though unanswered", int(acknowledged), example)
+            else:   # the acknowledgement's answer was lost: either outcome, but exactly one
+                verdict.add_lost("whistle neither acknowledged nor escalated", int(not (acknowledged or escalated)),
+                                 example)
+                verdict.add_duplicated("whistle both acknowledged and escalated", int(acknowledged and escalated),
+                                       example)
+    if expected_escalations:   # a firing twice shows as two event ids for one call (duplicated by cause)
+        verdict.timers["吹哨 limit escalated the call"] = {"expected": expected_escalations, "fired": fired,
+                                                           "missing": missing}
 
 
 def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dict | None = None,
@@ -171,6 +209,8 @@ def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dic
         if case.completed:
             verdict.add_lost("event case.completed", int(("case.completed", case.case_id) not in ids_per_cause),
                              example)
+
+    check_whistles(verdict, cases, ids_per_cause)
 
     # ── messages, counted outside ──
     arrivals = list(arrivals)

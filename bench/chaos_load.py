@@ -8,9 +8,13 @@ failed (no answer, 5xx) retries with the same ``Idempotency-Key`` for up to two 
 Staff then work the acknowledged cases, a few seconds after they were submitted (so their actions fall
 during the faults): claim, accept, record the deferred material, resolve; one case in four gets a
 supplement request (补正) first, one in six is returned (退单) by its first unit and handled by the unit it
-goes to instead, and one in five is left open (for the timers). An action is driven by the item's status as
-routing reports it, so an action whose answer was lost is not repeated blindly. Every action answered 200 is
-recorded: the checker expects its event and its messages exactly once.
+goes to instead, and one in five is left open (for the timers). Half of the open single matters get a manual
+吹哨 from their street: the called department acknowledges (报到) every other one, and the rest are left for
+their acknowledgement limit (a minute in the chaos run) to escalate them while the faults go on.
+
+An action is driven by the item's status as routing reports it, so an action whose answer was lost is not
+repeated blindly. Every action answered 200 is recorded: the checker expects its event and its messages
+exactly once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from shared.identity import make_valid_id_number
 KIOSK = {"Authorization": "Bearer dev-kiosk-xinhe"}
 COMMUNITY = "320113003021"
 READER = {"Authorization": "Bearer dev-staff-qixia"}
+STREET_STAFF = {"Authorization": "Bearer dev-staff-maigaoqiao"}          # 迈皋桥街道, which blows the whistle
+CALLED_DEPARTMENT = {"Authorization": "Bearer dev-dept-qixia-hrss"}      # 人社: its district system answers
 STAFF_OF_UNIT = {"320113003021": "dev-staff-xinhe", "320113003000": "dev-staff-maigaoqiao",
                  "320113000000": "dev-staff-qixia"}
 ID_NUMBER = make_valid_id_number("32011319900307123")
@@ -54,6 +60,8 @@ class CaseTruth:
     plan: str = "complete"    # complete, supplement, return, open
     completed: bool = False   # every item resolved by an action answered 200
     ambiguous: int = 0        # actions whose answer was lost (their effect is then read back, not assumed)
+    whistle: str | None = None    # "acknowledge" or "unanswered": an open single matter the street whistles on
+    calls: dict[str, str] = field(default_factory=dict)   # call id -> acknowledged, unanswered or ambiguous
 
     @property
     def acknowledged(self) -> bool:
@@ -62,8 +70,10 @@ class CaseTruth:
 
 class MixedLoad:
     def __init__(self, intake_url: str, routing_urls: list[str], rate: float, staff_delay: float = 4.0,
-                 staff_workers: int = 4, seed: int = 15):
+                 staff_workers: int = 4, seed: int = 15, escalation_url: str | None = None):
         self.intake_url, self.routing_urls, self.rate = intake_url, routing_urls, rate
+        self.escalation_url = escalation_url      # None: no 吹哨 (the self-test runs without escalation)
+        self.last_whistle_at: float | None = None
         self.staff_delay, self.staff_workers = staff_delay, staff_workers
         self.cases: dict[str, CaseTruth] = {}
         self._lock = threading.Lock()
@@ -95,6 +105,8 @@ class MixedLoad:
                     "supplement" if number % 4 == 3 else "complete")
         truth = CaseTruth(str(uuid.uuid4()), f"139{number:08d}", f"chaos-{number}@resident.example",
                           bundle, 4 if bundle else 1, plan=plan)
+        if plan == "open" and not bundle and self.escalation_url:
+            truth.whistle = "acknowledge" if number % 20 == 5 else "unanswered"   # what the department will do
         with self._lock:
             self.cases[truth.submission_id] = truth
         return truth
@@ -178,6 +190,10 @@ class MixedLoad:
         return answer.json()
 
     def _work_case(self, truth: CaseTruth) -> None:
+        if truth.plan == "open" and truth.whistle:
+            truth.items = truth.items or self._items(truth)
+            self._whistle(truth, next(iter(truth.items)))
+            return
         if truth.plan == "open" or truth.completed:
             return
         truth.items = truth.items or self._items(truth)
@@ -239,6 +255,47 @@ class MixedLoad:
                 self._count(f"{action} {answer.status_code} {answer.json().get('reason', '')}")
                 time.sleep(0.5)
         return False
+
+    # ── 吹哨 ─────────────────────────────────────────────────────────────────────────────────────────
+
+    def _whistle(self, truth: CaseTruth, item_id: str) -> None:
+        """The street calls the matter's department in on the open item (once: a second call is refused as
+        already_called, and the calls are then read back); the department acknowledges, or is left to miss its
+        limit. Raises to be tried again later while the item is unknown to escalation or an answer is lost."""
+        if not truth.calls:
+            answer = requests.post(f"{self.escalation_url}/v1/items/{item_id}/whistle", headers=STREET_STAFF,
+                                   json={"reason": "chaos: 街道吹哨"}, timeout=10)
+            if answer.status_code == 201:
+                truth.calls = {call["call_id"]: "unanswered" for call in answer.json()["calls"]}
+                self.last_whistle_at = time.monotonic()
+            elif answer.status_code == 409 and answer.json().get("reason") == "already_called":
+                record = requests.get(f"{self.escalation_url}/v1/items/{item_id}/escalation", headers=STREET_STAFF,
+                                      timeout=10)
+                record.raise_for_status()
+                truth.calls = {call["call_id"]: "unanswered" for call in record.json()["calls"]
+                               if call["caller_level"] == "street"}
+                self.last_whistle_at = time.monotonic()
+            else:
+                raise RuntimeError(f"whistle {answer.status_code}")   # e.g. 404 until escalation has the item
+        if truth.whistle != "acknowledge":
+            return
+        for call_id, state in truth.calls.items():
+            if state not in ("unanswered", "ambiguous"):
+                continue
+            try:
+                answer = requests.post(f"{self.escalation_url}/v1/whistle-calls/{call_id}/acknowledge",
+                                       headers=CALLED_DEPARTMENT, json={"note": "已报到"}, timeout=10)
+            except requests.RequestException:
+                answer = None
+            if answer is None or answer.status_code >= 500:
+                # it may have been taken: asked again, an acknowledged call answers with its acknowledgement
+                truth.calls[call_id] = "ambiguous"
+                raise RuntimeError("acknowledgement unanswered")
+            if answer.status_code == 200:
+                truth.calls[call_id] = "acknowledged"
+            else:   # ack_limit_passed or call_escalated (the faults held the department up): the limit escalates it
+                truth.calls[call_id] = "unanswered"
+                self._count(f"acknowledge {answer.status_code} {answer.json().get('reason', '')}")
 
     def finish_staff(self, timeout: float) -> None:
         """Let the staff finish the cases in hand (no new submissions arrive), then stop them."""

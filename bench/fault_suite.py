@@ -69,6 +69,7 @@ from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.topology import DEAD_LETTER_QUEUE_NAME, events_exchange
 
 RECOVERY_TARGET_S = 30.0
+WHISTLE_ACK_MINUTES = 1
 RECOVERY_SHARE = 0.9
 CHAOS_ENV = {"SANJI_NOTIFICATION_QUIET_HOURS": "off",
              "SANJI_NOTIFICATION_RATE_LIMITS": "sms=100000,email=100000,webhook=100000",
@@ -77,6 +78,8 @@ CHAOS_ENV = {"SANJI_NOTIFICATION_QUIET_HOURS": "off",
              "SANJI_NOTIFICATION_RETRY_CAP_SECONDS": "5",
              "SANJI_NOTIFICATION_MAX_ATTEMPTS": "50",
              "SANJI_ESCALATION_SWEEP_SECONDS": "2",
+             # a minute for 报到 (30 by default), so that the 吹哨 calls left unanswered escalate during the faults
+             "SANJI_ESCALATION_WHISTLE_ACK_MINUTES": str(WHISTLE_ACK_MINUTES),
              "SANJI_EVALUATION_SWEEP_SECONDS": "5",
              "SANJI_DB_POOL_SIZE": "5", "SANJI_DB_MAX_OVERFLOW": "10",
              "SANJI_LOG_LEVEL": "INFO"}
@@ -686,7 +689,7 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
         system.start()
         say(f"{len(system.stack.processes)} service processes up in {time.monotonic() - began:.0f}s")
         load = MixedLoad(system.stack.url("intake"), [system.stack.url("routing", i) for i in range(2)],
-                         rate=args.rate)
+                         rate=args.rate, escalation_url=system.stack.url("escalation"))
         load.start()
         time.sleep(10)
         faults = Faults(system)
@@ -696,6 +699,8 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
         say("stopping submissions; letting staff finish and the system settle")
         load.stop_submissions()
         load.finish_staff(timeout=60)
+        if load.last_whistle_at is not None:   # the last calls left unanswered reach their limit (and a sweep)
+            time.sleep(max(0.0, load.last_whistle_at + WHISTLE_ACK_MINUTES * 60 + 10 - time.monotonic()))
         # notification works off its backlog (each resident message looks the contact up at intake): wait until
         # nothing new has arrived anywhere for 20 s, then read the read model, then what arrived
         settled = system.settle(timeout=480, quiet=20)

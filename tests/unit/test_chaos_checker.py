@@ -132,3 +132,48 @@ def test_one_attempt_twice_is_a_duplicate_and_a_later_attempt_is_counted_as_a_re
     later = Verdict()
     count_sent_twice(later, [replace(sms, at=9.0), replace(email, at=9.0, attempt=2)], already=first)
     assert dict(later.duplicated) == {"sms sent twice": 1} and dict(later.resent) == {"email": 1}
+
+
+def a_whistled_open_case():
+    """An open single matter the street whistled on: one call acknowledged, one left to its limit."""
+    case, events, arrivals, read_model = a_completed_single_matter_case()
+    case = replace(case, actions=[], completed=False, plan="open", whistle="acknowledge",
+                   calls={"call-1": "acknowledged", "call-2": "unanswered"})
+    events = events[:2] + [
+        EventRecord(2.0, f"e-called-{n}", T + "whistle.called.v1", {"case_id": "case-1", "call_id": f"call-{n}"})
+        for n in (1, 2)] + [
+        EventRecord(2.1, "e-ack-1", T + "whistle.acknowledged.v1", {"case_id": "case-1", "call_id": "call-1"}),
+        EventRecord(62.0, "e-esc-2", T + "whistle.escalated.v1", {"case_id": "case-1", "call_id": "call-2"})]
+    arrivals = [a for a in arrivals if a.kind in (SMS_KINDS["receipt"], SMS_KINDS["item_routed"])
+                or a.delivery_id in ("email-receipt", "email-item_routed") or a.channel == "webhook"]
+    return case, events, arrivals, {"resolved_items": set(), "completed_cases": set()}
+
+
+def test_whistle_calls_acknowledged_or_escalated_by_their_limit_are_clean():
+    summary = check([a_whistled_open_case()[0]], *a_whistled_open_case()[1:]).summary()
+    assert (summary["lost"], summary["duplicated"]) == (0, 0), summary["examples"]
+    assert summary["timers"]["吹哨 limit escalated the call"] == {"expected": 1, "fired": 1, "missing": 0}
+
+
+def test_a_whistle_limit_that_never_fired_is_lost_and_one_that_fired_twice_is_duplicated():
+    case, events, arrivals, read_model = a_whistled_open_case()
+    never = check([case], [e for e in events if e.event_id != "e-esc-2"], arrivals, read_model).summary()
+    assert never["lost_by_kind"] == {"timer 吹哨 limit escalated the call": 1} and never["duplicated"] == 0
+    twice = check([case], events + [replace(events[-1], event_id="e-esc-2-again")], arrivals, read_model).summary()
+    assert twice["duplicated_by_kind"] == {"event cn.sanji.whistle.escalated.v1": 1} and twice["lost"] == 0
+
+
+def test_an_acknowledged_call_escalated_anyway_is_counted():
+    case, events, arrivals, read_model = a_whistled_open_case()
+    wrong = EventRecord(63.0, "e-esc-1", T + "whistle.escalated.v1", {"case_id": "case-1", "call_id": "call-1"})
+    summary = check([case], events + [wrong], arrivals, read_model).summary()
+    assert summary["duplicated_by_kind"] == {"whistle escalated though acknowledged": 1}
+
+
+def test_a_call_whose_acknowledgement_was_unanswered_must_end_one_way_exactly_once():
+    case, events, arrivals, read_model = a_whistled_open_case()
+    case = replace(case, calls={"call-1": "ambiguous", "call-2": "unanswered"})
+    assert check([case], events, arrivals, read_model).summary()["lost"] == 0
+    neither = [e for e in events if e.event_id != "e-ack-1"]
+    assert check([case], neither, arrivals, read_model).summary()["lost_by_kind"] == {
+        "whistle neither acknowledged nor escalated": 1}
