@@ -124,8 +124,15 @@ def test_a_webhook_consumer_down_for_an_hour_replays_exactly_what_it_missed(serv
     wanted = {event[2] for event in before + missed + after}
     assert wait_until(lambda: {event["id"] for event in receiver.handled} == wanted, timeout=20), \
         (len(receiver.handled), receiver.answers[requests_before_replay:])
-    wait_until(lambda: False, timeout=1.0)   # a late duplicate or a stray event would have its chance
-    replayed = [message_id for status, message_id in receiver.answers[requests_before_replay:] if status == 200]
+
+    def replayed_answers():
+        return [message_id for status, message_id in receiver.answers[requests_before_replay:] if status == 200]
+
+    # the replayed copies of what it already had (those after the hour) may come after the ones it missed: wait
+    # for as many as the replay queued, then give a late duplicate or a stray event its chance
+    wait_until(lambda: len(replayed_answers()) >= len(missed + after), timeout=20)
+    wait_until(lambda: False, timeout=1.0)
+    replayed = replayed_answers()
     # Exactly what it missed and what came after (the same webhook-id, so the receiver dedupes those it had),
     # each once; nothing from before the hour, nothing outside its scope.
     assert sorted(replayed) == sorted(event[2] for event in missed + after)
