@@ -217,6 +217,13 @@ class MixedLoad:
                 self._count(f"item {status} at {unit}")
                 return False
             owed = [m["material_code"] for m in item.get("deferred_materials", []) if m.get("state") == "pending"]
+            recorded_returns = sum(1 for iid, action in truth.actions if (iid, action) == (item_id, "return"))
+            if item.get("return_count", 0) > recorded_returns:
+                # a return whose answer was lost (a 5xx after the commit, a broken connection) took effect: the item
+                # is queued again at the unit it went to, so its status alone cannot tell; read back, not repeated
+                taken = item["return_count"] - recorded_returns
+                truth.actions.extend([(item_id, "return")] * taken)
+                truth.returns += taken
             done = {action for (iid, action) in truth.actions if iid == item_id}
             if status == "queued" and truth.plan == "return" and first_item and "return" not in done:
                 action, body = "return", {"reason_code": "wrong-level", "note": "chaos"}
