@@ -16,10 +16,17 @@ services' APIs and tables hold them), and counts.
   item's routing to one unit, one item's action); one attempt at a delivery that arrived twice (a message sent
   twice; a later attempt is counted apart as ``resent``, the at-least-once case); more distinct messages of
   one kind for one case than causes (a message planned twice).
-- **read model**: an item resolved in routing without its ``item.resolved`` on the bus, or the other way
-  round; a case completed at intake without ``case.completed``, or the other way round.
-- **timers**: each expected firing (``item.terminated`` for an expired 容缺 material, the 80 % warning, an
-  unacknowledged 吹哨) exactly once.
+- **read model**: an item resolved (or terminated) in routing without its ``item.resolved`` (``item.terminated``)
+  on the bus, or the other way round; a case completed at intake without ``case.completed``, or the other way
+  round.
+- **timers**: each expected firing (``item.terminated`` for an expired 容缺 material, a 容缺 reminder, the 80 %
+  warning and the breaches of 督办, an unacknowledged 吹哨) exactly once.
+- **what the timers tell the resident**: a timer's event is on the bus, not in the load's ground truth, so its
+  messages are expected from the event itself: per terminated item an ``item_terminated`` SMS and e-mail, per
+  容缺 reminder a ``deferral_reminder``, per routing by escalation an ``item_routed``, and, for a case that a
+  termination closed (``case.completed`` on the bus with an item terminated), ``case_completed`` and
+  ``rating_invitation``. A timer that fired twice is a second event id for one cause (duplicated), and its
+  messages then exceed the causes (duplicated again).
 - **吹哨**, for the calls the load made: ``whistle.called`` once per call; an acknowledged call's
   ``whistle.acknowledged`` once and no ``whistle.escalated``; a call left unanswered escalated exactly once
   when its limit passed (a timer firing while the faults go on); a call whose acknowledgement's answer was lost
@@ -44,7 +51,10 @@ WHISTLE_EVENTS = {"called": T + "whistle.called.v1", "acknowledged": T + "whistl
                   "escalated": T + "whistle.escalated.v1"}
 SMS_KINDS = {"receipt": "SMS_DEV_RECEIPT", "item_routed": "SMS_DEV_ITEM_ROUTED",
              "supplement_requested": "SMS_DEV_SUPPLEMENT_REQUESTED", "item_resolved": "SMS_DEV_ITEM_RESOLVED",
-             "case_completed": "SMS_DEV_CASE_COMPLETED", "rating_invitation": "SMS_DEV_RATING_INVITATION"}
+             "case_completed": "SMS_DEV_CASE_COMPLETED", "rating_invitation": "SMS_DEV_RATING_INVITATION",
+             "item_terminated": "SMS_DEV_ITEM_TERMINATED", "deferral_reminder": "SMS_DEV_DEFERRAL_REMINDER"}
+TERMINATED = T + "item.terminated.v1"
+DEFERRAL_REMINDER = T + "case.deferral-reminder.v1"
 
 
 @dataclass
@@ -101,6 +111,10 @@ def _event_cause(event) -> tuple | None:
         return (event.type, data.get("item_id"), tuple(sorted(data.get("material_codes") or ())))
     if event.type in WHISTLE_EVENTS.values():
         return (event.type, data.get("call_id"))
+    if event.type == TERMINATED:       # an item ends once, whatever ended it
+        return (event.type, data.get("item_id"))
+    if event.type == DEFERRAL_REMINDER:
+        return (event.type, data.get("case_id"), data.get("material_code"), data.get("due_date"))
     if event.type in ACTION_EVENTS.values():
         return (event.type, data.get("item_id"), data.get("unit_code"))
     return None
@@ -194,9 +208,19 @@ def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dic
     known_items = {(event.data.get("item_id")): event.data.get("case_id") for event in by_id.values()
                    if event.type == T + "item.routed.v1"}
     routed_causes_of_case: Counter = Counter()
+    escalated_routings_of_case: Counter = Counter()
     for cause in ids_per_cause:
         if cause[0] == "item.routed":
             routed_causes_of_case[known_items.get(cause[1])] += 1
+            if cause[3] == "escalated":
+                escalated_routings_of_case[known_items.get(cause[1])] += 1
+    terminated_items_of_case: dict[str, set] = defaultdict(set)
+    reminders_of_case: Counter = Counter()
+    for cause in ids_per_cause:
+        if cause[0] == TERMINATED:
+            terminated_items_of_case[known_items.get(cause[1])].add(cause[1])
+        elif cause[0] == DEFERRAL_REMINDER:
+            reminders_of_case[cause[1]] += 1
 
     for case in cases:
         example = {"case": case.case_id, "submission": case.submission_id}
@@ -226,9 +250,14 @@ def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dic
         example = {"case": case.case_id, "phone": case.phone}
         resolved = sum(1 for _, action in case.actions if action == "resolve")
         supplements = sum(1 for _, action in case.actions if action == "request-supplement")
-        expected = {"receipt": 1, "item_routed": case.matters + case.returns,
+        terminated = terminated_items_of_case.get(case.case_id, set())
+        # a case the load did not complete may still have been closed by a timer: an item terminated, the rest final
+        completed = case.completed or (bool(terminated) and ("case.completed", case.case_id) in ids_per_cause)
+        routings = case.matters + case.returns + escalated_routings_of_case[case.case_id]
+        expected = {"receipt": 1, "item_routed": routings,
                     "supplement_requested": supplements, "item_resolved": resolved,
-                    "case_completed": int(case.completed), "rating_invitation": int(case.completed)}
+                    "case_completed": int(completed), "rating_invitation": int(completed),
+                    "item_terminated": len(terminated), "deferral_reminder": reminders_of_case[case.case_id]}
         for kind, count in expected.items():
             got = len(sms_by_case.get((case.phone, SMS_KINDS[kind]), ()))
             verdict.add_lost(f"sms {kind}", count - got, example)
@@ -256,9 +285,15 @@ def check(cases: Iterable, events: Iterable, arrivals: Iterable, read_model: dic
         items_of_cases = {item for item, case_id in known_items.items() if case_id in acknowledged_cases}
         disagree = ((read_model["resolved_items"] & items_of_cases) ^ (resolved_on_bus & items_of_cases))
         disagree_cases = (read_model["completed_cases"] & acknowledged_cases) ^ (completed_on_bus & acknowledged_cases)
-        verdict.read_model_disagreements = len(disagree) + len(disagree_cases)
+        terminated_on_bus = {cause[1] for cause in ids_per_cause if cause[0] == TERMINATED}
+        terminated_in_routing = read_model.get("terminated_items")
+        disagree_terminated = set() if terminated_in_routing is None else (
+            (terminated_in_routing & items_of_cases) ^ (terminated_on_bus & items_of_cases))
+        verdict.read_model_disagreements = len(disagree) + len(disagree_cases) + len(disagree_terminated)
         for item in sorted(disagree)[:3]:
             verdict.examples.append({"read_model": "item resolved in one and not the other", "item": item})
+        for item in sorted(disagree_terminated)[:3]:
+            verdict.examples.append({"read_model": "item terminated in one and not the other", "item": item})
 
     # ── timers: each expected firing exactly once ──
     if timers is not None:

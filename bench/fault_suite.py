@@ -16,9 +16,12 @@ under load; a broker restart (new OS pid, uptime reset); a PostgreSQL restart (n
 time); the database refusing connections for 30 s, then hanging for 30 s; the broker's memory alarm and
 disk alarm (seen in the management API); a routing replica partitioned from the broker; every event
 delivered twice, the copies in reverse order; poison messages of four kinds (not JSON, an unknown event
-version, a payload that fails validation, a valid event whose handler raises once and then succeeds); and,
-once the load is over, the services' clock jumped 60 days with the sweepers killed while they fire: every
-timer then due must fire exactly once (容缺 and 补正 expiry, escalation's item deadlines).
+version, a payload that fails validation, a valid event whose handler raises once and then succeeds). The
+working-day timers fire under the load and the faults: the services' clock is stepped on twice in whole days
+(bench/chaos_timers.py), first to the due date of the 容缺 materials owed (reminders, 督办 warnings and breaches),
+then a day further (expiry), each step followed at once by the next fault. Once the load is over, the clock
+jumps 60 days with the sweepers killed while they fire: every timer then due must fire exactly once (容缺 and
+补正 expiry, escalation's item deadlines).
 
 Effects are counted outside (bench/recorders.py): a fake SMS gateway, SMTP server and webhook receiver, and
 a department subscriber on the bus. The checker (bench/chaos_checker.py) compares them with what the
@@ -58,6 +61,7 @@ from sqlalchemy import create_engine, text
 
 from bench.chaos_checker import check, count_sent_twice
 from bench.chaos_load import MixedLoad
+from bench.chaos_timers import ITEM_DEADLINE_KINDS, TERMINATED, TimersUnderLoad, deadline_firings
 from bench.fault_proxy import FaultProxy
 from bench.private_infra import PrivatePostgres, PrivateRabbit
 from bench.recorders import DepartmentSubscriber, HttpRecorder, SmtpRecorder
@@ -86,6 +90,11 @@ CHAOS_ENV = {"SANJI_NOTIFICATION_QUIET_HOURS": "off",
 SERVICES = {"intake": 1, "routing": 2, "escalation": 1, "notification": 2, "evaluation": 1, "subscriptions": 1,
             "console": 1}
 RAISE_ONCE_PREFIX = "chaos-raise-once-"
+# The services whose clock the suite steps on are those with the working-day timers under test. Notification and
+# subscriptions keep the machine's: their claims are leases on their own clock, so a step beyond a lease (60 s)
+# lets a second replica take a delivery in flight and send it again (the documented at-least-once resend, same
+# id, new attempt), which would swamp what the kills are measured by (docs/fault-suite.md).
+MACHINE_CLOCK_SERVICES = ("notification", "subscriptions")
 
 
 def say(message: str) -> None:
@@ -122,7 +131,9 @@ class ChaosSystem:
 
     def _process_env(self, proc: ServiceProcess) -> dict[str, str]:
         stack = self.stack
-        env = {CLOCK_OFFSET_FILE_VARIABLE: str(self.clock_offset_file)}
+        env = {}
+        if proc.service not in MACHINE_CLOCK_SERVICES:
+            env[CLOCK_OFFSET_FILE_VARIABLE] = str(self.clock_offset_file)
         if self.use_proxies:
             proxy = self.broker_proxies.get(proc.name)
             if proxy is None:
@@ -183,7 +194,8 @@ class ChaosSystem:
 
     def read_model(self) -> dict:
         resolved = self.rows("SELECT id FROM routing_items WHERE status = 'resolved'")
-        return {"resolved_items": {row[0] for row in resolved},
+        terminated = self.rows("SELECT id FROM routing_items WHERE status = 'terminated'")
+        return {"resolved_items": {row[0] for row in resolved}, "terminated_items": {row[0] for row in terminated},
                 "completed_cases": {row[0] for row in self.rows(
                     "SELECT id FROM intake_cases WHERE completed_at IS NOT NULL")}}
 
@@ -281,7 +293,7 @@ class Faults:
         records, up to the next fault's start (a fault not recovered before the next began counts as not
         recovered)."""
         for index, entry in enumerate(self.entries):
-            if entry["recovery_s"] != "pending":
+            if entry["recovery_s"] != "pending" or not entry.get("recovery_applies", True):
                 continue
             limit = self.entries[index + 1]["started"] if index + 1 < len(self.entries) else time.time()
             entry["recovery_s"] = self._first_recovered_window(entry["ended"], min(limit, entry["ended"] + 35))
@@ -452,15 +464,6 @@ class Faults:
 
 
 CLOCK_JUMP_DAYS = 60
-TERMINATED = "cn.sanji.item.terminated.v1"
-# Item deadlines escalation fires: the internal loops' time boxes and 督办's warning and breaches.
-ITEM_DEADLINE_KINDS = ("loop_community", "loop_street", "deadline_warning", "promised_breach", "legal_breach")
-# What each firing publishes, keyed so that one deadline firing twice shows as two events for one key.
-TIMER_EVENT_KEYS = {
-    "cn.sanji.item.deadline-warning.v1": lambda d: (d.get("item_id"), d.get("level"), d.get("promised_deadline")),
-    "cn.sanji.item.supervision-escalated.v1": lambda d: (d.get("item_id"), d.get("level"), d.get("stage")),
-    "cn.sanji.escalation.ordered.v1": lambda d: (d.get("item_id"), d.get("from_level")),
-}
 
 
 def clock_jump(system: ChaosSystem, faults: Faults, days: int = CLOCK_JUMP_DAYS) -> dict:
@@ -525,11 +528,7 @@ def clock_jump(system: ChaosSystem, faults: Faults, days: int = CLOCK_JUMP_DAYS)
         time.sleep(2)
     system.settle(timeout=120, quiet=10)  # anything a timer still causes (messages, a second firing) arrives
     after, terminated, left = timer_outcome()
-    fired_keys: dict[str, list] = {}
-    for record in {r.event_id: r for r in after}.values():
-        key_of = TIMER_EVENT_KEYS.get(record.type)
-        if key_of is not None:
-            fired_keys.setdefault(record.type.split(".")[-2], []).append(key_of(record.data or {}))
+    fired_keys = deadline_firings(after)
     moved = system.rows("SELECT count(*) FROM escalation_deadlines"
                         f" WHERE fired_at > now() + interval '{days - 1} days'")
     entry.update(expiring_items=len(expiring), deadlines_due=len(deadlines), items_terminated=len(terminated),
@@ -654,7 +653,7 @@ def dead_letter_ids(amqp_uri: str, peek: bool = False) -> dict[str, int]:
 # ── the run ──────────────────────────────────────────────────────────────────────────────────────────
 
 
-def run_faults(system: ChaosSystem, load: MixedLoad, faults: Faults, quick: bool) -> None:
+def run_faults(system: ChaosSystem, faults: Faults, timers: TimersUnderLoad, quick: bool) -> None:
     stack = system.stack
     outage = 30.0
     # kill -9 of every service in turn; in the quick run the next one as soon as the last answers /health again
@@ -664,12 +663,16 @@ def run_faults(system: ChaosSystem, load: MixedLoad, faults: Faults, quick: bool
         faults.kill_9(proc, wait=not quick or proc.service == services[-1])
         time.sleep(2)
     faults.sigterm(stack.of("routing")[1])
+    # the working-day timers fall due now, and fire during the faults that follow at once (chaos_timers.py):
+    # reminders and 督办 during the broker and database faults, expiry during the partition and after
+    timers.step_to_reminders()
     faults.broker_restart()
     faults.postgres_restart()
     faults.database_refused(outage)
     faults.database_hang(outage if not quick else 20.0)
     faults.alarm("memory", 8.0)
     faults.alarm("disk", 8.0)
+    timers.step_to_expiry()
     faults.partition(stack.of("routing")[0], 20.0)
     faults.duplicate_and_reorder(8.0)
     faults.poison()
@@ -694,7 +697,8 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
         time.sleep(10)
         faults = Faults(system)
         faults.measure_baseline(15)
-        run_faults(system, load, faults, args.quick)
+        timers = TimersUnderLoad(system, faults, load)
+        run_faults(system, faults, timers, args.quick)
         faults.settle_recoveries()
         say("stopping submissions; letting staff finish and the system settle")
         load.stop_submissions()
@@ -713,7 +717,7 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
         ours = ("poison-", RAISE_ONCE_PREFIX)
         events = [r for r in system.subscriber.snapshot() if not r.event_id.startswith(ours)]
         arrivals_before = list(system.arrivals())
-        verdict = check(cases, events, arrivals_before, read_model)
+        verdict = check(cases, events, arrivals_before, read_model, timers.outcome())
         # the timers last, on their own: a jump of the clock makes every open item's deadlines and expiries fall
         # due, whose effects (terminations, escalations, their messages) the cases' expectations do not include
         jump = clock_jump(system, faults)

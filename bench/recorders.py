@@ -149,6 +149,7 @@ class EventRecord:
     type: str
     data: dict = field(repr=False)
     redelivered: bool = False
+    event_time: str = ""    # the CloudEvent's own time: the services' clock, which the suite may have moved on
 
 
 class DepartmentSubscriber:
@@ -203,7 +204,8 @@ class DepartmentSubscriber:
         try:
             document = json.loads(raw if isinstance(raw, str | bytes) else json.dumps(raw))
             record = EventRecord(time.time(), str(document.get("id")), str(document.get("type")),
-                                 document.get("data") or {}, bool(message.delivery_info.get("redelivered")))
+                                 document.get("data") or {}, bool(message.delivery_info.get("redelivered")),
+                                 str(document.get("time") or ""))
         except (ValueError, AttributeError):
             record = EventRecord(time.time(), "", "unparseable", {})
         with self._lock:

@@ -177,3 +177,62 @@ def test_a_call_whose_acknowledgement_was_unanswered_must_end_one_way_exactly_on
     neither = [e for e in events if e.event_id != "e-ack-1"]
     assert check([case], neither, arrivals, read_model).summary()["lost_by_kind"] == {
         "whistle neither acknowledged nor escalated": 1}
+
+
+def a_case_closed_by_its_timers():
+    """An open case the staff never touched: its 容缺 material was reminded, then expired; the termination closed
+    the item and so the case. None of this is in the load's ground truth: the messages follow the timers' events."""
+    case, events, arrivals, _ = a_completed_single_matter_case()
+    case = replace(case, actions=[], completed=False, plan="open")
+    events = events[:2] + [
+        EventRecord(5.0, "e-remind", T + "case.deferral-reminder.v1",
+                    {"case_id": "case-1", "material_code": "landlord-id-copy", "due_date": "2026-12-14"}),
+        EventRecord(6.0, "e-end", T + "item.terminated.v1",
+                    {"case_id": "case-1", "item_id": "item-1", "reason_code": "deferral_expired"}),
+        EventRecord(6.1, "e-done", T + "case.completed.v1", {"case_id": "case-1"})]
+    kinds = ["receipt", "item_routed", "deferral_reminder", "item_terminated", "case_completed", "rating_invitation"]
+    arrivals = [Arrival(7.0, "sms", case.phone, f"sms-{kind}", SMS_KINDS[kind]) for kind in kinds]
+    arrivals += [Arrival(7.0, "email", case.email, f"email-{kind}", None) for kind in kinds]
+    arrivals.append(Arrival(3.0, "webhook", "department", "hook-1", "department_new_item",
+                            document={"event": {"id": "e-routed"}}))
+    read_model = {"resolved_items": set(), "terminated_items": {"item-1"}, "completed_cases": {"case-1"}}
+    return case, events, arrivals, read_model
+
+
+def test_what_the_timers_told_the_resident_is_expected_from_their_events():
+    summary = check([a_case_closed_by_its_timers()[0]], *a_case_closed_by_its_timers()[1:]).summary()
+    assert (summary["lost"], summary["duplicated"], summary["read_model_disagreements"]) == (0, 0, 0), \
+        summary["examples"]
+
+
+def test_a_timers_message_that_never_arrived_is_lost():
+    case, events, arrivals, read_model = a_case_closed_by_its_timers()
+    arrivals = [a for a in arrivals if a.delivery_id not in ("sms-item_terminated", "email-deferral_reminder")]
+    summary = check([case], events, arrivals, read_model).summary()
+    assert summary["lost_by_kind"] == {"sms item_terminated": 1, "email": 1} and summary["duplicated"] == 0
+
+
+def test_a_termination_published_twice_is_duplicated_with_its_messages():
+    case, events, arrivals, read_model = a_case_closed_by_its_timers()
+    again = replace(events[3], event_id="e-end-again")
+    more = [replace(a, delivery_id=a.delivery_id + "-again") for a in arrivals if a.delivery_id.endswith("terminated")]
+    summary = check([case], [*events, again], [*arrivals, *more], read_model).summary()
+    assert summary["duplicated_by_kind"] == {"event cn.sanji.item.terminated.v1": 1, "sms item_terminated": 1,
+                                             "email": 1}
+
+
+def test_a_completion_without_a_termination_behind_it_is_not_excused():
+    """Only a case a termination closed may complete without the load having completed it."""
+    case, events, arrivals, read_model = a_case_closed_by_its_timers()
+    events = [e for e in events if e.event_id != "e-end"]
+    arrivals = [a for a in arrivals if not a.delivery_id.endswith("terminated")]
+    summary = check([case], events, arrivals, {**read_model, "terminated_items": set()}).summary()
+    assert summary["duplicated_by_kind"] == {"sms case_completed": 1, "sms rating_invitation": 1, "email": 2}
+
+
+def test_an_item_terminated_in_routing_but_not_on_the_bus_disagrees():
+    case, events, arrivals, read_model = a_case_closed_by_its_timers()
+    events = [e for e in events if e.event_id != "e-end"]
+    arrivals = [a for a in arrivals if not a.delivery_id.endswith("terminated")]
+    summary = check([case], events, arrivals, read_model).summary()
+    assert summary["read_model_disagreements"] == 1
