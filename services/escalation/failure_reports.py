@@ -164,8 +164,11 @@ def file_report(principal: Principal, body: FailureReportFiling, *, unit_of_work
                                                              cause_code=body.cause_code,
                                                              time_limit_days=body.time_limit_days),
                       rules=rules, now=now)
+        # the answer is read inside the transaction: read after the commit, a database lost just then would turn a
+        # filing that was made into a 500, and the caller would file it again
+        view = report_view(uow, report, with_history=True)
         uow.commit()
-        return report_view(uow, report, with_history=True)
+        return view
 
 
 def _item_in_scope(uow: UnitOfWork, body: FailureReportFiling, prefix: str) -> EscalationItem | None:
@@ -240,8 +243,9 @@ def act(report_id: str, action: ReportAction, principal: Principal, body, *, uni
     with unit_of_work as uow:
         report = _find_in_scope(uow, report_id, principal, rules, for_update=True)
         ACTIONS[action](uow, report, principal, body, rules=rules, now=now)
+        view = report_view(uow, report, with_history=True)   # read before the commit, as for a filing (above)
         uow.commit()
-        return report_view(uow, report, with_history=True)
+        return view
 
 
 def _classify(uow, report: FailureReport, principal: Principal, body: Classification, *, rules, now) -> None:
