@@ -60,7 +60,7 @@ class CaseTruth:
     plan: str = "complete"    # complete, supplement, return, open
     completed: bool = False   # every item resolved by an action answered 200
     ambiguous: int = 0        # actions whose answer was lost (their effect is then read back, not assumed)
-    whistle: str | None = None    # "acknowledge" or "unanswered": an open single matter the street whistles on
+    whistle: str | None = None    # "acknowledge", or "leave" to its limit: an open single matter the street whistles on
     calls: dict[str, str] = field(default_factory=dict)   # call id -> acknowledged, unanswered or ambiguous
 
     @property
@@ -106,7 +106,7 @@ class MixedLoad:
         truth = CaseTruth(str(uuid.uuid4()), f"139{number:08d}", f"chaos-{number}@resident.example",
                           bundle, 4 if bundle else 1, plan=plan)
         if plan == "open" and not bundle and self.escalation_url:
-            truth.whistle = "acknowledge" if number % 20 == 5 else "unanswered"   # what the department will do
+            truth.whistle = "acknowledge" if number % 20 == 5 else "leave"   # what the department will do
         with self._lock:
             self.cases[truth.submission_id] = truth
         return truth
@@ -273,17 +273,16 @@ class MixedLoad:
             answer = requests.post(f"{self.escalation_url}/v1/items/{item_id}/whistle", headers=STREET_STAFF,
                                    json={"reason": "chaos: 街道吹哨"}, timeout=10)
             if answer.status_code == 201:
-                truth.calls = {call["call_id"]: "unanswered" for call in answer.json()["calls"]}
-                self.last_whistle_at = time.monotonic()
+                calls = answer.json()["calls"]
             elif answer.status_code == 409 and answer.json().get("reason") == "already_called":
                 record = requests.get(f"{self.escalation_url}/v1/items/{item_id}/escalation", headers=STREET_STAFF,
                                       timeout=10)
                 record.raise_for_status()
-                truth.calls = {call["call_id"]: "unanswered" for call in record.json()["calls"]
-                               if call["caller_level"] == "street"}
-                self.last_whistle_at = time.monotonic()
+                calls = [call for call in record.json()["calls"] if call["caller_level"] == "street"]
             else:
                 raise RuntimeError(f"whistle {answer.status_code}")   # e.g. 404 until escalation has the item
+            truth.calls = {call["call_id"]: "unanswered" for call in calls}
+            self.last_whistle_at = time.monotonic()
         if truth.whistle != "acknowledge":
             return
         for call_id, state in truth.calls.items():
