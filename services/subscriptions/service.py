@@ -14,6 +14,7 @@ from services.subscriptions.api import subscriptions_openapi
 from services.subscriptions.dependencies import Sinks
 from services.subscriptions.mandate import mandate_of
 from services.subscriptions.metrics import SubscriptionsCollector
+from services.subscriptions.retention import retention_targets
 from services.subscriptions.schemas import (
     RedeliveryRequest,
     ReplayRequest,
@@ -35,6 +36,8 @@ class SubscriptionsService(SanjiService):
     storage_collectors = {"subscriptions": SubscriptionsCollector}   # services/subscriptions/metrics.py
 
     sinks = Sinks()
+    # Pruned with the kernel's tables by the retention pass (shared.retention).
+    retention_targets = staticmethod(retention_targets)
 
     def _now(self) -> datetime:
         return self.clock.now().astimezone(UTC)

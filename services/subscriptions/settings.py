@@ -26,6 +26,11 @@ class SubscriptionsVariables(SanjiSettings):
 
     stream_max_age: str = setting("30D", "how long a subscription's stream keeps events (RabbitMQ `x-max-age`: a "
                                   "number and Y, M, D, h, m or s)")
+    retention_days: float = setting(
+        30.0, "a delivered delivery and its attempts, and then a matched event no delivery needs, are deleted this "
+        "many days after they were matched; a delivery's row also stops a late duplicate of its event from being "
+        "delivered again, so keep it at least `SANJI_RETENTION_PROCESSED_DAYS` (`docs/reliability.md`). Given-up and "
+        "owed deliveries, and the disclosure log, stay. `0`: kept for ever", ge=0, allow_inf_nan=False, kind="days")
     sweep_seconds: float = setting(1.0, "how often due deliveries (stream and webhook) are looked for; a matched "
                                    "event wakes the sweep at once", gt=0, allow_inf_nan=False)
     batch_size: int = setting(100, "deliveries claimed per sweep batch", ge=1, le=1000)

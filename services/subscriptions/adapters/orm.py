@@ -81,6 +81,9 @@ class MatchedEvent(Base):
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    # The retention job's query: events no delivery needs any more, oldest first (services/subscriptions/retention.py).
+    __table_args__ = (Index("ix_subscriptions_events_received", "received_at"),)
+
 
 class Delivery(Base):
     __tablename__ = "subscriptions_deliveries"
@@ -107,6 +110,11 @@ class Delivery(Base):
         # The sweeps' query: due rows, oldest first.
         Index("ix_subscriptions_deliveries_due", "status", "next_attempt_at"),
         Index("ix_subscriptions_deliveries_view", "subscription_id", "status", "seq"),
+        # The retention job's query: delivered rows, oldest first (services/subscriptions/retention.py); and whether
+        # an event is still needed by a delivery (also what deleting an event checks its foreign key with).
+        Index("ix_subscriptions_deliveries_delivered", "created_at",
+              postgresql_where=status == "delivered", sqlite_where=status == "delivered"),
+        Index("ix_subscriptions_deliveries_event", "event_id"),
     )
 
 
