@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notification.retention import retention_targets
+from services.subscriptions.retention import retention_targets as subscriptions_targets
 from shared.config import Settings, SettingsInvalid, nameko_config
 from shared.retention import (
     DEFAULT_BATCH_SIZE,
@@ -70,6 +71,16 @@ def test_notification_prunes_finished_deliveries_and_the_inbox_by_their_own_sett
     assert defaults == {"notification_deliveries": timedelta(days=90), "notification_inbox": timedelta(days=365)}
     with pytest.raises(SettingsInvalid):
         retention_targets({"SANJI_NOTIFICATION_RETENTION_DAYS": "-3"})
+
+
+def test_subscriptions_prunes_delivered_deliveries_and_then_unneeded_events_by_one_setting():
+    targets = subscriptions_targets({"SANJI_SUBSCRIPTIONS_RETENTION_DAYS": "45"})
+    assert [(target.name, target.retention) for target in targets] == [
+        ("subscriptions_deliveries", timedelta(days=45)), ("subscriptions_events", timedelta(days=45))]
+    assert {target.retention for target in subscriptions_targets({})} == {timedelta(days=30)}
+    assert {target.retention for target in subscriptions_targets({"SANJI_SUBSCRIPTIONS_RETENTION_DAYS": "0"})} == {None}
+    with pytest.raises(SettingsInvalid):
+        subscriptions_targets({"SANJI_SUBSCRIPTIONS_RETENTION_DAYS": "-1"})
 
 
 class FakeContainer:
