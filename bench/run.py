@@ -135,8 +135,13 @@ def department_listener(stack: Stack, seconds: float, queue: str = "bench.depart
     def on_event(event):
         arrivals.setdefault(event["data"]["case_id"], time.time())
 
-    listener = threading.Thread(target=subscribe, args=(stack.amqp_uri, queue, ["item.routed.#"], on_event),
-                                kwargs={"timeout": seconds, "ready": ready.set}, daemon=True)
+    def listen():
+        try:
+            subscribe(stack.amqp_uri, queue, ["item.routed.#"], on_event, timeout=seconds, ready=ready.set)
+        except Exception as exc:  # noqa: BLE001 - at the end the stack, its virtual host with it, is torn down under it
+            print(f"[bench] department listener stopped: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     ready.wait(10)
     return arrivals

@@ -28,6 +28,12 @@ The queue is durable and named by the department, so events published while the 
 down wait for it. Each body is a CloudEvents 1.0 JSON envelope (content type
 application/cloudevents+json); ``data`` holds codes and ids, never personal data. Events can arrive
 twice (the bus delivers at least once): dedupe on ``source`` + ``id``.
+
+Once it consumes, a lost connection (the broker restarting, a network fault, the broker cancelling the consumer
+when the queue's leader moves) is not the end: the subscriber connects again, after 1, 2, 4 … up to 30 seconds,
+declares its queue again and goes on from what the queue kept, and an event whose ack was lost with the
+connection comes again (the dedupe above). A refusal is final: a binding or queue outside the department's own
+(access refused), a wrong user or virtual host; so is a broker it could not reach at the start.
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-from amqp.exceptions import AccessRefused
+from amqp.exceptions import AccessRefused, IrrecoverableConnectionError, RecoverableConnectionError
 from kombu import Connection, Exchange, Queue, binding
+from kombu.exceptions import OperationalError
 
 # Passive: the exchange is Sanji's. A department's broker user may bind its own queues to it (only with
 # keys of its own department and jurisdiction) but not declare it, and never publish.
@@ -51,34 +58,78 @@ def department_queue(name: str, patterns: Iterable[str]) -> Queue:
                  durable=True, queue_arguments={"x-queue-type": "quorum"})
 
 
+# A connection lost (a socket error; the broker closing it, or cancelling the consumer; kombu's OperationalError when
+# connecting fails) is tried again. The broker's refusals (IrrecoverableConnectionError, AccessRefused) are not:
+# trying again would only be refused again.
+LOST_CONNECTION = (OSError, RecoverableConnectionError, OperationalError)
+RECONNECT_CAP_SECONDS = 30.0
+
+
 def subscribe(amqp_uri: str, queue_name: str, patterns: Iterable[str], on_event: Callable[[dict], None], *,
               max_messages: int | None = None, timeout: float | None = None,
               ready: Callable[[], None] | None = None) -> int:
-    """Consume events until ``max_messages`` arrived or ``timeout`` seconds passed; returns the count."""
+    """Consume events until ``max_messages`` arrived or ``timeout`` seconds passed; returns the count. ``ready`` is
+    called once, when the first consumer is in place. A connection lost after that is made again (module
+    docstring); one that never got going raises, as a refusal does."""
     received = 0
     deadline = None if timeout is None else time.monotonic() + timeout
-    with Connection(amqp_uri) as connection:
-        queue = department_queue(queue_name, patterns)
+    pause, consumed_once = 1.0, False
+    while max_messages is None or received < max_messages:
+        try:
+            received += _consume(amqp_uri, department_queue(queue_name, patterns), on_event, deadline,
+                                 None if max_messages is None else max_messages - received,
+                                 None if consumed_once else ready)
+            break
+        except _Lost as lost:
+            received += lost.received
+            if not (consumed_once or lost.consuming):
+                raise lost.__cause__ from None   # never got going: a wrong address or a broker down, say so at once
+            if lost.consuming:
+                consumed_once, pause = True, 1.0     # it had worked: start the backoff again
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                break
+            print(f"department_subscriber: connection lost ({type(lost.__cause__).__name__}); again in {pause:g}s",
+                  file=sys.stderr)
+            time.sleep(pause)
+            pause = min(pause * 2, RECONNECT_CAP_SECONDS)
+    return received
 
-        def handle(body, message):
-            nonlocal received
-            # Decode the bytes ourselves: no serializer registration needed for the CloudEvents type.
-            on_event(json.loads(message.body))
-            message.ack()
-            received += 1
 
-        with connection.Consumer(queue, callbacks=[handle], accept=None, no_ack=False) as consumer:
-            consumer.qos(prefetch_count=50)
-            if ready is not None:
-                ready()
-            while max_messages is None or received < max_messages:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                try:
-                    connection.drain_events(timeout=min(1.0, remaining) if remaining else 1.0)
-                except TimeoutError:
-                    continue
+class _Lost(Exception):
+    def __init__(self, received: int, consuming: bool):
+        super().__init__("connection lost")
+        self.received, self.consuming = received, consuming
+
+
+def _consume(amqp_uri: str, queue: Queue, on_event: Callable[[dict], None], deadline: float | None,
+             wanted: int | None, ready: Callable[[], None] | None) -> int:
+    """One connection's worth of consuming; raises _Lost (with what it received) when the connection is lost."""
+    received, consuming = 0, False
+    try:
+        with Connection(amqp_uri) as connection:
+
+            def handle(body, message):
+                nonlocal received
+                # Decode the bytes ourselves: no serializer registration needed for the CloudEvents type.
+                on_event(json.loads(message.body))
+                message.ack()
+                received += 1
+
+            with connection.Consumer(queue, callbacks=[handle], accept=None, no_ack=False) as consumer:
+                consumer.qos(prefetch_count=50)
+                consuming = True
+                if ready is not None:
+                    ready()
+                while wanted is None or received < wanted:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    try:
+                        connection.drain_events(timeout=min(1.0, remaining) if remaining else 1.0)
+                    except TimeoutError:
+                        continue
+    except LOST_CONNECTION as exc:
+        raise _Lost(received, consuming) from exc
     return received
 
 
@@ -104,10 +155,12 @@ def main() -> int:
                   timeout=args.timeout, ready=lambda: print(f"listening on {args.queue}", file=sys.stderr))
     except KeyboardInterrupt:
         return 0
-    except AccessRefused as exc:  # a binding outside the department's own keys, a queue not named after it
+    except (AccessRefused, IrrecoverableConnectionError) as exc:
+        # a wrong user or password, a binding outside the department's own keys, a queue not named after it, no
+        # such virtual host
         print(f"department_subscriber: the broker refused: {exc.reply_text}", file=sys.stderr)
         return 1
-    except OSError as exc:
+    except LOST_CONNECTION as exc:   # at the start: once it consumed, a lost connection is made again
         print(f"department_subscriber: cannot reach the broker: {exc}", file=sys.stderr)
         return 1
     return 0

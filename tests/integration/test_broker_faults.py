@@ -34,7 +34,7 @@ from shared.nameko_ext import EventConsumer
 from shared.rpc import GuardedRpc
 from shared.topology import ROUTING_CASE_SUBMITTED
 from tests.integration.test_routing_consumer import case_submitted
-from tests.support.bus import publish_raw
+from tests.support.bus import close_connections_of, publish_raw
 from tests.support.db import count_rows
 from tests.support.tcp_proxy import ResettingProxy
 
@@ -83,19 +83,6 @@ class HeldRouting(RoutingService):
 
         unit_of_work.commit = commit_when_released
         handlers.route_submitted_case(event, unit_of_work=unit_of_work, rules=self.rules)
-
-
-def close_connections_of(rabbit_manager, vhost: str, timeout: float = 20.0) -> int:
-    """Close every connection of the vhost through the management API (once they are listed there)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        connections = [c for c in rabbit_manager.get_connections() if c.get("vhost") == vhost]
-        if connections:
-            for connection in connections:
-                rabbit_manager.delete_connection(connection["name"])
-            return len(connections)
-        eventlet.sleep(0.25)
-    raise AssertionError(f"no connection of vhost {vhost} appeared in the management API")
 
 
 def wait_for_rows(database_url: str, table: str, count: int, timeout: float = 30.0) -> int:

@@ -75,3 +75,16 @@ class EventFollower:
 
     def stop(self):
         self._thread.kill()
+
+
+def close_connections_of(rabbit_manager, vhost: str, timeout: float = 20.0) -> int:
+    """Close every connection of the vhost through the management API (once they are listed there)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connections = [c for c in rabbit_manager.get_connections() if c.get("vhost") == vhost]
+        if connections:
+            for connection in connections:
+                rabbit_manager.delete_connection(connection["name"])
+            return len(connections)
+        eventlet.sleep(0.25)
+    raise AssertionError(f"no connection of vhost {vhost} appeared in the management API")
