@@ -33,7 +33,6 @@ arrived; None (the run fails) when one never did.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -55,10 +54,6 @@ TIMER_EVENT_KEYS = {
 }
 TIMER_TYPES = {TERMINATED, REMINDER, *TIMER_EVENT_KEYS}
 REMINDER_SWEEPS_S = 60      # two sweeps of each routing replica (services/routing/service.py: every 30 s)
-
-
-def say(message: str) -> None:
-    print(f"[chaos {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 def deadline_firings(records) -> dict[str, list]:
@@ -113,14 +108,15 @@ class TimersUnderLoad:
     def outcome(self) -> dict:
         """The timers' expected and fired sets for the checker; completes the two steps' fault entries."""
         system = self.system
-        records = [r for r in system.subscriber.snapshot() if r.at >= self.steps[0]["stepped_at"]]
+        everything = system.subscriber.snapshot()
+        records = [r for r in everything if r.at >= self.steps[0]["stepped_at"]]
         terminations = {r.event_id: r for r in records if r.type == TERMINATED}
         reminders = {r.event_id: r for r in records if r.type == REMINDER}
         open_bundles = {c.case_id for c in self.load.acknowledged() if c.bundle and c.plan == "open"}
         deferrals = system.rows("SELECT d.case_id, d.item_id, d.material_code, d.due_date, d.state, i.status"
                                 " FROM routing_deferred_materials d JOIN routing_items i ON i.id = d.item_id")
         routed_at: dict[str, float] = {}
-        for record in system.subscriber.snapshot():
+        for record in everything:
             if record.type == ROUTED:
                 item = (record.data or {}).get("item_id")
                 routed_at[item] = min(routed_at.get(item, record.at), record.at)
@@ -170,8 +166,6 @@ class TimersUnderLoad:
             entry.update(events_stamped_ahead=moved, timers_fired=len(timer_records), expected_firings=len(expected),
                          fired_during_faults=dict(during), recovery_s=settled,
                          verified=moved > 0 and bool(timer_records) and bool(during))
-            say(f"  {entry['fault']}: verified={entry['verified']}, {len(timer_records)} timer events, "
-                f"{len(expected)} expected firings settled in {settled}s, during {dict(during)}")
 
 
 def _stamped_ahead(record, days: int) -> bool:

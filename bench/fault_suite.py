@@ -718,6 +718,10 @@ def main_run(rabbit: PrivateRabbit, postgres: PrivatePostgres, args) -> dict:
         events = [r for r in system.subscriber.snapshot() if not r.event_id.startswith(ours)]
         arrivals_before = list(system.arrivals())
         verdict = check(cases, events, arrivals_before, read_model, timers.outcome())
+        for step in timers.steps:
+            say(f"  {step['fault']}: verified={step['verified']}, {step['timers_fired']} timer events, "
+                f"{step['expected_firings']} expected firings settled in {step['recovery_s']}s, "
+                f"during {step['fired_during_faults']}")
         # the timers last, on their own: a jump of the clock makes every open item's deadlines and expiries fall
         # due, whose effects (terminations, escalations, their messages) the cases' expectations do not include
         jump = clock_jump(system, faults)

@@ -51,17 +51,13 @@ def test_a_broker_not_reachable_at_the_start_is_an_error_at_once():
     assert time.monotonic() - started < 10      # not retried until the timeout
 
 
-def test_the_command_line_says_in_one_line_that_the_broker_cannot_be_reached(monkeypatch, capsys):
+@pytest.mark.parametrize(("amqp_uri", "said"), [
+    ("amqp://guest:guest@127.0.0.1:9/", "cannot reach the broker:"),
+    ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost", "the broker refused: NOT_ALLOWED"),
+])
+def test_the_command_line_says_in_one_line_why_it_cannot_follow_the_bus(monkeypatch, capsys, amqp_uri, said):
     monkeypatch.setattr("sys.argv", ["department_subscriber.py", "--queue", "dept-qixia-police.items", "--bind",
-                                     "item.#", "--amqp-uri", "amqp://guest:guest@127.0.0.1:9/"])
+                                     "item.#", "--amqp-uri", amqp_uri])
     assert department_subscriber.main() == 1
     error = capsys.readouterr().err
-    assert error.startswith("department_subscriber: cannot reach the broker:") and "Traceback" not in error
-
-
-def test_the_command_line_says_in_one_line_that_the_broker_refused(monkeypatch, capsys):
-    monkeypatch.setattr("sys.argv", ["department_subscriber.py", "--queue", "dept-qixia-police.items", "--bind",
-                                     "item.#", "--amqp-uri", "amqp://guest:guest@127.0.0.1:5672/no-such-vhost"])
-    assert department_subscriber.main() == 1
-    error = capsys.readouterr().err
-    assert error.startswith("department_subscriber: the broker refused: NOT_ALLOWED") and "Traceback" not in error
+    assert error.startswith(f"department_subscriber: {said}") and "Traceback" not in error

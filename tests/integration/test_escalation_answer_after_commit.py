@@ -7,7 +7,7 @@ test_routing_answer_after_commit.py)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, exc, select
+from sqlalchemy import select
 
 from services.escalation import failure_reports
 from services.escalation.adapters.orm import FailureReport
@@ -19,9 +19,8 @@ from shared.auth import Principal
 from shared.catalogue import load_catalogue
 from shared.clock import FrozenClock
 from shared.config import REPO_ROOT
-from shared.db import create_db_engine, normalise_url, session_factory
-from shared.outbox import UnitOfWork
 from shared.workdays import WorkdayCalendar
+from tests.support.db import DatabaseLostAfterCommit
 from tests.support.routing_harness import at
 
 pytestmark = pytest.mark.integration
@@ -38,57 +37,34 @@ def rules() -> EscalationRules:
 
 
 @pytest.fixture
-def losing_database(database_url):
-    """A session factory, and a unit of work whose database is gone the moment after its commit."""
-    engine = create_db_engine(normalise_url(database_url))
-    lost = {"database": False}
-
-    @event.listens_for(engine, "do_connect")
-    def refuse_once_lost(dialect, connection_record, cargs, cparams):
-        if lost["database"]:
-            raise exc.OperationalError("connect", {}, Exception("connection refused: the database is gone"))
-
-    class LosesTheDatabaseAfterItsCommit(UnitOfWork):
-        def commit(self):
-            super().commit()
-            lost["database"] = True
-            self.session.close()      # its connection goes back to the pool ...
-            engine.dispose()          # ... which is emptied: any later read needs a new connection, refused
-
-    factory = session_factory(engine)
-
-    def losing_unit_of_work():
-        return LosesTheDatabaseAfterItsCommit(factory, source="/sanji/escalation", clock=FrozenClock(AT))
-
-    yield factory, losing_unit_of_work, lost
-    engine.dispose()
+def database(database_url):
+    database = DatabaseLostAfterCommit(database_url, source="/sanji/escalation", clock=FrozenClock(AT))
+    yield database
+    database.close()
 
 
-def test_a_filing_committed_just_before_the_database_is_lost_is_answered_with_its_history(losing_database):
-    factory, losing_unit_of_work, lost = losing_database
+def test_a_filing_committed_just_before_the_database_is_lost_is_answered_with_its_history(database):
     body = FailureReportFiling(community_code=XINHE, report_class="simple", cause_code="unclear-guidance",
                                note="不清楚要带哪些材料")
 
-    view = failure_reports.file_report(CLERK, body, unit_of_work=losing_unit_of_work(), rules=rules(), now=AT)
+    view = failure_reports.file_report(CLERK, body, unit_of_work=database.unit_of_work(), rules=rules(), now=AT)
 
     assert (view.status, [entry.action for entry in view.history]) == ("open", ["file", "classify"])
-    lost["database"] = False
-    with factory() as session:
+    database.restore()
+    with database.factory() as session:
         assert session.scalar(select(FailureReport.status).where(FailureReport.report_id == view.report_id)) == "open"
 
 
-def test_an_action_committed_just_before_the_database_is_lost_is_answered_with_its_effect(losing_database):
-    factory, losing_unit_of_work, lost = losing_database
+def test_an_action_committed_just_before_the_database_is_lost_is_answered_with_its_effect(database):
     body = FailureReportFiling(community_code=XINHE, report_class="simple", cause_code="unclear-guidance")
-    filed = failure_reports.file_report(CLERK, body, unit_of_work=UnitOfWork(factory, source="/sanji/escalation",
-                                                                             clock=FrozenClock(AT)),
-                                        rules=rules(), now=AT)
+    filed = failure_reports.file_report(CLERK, body, unit_of_work=database.plain_unit_of_work(), rules=rules(),
+                                        now=AT)
 
     view = failure_reports.act(filed.report_id, ReportAction.CLOSE, CLERK, Closure(outcome="solved", note="当场告知"),
-                               unit_of_work=losing_unit_of_work(), rules=rules(), now=AT)
+                               unit_of_work=database.unit_of_work(), rules=rules(), now=AT)
 
     assert (view.status, view.history[-1].action) == ("closed", "close")
-    lost["database"] = False
-    with factory() as session:
+    database.restore()
+    with database.factory() as session:
         assert session.scalar(select(FailureReport.status).where(FailureReport.report_id == filed.report_id)) == \
             "closed"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, exc, select
+from sqlalchemy import select
 
 from services.routing import handlers, item_actions
 from services.routing.adapters.orm import RoutedItem
@@ -17,11 +17,10 @@ from services.routing.schemas import NoBody
 from shared.auth import Principal
 from shared.catalogue import load_catalogue
 from shared.clock import FrozenClock
-from shared.db import create_db_engine, normalise_url, session_factory
 from shared.events import CaseSubmittedV1, CloudEvent
-from shared.outbox import UnitOfWork
 from shared.workdays import WorkdayCalendar
 from tests.support.cases import XINHE_COMMUNITY
+from tests.support.db import DatabaseLostAfterCommit
 
 pytestmark = pytest.mark.integration
 
@@ -34,38 +33,23 @@ def test_an_action_committed_just_before_the_database_is_lost_is_answered_with_i
     rules = WorkRules(load_catalogue(shipped_catalogue_dir),
                       WorkdayCalendar.from_file(shipped_catalogue_dir.parent.parent / "config" /
                                                 "calendar-overrides.yaml"))
-    engine = create_db_engine(normalise_url(database_url))
-    lost = {"database": False}
-
-    @event.listens_for(engine, "do_connect")
-    def refuse_once_lost(dialect, connection_record, cargs, cparams):
-        if lost["database"]:
-            raise exc.OperationalError("connect", {}, Exception("connection refused: the database is gone"))
-
-    class LosesTheDatabaseAfterItsCommit(UnitOfWork):
-        def commit(self):
-            super().commit()
-            lost["database"] = True
-            self.session.close()      # its connection goes back to the pool ...
-            engine.dispose()          # ... which is emptied: any later read needs a new connection, refused
-
-    factory = session_factory(engine)
+    database = DatabaseLostAfterCommit(database_url, source="/sanji/routing", clock=FrozenClock(AT))
+    factory = database.factory
     submitted = CaseSubmittedV1(case_id="case-000001", case_number="SJ20261130-000001",
                                 community_code=XINHE_COMMUNITY, catalogue_version="test", bundle_code=None,
                                 matter_codes=("employment-registration",), channel="kiosk",
                                 applicant_masked_name="刘**", submitted_at=AT)
     handlers.route_submitted_case(CloudEvent.wrap(submitted, source="/sanji/intake", time=AT),
-                                  unit_of_work=UnitOfWork(factory, source="/sanji/routing", clock=FrozenClock(AT)),
+                                  unit_of_work=database.plain_unit_of_work(),
                                   rules=rules)
     with factory() as session:
         item_id = session.scalar(select(RoutedItem.id))
 
     view = item_actions.act(item_id, Action.CLAIM, CLERK, NoBody(), rules=rules, now=AT,
-                            unit_of_work=LosesTheDatabaseAfterItsCommit(factory, source="/sanji/routing",
-                                                                        clock=FrozenClock(AT)))
+                            unit_of_work=database.unit_of_work())
 
     assert (view.item_id, view.status) == (item_id, "claimed")
-    lost["database"] = False
+    database.restore()
     with factory() as session:
         assert session.scalar(select(RoutedItem.status).where(RoutedItem.id == item_id)) == "claimed"
-    engine.dispose()
+    database.close()

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from sqlalchemy import create_engine, func, select, table
+from sqlalchemy import create_engine, event, exc, func, select, table
 
-from shared.db import normalise_url
+from shared.db import create_db_engine, normalise_url, session_factory
+from shared.outbox import UnitOfWork
 
 
 def count_rows(database_url: str, *table_names: str) -> dict[str, int]:
@@ -34,3 +35,46 @@ def outbox_bodies(database_url: str, event_type_suffix: str) -> list[dict]:
     finally:
         engine.dispose()
     return [json.loads(body) for body in bodies]
+
+
+
+class _LosesTheDatabaseAfterItsCommit(UnitOfWork):
+    def __init__(self, database: DatabaseLostAfterCommit):
+        super().__init__(database.factory, source=database.source, clock=database.clock)
+        self._database = database
+
+    def commit(self):
+        super().commit()
+        self._database.lost = True
+        self.session.close()                 # its connection goes back to the pool ...
+        self._database.engine.dispose()      # ... which is emptied: any later read needs a new connection, refused
+
+
+class DatabaseLostAfterCommit:
+    """A database that is gone the moment after a commit: ``factory`` gives sessions as usual, ``unit_of_work()`` one
+    whose commit succeeds and then loses the database (the pool emptied, every new connection refused), so that
+    anything read after the commit fails as it would if the server went away just then. ``restore()`` brings it
+    back, to check what was committed."""
+
+    def __init__(self, database_url: str, *, source: str, clock):
+        self.engine = create_db_engine(normalise_url(database_url))
+        self.factory = session_factory(self.engine)
+        self.source, self.clock, self.lost = source, clock, False
+        event.listen(self.engine, "do_connect", self._refuse_once_lost)
+
+    def _refuse_once_lost(self, dialect, connection_record, cargs, cparams):
+        if self.lost:
+            raise exc.OperationalError("connect", {}, Exception("connection refused: the database is gone"))
+
+    def unit_of_work(self) -> UnitOfWork:
+        """Loses the database just after its commit."""
+        return _LosesTheDatabaseAfterItsCommit(self)
+
+    def plain_unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.factory, source=self.source, clock=self.clock)
+
+    def restore(self) -> None:
+        self.lost = False
+
+    def close(self) -> None:
+        self.engine.dispose()
